@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 #: A region code. Four today; a city platform or an upper-level gateway may add more.
@@ -19,3 +20,20 @@ Entity = Literal["person", "residence", "social_insurance", "enterprise", "credi
 
 #: One record in the unified vocabulary: snake_case field names, ISO dates, 万元 amounts.
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Caller:
+    """Who is asking: the verified claims of the caller's token.
+
+    Attributes:
+        app: the caller application's id (JWT ``sub``).
+        region: the caller's home region (``SH``/``JS``/``ZJ``/``AH``) or ``NATIONAL``.
+        roles: the caller's roles, e.g. ``("one_stop_app",)``.
+        subject: for a citizen's own token, the ID number it speaks for.
+    """
+
+    app: str
+    region: str
+    roles: tuple[str, ...]
+    subject: str | None = None
