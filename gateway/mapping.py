@@ -7,7 +7,7 @@ and field named, never at query time; ``gateway.sql`` turns it into SQL.
 
 >>> mapping = load_mapping("gateway/mappings/zj.toml")  # doctest: +SKIP
 >>> mapping.compile_fetch("person", "id_number")  # doctest: +SKIP
-'SELECT ("sfzh")::text AS "id_number", ... FROM "t_rk_jbxx" WHERE "sfzh" = ANY($1::text[])'
+'SELECT ("sfzh")::text AS "id_number", ... FROM "t_rk_jbxx" WHERE ("sfzh")::text = ANY($1::text[])'
 
 Beyond the shape of the file, the checks hold the value conventions: a date
 field must say how its value holds a date, only money fields are numeric,
@@ -78,16 +78,6 @@ class FieldSpec:
     codes: tuple[tuple[str, str], ...] | None = None
     date: DateFormat | None = None
     scale: Decimal | None = None
-
-    @property
-    def is_plain(self) -> bool:
-        """A bare column or document path, compared as is (no transform)."""
-        return (
-            self.const is None
-            and self.codes is None
-            and self.date is None
-            and (self.name not in MONEY_FIELDS)
-        )
 
 
 @dataclass(frozen=True, kw_only=True)

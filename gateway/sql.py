@@ -7,11 +7,13 @@ text for everything else. Constants, code tables and table names come from a
 checked mapping (``gateway.mapping``); caller values only ever travel as
 parameters.
 
-Look-ups compare as text. A field mapped to a plain column is compared as the
-bare column, so an ordinary index on it serves the batch; any other field is
-compared as its compiled expression. For a JSON path that expression is
-``("doc" #>> '{idNumber}')``: a native expression index must be written with
-exactly that operator and path (``doc ->> 'idNumber'`` is a different
+Look-ups compare as text. A plain column is compared as ``("col")::text``:
+for a text or varchar column the planner sees through that cast, so an
+ordinary index on the column serves the batch, and a column of another type
+(a bigint id) still compares, served by an expression index ``((col::text))``.
+Any other field is compared as its compiled expression. For a JSON path that
+is ``("doc" #>> '{idNumber}')``: a native expression index must be written
+with exactly that operator and path (``doc ->> 'idNumber'`` is a different
 expression and will not be used).
 
 Prefix search compares in the "C" collation (code-point order, which is how
@@ -74,7 +76,7 @@ def fetch_sql(mapping: EntityMapping, field: str) -> str:
 
     Each part filters its own table, so each can use its own index::
 
-        SELECT <fields> FROM "a" WHERE "k" = ANY($1::text[])
+        SELECT <fields> FROM "a" WHERE ("k")::text = ANY($1::text[])
         UNION ALL SELECT <fields> FROM "b" WHERE ("doc" #>> '{k}') = ANY($1::text[])
     """
     _check_field(mapping.entity, field)
@@ -92,9 +94,10 @@ def search_sql(mapping: EntityMapping, field: str, *, after: bool) -> str:
     from :func:`prefix_bounds`; with ``after``, ``$3``, ``$4`` the (field, key)
     of the last row of the previous page; last, the page size::
 
-        SELECT <fields> FROM "e" WHERE "name" COLLATE "C" >= $1 AND "name" COLLATE "C" < $2
-          AND ("name" COLLATE "C", "uscc" COLLATE "C") > ($3::text, $4::text)
-          ORDER BY "name" COLLATE "C", "uscc" COLLATE "C" LIMIT $5
+        SELECT <fields> FROM "e" WHERE ("name")::text COLLATE "C" >= $1
+          AND ("name")::text COLLATE "C" < $2
+          AND (("name")::text COLLATE "C", ("uscc")::text COLLATE "C") > ($3::text, $4::text)
+          ORDER BY ("name")::text COLLATE "C", ("uscc")::text COLLATE "C" LIMIT $5
 
     Several parts each take their own page, and the union is cut to one page.
     """
@@ -192,12 +195,14 @@ def _value_expr(part: Part, spec: FieldSpec) -> str:
 
 
 def _lookup_expr(part: Part, field: str) -> str:
-    """The text expression a look-up compares; a bare column when the field is one."""
+    """The text expression a look-up compares, parenthesised for COLLATE."""
     spec = part.fields[field]
-    if spec.is_plain:
-        return _source_expr(part, spec)
     value = _value_expr(part, spec)
-    return f"({value})::text" if field in MONEY_FIELDS else f"({value})"
+    if field in MONEY_FIELDS:
+        return f"({value})::text"
+    if spec.path is not None or (spec.column is not None and value == _as_text(part, spec)):
+        return value  # already ("doc" #>> '{...}') or ("col")::text
+    return f"({value})"
 
 
 def _select_list(part: Part) -> str:

@@ -1,0 +1,109 @@
+"""The extension point for regional sources: one class per source kind.
+
+A source serves the rows of one region in the unified vocabulary
+(``gateway/entities.py``). It answers two batched questions, each in one
+backend round trip, and nothing else, so that a source which is itself another
+gateway (the national - provincial - city cascade) fits the same shape:
+
+- :meth:`Source.fetch`: the rows of an entity whose field is one of some values
+  ("persons with these ID numbers", "credit records of these subjects");
+- :meth:`Source.search`: a page of rows whose field starts with a prefix.
+
+A source raises :class:`~gateway.errors.SourceUnavailable` naming its region
+when its backend cannot answer, so the gateway can return a partial result.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol
+
+from gateway.types import Row
+
+__all__ = ["QueryObserver", "Source"]
+
+
+class QueryObserver(Protocol):
+    """Called by a source after every backend query it completes.
+
+    Tests count queries with it; tracing and metrics hook in the same way. It
+    receives sizes and timing, never values: a key can be personal data.
+
+    >>> def log_query(region, entity, field, keys, rows, seconds):
+    ...     print(f"{region} {entity}.{field}: {keys} keys -> {rows} rows")
+    >>> log_query("ZJ", "person", "id_number", 100, 98, 0.002)
+    ZJ person.id_number: 100 keys -> 98 rows
+    """
+
+    def __call__(
+        self, region: str, entity: str, field: str, keys: int, rows: int, seconds: float, /
+    ) -> None: ...
+
+
+class Source(ABC):
+    """Rows of one region, in the unified vocabulary.
+
+    Subclasses implement :meth:`fetch`, :meth:`search` and :meth:`ping`;
+    :meth:`start` and :meth:`close` do nothing unless the kind holds resources.
+
+    >>> async def persons(source: Source, ids: list[str]) -> list[Row]:
+    ...     async with source:
+    ...         return await source.fetch("person", "id_number", ids)
+
+    Attributes:
+        region: the region code whose data this source serves.
+    """
+
+    region: str
+
+    # Optional hooks, empty on purpose: a kind that holds nothing overrides neither.
+    async def start(self) -> None:  # noqa: B027
+        """Get ready to serve. Must not fail because the backend is down right now."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release whatever the source holds."""
+
+    @abstractmethod
+    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
+        """The rows of ``entity`` whose ``field`` is one of ``values``, in one round trip.
+
+        Covers both "rows for these keys" (``fetch("person", "id_number", ids)``)
+        and "rows related to these subjects" (``fetch("credit_record",
+        "subject_id", ids)``). Rows come in no particular order; an entity the
+        region does not hold yields no rows.
+        """
+
+    @abstractmethod
+    async def search(
+        self,
+        entity: str,
+        field: str,
+        prefix: str,
+        *,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Up to ``limit`` rows whose ``field`` starts with ``prefix``, in one round trip.
+
+        Rows are ordered by (``field``, key) in code-point order, the key being
+        the entity's unique key (``gateway.sql.SEARCH_KEYS``); ``after`` is the
+        (field, key) of the last row of the previous page.
+        """
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return if the backend answers, else raise ``SourceUnavailable``."""
+
+    async def __aenter__(self) -> Source:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
