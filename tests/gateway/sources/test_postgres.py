@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from gateway.errors import ConfigError, SourceUnavailable
@@ -423,6 +425,29 @@ async def test_an_entity_the_region_does_not_hold_answers_no_rows(
         assert await source.fetch("residence", "person_id", [ZHANG]) == []
         with pytest.raises(ValueError, match="unknown field"):
             await source.fetch("residence", "nonsense", [ZHANG])
+
+
+async def test_concurrent_first_uses_share_one_pool(
+    dsn: str, mapping: RegionMapping, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = []
+    create_pool = asyncpg.create_pool
+
+    def counting_create_pool(*args: object, **kwargs: object) -> asyncpg.Pool:
+        made.append(1)
+        return create_pool(*args, **kwargs)
+
+    monkeypatch.setattr(asyncpg, "create_pool", counting_create_pool)
+    source = PostgresSource("SH", dsn, mapping, max_size=2, timeout=5)  # not started
+    try:
+        results = await asyncio.gather(
+            *(source.fetch("person", "id_number", [ZHANG]) for _ in range(10))
+        )
+    finally:
+        await source.close()
+
+    assert [len(rows) for rows in results] == [1] * 10
+    assert made == [1]
 
 
 async def test_ping_answers_when_the_database_does(source: PostgresSource) -> None:
