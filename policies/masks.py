@@ -1,0 +1,183 @@
+"""Masking rules: deterministic, type-preserving replacements for a field's value.
+
+A field whose grade is one above the caller's clearance is shown masked (see
+``decisions.py``); ``catalog.toml`` names the rule for each field. Every rule
+keeps the value a string of the same kind, so a masked response still fits the
+schema, and gives the same output for the same input, so two masked records of
+one person still look alike. The rules follow the de-identification examples of
+GB/T 35273-2020 (personal information security specification) and GB/T
+37964-2019 (guide for de-identifying personal information):
+
+============  ===========================================  ======================
+rule          keeps                                        example
+============  ===========================================  ======================
+ID_NUMBER     first 6 (area code) and last 4 characters    ``110105********002X``
+NAME          the first character (the surname)           ``张**``
+PHONE         the first 3 and the last 4 digits            ``138****5678``
+ADDRESS       province, city and district                  ``江苏省南京市玄武区***``
+DATE          the year                                     ``1985-**-**``
+HASH          nothing: a keyed pseudonym (HMAC-SHA256)     ``9f2c…`` (32 hex)
+============  ===========================================  ======================
+
+``HASH`` needs a secret shared by every deployment of the gateway (so the
+pseudonym of one value is the same in every region and masked records can still
+be joined) and kept from callers (so a pseudonym cannot be reversed by hashing
+guesses). The secret is passed in, never read here: see ``resolve_mask_secret``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway.errors import ConfigError
+
+#: A mask rule: the clear value in, the masked value out.
+MaskFunction = Callable[[Any], str]
+
+#: Used for ``HASH`` only in development mode, when no secret is configured.
+DEV_MASK_SECRET = b"deltagate-development-mask-secret-not-for-production"
+
+_FILL = "*"
+
+
+def mask_id_number(value: Any) -> str:
+    """Keep the first 6 characters (the issuing area code) and the last 4.
+
+    GB/T 35273-2020 Annex A gives this shape as its example; the birth date and
+    sequence in between are what identify the person. A value too short to
+    keep 6 + 4 and still hide something is hidden entirely.
+    """
+    text = str(value)
+    if len(text) <= 10:
+        return _FILL * len(text)
+    return text[:6] + _FILL * (len(text) - 10) + text[-4:]
+
+
+def mask_name(value: Any) -> str:
+    """Keep the first character (for a Chinese name, the surname)."""
+    text = str(value)
+    if len(text) <= 1:
+        return _FILL * len(text)
+    return text[0] + _FILL * (len(text) - 1)
+
+
+def mask_phone(value: Any) -> str:
+    """Keep the first 3 digits (the carrier prefix) and the last 4.
+
+    Only digits are counted and replaced, so separators such as ``021-`` stay
+    where they are. A number with 7 digits or fewer has all of them hidden.
+    """
+    text = str(value)
+    digits = sum(ch.isdigit() for ch in text)
+    if digits <= 7:
+        return "".join(_FILL if ch.isdigit() else ch for ch in text)
+    out: list[str] = []
+    seen = 0
+    for ch in text:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= 3 or seen > digits - 4 else _FILL)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# Chinese addresses start with the administrative divisions of GB/T 2260, largest
+# first: province (省/自治区, or one of the four municipalities, 市), prefecture
+# city (市/州/盟/地区; absent under a municipality), then the county-level
+# division (区/县/县级市/旗). A division name holds no digits and none of the
+# street-level words, which keeps a street such as "中山路1号小区" from being
+# taken for a district.
+_NOT_STREET = r"[^\d路街道号巷弄村镇乡栋室楼*]"
+_PROVINCE = re.compile(rf"{_NOT_STREET}{{2,7}}?(?:省|自治区|特别行政区|市)")
+_CITY = re.compile(rf"{_NOT_STREET}{{1,9}}?(?:市|自治州|州|盟|地区)")
+_DISTRICT = re.compile(rf"{_NOT_STREET}{{1,9}}?(?:区|县|市|旗)")
+
+
+def address_divisions(text: str) -> str:
+    """The province/city/district prefix of an address ('' if none is recognised)."""
+    province = _PROVINCE.match(text)
+    if province is None:
+        return ""
+    end = province.end()
+    if not province.group().endswith("市"):
+        city = _CITY.match(text, end)
+        if city is None:
+            return text[:end]
+        end = city.end()
+    district = _DISTRICT.match(text, end)
+    if district is not None:
+        end = district.end()
+    return text[:end]
+
+
+def mask_address(value: Any) -> str:
+    """Keep province, city and district; replace the rest with ``***``.
+
+    An address whose divisions cannot be recognised keeps nothing.
+    """
+    return address_divisions(str(value)) + _FILL * 3
+
+
+_ISO_YEAR = re.compile(r"\d{4}(?=-)")
+
+
+def mask_date(value: Any) -> str:
+    """Keep the year of an ISO date: ``1985-06-15`` → ``1985-**-**``."""
+    if isinstance(value, dt.date):
+        return f"{value.year:04d}-**-**"
+    year = _ISO_YEAR.match(str(value))
+    return f"{year.group() if year else '****'}-**-**"
+
+
+def keyed_pseudonym(value: Any, *, secret: bytes) -> str:
+    """HMAC-SHA256 of the value under the secret, as 32 hex characters (128 bits).
+
+    A keyed hash, not a plain one: without the key, a pseudonym of an ID number
+    (a small, structured space) could be reversed by hashing every candidate.
+    """
+    digest = hmac.new(secret, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    return digest[:32]
+
+
+#: The rules that need no secret, by the name ``catalog.toml`` uses.
+PLAIN_RULES: Mapping[str, MaskFunction] = {
+    "ID_NUMBER": mask_id_number,
+    "NAME": mask_name,
+    "PHONE": mask_phone,
+    "ADDRESS": mask_address,
+    "DATE": mask_date,
+}
+
+#: Every rule name a catalog may use.
+RULE_NAMES: frozenset[str] = frozenset({*PLAIN_RULES, "HASH"})
+
+
+def build_rules(secret: bytes) -> dict[str, MaskFunction]:
+    """The rule registry, with ``HASH`` bound to the given secret."""
+    if not secret:
+        raise ConfigError("the mask secret must not be empty")
+
+    def hash_rule(value: Any) -> str:
+        return keyed_pseudonym(value, secret=secret)
+
+    return {**PLAIN_RULES, "HASH": hash_rule}
+
+
+def resolve_mask_secret(configured: str | bytes | None, *, dev_mode: bool) -> bytes:
+    """The ``HASH`` secret to use: the configured one, else the development default.
+
+    The default is allowed only in development mode; a production gateway
+    without ``DELTAGATE_MASK_SECRET`` refuses to start rather than publish
+    pseudonyms anyone could recompute.
+    """
+    if configured:
+        return configured.encode("utf-8") if isinstance(configured, str) else configured
+    if dev_mode:
+        return DEV_MASK_SECRET
+    raise ConfigError("DELTAGATE_MASK_SECRET must be set outside development mode")

@@ -1,0 +1,271 @@
+"""The policy of one GraphQL operation: decisions memoised, rows masked in bulk.
+
+``PolicyEngine.begin`` makes one per operation. Every (field coordinate,
+owning region) is decided once, on first use, and the answer is kept for the
+rest of the operation, so Casbin is consulted a bounded number of times per
+operation however many rows come back. ``apply`` turns those decisions into a
+plan per (type, owner, kind of subject) — a short list of (row key, action) —
+and runs it over the rows in one loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from gateway.errors import PolicyError
+from gateway.types import Caller, Row
+from policies.catalog import NATURAL_PERSON, snake_case
+from policies.decisions import Decision, FieldDecision, evaluate
+from policies.masks import MaskFunction
+from policies.matters import Matter
+from policies.snapshot import PolicySnapshot
+
+logger = logging.getLogger("deltagate.policies")
+
+#: A memo key: (coordinate, owner, about a natural person).
+DecisionKey = tuple[str, str, bool]
+#: What ``apply`` does to one row key: mask with the function, or withhold (None).
+_Change = tuple[str, MaskFunction | None]
+_Plan = tuple[tuple[_Change, ...], tuple[DecisionKey, ...]]
+
+
+class OperationPolicy:
+    """Decisions for one operation of one caller under one matter.
+
+    Not shared between operations, and not safe to share between threads.
+    Create it with ``PolicyEngine.begin(caller, matter_code)``.
+
+    Example (in a resolver, after the loader returned raw rows)::
+
+        policy = info.context.policy
+        if not policy.allows("NaturalPerson.residences", person_region):
+            return None
+        rows = policy.apply("Residence", region, raw_rows)
+    """
+
+    __slots__ = (
+        "_counts",
+        "_decisions",
+        "_plans",
+        "_roles",
+        "_shared",
+        "caller",
+        "matter",
+        "snapshot",
+    )
+
+    def __init__(
+        self,
+        *,
+        snapshot: PolicySnapshot,
+        caller: Caller,
+        matter: Matter | None,
+        role_matters: tuple[tuple[str, str], ...],
+        shared: MutableMapping[Any, FieldDecision] | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.caller = caller
+        self.matter = matter
+        self._roles = role_matters
+        self._shared = shared
+        self._decisions: dict[DecisionKey, FieldDecision] = {}
+        self._counts: dict[DecisionKey, int] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
+
+    @property
+    def matter_code(self) -> str | None:
+        return self.matter.code if self.matter is not None else None
+
+    @property
+    def policy_version(self) -> str:
+        """The version of the policy files that decided (for audit records)."""
+        return self.snapshot.version
+
+    def decide(
+        self, coordinate: str, owner_region: str, *, subject_type: str | None = None
+    ) -> FieldDecision:
+        """The decision for a field coordinate of data kept by ``owner_region``.
+
+        ``subject_type`` matters for credit records only: ``NATURAL_PERSON``
+        raises the grade to the catalog's floor for personal data. An unknown
+        coordinate or owner is withheld.
+        """
+        return self._decide((coordinate, owner_region, subject_type == NATURAL_PERSON))
+
+    def allows(self, coordinate: str, owner_region: str) -> bool:
+        """Whether to follow a link field (``NaturalPerson.residences``, ...) at all.
+
+        True when the link is released, clear or masked; the records it leads to
+        are then decided field by field by ``apply``. Counted in the summary.
+        """
+        key = (coordinate, owner_region, False)
+        decision = self._decide(key)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return decision.released
+
+    def apply(
+        self,
+        type_name: str,
+        owner_region: str,
+        rows: Sequence[Row],
+        *,
+        fields: Collection[str] | None = None,
+    ) -> list[Row]:
+        """New rows with every graded field of ``type_name`` kept, masked or set to None.
+
+        The input rows are not changed (the loaders cache them raw). Keys the
+        catalog does not grade for this type (internal keys such as
+        ``legal_rep_id``) pass through untouched. Credit-record rows are grouped
+        by ``subject_type``: anything but ``LEGAL_PERSON`` counts as about a
+        natural person, the safe side.
+
+        Args:
+            type_name: the GraphQL type of the rows, e.g. ``NaturalPerson``.
+            owner_region: the region whose source returned the rows.
+            rows: rows in the unified vocabulary.
+            fields: the GraphQL fields the operation selects on this type. When
+                given, only those are decided and counted; graded fields not
+                listed are set to None without a decision, and a listed field
+                the catalog does not know is withheld. When None, every graded
+                field is decided.
+
+        Raises:
+            PolicyError: the type is not in the catalog.
+        """
+        if not rows:
+            return []
+        type_spec = self.snapshot.catalog.types.get(type_name)
+        if type_spec is None:
+            raise PolicyError(f"type {type_name} has no grades in the policy catalog")
+        selected = None if fields is None else frozenset(fields)
+        if type_spec.natural_person_min_grade is None:
+            changes, keys = self._plan(type_name, owner_region, False, selected)
+            out = _run(changes, rows)
+            self._count(keys, len(rows))
+            return out
+        # Records about either kind of subject: a plan per kind, made when first needed.
+        plans: dict[bool, _Plan] = {}
+        seen = {False: 0, True: 0}
+        out = []
+        for row in rows:
+            about = row.get("subject_type") != "LEGAL_PERSON"
+            plan = plans.get(about)
+            if plan is None:
+                plan = plans[about] = self._plan(type_name, owner_region, about, selected)
+            seen[about] += 1
+            new = row.copy()
+            for key, mask in plan[0]:
+                value = new.get(key)
+                if value is not None:
+                    new[key] = None if mask is None else mask(value)
+            out.append(new)
+        for about, plan in plans.items():
+            self._count(plan[1], seen[about])
+        return out
+
+    def summary(self, *, include_clear: bool = False) -> dict[str, Any]:
+        """What this operation decided, JSON-ready, for the response's ``extensions``.
+
+        One entry per (field coordinate, owning region[, subject type]) the
+        operation touched, masked and withheld ones only unless ``include_clear``
+        (audit records want all). ``count`` is the number of rows (or, for link
+        fields, parent records) the decision was applied to.
+        """
+        entries = []
+        for key, decision in sorted(self._decisions.items()):
+            if decision.decision is Decision.CLEAR and not include_clear:
+                continue
+            coordinate, owner, about_person = key
+            entry = {"field": coordinate, "owner": owner, **decision.as_dict()}
+            if about_person:
+                entry["subjectType"] = NATURAL_PERSON
+            entry["count"] = self._counts.get(key, 0)
+            entries.append(entry)
+        return {
+            "policyVersion": self.snapshot.version,
+            "matter": self.matter_code,
+            "fields": entries,
+        }
+
+    # -- internals -----------------------------------------------------------
+
+    def _decide(self, key: DecisionKey) -> FieldDecision:
+        found = self._decisions.get(key)
+        if found is not None:
+            return found
+        shared_key = (self.caller.region, self._roles, *key)
+        found = self._shared.get(shared_key) if self._shared is not None else None
+        if found is None:
+            coordinate, owner, about_person = key
+            try:
+                found = evaluate(
+                    self.snapshot,
+                    home=self.caller.region,
+                    roles=self._roles,
+                    coordinate=coordinate,
+                    owner=owner,
+                    natural_person=about_person,
+                )
+            except Exception as exc:
+                # Fail closed: no decision, no data. The detail stays in the log.
+                logger.exception("policy evaluation failed for %s owned by %s", coordinate, owner)
+                raise PolicyError("the access policy could not be evaluated") from exc
+            if self._shared is not None:
+                self._shared[shared_key] = found
+        self._decisions[key] = found
+        return found
+
+    def _plan(
+        self, type_name: str, owner: str, about_person: bool, selected: frozenset[str] | None
+    ) -> _Plan:
+        plan_key = (type_name, owner, about_person, selected)
+        plan = self._plans.get(plan_key)
+        if plan is not None:
+            return plan
+        specs = self.snapshot.catalog.types[type_name].fields
+        masks: Mapping[str, MaskFunction] = self.snapshot.masks
+        changes: list[_Change] = []
+        keys: list[DecisionKey] = []
+        for spec in specs.values():
+            if spec.link:
+                continue  # followed or not through allows(); no value in the row
+            if selected is not None and spec.name not in selected:
+                changes.append((spec.key, None))  # not asked for: never released
+                continue
+            key = (spec.coordinate, owner, about_person)
+            decision = self._decide(key)
+            keys.append(key)
+            if decision.decision is Decision.MASKED and decision.rule is not None:
+                changes.append((spec.key, masks[decision.rule]))
+            elif decision.decision is not Decision.CLEAR:
+                changes.append((spec.key, None))
+        for name in sorted((selected or frozenset()) - specs.keys()):
+            key = (f"{type_name}.{name}", owner, about_person)
+            self._decide(key)  # not in the catalog: withheld, and listed in the summary
+            keys.append(key)
+            changes.append((snake_case(name), None))
+        plan = (tuple(changes), tuple(keys))
+        self._plans[plan_key] = plan
+        return plan
+
+    def _count(self, keys: Sequence[DecisionKey], rows: int) -> None:
+        counts = self._counts
+        for key in keys:
+            counts[key] = counts.get(key, 0) + rows
+
+
+def _run(changes: Sequence[_Change], rows: Sequence[Row]) -> list[Row]:
+    """Copy each row, then withhold or mask the planned keys: the one per-row loop."""
+    if not changes:
+        return [row.copy() for row in rows]
+    out = []
+    for row in rows:
+        new = row.copy()
+        for key, mask in changes:
+            value = new.get(key)
+            if value is not None:
+                new[key] = None if mask is None else mask(value)
+        out.append(new)
+    return out
