@@ -103,13 +103,14 @@ def _credit(row: Row) -> dict[str, Any]:
     return doc
 
 
-def _index(table: str, name: str, path: str, *, unique: bool = False, pattern: bool = False) -> str:
-    """An index on the expression the mapping compiler emits for ``path = "a.b"``."""
-    keys = path.replace(".", ",")
-    expression = f"(\"doc\" #>> '{{{keys}}}')"
-    opclass = " text_pattern_ops" if pattern else ""
+def _path(path: str) -> str:
+    """The expression the mapping compiler emits for ``path = "a.b"``."""
+    return "(\"doc\" #>> '{%s}')" % path.replace(".", ",")  # noqa: UP031 (braces)
+
+
+def _index(table: str, name: str, path: str, *, unique: bool = False) -> str:
     unique_ = "UNIQUE " if unique else ""
-    return f"CREATE {unique_}INDEX {table}_{name} ON {table} ({expression}{opclass})"
+    return f"CREATE {unique_}INDEX {table}_{name} ON {table} ({_path(path)})"
 
 
 _DOC = (("doc", "jsonb NOT NULL"),)
@@ -144,7 +145,9 @@ TABLES: tuple[NativeTable, ...] = (
         (
             _index("corp_doc", "uscc", "uscc", unique=True),
             _index("corp_doc", "legal_rep_id", "legalRepresentative.idNumber"),
-            _index("corp_doc", "name", "name", pattern=True),
+            # Name-prefix search compares and orders (name, uscc) in the "C" collation.
+            f"CREATE INDEX corp_doc_name ON corp_doc"
+            f' (({_path("name")} COLLATE "C"), ({_path("uscc")} COLLATE "C"))',
         ),
     ),
     NativeTable(

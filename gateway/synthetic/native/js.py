@@ -159,7 +159,7 @@ TABLES: tuple[NativeTable, ...] = (
         (
             "CREATE UNIQUE INDEX enterprise_uscc ON enterprise (uscc)",
             "CREATE INDEX enterprise_legal_rep_id_number ON enterprise (legal_rep_id_number)",
-            "CREATE INDEX enterprise_name ON enterprise (name text_pattern_ops)",
+            'CREATE INDEX enterprise_name ON enterprise (name COLLATE "C", uscc COLLATE "C")',
         ),
     ),
     NativeTable(

@@ -6,6 +6,9 @@ persons (法人), ``xy_`` credit (信用), column names abbreviating the Chinese
 field (``gmsfhm`` 公民身份号码, ``csrq`` 出生日期). Gender and ethnicity are
 national code values (GB/T 2261.1, GB 3304), insurance schemes their 险种 codes,
 and credit information is split by kind into one table per 双公示 catalogue.
+The catalogues share the platform's record template, so every credit table has
+an amount column (``fkje`` 罚款金额 for penalties, ``je`` 金额 elsewhere), empty
+outside penalties.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def _enterprise(row: Row) -> tuple[object, ...]:
 
 
 def _credit(row: Row) -> tuple[object, ...]:
-    """Columns shared by the four credit tables, in their order (amount only for penalties)."""
+    """Columns shared by the four credit tables, in their order."""
     head = (
         row["id"],
         row["subject_id"],
@@ -75,9 +78,7 @@ def _credit(row: Row) -> tuple[object, ...]:
         to_date(row["decided_on"]),
         to_date(row["valid_until"]),
     )
-    if row["kind"] == "ADMIN_PENALTY":
-        return (*head, row["amount"], row["detail"])
-    return (*head, row["detail"])
+    return (*head, row["amount"], row["detail"])
 
 
 def _credit_columns(
@@ -93,7 +94,7 @@ def _credit_columns(
         (authority, "varchar(100)"),
         (decided, "date"),
         (until, "date"),
-        *((name, "numeric(18,4)" if name == "fkje" else "text") for name in rest),
+        *((name, "numeric(18,4)" if name in ("fkje", "je") else "text") for name in rest),
     )
 
 
@@ -151,7 +152,7 @@ TABLES: tuple[NativeTable, ...] = (
         (
             "CREATE UNIQUE INDEX fr_jbxx_tyshxydm ON fr_jbxx (tyshxydm)",
             "CREATE INDEX fr_jbxx_fddbr_sfzh ON fr_jbxx (fddbr_sfzh)",
-            "CREATE INDEX fr_jbxx_qymc ON fr_jbxx (qymc text_pattern_ops)",
+            'CREATE INDEX fr_jbxx_qymc ON fr_jbxx (qymc COLLATE "C", tyshxydm COLLATE "C")',
         ),
     ),
     NativeTable(
@@ -168,9 +169,9 @@ TABLES: tuple[NativeTable, ...] = (
     NativeTable(
         "xy_xzxk",  # 行政许可
         "credit_record",
-        # 许可证书名称, 许可文书号, 许可机关, 许可决定日期, 有效期至, 许可内容
+        # 许可证书名称, 许可文书号, 许可机关, 许可决定日期, 有效期至, 金额, 许可内容
         _credit_columns(
-            "xh", "xdr_dm", "xdr_lb", ("xkzsmc", "xkwsh", "xkjg", "xkjdrq", "yxqz", "xknr")
+            "xh", "xdr_dm", "xdr_lb", ("xkzsmc", "xkwsh", "xkjg", "xkjdrq", "yxqz", "je", "xknr")
         ),
         _credit,
         ("CREATE INDEX xy_xzxk_xdr_dm ON xy_xzxk (xdr_dm)",),
@@ -179,8 +180,10 @@ TABLES: tuple[NativeTable, ...] = (
     NativeTable(
         "xy_sxbzxr",  # 失信被执行人
         "credit_record",
-        # 失信情形, 案号, 执行法院, 发布日期, 屏蔽日期, 生效法律文书确定的义务
-        _credit_columns("xh", "bzxr_dm", "bzxr_lb", ("sxqx", "ah", "zxfy", "fbrq", "pbrq", "yw")),
+        # 失信情形, 案号, 执行法院, 发布日期, 屏蔽日期, 金额, 生效法律文书确定的义务
+        _credit_columns(
+            "xh", "bzxr_dm", "bzxr_lb", ("sxqx", "ah", "zxfy", "fbrq", "pbrq", "je", "yw")
+        ),
         _credit,
         ("CREATE INDEX xy_sxbzxr_bzxr_dm ON xy_sxbzxr (bzxr_dm)",),
         frozenset({"DISHONEST_EXECUTEE"}),
@@ -188,8 +191,10 @@ TABLES: tuple[NativeTable, ...] = (
     NativeTable(
         "xy_bzjl",  # 表彰奖励
         "credit_record",
-        # 荣誉称号, 文号, 授予单位, 授予日期, 有效期至, 表彰事由
-        _credit_columns("xh", "dx_dm", "dx_lb", ("rych", "wh", "sydw", "syrq", "yxqz", "bzsy")),
+        # 荣誉称号, 文号, 授予单位, 授予日期, 有效期至, 金额, 表彰事由
+        _credit_columns(
+            "xh", "dx_dm", "dx_lb", ("rych", "wh", "sydw", "syrq", "yxqz", "je", "bzsy")
+        ),
         _credit,
         ("CREATE INDEX xy_bzjl_dx_dm ON xy_bzjl (dx_dm)",),
         frozenset({"COMMENDATION"}),

@@ -128,7 +128,7 @@ TABLES: tuple[NativeTable, ...] = (
         (
             "CREATE UNIQUE INDEX t_qy_djxx_tyxydm ON t_qy_djxx (tyxydm)",
             "CREATE INDEX t_qy_djxx_fddbr_zjhm ON t_qy_djxx (fddbr_zjhm)",
-            "CREATE INDEX t_qy_djxx_qymc ON t_qy_djxx (qymc text_pattern_ops)",
+            'CREATE INDEX t_qy_djxx_qymc ON t_qy_djxx (qymc COLLATE "C", tyxydm COLLATE "C")',
         ),
     ),
     NativeTable(
