@@ -93,7 +93,7 @@ def mask_phone(value: Any) -> str:
 # division (区/县/县级市/旗). A division name holds no digits and none of the
 # street-level words, which keeps a street such as "中山路1号小区" from being
 # taken for a district.
-_NOT_STREET = r"[^\d路街道号巷弄村镇乡栋室楼*]"
+_NOT_STREET = r"[^\d路街巷弄号*]"
 _PROVINCE = re.compile(rf"{_NOT_STREET}{{2,7}}?(?:省|自治区|特别行政区|市)")
 _CITY = re.compile(rf"{_NOT_STREET}{{1,9}}?(?:市|自治州|州|盟|地区)")
 _DISTRICT = re.compile(rf"{_NOT_STREET}{{1,9}}?(?:区|县|市|旗)")

@@ -79,6 +79,11 @@ class OperationPolicy:
         return self.matter.code if self.matter is not None else None
 
     @property
+    def role_matters(self) -> tuple[tuple[str, str], ...]:
+        """Each of the caller's roles with the matter code it may use here (``""`` if none)."""
+        return self._roles
+
+    @property
     def policy_version(self) -> str:
         """The version of the policy files that decided (for audit records)."""
         return self.snapshot.version
