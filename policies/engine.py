@@ -203,7 +203,12 @@ class PolicyEngine:
         self._checked_at = self._clock()
         signature = file_signature(self.directory)
         current = self._snapshot.signature if self._snapshot else None
-        if not force and (signature == current or signature == self._failed):
+        if not force and signature == current:
+            # The files are back to the version in force (a bad edit undone): nothing is pending.
+            self._failed = None
+            self._error = self._error_at = None
+            return False
+        if not force and signature == self._failed:
             return False
         try:
             snap = load_snapshot(self.directory, masks=self._masks)

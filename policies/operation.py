@@ -200,6 +200,8 @@ class OperationPolicy:
         found = self._decisions.get(key)
         if found is not None:
             return found
+        # Everything a decision depends on besides the files (the shared cache is
+        # emptied on reload). A rule that reads the citizen's own subject must add it here.
         shared_key = (self.caller.region, self._roles, *key)
         found = self._shared.get(shared_key) if self._shared is not None else None
         if found is None:

@@ -101,7 +101,13 @@ def test_ethnicity_is_withheld_by_the_owners_negative_list(engine: PolicyEngine)
 def test_auditor_is_denied_natural_person_data(engine: PolicyEngine) -> None:
     policy = engine.begin(caller("NATIONAL", "auditor"), None)
     assert policy.decide("NaturalPerson.name", "JS").reason is Reason.DENIED
+    assert policy.decide("Residence.region", "JS").reason is Reason.DENIED
+    assert policy.decide("SocialInsurance.region", "JS").reason is Reason.DENIED
+    person_credit = policy.decide("CreditRecord.kind", "JS", subject_type="NATURAL_PERSON")
+    assert person_credit.decision is Decision.WITHHELD
+    # What auditors do see: registry data, and follow links to find the people.
     assert policy.decide("LegalPerson.name", "JS").decision is Decision.CLEAR
+    assert policy.allows("LegalPerson.legalRepresentative", "JS")
 
 
 def test_public_portal_sees_enterprise_credit_and_a_masked_representative(

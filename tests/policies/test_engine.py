@@ -103,6 +103,19 @@ def test_fixing_the_file_clears_the_error(policy_dir: Path) -> None:
     assert engine.status.healthy
 
 
+def test_undoing_a_bad_edit_clears_the_error(policy_dir: Path) -> None:
+    engine = PolicyEngine.from_directory(policy_dir, mask_secret=MASK_SECRET, reload_interval=0)
+    path = policy_dir / "policy.csv"
+    aside = policy_dir / "policy.csv.orig"
+    path.rename(aside)
+    path.write_text("garbage\n", encoding="utf-8")
+    engine.begin(caller("SH", "one_stop_app"), None)
+    assert engine.status.error
+    aside.replace(path)  # the very file in force, same size, time and inode
+    engine.begin(caller("SH", "one_stop_app"), None)
+    assert engine.status.healthy
+
+
 def test_deleted_file_keeps_the_old_policy(policy_dir: Path) -> None:
     engine = PolicyEngine.from_directory(policy_dir, mask_secret=MASK_SECRET, reload_interval=0)
     (policy_dir / "matters.toml").unlink()
