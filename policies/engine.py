@@ -191,7 +191,7 @@ class PolicyEngine:
             caller=caller,
             matter=matter,
             role_matters=role_matters,
-            shared=self._shared_for(snap),
+            shared=self._shared_cache(),
         )
 
     def reload_if_changed(self, *, force: bool = False) -> bool:
@@ -248,7 +248,7 @@ class PolicyEngine:
             await asyncio.sleep(max(self.reload_interval, 0.1))
             self.reload_if_changed()
 
-    def _shared_for(self, snap: PolicySnapshot) -> dict[Any, FieldDecision] | None:
+    def _shared_cache(self) -> dict[Any, FieldDecision] | None:
         if self._shared is None:
             return None
         if len(self._shared) >= self._cache_size:
