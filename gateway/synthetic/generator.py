@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 from gateway.entities import CREDIT_KINDS
 from gateway.identifiers import id_number_region, uscc_region
@@ -139,8 +139,9 @@ class Dataset:
             "birth_date": keys.birth_iso(day),
             "ethnicity": ethnicity,
             "household_region": plan.code,
-            "household_address": street_address(division, plan.streets, s),
-            "phone": phone(s >> 40),
+            # The low 32 bits place the address, the high 32 pick the phone number.
+            "household_address": street_address(division, plan.streets, s & 0xFFFFFFFF),
+            "phone": phone(s >> 32),
         }
 
     def persons(self, region: RegionCode) -> Iterator[Row]:
@@ -171,18 +172,37 @@ class Dataset:
     def residences(self, region: RegionCode) -> Iterator[Row]:
         """Every residence record ``region`` keeps, for persons of any region."""
         store = self._plans[region]
-        for plan in self._plans.values():
-            for index in range(plan.persons):
-                if store.code in self._residence_regions(plan, index):
-                    yield self._residence(plan, index, store)
+        for plan, index in self._holders(store, residence=True):
+            yield self._residence(plan, index, store)
 
     def social_insurance(self, region: RegionCode) -> Iterator[Row]:
         """Every social-insurance record ``region`` keeps, for persons of any region."""
         store = self._plans[region]
+        for plan, index in self._holders(store, residence=False):
+            yield from self._insurance(plan, index, store)
+
+    def _holders(self, store: RegionPlan, *, residence: bool) -> Iterator[tuple[RegionPlan, int]]:
+        """(plan, index) of every person with a residence (or insurance) record in ``store``.
+
+        The same decisions as ``_profile``, written out: this scans every person
+        of every region once per stored region and entity.
+        """
         for plan in self._plans.values():
+            draw_profile = partial(draw, plan.k_profile)
+            if plan is store:
+                for index in range(plan.persons):
+                    r = draw_profile(index)
+                    if (r % 10 == 0) if residence else ((r // 10) % 100 < 88):
+                        yield plan, index
+                continue
+            wanted = plan.others.index(store.code)
             for index in range(plan.persons):
-                if store.code in self._insurance_regions(plan, index):
-                    yield from self._insurance(plan, index, store)
+                r = draw_profile(index)
+                if (r // 1000) % 5 or (r // 5000) % 3 != wanted:
+                    continue
+                mode = (r // 15000) % 10
+                if (mode < 7) if residence else (mode < 4 or mode >= 7):
+                    yield plan, index
 
     def residences_of(self, id_number: str) -> list[Row]:
         """A person's residence records in every region, in region order."""
@@ -287,11 +307,13 @@ class Dataset:
             "name": f"{division.place_name}{trade}{industry}{suffix}",
             "entity_type": entity_type,
             "status": status,
-            "registered_capital": wan_yuan(_capital_yuan(s % 1_000_000_007)),
+            "registered_capital": wan_yuan(_capital_yuan(s)),
             "established_on": iso(established),
             "registration_authority": _registrar(division, level),
             "region": plan.code,
-            "address": street_address(division, plan.streets, s // 1_000_000_007),
+            "address": street_address(
+                division, plan.streets, draw(plan.k_enterprise_address, index)
+            ),
             "business_scope": scope,
             "legal_rep_id": self._person_key(rep_plan, rep_index)[0],
         }
@@ -497,7 +519,7 @@ class Dataset:
 def _capital_yuan(r: int) -> int:
     """Registered capital in whole yuan, 10 to 50,000 万元, mostly round sums."""
     if r % 4:
-        round_sums = (10, 30, 50, 100, 100, 200, 300, 500, 500, 1000, 2000, 5000, 10000, 50000)
+        round_sums = (10, 30, 50, 50, 100, 100, 100, 200, 200, 300, 500, 500, 1000, 2000, 5000)
         return round_sums[(r // 4) % len(round_sums)] * 10_000
     magnitude = 10 ** (5 + (r // 4) % 4)
     return min(magnitude + (r // 16) % (4 * magnitude), 500_000_000)

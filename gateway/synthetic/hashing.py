@@ -43,7 +43,11 @@ def mix(x: int) -> int:
 
 def draw(key: int, index: int) -> int:
     """The 64 random bits of record ``index`` in the stream ``key``."""
-    return mix((key + index * GOLDEN) & MASK64)
+    # mix() inlined: this runs several times for every row generated.
+    x = (key + index * GOLDEN) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ class RegionPlan:
     k_insurance: Mapping[RegionCode, int]
     k_enterprise: int
     k_enterprise_detail: int
+    k_enterprise_address: int
     k_representative: int
     k_credit: int
     k_credit_detail: int
@@ -86,6 +87,7 @@ def make_plans(seed: int, persons: int) -> dict[RegionCode, RegionPlan]:
             k_insurance={r: key(f"insurance:{r}") for r in DELTA_REGIONS},
             k_enterprise=key("enterprise"),
             k_enterprise_detail=key("enterprise-detail"),
+            k_enterprise_address=key("enterprise-address"),
             k_representative=key("representative"),
             k_credit=key("credit"),
             k_credit_detail=key("credit-detail"),

@@ -73,7 +73,8 @@ def person_name(r: int) -> str:
 
 def phone(r: int) -> str:
     """An 11-digit mobile number."""
-    return f"{PHONE_PREFIXES[r % len(PHONE_PREFIXES)]}{(r // 64) % 100_000_000:08d}"
+    n = len(PHONE_PREFIXES)
+    return f"{PHONE_PREFIXES[r % n]}{(r // n) % 100_000_000:08d}"
 
 
 def street_address(division: Division, streets: tuple[str, ...], r: int) -> str:

@@ -38,9 +38,9 @@ class SeedReport:
         seed: the dataset's seed.
         rows: per region, rows loaded per unified entity.
         tables: per region, rows loaded per native table.
-        seconds: wall-clock time of the whole seeding, per region and in total.
+        seconds: per region, wall-clock seconds to create, load, index and analyse it.
         database_bytes: per region, ``pg_database_size`` after loading.
-        elapsed: total wall-clock seconds.
+        elapsed: wall-clock seconds of the whole seeding.
     """
 
     persons_per_region: int
@@ -83,11 +83,23 @@ async def seed_regions(
     """(Re)create and fill one database per region on the server at ``dsn``.
 
     ``dsn`` names a maintenance database (``postgres``); databases named by
-    ``database_name`` are dropped (closing their connections) and created
-    again. ``processes`` bounds the worker processes (default: one per CPU,
-    at most one per region; 1 seeds in this process).
+    ``database_name`` are dropped (closing their connections, which needs
+    PostgreSQL 13 or later) and created again.
+
+    ``processes`` bounds the worker processes (default: one per CPU, at most
+    one per region; 1 seeds in this process). Workers are spawned, so they
+    import the caller's main module: a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
+
+    Example::
+
+        report = await seed_regions("postgresql://postgres@localhost/postgres", 10_000, seed=7)
+        report.rows["JS"]["person"]  # 10000
     """
     started = time.perf_counter()
+    unknown = sorted(set(regions) - set(NATIVE_TABLES))
+    if unknown:
+        raise ValueError(f"no native schema for region(s) {', '.join(unknown)}")
     dataset = Dataset(persons, seed)  # validates the arguments before anything is dropped
     admin = await asyncpg.connect(dsn)
     try:

@@ -181,6 +181,14 @@ async def test_every_lookup_the_mapping_compiles_is_served_by_an_index(
         await connection.close()
 
 
+async def test_unknown_regions_and_sizes_are_refused_before_anything_is_dropped() -> None:
+    # No server is contacted: the DSN points nowhere.
+    with pytest.raises(ValueError, match="XX"):
+        await seed_regions("postgresql://nobody@127.0.0.1:1/postgres", 100, 1, ("SH", "XX"))
+    with pytest.raises(ValueError, match="persons_per_region"):
+        await seed_regions("postgresql://nobody@127.0.0.1:1/postgres", 2, 1)
+
+
 async def test_reseeding_replaces_a_region_database(seeded: Seeded) -> None:
     dsn = region_dsn(seeded.dsn, "ZJ")
     connection = await asyncpg.connect(dsn)
