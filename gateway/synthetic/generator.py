@@ -7,28 +7,15 @@ output with them. Every record is a pure function of (seed, region, index)
 (see ``hashing``), so a region streams into its database in constant memory
 and any record can be asked for on its own.
 
-Who relates to whom is arranged so that it can be answered backwards cheaply,
-without scanning, through invertible permutations:
-
-- a person's base record lives in the region of the ID prefix (一数一源);
-  about 20% also have a residence and/or insurance record kept by one other
-  region, about 10% a residence in their home region, and about 88% insurance
-  in their home region;
-- an enterprise's legal representative is a person of its own region, or of
-  another region for about 25% of enterprises; enterprise ``j`` with
-  ``j % 20`` in {9} or {18, 19} shares the representative of ``j - 1`` or of
-  ``j - j % 20 + 17``, so some persons represent several enterprises;
-- credit records are kept by the region where the event happened; 80% are
-  about a subject of that region. Record ``k`` with ``k % 25 == 24`` is about
-  the same subject as record ``k - 1`` of the next region, so some subjects
-  have records in two regions.
+Who relates to whom (representatives, credit subjects, cross-region records)
+is arranged in ``relations``; this module builds the field values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 
 from gateway.entities import CREDIT_KINDS
 from gateway.identifiers import id_number_region, uscc_region
@@ -56,6 +43,7 @@ from gateway.synthetic.records import (
     street_address,
     wan_yuan,
 )
+from gateway.synthetic.relations import Relations
 from gateway.types import DELTA_REGIONS, Entity, RegionCode, Row
 
 _ETHNICITIES = Weighted([(name, weight) for name, weight, _ in ETHNICITIES])
@@ -70,11 +58,6 @@ _NT = len(TRADE_NAME_CHARS)
 _RESIDENCE_FROM = 728_659  # 1996-01-01: residence and insurance records start here
 _ESTABLISHED_FROM = 727_198  # 1992-01-01
 _ESTABLISHED_SPAN = LAST_DAY - _ESTABLISHED_FROM + 1
-#: enterprise index % 20 -> how far back the enterprise whose representative it shares is.
-_SHARES_WITH = {9: 1, 18: 1, 19: 2}
-_SHARERS = {8: (1,), 17: (1, 2)}
-#: every ECHO-th credit record repeats the subject of the next region's previous record.
-ECHO = 25
 
 
 @dataclass(frozen=True)
@@ -104,6 +87,10 @@ class Dataset:
     @cached_property
     def _plans(self) -> dict[RegionCode, RegionPlan]:
         return make_plans(self.seed, self.persons_per_region)
+
+    @cached_property
+    def _relations(self) -> Relations:
+        return Relations(self._plans)
 
     # -- sizes ---------------------------------------------------------------
 
@@ -172,37 +159,14 @@ class Dataset:
     def residences(self, region: RegionCode) -> Iterator[Row]:
         """Every residence record ``region`` keeps, for persons of any region."""
         store = self._plans[region]
-        for plan, index in self._holders(store, residence=True):
+        for plan, index in self._relations.holders(store, residence=True):
             yield self._residence(plan, index, store)
 
     def social_insurance(self, region: RegionCode) -> Iterator[Row]:
         """Every social-insurance record ``region`` keeps, for persons of any region."""
         store = self._plans[region]
-        for plan, index in self._holders(store, residence=False):
+        for plan, index in self._relations.holders(store, residence=False):
             yield from self._insurance(plan, index, store)
-
-    def _holders(self, store: RegionPlan, *, residence: bool) -> Iterator[tuple[RegionPlan, int]]:
-        """(plan, index) of every person with a residence (or insurance) record in ``store``.
-
-        The same decisions as ``_profile``, written out: this scans every person
-        of every region once per stored region and entity.
-        """
-        for plan in self._plans.values():
-            draw_profile = partial(draw, plan.k_profile)
-            if plan is store:
-                for index in range(plan.persons):
-                    r = draw_profile(index)
-                    if (r % 10 == 0) if residence else ((r // 10) % 100 < 88):
-                        yield plan, index
-                continue
-            wanted = plan.others.index(store.code)
-            for index in range(plan.persons):
-                r = draw_profile(index)
-                if (r // 1000) % 5 or (r // 5000) % 3 != wanted:
-                    continue
-                mode = (r // 15000) % 10
-                if (mode < 7) if residence else (mode < 4 or mode >= 7):
-                    yield plan, index
 
     def residences_of(self, id_number: str) -> list[Row]:
         """A person's residence records in every region, in region order."""
@@ -210,7 +174,7 @@ class Dataset:
         if found is None:
             return []
         plan = self._plans[found[0]]
-        held = self._residence_regions(plan, found[1])
+        held = self._relations.residence_regions(plan, found[1])
         return [self._residence(plan, found[1], self._plans[r]) for r in DELTA_REGIONS if r in held]
 
     def social_insurance_of(self, id_number: str) -> list[Row]:
@@ -219,28 +183,12 @@ class Dataset:
         if found is None:
             return []
         plan = self._plans[found[0]]
-        held = self._insurance_regions(plan, found[1])
+        held = self._relations.insurance_regions(plan, found[1])
         rows: list[Row] = []
         for r in DELTA_REGIONS:
             if r in held:
                 rows.extend(self._insurance(plan, found[1], self._plans[r]))
         return rows
-
-    def _profile(self, plan: RegionPlan, index: int) -> tuple[bool, bool, RegionCode | None, int]:
-        """(local residence, home insurance, other region or None, cross mode)."""
-        r = draw(plan.k_profile, index)
-        local, home, cross, r = r % 10 == 0, (r // 10) % 100 < 88, (r // 1000) % 5 == 0, r // 5000
-        return local, home, plan.others[r % 3] if cross else None, (r // 3) % 10
-
-    def _residence_regions(self, plan: RegionPlan, index: int) -> tuple[RegionCode, ...]:
-        local, _, other, mode = self._profile(plan, index)
-        held = (plan.code,) if local else ()
-        return (*held, other) if other is not None and mode < 7 else held
-
-    def _insurance_regions(self, plan: RegionPlan, index: int) -> tuple[RegionCode, ...]:
-        _, home, other, mode = self._profile(plan, index)
-        held = (plan.code,) if home else ()
-        return (*held, other) if other is not None and (mode < 4 or mode >= 7) else held
 
     def _residence(self, plan: RegionPlan, index: int, store: RegionPlan) -> Row:
         id_number, day, _, _ = self._person_key(plan, index)
@@ -301,7 +249,7 @@ class Dataset:
         level = r % 10
         s = draw(plan.k_enterprise_detail, index)
         established, s = _ESTABLISHED_FROM + s % _ESTABLISHED_SPAN, s // _ESTABLISHED_SPAN
-        rep_plan, rep_index = self._representative(plan, index)
+        rep_plan, rep_index = self._relations.representative(plan, index)
         return {
             "uscc": keys.uscc(division.code, plan.uscc_perm(index)),
             "name": f"{division.place_name}{trade}{industry}{suffix}",
@@ -337,7 +285,7 @@ class Dataset:
 
     def representative_of(self, region: RegionCode, index: int) -> tuple[RegionCode, int]:
         """(region, index) of the person who legally represents an enterprise."""
-        rep_plan, rep_index = self._representative(self._plans[region], index)
+        rep_plan, rep_index = self._relations.representative(self._plans[region], index)
         return rep_plan.code, rep_index
 
     def enterprises_of(self, id_number: str) -> list[Row]:
@@ -345,24 +293,9 @@ class Dataset:
         found = self.locate_person(id_number)
         if found is None:
             return []
-        rows = []
-        for plan in self._plans.values():
-            base = plan.rep_perm[found[0]].inverse(found[1])
-            if base >= plan.enterprises or base % 20 in _SHARES_WITH:
-                continue
-            rep_plan, rep_index = self._representative(plan, base)
-            if rep_plan.code != found[0] or rep_index != found[1]:
-                continue
-            for offset in (0, *_SHARERS.get(base % 20, ())):
-                if base + offset < plan.enterprises:
-                    rows.append(self.enterprise(plan.code, base + offset))
-        return rows
-
-    def _representative(self, plan: RegionPlan, index: int) -> tuple[RegionPlan, int]:
-        base = index - _SHARES_WITH.get(index % 20, 0)
-        r = draw(plan.k_representative, base)
-        rep_plan = plan if r % 4 else self._plans[plan.others[(r // 4) % 3]]
-        return rep_plan, plan.rep_perm[rep_plan.code](base)
+        return [
+            self.enterprise(plan.code, index) for plan, index in self._relations.represented(*found)
+        ]
 
     def _established(self, plan: RegionPlan, index: int) -> int:
         return _ESTABLISHED_FROM + draw(plan.k_enterprise_detail, index) % _ESTABLISHED_SPAN
@@ -375,7 +308,7 @@ class Dataset:
         """Every credit record ``region`` keeps, optionally only of some kinds."""
         plan = self._plans[region]
         for index in range(plan.credits):
-            subject_type, subject_plan, subject, r = self._credit_subject(plan, index)
+            subject_type, subject_plan, subject, r = self._relations.credit_subject(plan, index)
             kind = _KINDS[subject_type].pick(r % 100)
             if kinds is None or kind in kinds:
                 yield self._credit(plan, index, subject_type, subject_plan, subject, kind)
@@ -383,7 +316,7 @@ class Dataset:
     def credit_record(self, region: RegionCode, index: int) -> Row:
         """Credit record ``index`` kept by ``region``."""
         plan = self._plans[region]
-        subject_type, subject_plan, subject, r = self._credit_subject(plan, index)
+        subject_type, subject_plan, subject, r = self._relations.credit_subject(plan, index)
         kind = _KINDS[subject_type].pick(r % 100)
         return self._credit(plan, index, subject_type, subject_plan, subject, kind)
 
@@ -395,35 +328,8 @@ class Dataset:
             subject_type, found = LEGAL, self.locate_enterprise(subject_id)
         if found is None:
             return []
-        home, subject = found
-        width = 3 if subject_type == LEGAL else 2
-        hits: list[tuple[int, int]] = []
-        for position, plan in enumerate(self._plans.values()):
-            perm = plan.credit_perm[(home, subject_type)]
-            for slot in range(subject * width, subject * width + width):
-                index = perm.inverse(slot)
-                if index >= plan.credits or index % ECHO == ECHO - 1:
-                    continue
-                found_type, subject_plan, found_subject, _ = self._credit_subject(plan, index)
-                if (found_type, subject_plan.code, found_subject) != (subject_type, home, subject):
-                    continue
-                hits.append((position, index))
-                if (index + 1) % ECHO == ECHO - 1 and index + 1 < plan.credits:
-                    hits.append(((position - 1) % len(DELTA_REGIONS), index + 1))
-        return [self.credit_record(DELTA_REGIONS[p], i) for p, i in sorted(hits)]
-
-    def _credit_subject(self, plan: RegionPlan, index: int) -> tuple[str, RegionPlan, int, int]:
-        """(subject type, subject's region, subject index, random bits left for the kind)."""
-        if index % ECHO == ECHO - 1:
-            source = self._plans[plan.next]
-            subject_type, subject_plan, subject, _ = self._credit_subject(source, index - 1)
-            return subject_type, subject_plan, subject, draw(plan.k_credit, index)
-        r = draw(plan.k_credit, index)
-        subject_type = LEGAL if r % 10 < 6 else NATURAL
-        subject_plan = plan if (r // 10) % 5 else self._plans[plan.others[(r // 50) % 3]]
-        width = 3 if subject_type == LEGAL else 2
-        slot = plan.credit_perm[(subject_plan.code, subject_type)](index)
-        return subject_type, subject_plan, slot // width, r // 150
+        records = self._relations.credit_records_about(subject_type, *found)
+        return [self.credit_record(plan.code, index) for plan, index in records]
 
     def _credit(
         self,
@@ -483,7 +389,7 @@ class Dataset:
         """The first person of ``region`` with a residence or insurance record elsewhere."""
         plan = self._plans[region]
         for index in range(plan.persons):
-            if self._profile(plan, index)[2] is not None:
+            if self._relations.profile(plan, index)[2] is not None:
                 return self.person(region, index)
         raise LookupError(f"no person of {region} has records in another region")
 
@@ -491,7 +397,7 @@ class Dataset:
         """The first enterprise of ``region`` whose legal representative lives elsewhere."""
         plan = self._plans[region]
         for index in range(plan.enterprises):
-            if self._representative(plan, index)[0] is not plan:
+            if self._relations.representative(plan, index)[0] is not plan:
                 return self.enterprise(region, index)
         raise LookupError(f"no enterprise of {region} has a representative from elsewhere")
 
@@ -507,8 +413,8 @@ class Dataset:
         """A subject of ``region`` (``NATURAL_PERSON`` or ``LEGAL_PERSON``) with credit
         records kept by at least two regions."""
         for plan in self._plans.values():
-            for index in range(ECHO - 1, plan.credits, ECHO):
-                found_type, subject_plan, subject, _ = self._credit_subject(plan, index)
+            for index in self._relations.echoes(plan):
+                found_type, subject_plan, subject, _ = self._relations.credit_subject(plan, index)
                 if found_type == subject_type and subject_plan.code == region:
                     if subject_type == LEGAL:
                         return self.uscc(region, subject)
