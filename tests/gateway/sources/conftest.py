@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from tests.gateway.sources.database import dsn_for, run_sql
-
-
-@pytest.fixture(scope="session")
-def admin_dsn() -> str:
-    """A DSN with the right to create databases: DELTAGATE_TEST_DSN, else an embedded server."""
-    configured = os.environ.get("DELTAGATE_TEST_DSN")
-    if configured:
-        return configured
-    import pgserver
-
-    # Under the system temp folder: run as root, pgserver opens every parent of its data dir.
-    data = Path(tempfile.gettempdir()) / "deltagate-test-pg-src"
-    return pgserver.get_server(data, cleanup_mode="stop").get_uri("postgres")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from gateway.sources.postgres import PostgresSource
 from gateway.synthetic import database_name, region_dsn, seed_regions
 from gateway.synthetic.native import NATIVE_TABLES
 from gateway.types import DELTA_REGIONS, Row
-from tests.gateway.synthetic.conftest import Seeded
+from tests.conftest import Seeded
 
 MAPPINGS = Path(__file__).parents[3] / "gateway" / "mappings"
 STREAMS = {

@@ -1,0 +1,57 @@
+"""One real PostgreSQL for the whole test session, and the synthetic delta seeded on it.
+
+The server is embedded (pgserver) unless ``DELTAGATE_TEST_DSN`` names one with
+the right to create databases. Every test module that needs a database asks
+for ``admin_dsn`` (and makes its own databases) or for ``seeded`` (the four
+regional databases, filled once per session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gateway.synthetic import Dataset, SeedReport, seed_regions
+
+#: Small enough to seed in seconds, big enough for every cross-region example.
+PERSONS = 300
+SEED = 20240601
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """The seeded server: its maintenance DSN, the dataset and what seeding reported."""
+
+    dsn: str
+    dataset: Dataset
+    report: SeedReport
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> str:
+    """A DSN with the right to create databases: DELTAGATE_TEST_DSN, else an embedded server."""
+    configured = os.environ.get("DELTAGATE_TEST_DSN")
+    if configured:
+        return configured
+    import pgserver
+
+    # Under the system temp folder: run as root, pgserver opens every parent of its data dir.
+    data = Path(tempfile.gettempdir()) / "deltagate-test-pg"
+    return pgserver.get_server(data, cleanup_mode="stop").get_uri("postgres")
+
+
+@pytest.fixture(scope="session")
+def seeded(admin_dsn: str) -> Seeded:
+    """The four regional databases, seeded (in worker processes) from ``Dataset(PERSONS, SEED)``."""
+    report = asyncio.run(seed_regions(admin_dsn, PERSONS, SEED, processes=2))
+    return Seeded(admin_dsn, Dataset(PERSONS, SEED), report)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    return Dataset(PERSONS, SEED)
