@@ -1,0 +1,42 @@
+"""The unified GraphQL schema of deltagate (names are the contract: see the SDL snapshot)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+
+from gateway.errors import GatewayError
+from schema.query import Query
+
+#: The committed SDL; a test fails when it and the Strawberry types drift apart.
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+
+logger = logging.getLogger("deltagate.errors")
+
+
+class GatewaySchema(strawberry.Schema):
+    """A schema that logs only unexpected errors: a caller's bad input is not an incident."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, GatewayError):
+                logger.error("unexpected error at %s", error.path, exc_info=original)
+
+
+def build_schema(*, cache_size: int = 1024) -> GatewaySchema:
+    """The schema, parsing and validating each distinct document once (per process)."""
+    return GatewaySchema(
+        query=Query,
+        extensions=[ParserCache(maxsize=cache_size), ValidationCache(maxsize=cache_size)],
+    )
+
+
+schema = build_schema()
+
+__all__ = ["SDL_PATH", "GatewaySchema", "build_schema", "schema"]

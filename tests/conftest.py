@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.settings import Settings
 from gateway.synthetic import Dataset, SeedReport, seed_regions
 
 #: Small enough to seed in seconds, big enough for every cross-region example.
@@ -55,3 +56,33 @@ def seeded(admin_dsn: str) -> Seeded:
 @pytest.fixture(scope="session")
 def dataset() -> Dataset:
     return Dataset(PERSONS, SEED)
+
+
+#: The HS256 secret of the test gateways (at least 32 bytes, as in production).
+JWT_SECRET = "deltagate-tests-jwt-secret-0123456789abcdef"
+MASK_SECRET = "deltagate-tests-mask-secret-0123456789abcdef"
+
+
+def token(region: str, *roles: str, app: str = "test-app", subject: str | None = None) -> str:
+    """A valid bearer token for a test caller."""
+    from gateway.auth import mint_token
+
+    return mint_token(
+        sub=app, region=region, roles=list(roles), secret=JWT_SECRET, subject=subject
+    )
+
+
+def gateway_settings(dsn: str, **changes: object) -> Settings:
+    """Development settings over the seeded regional databases."""
+    from dataclasses import replace
+
+    from gateway.settings import Settings, local_sources
+    from gateway.synthetic import region_dsn
+    from gateway.types import DELTA_REGIONS
+
+    settings = Settings(
+        jwt_secret=JWT_SECRET,
+        mask_secret=MASK_SECRET,
+        sources=local_sources({region: region_dsn(dsn, region) for region in DELTA_REGIONS}),
+    )
+    return replace(settings, **changes).check()

@@ -1,0 +1,212 @@
+"""The ASGI app: ``POST /graphql``, GraphiQL outside production, ``/healthz`` and ``/readyz``.
+
+Every request to ``/graphql`` is authenticated before its body is read, bound
+to the caller's policy (and matter) before anything executes, and answered
+with orjson. The app owns the regional sources (their pools) and the policy
+engine's reload task for its lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from strawberry.http.ides import get_graphql_ide_html
+
+from gateway.auth import TokenVerifier
+from gateway.errors import GatewayError, InvalidInput, SourceUnavailable
+from gateway.responses import GRAPHQL_RESPONSE, JSON, format_error, json_response, request_error
+from gateway.settings import Settings
+from gateway.sources import Source, build_source
+from gateway.types import RegionCode
+from policies import PolicyEngine, resolve_mask_secret
+from resolvers.context import RequestContext
+from resolvers.cursors import CursorCodec
+from schema import GatewaySchema, build_schema
+
+logger = logging.getLogger("deltagate")
+
+#: The largest request body accepted (a document plus its variables).
+MAX_BODY_BYTES = 256 * 1024
+MATTER_HEADER = "x-matter-code"
+
+
+@dataclass
+class Gateway:
+    """The long-lived parts one worker serves requests with."""
+
+    settings: Settings
+    sources: Mapping[RegionCode, Source]
+    policy: PolicyEngine
+    verifier: TokenVerifier
+    cursors: CursorCodec
+    schema: GatewaySchema
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        """Build every part from checked settings; ``ConfigError`` names what is wrong."""
+        mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
+        sources = {s.region: build_source(s.kind, **s.options()) for s in settings.sources}
+        policy = PolicyEngine.from_directory(
+            settings.policy_dir,
+            mask_secret=mask_secret,
+            reload_interval=settings.policy_reload_interval,
+            shared_cache_size=4096,
+        )
+        verifier = TokenVerifier(
+            hs256_secret=settings.jwt_secret,
+            jwks_path=settings.jwks_path,
+            audience=settings.audience,
+            issuer=settings.issuer,
+        )
+        return cls(
+            settings=settings,
+            sources=sources,
+            policy=policy,
+            verifier=verifier,
+            cursors=CursorCodec(mask_secret),
+            schema=build_schema(),
+        )
+
+    async def execute(self, request: Request) -> Response:
+        media_type = _response_type(request.headers.get("accept"))
+        try:
+            caller = self.verifier.verify(request.headers.get("authorization"))
+            query, variables, operation_name = await _read_operation(request)
+            matter = request.headers.get(MATTER_HEADER, "").strip() or None
+            policy = self.policy.begin(caller, matter)
+        except GatewayError as error:
+            return request_error(error, media_type)
+        context = RequestContext(caller, policy, self.sources, self.cursors)
+        result = await self.schema.execute(
+            query,
+            variable_values=variables,
+            context_value=context,
+            operation_name=operation_name,
+        )
+        payload: dict[str, Any] = {}
+        status = 200
+        if result.errors:
+            payload["errors"] = [format_error(error) for error in result.errors]
+            if result.data is None and media_type == GRAPHQL_RESPONSE:
+                status = 400  # the document did not parse or validate: nothing executed
+        payload["data"] = result.data
+        payload["extensions"] = {
+            "policy": policy.summary(),
+            "backendQueries": context.loaders.batches,
+            **context.extensions,
+        }
+        return json_response(payload, status, media_type)
+
+    async def ready(self) -> dict[str, Any]:
+        """Each source's reachability and the policy's state."""
+
+        async def ping(source: Source) -> str:
+            try:
+                await source.ping()
+            except SourceUnavailable:
+                return "unavailable"
+            return "ok"
+
+        states = await asyncio.gather(*(ping(s) for s in self.sources.values()))
+        return {
+            "sources": dict(zip(self.sources, states, strict=True)),
+            "policy": self.policy.status.as_dict(),
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(source.close() for source in self.sources.values()))
+
+
+def _response_type(accept: str | None) -> str:
+    """``application/graphql-response+json`` if the client accepts it, else ``application/json``."""
+    if accept and GRAPHQL_RESPONSE in accept:
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise InvalidInput("the request body must be application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise InvalidInput(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise InvalidInput(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    query = payload.get("query")
+    variables = payload.get("variables")
+    operation_name = payload.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInput("'query' must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidInput("'variables' must be an object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise InvalidInput("'operationName' must be a string")
+    return query, variables, operation_name
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    """The Starlette app serving ``gateway``; closes its sources on shutdown."""
+    production = gateway.settings.production
+    graphiql = None if production else get_graphql_ide_html("graphiql")
+
+    async def graphql(request: Request) -> Response:
+        if request.method == "GET":
+            if graphiql is None:
+                error = InvalidInput("GraphiQL is off in production mode; send queries with POST")
+                response = request_error(error)
+                response.status_code = 405
+                response.headers["Allow"] = "POST"
+                return response
+            return HTMLResponse(graphiql)
+        return await gateway.execute(request)
+
+    async def healthz(_: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        report = await gateway.ready()
+        # A policy file that fails to reload leaves the previous policy in force: reported, but
+        # not a reason to take every replica out of rotation at once.
+        ok = all(s == "ok" for s in report["sources"].values()) and report["policy"]["ready"]
+        report["status"] = "ok" if ok else "unavailable"
+        return json_response(report, 200 if ok else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(gateway.policy.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await gateway.close()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

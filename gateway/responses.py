@@ -1,0 +1,77 @@
+"""GraphQL errors as the gateway shows them: a code, a safe message, never a trace or SQL.
+
+This is the one place an exception becomes ``extensions.code``: the gateway's
+own errors carry their code and extensions; GraphQL syntax and validation
+errors are ``BAD_REQUEST``; anything else is ``INTERNAL`` with a fixed
+message (the detail is in the server log only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from graphql import GraphQLError
+from starlette.responses import Response
+
+from gateway.errors import GatewayError, PolicyError, Unauthenticated
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+#: HTTP statuses of errors raised before any GraphQL execution.
+REQUEST_STATUS = {
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "BAD_REQUEST": 400,
+    "RATE_LIMITED": 429,
+    "SOURCE_UNAVAILABLE": 503,
+    "AUDIT_UNAVAILABLE": 503,
+    "INTERNAL": 500,
+}
+
+
+def error_entry(error: GatewayError) -> dict[str, Any]:
+    """A GraphQL error object for a gateway error."""
+    message = str(error)
+    if isinstance(error, PolicyError):
+        message = "the access policy could not be evaluated"  # detail stays in the log
+    return {"message": message, "extensions": {"code": error.code, **error.extensions}}
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """A GraphQL error from execution, with its code and without anything internal."""
+    original = error.original_error
+    entry: dict[str, Any]
+    if original is None:
+        entry = {"message": error.message, "extensions": {"code": "BAD_REQUEST"}}
+    elif isinstance(original, GatewayError):
+        entry = error_entry(original)
+    else:
+        entry = {"message": "internal error", "extensions": {"code": "INTERNAL"}}
+    if error.locations:
+        entry["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path:
+        entry["path"] = error.path
+    return entry
+
+
+def json_response(
+    payload: dict[str, Any], status: int = 200, media_type: str = JSON, **headers: str
+) -> Response:
+    return Response(
+        orjson.dumps(payload, default=str),
+        status_code=status,
+        media_type=media_type,
+        headers=headers or None,
+    )
+
+
+def request_error(error: GatewayError, media_type: str = JSON) -> Response:
+    """A response for an error raised before execution (no ``data`` key: nothing ran)."""
+    status = REQUEST_STATUS.get(error.code, 400)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else {}
+    retry = error.extensions.get("retryAfter")
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
+    return json_response({"errors": [error_entry(error)]}, status, media_type, **headers)

@@ -1,0 +1,232 @@
+"""Gateway configuration: a TOML file, with secrets and a few deployment knobs from the environment.
+
+Example ``gateway.toml``::
+
+    [gateway]
+    mode = "production"          # or "development": GraphiQL, dev secrets allowed
+    host = "0.0.0.0"
+    port = 8000
+
+    [auth]
+    jwks_path = "/etc/deltagate/jwks.json"   # RS256; or jwt_secret / DELTAGATE_JWT_SECRET for HS256
+    audience = "deltagate"
+
+    [policy]
+    directory = "/etc/deltagate/policies"    # default: the shipped policies/
+
+    [sources.SH]
+    kind = "postgres"
+    dsn = "postgresql://gateway@db-sh/deltagate_sh"
+    mapping = "sh"               # a shipped mapping, or the path of a mapping file
+    timeout = 3.0
+
+Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
+``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
+``DELTAGATE_POLICY_DIR`` and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
+Secrets belong in the environment, not in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.types import DELTA_REGIONS, RegionCode
+from policies import SHIPPED_POLICY_DIR
+
+#: The mapping files shipped for the four regions' synthetic schemas.
+SHIPPED_MAPPINGS = Path(__file__).with_name("mappings")
+
+MODES = ("development", "production")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """One region's source: its kind and the options the kind takes."""
+
+    region: RegionCode
+    kind: str = "postgres"
+    dsn: str
+    mapping: Path
+    timeout: float = 5.0
+    pool_min: int = 1
+    pool_max: int = 10
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "dsn": self.dsn,
+            "mapping": self.mapping,
+            "timeout": self.timeout,
+            "min_size": self.pool_min,
+            "max_size": self.pool_max,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the gateway process needs to start."""
+
+    mode: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_secret: str | None = None
+    jwks_path: Path | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    mask_secret: str | None = None
+    policy_dir: Path = SHIPPED_POLICY_DIR
+    policy_reload_interval: float = 2.0
+    sources: tuple[SourceSettings, ...] = field(default_factory=tuple)
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    def check(self) -> Settings:
+        """Refuse a configuration the gateway cannot run safely with."""
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not self.sources:
+            raise ConfigError("no sources are configured")
+        if self.jwt_secret is None and self.jwks_path is None:
+            raise ConfigError("set DELTAGATE_JWT_SECRET (HS256) or auth.jwks_path (RS256)")
+        if self.production and self.jwt_secret is not None and self.jwks_path is None:
+            raise ConfigError("production mode takes RS256 tokens (auth.jwks_path), not HS256")
+        if self.production and not self.mask_secret:
+            raise ConfigError("production mode needs DELTAGATE_MASK_SECRET")
+        return self
+
+
+def shipped_mapping(region: RegionCode) -> Path:
+    return SHIPPED_MAPPINGS / f"{region.lower()}.toml"
+
+
+def local_sources(dsn_for: Mapping[RegionCode, str]) -> tuple[SourceSettings, ...]:
+    """Sources for the shipped mappings, one per region, e.g. over the embedded server."""
+    return tuple(
+        SourceSettings(region=region, dsn=dsn, mapping=shipped_mapping(region))
+        for region, dsn in dsn_for.items()
+    )
+
+
+def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the file (if any), apply the environment, and check the result.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value is wrong.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        base = path.parent
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    settings = _from_table(raw, base)
+    return apply_environment(settings, env).check()
+
+
+def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """The settings with the ``DELTAGATE_*`` environment variables applied."""
+    changes: dict[str, Any] = {}
+    for name, attr in (
+        ("MODE", "mode"),
+        ("HOST", "host"),
+        ("JWT_SECRET", "jwt_secret"),
+        ("MASK_SECRET", "mask_secret"),
+    ):
+        if env.get(f"DELTAGATE_{name}"):
+            changes[attr] = env[f"DELTAGATE_{name}"]
+    if env.get("DELTAGATE_PORT"):
+        changes["port"] = _int(env["DELTAGATE_PORT"], "DELTAGATE_PORT")
+    if env.get("DELTAGATE_POLICY_DIR"):
+        changes["policy_dir"] = Path(env["DELTAGATE_POLICY_DIR"])
+    sources = {s.region: s for s in settings.sources}
+    for key, value in env.items():
+        if key.startswith("DELTAGATE_DSN_") and value:
+            region = key.removeprefix("DELTAGATE_DSN_").upper()
+            current = sources.get(region)
+            sources[region] = (
+                replace(current, dsn=value)
+                if current
+                else SourceSettings(region=region, dsn=value, mapping=shipped_mapping(region))
+            )
+    changes["sources"] = tuple(sources.values())
+    return replace(settings, **changes)
+
+
+def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
+    unknown = set(raw) - {"gateway", "auth", "policy", "sources"}
+    if unknown:
+        raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
+    gateway = _section(raw, "gateway", {"mode", "host", "port"})
+    auth = _section(raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer"})
+    policy = _section(raw, "policy", {"directory", "reload_interval"})
+    sources = []
+    for region, table in _section(raw, "sources", None).items():
+        sources.append(_source(region, table, base))
+    return Settings(
+        mode=str(gateway.get("mode", "development")),
+        host=str(gateway.get("host", "127.0.0.1")),
+        port=_int(gateway.get("port", 8000), "gateway.port"),
+        jwt_secret=auth.get("jwt_secret"),
+        jwks_path=base / auth["jwks_path"] if "jwks_path" in auth else None,
+        audience=auth.get("audience"),
+        issuer=auth.get("issuer"),
+        policy_dir=base / policy["directory"] if "directory" in policy else SHIPPED_POLICY_DIR,
+        policy_reload_interval=float(policy.get("reload_interval", 2.0)),
+        sources=tuple(sources),
+    )
+
+
+def _source(region: str, table: Any, base: Path) -> SourceSettings:
+    where = f"sources.{region}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - {"kind", "dsn", "mapping", "timeout", "pool_min", "pool_max"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    if "dsn" not in table:
+        raise ConfigError(f"{where}: dsn is required (or set DELTAGATE_DSN_{region.upper()})")
+    mapping = str(table.get("mapping", region.lower()))
+    mapping_path = (
+        shipped_mapping(mapping)
+        if mapping.upper() in DELTA_REGIONS and not mapping.endswith(".toml")
+        else base / mapping
+    )
+    return SourceSettings(
+        region=region.upper(),
+        kind=str(table.get("kind", "postgres")),
+        dsn=str(table["dsn"]),
+        mapping=mapping_path,
+        timeout=float(table.get("timeout", 5.0)),
+        pool_min=_int(table.get("pool_min", 1), f"{where}.pool_min"),
+        pool_max=_int(table.get("pool_max", 10), f"{where}.pool_max"),
+    )
+
+
+def _section(raw: Mapping[str, Any], name: str, keys: set[str] | None) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    if keys is not None and set(table) - keys:
+        raise ConfigError(f"[{name}]: unknown keys {', '.join(sorted(set(table) - keys))}")
+    return table
+
+
+def _int(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be an integer, not {value!r}") from None

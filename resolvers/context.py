@@ -1,0 +1,60 @@
+"""What every resolver of one operation shares: the caller's policy, the sources, the loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.sources import Source
+from gateway.types import Caller, RegionCode
+from policies import OperationPolicy
+from resolvers.cursors import CursorCodec
+from resolvers.loaders import Loaders
+from resolvers.selection import Selection, selected_fields
+
+
+class RequestContext:
+    """One operation's state, made by the app for each request and passed as the context.
+
+    Attributes:
+        caller: who is asking (verified claims of the token).
+        policy: decisions for this caller and matter, made once per field and region.
+        sources: the configured source of each region.
+        loaders: the request's dataloaders.
+        cursors: the codec of page cursors.
+        extensions: extra entries for the response's ``extensions``.
+    """
+
+    __slots__ = ("_selection", "caller", "cursors", "extensions", "loaders", "policy", "sources")
+
+    def __init__(
+        self,
+        caller: Caller,
+        policy: OperationPolicy,
+        sources: Mapping[RegionCode, Source],
+        cursors: CursorCodec,
+    ) -> None:
+        self.caller = caller
+        self.cursors = cursors
+        self.policy = policy
+        self.sources = sources
+        self.loaders = Loaders(sources, policy, self.fields_of)
+        self.extensions: dict[str, Any] = {}
+        self._selection: Selection | None = None
+
+    @property
+    def regions(self) -> tuple[RegionCode, ...]:
+        """The regions with a configured source, in configuration order."""
+        return tuple(self.sources)
+
+    def plan(self, info: Any) -> None:
+        """Record which fields the operation selects per type (once; the root resolvers call it)."""
+        if self._selection is None:
+            raw = info._raw_info  # graphql-core's own info: the schema and the fragments
+            self._selection = selected_fields(raw.schema, raw.operation, raw.fragments)
+
+    def fields_of(self, type_name: str) -> frozenset[str]:
+        """The fields the operation selects on ``type_name`` (none before ``plan``: fail closed)."""
+        if self._selection is None:
+            return frozenset()
+        return self._selection.get(type_name, frozenset())

@@ -1,0 +1,70 @@
+"""Credit records: kept by the region where the decision was made, so read from all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from gateway.errors import InvalidId, InvalidInput
+from gateway.identifiers import is_valid_id_number, is_valid_uscc
+from gateway.types import Row
+from resolvers.context import RequestContext
+from resolvers.loaders import CREDIT, KEY, ORDER, OWNER
+from resolvers.persons import fan_out
+
+
+def newest_first(per_region: Sequence[Sequence[Row]], kinds: Collection[str] | None) -> list[Row]:
+    """Merge regions' records: newest decision first, then by region and id (a stable order)."""
+    rows = [row for region in per_region for row in region]
+    if kinds is not None:
+        wanted = frozenset(kinds)
+        rows = [row for row in rows if row["kind"] in wanted]
+    rows.sort(key=lambda row: (row[OWNER], row[KEY]))
+    rows.sort(key=lambda row: row[ORDER], reverse=True)
+    return rows
+
+
+async def records_of(
+    ctx: RequestContext, subject: Row, coordinate: str, kinds: Collection[str] | None
+) -> list[Row] | None:
+    """The credit records of a person or an enterprise, if the link may be followed."""
+    if not ctx.policy.allows(coordinate, subject[OWNER]):
+        return None
+    return newest_first(await fan_out(ctx, CREDIT, subject[KEY]), kinds)
+
+
+def require_subject_id(value: str, argument: str = "subjectId") -> str:
+    """A citizen ID number or a USCC, normalised; anything else is ``INVALID_ID``."""
+    normalised = value.strip().upper()
+    if is_valid_id_number(normalised) or is_valid_uscc(normalised):
+        return normalised
+    raise InvalidId(
+        f"{argument} is neither a valid citizen ID number nor a valid unified social credit code",
+        argument=argument,
+    )
+
+
+async def page(
+    ctx: RequestContext,
+    subject_id: str,
+    kinds: Collection[str] | None,
+    first: int,
+    after: str | None,
+) -> tuple[list[tuple[str, Row]], bool]:
+    """One page of a subject's records, newest first: (cursor, row) pairs and whether more follow."""
+    key = require_subject_id(subject_id)
+    rows = newest_first(await fan_out(ctx, CREDIT, key), kinds)
+    start = 0 if after is None else _start_after(rows, ctx.cursors.decode(after))
+    chosen = rows[start : start + first]
+    pairs = [(ctx.cursors.encode(_position(row)), row) for row in chosen]
+    return pairs, start + first < len(rows)
+
+
+def _position(row: Row) -> list[str]:
+    return [row[ORDER], row[OWNER], row[KEY]]
+
+
+def _start_after(rows: Sequence[Row], position: list[str]) -> int:
+    for index, row in enumerate(rows):
+        if _position(row) == position:
+            return index + 1
+    raise InvalidInput("after is not a cursor of this list", argument="after")

@@ -1,0 +1,114 @@
+"""Legal persons: base records from the home region, representatives from theirs, search everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Sequence
+
+from gateway.errors import InvalidInput
+from gateway.identifiers import id_number_region, require_uscc, uscc_region
+from gateway.types import RegionCode, Row
+from resolvers.context import RequestContext
+from resolvers.loaders import ENTERPRISE, KEY, OWNER, PERSON, REPRESENTED
+from resolvers.persons import fan_out
+
+#: The longest name prefix a search accepts (names are at most a few dozen characters).
+MAX_PREFIX = 100
+
+
+async def enterprise(ctx: RequestContext, uscc: str, argument: str = "uscc") -> Row | None:
+    """One enterprise's registry record, read from the region of its USCC only.
+
+    Raises:
+        InvalidId: the USCC is malformed or its check character is wrong.
+    """
+    key = require_uscc(uscc, argument)
+    home = uscc_region(key)
+    if home is None:
+        return None
+    return await ctx.loaders.one(ENTERPRISE, home, key)
+
+
+async def enterprises(
+    ctx: RequestContext, usccs: Sequence[str], argument: str = "usccs"
+) -> list[Row | None]:
+    """Registry records in the order asked, None where a key is unknown; all keys checked first."""
+    keys = [require_uscc(value, argument) for value in usccs]
+    return list(await asyncio.gather(*(enterprise(ctx, key) for key in keys)))
+
+
+async def representative(ctx: RequestContext, company: Row) -> Row | None:
+    """The legal representative's base record, from the region of their own ID number."""
+    rep_id = company.get("legal_rep_id")
+    if not rep_id or not ctx.policy.allows("LegalPerson.legalRepresentative", company[OWNER]):
+        return None
+    home = id_number_region(rep_id)
+    if home is None:
+        return None
+    return await ctx.loaders.one(PERSON, home, rep_id)
+
+
+async def represented_by(ctx: RequestContext, subject: Row) -> list[Row] | None:
+    """The enterprises, in any region, whose legal representative the person is."""
+    if not ctx.policy.allows("NaturalPerson.enterprises", subject[OWNER]):
+        return None
+    per_region = await fan_out(ctx, REPRESENTED, subject[KEY])
+    return [row for rows in per_region for row in sorted(rows, key=lambda row: row[KEY])]
+
+
+async def search(
+    ctx: RequestContext,
+    name: str,
+    region: RegionCode | None,
+    first: int,
+    after: str | None,
+) -> tuple[list[tuple[str, Row]], bool]:
+    """One page of enterprises whose name starts with ``name``, ordered by (name, USCC).
+
+    Each region's source returns its own first ``first + 1`` matches after the
+    cursor; merging them gives the page across the delta and whether more follow.
+    """
+    prefix = name.strip()
+    if not prefix or len(prefix) > MAX_PREFIX:
+        raise InvalidInput(f"name must be 1 to {MAX_PREFIX} characters", argument="name")
+    position = None if after is None else ctx.cursors.decode(after)
+    if position is not None and len(position) != 2:
+        raise InvalidInput("after is not a cursor of this list", argument="after")
+    regions = [region] if region is not None else list(ctx.regions)
+    sources = [ctx.sources[r] for r in regions if r in ctx.sources]
+    pages = await asyncio.gather(
+        *(
+            source.search(
+                "enterprise",
+                "name",
+                prefix,
+                after=None if position is None else (position[0], position[1]),
+                limit=first + 1,
+            )
+            for source in sources
+        )
+    )
+    ctx.loaders.batches += len(sources)
+    tagged = []
+    for source, rows in zip(sources, pages, strict=True):
+        for row in rows:
+            row[KEY] = row["uscc"]
+            row[OWNER] = source.region
+        tagged.append(rows)
+    merged = list(heapq.merge(*tagged, key=lambda row: (row["name"], row["uscc"])))
+    chosen = merged[:first]
+    shown: list[Row] = []
+    for source in sources:
+        own = [row for row in chosen if row[OWNER] == source.region]
+        masked = ctx.policy.apply(
+            "LegalPerson", source.region, own, fields=ctx.fields_of("LegalPerson")
+        )
+        shown.extend(masked)
+    order = {row[KEY]: index for index, row in enumerate(chosen)}
+    shown.sort(key=lambda row: order[row[KEY]])
+    pairs = [
+        (ctx.cursors.encode([raw["name"], raw["uscc"]]), row)
+        for raw, row in zip(chosen, shown, strict=True)
+    ]
+    return pairs, len(merged) > first

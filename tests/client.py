@@ -1,0 +1,64 @@
+"""A test client for a gateway served in-process, as a caller would use it over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from gateway.app import Gateway, create_app
+from gateway.settings import Settings
+
+
+class GatewayClient:
+    """Posts GraphQL operations with a bearer token and an optional matter code."""
+
+    def __init__(self, http: httpx.AsyncClient, gateway: Gateway) -> None:
+        self.http = http
+        self.gateway = gateway
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None,
+        matter: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if matter is not None:
+            sent["X-Matter-Code"] = matter
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
+        )
+
+    async def query(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None,
+        matter: str | None = None,
+    ) -> dict[str, Any]:
+        """The response body of a request that must be answered 200."""
+        response = await self.post(query, variables, token=token, matter=matter)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[GatewayClient]:
+    """A gateway built from ``settings``, served in-process until the block ends."""
+    gateway = Gateway.from_settings(settings)
+    app = create_app(gateway)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://deltagate") as http:
+            yield GatewayClient(http, gateway)
+    finally:
+        await gateway.close()
