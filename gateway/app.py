@@ -26,7 +26,7 @@ from gateway.auth import TokenVerifier
 from gateway.errors import GatewayError, InvalidInput, SourceUnavailable
 from gateway.responses import GRAPHQL_RESPONSE, JSON, format_error, json_response, request_error
 from gateway.settings import Settings
-from gateway.sources import Source, build_source
+from gateway.sources import QueryObserver, Source, build_source
 from gateway.types import RegionCode
 from policies import PolicyEngine, resolve_mask_secret
 from resolvers.context import RequestContext
@@ -52,10 +52,16 @@ class Gateway:
     schema: GatewaySchema
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Gateway:
-        """Build every part from checked settings; ``ConfigError`` names what is wrong."""
+    def from_settings(cls, settings: Settings, *, observer: QueryObserver | None = None) -> Gateway:
+        """Build every part from checked settings; ``ConfigError`` names what is wrong.
+
+        ``observer`` is told of every backend query any source completes.
+        """
         mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
-        sources = {s.region: build_source(s.kind, **s.options()) for s in settings.sources}
+        sources = {
+            s.region: build_source(s.kind, **s.options(), observer=observer)
+            for s in settings.sources
+        }
         policy = PolicyEngine.from_directory(
             settings.policy_dir,
             mask_secret=mask_secret,

@@ -7,11 +7,11 @@ import heapq
 from collections.abc import Sequence
 
 from gateway.errors import InvalidInput
-from gateway.identifiers import id_number_region, require_uscc, uscc_region
+from gateway.identifiers import require_uscc
 from gateway.types import RegionCode, Row
 from resolvers.context import RequestContext
 from resolvers.loaders import ENTERPRISE, KEY, OWNER, PERSON, REPRESENTED
-from resolvers.persons import fan_out
+from resolvers.persons import fan_out, home_record
 
 #: The longest name prefix a search accepts (names are at most a few dozen characters).
 MAX_PREFIX = 100
@@ -23,11 +23,7 @@ async def enterprise(ctx: RequestContext, uscc: str, argument: str = "uscc") -> 
     Raises:
         InvalidId: the USCC is malformed or its check character is wrong.
     """
-    key = require_uscc(uscc, argument)
-    home = uscc_region(key)
-    if home is None:
-        return None
-    return await ctx.loaders.one(ENTERPRISE, home, key)
+    return await home_record(ctx, ENTERPRISE, require_uscc(uscc, argument))
 
 
 async def enterprises(
@@ -35,7 +31,7 @@ async def enterprises(
 ) -> list[Row | None]:
     """Registry records in the order asked, None where a key is unknown; all keys checked first."""
     keys = [require_uscc(value, argument) for value in usccs]
-    return list(await asyncio.gather(*(enterprise(ctx, key) for key in keys)))
+    return list(await asyncio.gather(*(home_record(ctx, ENTERPRISE, key) for key in keys)))
 
 
 async def representative(ctx: RequestContext, company: Row) -> Row | None:
@@ -43,10 +39,7 @@ async def representative(ctx: RequestContext, company: Row) -> Row | None:
     rep_id = company.get("legal_rep_id")
     if not rep_id or not ctx.policy.allows("LegalPerson.legalRepresentative", company[OWNER]):
         return None
-    home = id_number_region(rep_id)
-    if home is None:
-        return None
-    return await ctx.loaders.one(PERSON, home, rep_id)
+    return await home_record(ctx, PERSON, rep_id)
 
 
 async def represented_by(ctx: RequestContext, subject: Row) -> list[Row] | None:

@@ -16,11 +16,12 @@ region whose source returned it) and ``_order`` (a raw date to sort by).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from aiodataloader import DataLoader
+from aiodataloader import DataLoader, Loader, dispatch_queue
 
 from gateway.sources import Source
 from gateway.types import RegionCode, Row
@@ -60,6 +61,74 @@ REPRESENTED = LoadSpec("enterprise", "legal_rep_id", "LegalPerson", "uscc")
 CREDIT = LoadSpec("credit_record", "subject_id", "CreditRecord", "id", order="decided_on")
 
 
+class BatchScheduler:
+    """Sends a request's batches level by level: all loaders together, once the request is quiet.
+
+    aiodataloader sends each loader's batch one step of the event loop after
+    its first key. Across regions that splits a level: the Shanghai persons
+    come back first, their credit records go out, and the Jiangsu persons'
+    credit records follow in a query of their own. Here no batch is sent while
+    another is in flight (a batch in flight may yet add keys to any loader),
+    nor until the event loop has run a few steps with no new key (resolvers
+    reach their loaders through a few layers of tasks). So each (entity,
+    region) is read once per level of the operation, whatever the row counts.
+    """
+
+    #: Event-loop steps without a new key before the waiting batches are sent.
+    QUIET_STEPS = 2
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._waiting: dict[int, DataLoader] = {}
+        self._new_keys = False
+        self._quiet = 0
+        self._scheduled = False
+
+    def enqueued(self, loader: DataLoader) -> None:
+        self._waiting[id(loader)] = loader
+        self._new_keys = True
+        self._schedule()
+
+    def finished(self) -> None:
+        self.in_flight -= 1
+        if self._waiting:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self.in_flight:
+            return  # the batch in flight reschedules when it finishes
+        if self._new_keys or self._quiet + 1 < self.QUIET_STEPS:
+            self._quiet = 0 if self._new_keys else self._quiet + 1
+            self._new_keys = False
+            self._schedule()
+            return
+        self._quiet = 0
+        waiting = list(self._waiting.values())
+        self._waiting.clear()
+        for loader in waiting:
+            if loader._queue:
+                self.in_flight += 1
+                dispatch_queue(loader)
+
+
+class _ScheduledLoader(DataLoader):
+    """A DataLoader whose batches the request's ``BatchScheduler`` sends."""
+
+    def __init__(self, batch_load_fn: Callable[..., Any], scheduler: BatchScheduler) -> None:
+        super().__init__(batch_load_fn)
+        self.scheduler = scheduler
+
+    def do_resolve_reject(self, key: Any, future: asyncio.Future[Any]) -> None:
+        self._queue.append(Loader(key=key, future=future))
+        self.scheduler.enqueued(self)
+
+
 class Loaders:
     """The loaders of one request, made on first use.
 
@@ -79,6 +148,7 @@ class Loaders:
         self.policy = policy
         self.fields_of = fields_of
         self.batches = 0
+        self.scheduler = BatchScheduler()
         self._loaders: dict[tuple[LoadSpec, RegionCode], DataLoader] = {}
 
     def get(self, spec: LoadSpec, region: RegionCode) -> DataLoader | None:
@@ -88,14 +158,27 @@ class Loaders:
             source = self.sources.get(region)
             if source is None:
                 return None
-            loader = DataLoader(_batch(self, spec, source))
+            loader = _ScheduledLoader(_batch(self, spec, source), self.scheduler)
             self._loaders[(spec, region)] = loader
         return loader
 
-    async def many(self, spec: LoadSpec, region: RegionCode, key: str) -> list[Row]:
-        """Every row of ``spec`` whose key field is ``key``, from one region."""
+    def many(self, spec: LoadSpec, region: RegionCode, key: str) -> Awaitable[list[Row]]:
+        """Every row of ``spec`` whose key field is ``key``, from one region.
+
+        Not a coroutine on purpose: the key joins the loader's batch now, in the
+        caller's step of the event loop, not in a task scheduled after the batch
+        went out (which would split one level's keys over two queries).
+        """
         loader = self.get(spec, region)
-        return [] if loader is None else await loader.load(key)
+        if loader is None:
+            done: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+            done.set_result([])
+            return done
+        return cast("Awaitable[list[Row]]", loader.load(key))
+
+    def everywhere(self, spec: LoadSpec, key: str) -> Awaitable[list[list[Row]]]:
+        """The rows for ``key`` from every configured region, one list per region in order."""
+        return asyncio.gather(*(self.many(spec, region, key) for region in self.sources))
 
     async def one(self, spec: LoadSpec, region: RegionCode, key: str) -> Row | None:
         """The row identified by ``key`` in its home region, or None."""
@@ -107,7 +190,10 @@ def _batch(loaders: Loaders, spec: LoadSpec, source: Source) -> Callable[[Sequen
     region = source.region
 
     async def load(keys: Sequence[str]) -> list[list[Row]]:
-        raw = await source.fetch(spec.entity, spec.by, keys)
+        try:
+            raw = await source.fetch(spec.entity, spec.by, keys)
+        finally:
+            loaders.scheduler.finished()
         loaders.batches += 1
         for row in raw:
             row[KEY] = row[spec.identity]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
-from gateway.identifiers import id_number_region, require_id_number
+from gateway.identifiers import require_id_number, subject_region
 from gateway.types import Row
 from resolvers.context import RequestContext
 from resolvers.loaders import KEY, ORDER, OWNER, PERSON, RESIDENCES, SOCIAL_INSURANCE, LoadSpec
@@ -17,11 +17,25 @@ async def person(ctx: RequestContext, id_number: str, argument: str = "idNumber"
     Raises:
         InvalidId: the ID number is malformed or its check character is wrong.
     """
-    key = require_id_number(id_number, argument)
-    home = id_number_region(key)
+    return await home_record(ctx, PERSON, require_id_number(id_number, argument))
+
+
+def home_record(ctx: RequestContext, spec: LoadSpec, key: str) -> Awaitable[Row | None]:
+    """The record of ``key`` from its home region only (一数一源); None outside the delta."""
+    home = subject_region(key)
     if home is None:
-        return None  # outside the delta: an upper-level source's, once the cascade exists
-    return await ctx.loaders.one(PERSON, home, key)
+        # Outside the delta: an upper-level source's, once the cascade exists.
+        return _none()
+    return _first(ctx.loaders.many(spec, home, key))
+
+
+async def _first(rows: Awaitable[list[Row]]) -> Row | None:
+    found = await rows
+    return found[0] if found else None
+
+
+async def _none() -> None:
+    return None
 
 
 async def persons(
@@ -29,7 +43,7 @@ async def persons(
 ) -> list[Row | None]:
     """Base records in the order asked, None where a key is unknown; all keys checked first."""
     keys = [require_id_number(value, argument) for value in id_numbers]
-    return list(await asyncio.gather(*(person(ctx, key) for key in keys)))
+    return list(await asyncio.gather(*(home_record(ctx, PERSON, key) for key in keys)))
 
 
 async def residences(ctx: RequestContext, subject: Row) -> list[Row] | None:
@@ -53,8 +67,6 @@ async def _related(
     return merged
 
 
-async def fan_out(ctx: RequestContext, spec: LoadSpec, key: str) -> list[list[Row]]:
+def fan_out(ctx: RequestContext, spec: LoadSpec, key: str) -> Awaitable[list[list[Row]]]:
     """The rows for ``key`` from every configured region, one list per region in order."""
-    return list(
-        await asyncio.gather(*(ctx.loaders.many(spec, region, key) for region in ctx.regions))
-    )
+    return ctx.loaders.everywhere(spec, key)

@@ -33,7 +33,11 @@ def build_schema(*, cache_size: int = 1024) -> GatewaySchema:
     """The schema, parsing and validating each distinct document once (per process)."""
     return GatewaySchema(
         query=Query,
-        extensions=[ParserCache(maxsize=cache_size), ValidationCache(maxsize=cache_size)],
+        # Factories: a fresh extension per request, sharing one module-level LRU per size.
+        extensions=[
+            lambda: ParserCache(maxsize=cache_size),
+            lambda: ValidationCache(maxsize=cache_size),
+        ],
     )
 
 

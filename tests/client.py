@@ -10,6 +10,7 @@ import httpx
 
 from gateway.app import Gateway, create_app
 from gateway.settings import Settings
+from gateway.sources import QueryObserver
 
 
 class GatewayClient:
@@ -52,9 +53,11 @@ class GatewayClient:
 
 
 @asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[GatewayClient]:
+async def serve(
+    settings: Settings, observer: QueryObserver | None = None
+) -> AsyncIterator[GatewayClient]:
     """A gateway built from ``settings``, served in-process until the block ends."""
-    gateway = Gateway.from_settings(settings)
+    gateway = Gateway.from_settings(settings, observer=observer)
     app = create_app(gateway)
     transport = httpx.ASGITransport(app=app)
     try:
