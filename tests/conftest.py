@@ -1,7 +1,8 @@
 """One real PostgreSQL for the whole test session, and the synthetic delta seeded on it.
 
-The server is embedded (pgserver) unless ``DELTAGATE_TEST_DSN`` names one with
-the right to create databases. Every test module that needs a database asks
+The server is embedded (pgserver, data in ``DELTAGATE_TEST_PGDATA`` or a folder
+under the system temp folder) unless ``DELTAGATE_TEST_DSN`` names one with the
+right to create databases. Every test module that needs a database asks
 for ``admin_dsn`` (and makes its own databases) or for ``seeded`` (the four
 regional databases, filled once per session).
 """
@@ -42,7 +43,11 @@ def admin_dsn() -> str:
     import pgserver
 
     # Under the system temp folder: run as root, pgserver opens every parent of its data dir.
-    data = Path(tempfile.gettempdir()) / "deltagate-test-pg"
+    # DELTAGATE_TEST_PGDATA lets two checkouts run their suites side by side.
+    data = Path(
+        os.environ.get("DELTAGATE_TEST_PGDATA")
+        or Path(tempfile.gettempdir()) / "deltagate-test-pg"
+    )
     return pgserver.get_server(data, cleanup_mode="stop").get_uri("postgres")
 
 
