@@ -29,7 +29,7 @@ from gateway.settings import Settings
 from gateway.sources import QueryObserver, Source, build_source
 from gateway.types import RegionCode
 from policies import PolicyEngine, resolve_mask_secret
-from resolvers.context import RequestContext
+from resolvers.context import GatewayContext
 from resolvers.cursors import CursorCodec
 from schema import GatewaySchema, build_schema
 
@@ -92,7 +92,7 @@ class Gateway:
             policy = self.policy.begin(caller, matter)
         except GatewayError as error:
             return request_error(error, media_type)
-        context = RequestContext(caller, policy, self.sources, self.cursors)
+        context = GatewayContext(caller, policy, self.sources, self.cursors)
         result = await self.schema.execute(
             query,
             variable_values=variables,

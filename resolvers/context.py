@@ -13,7 +13,7 @@ from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
 
 
-class RequestContext:
+class GatewayContext:
     """One operation's state, made by the app for each request and passed as the context.
 
     Attributes:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from gateway.errors import InvalidId, InvalidInput
 from gateway.identifiers import is_valid_id_number, is_valid_uscc
 from gateway.types import Row
-from resolvers.context import RequestContext
+from resolvers.context import GatewayContext
 from resolvers.loaders import CREDIT, KEY, ORDER, OWNER
 from resolvers.persons import fan_out
 
@@ -24,7 +24,7 @@ def newest_first(per_region: Sequence[Sequence[Row]], kinds: Collection[str] | N
 
 
 async def records_of(
-    ctx: RequestContext, subject: Row, coordinate: str, kinds: Collection[str] | None
+    ctx: GatewayContext, subject: Row, coordinate: str, kinds: Collection[str] | None
 ) -> list[Row] | None:
     """The credit records of a person or an enterprise, if the link may be followed."""
     if not ctx.policy.allows(coordinate, subject[OWNER]):
@@ -44,7 +44,7 @@ def require_subject_id(value: str, argument: str = "subjectId") -> str:
 
 
 async def page(
-    ctx: RequestContext,
+    ctx: GatewayContext,
     subject_id: str,
     kinds: Collection[str] | None,
     first: int,

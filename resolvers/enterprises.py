@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from gateway.errors import InvalidInput
 from gateway.identifiers import require_uscc
 from gateway.types import RegionCode, Row
-from resolvers.context import RequestContext
+from resolvers.context import GatewayContext
 from resolvers.loaders import ENTERPRISE, KEY, OWNER, PERSON, REPRESENTED
 from resolvers.persons import fan_out, home_record
 
@@ -17,7 +17,7 @@ from resolvers.persons import fan_out, home_record
 MAX_PREFIX = 100
 
 
-async def enterprise(ctx: RequestContext, uscc: str, argument: str = "uscc") -> Row | None:
+async def enterprise(ctx: GatewayContext, uscc: str, argument: str = "uscc") -> Row | None:
     """One enterprise's registry record, read from the region of its USCC only.
 
     Raises:
@@ -27,14 +27,14 @@ async def enterprise(ctx: RequestContext, uscc: str, argument: str = "uscc") -> 
 
 
 async def enterprises(
-    ctx: RequestContext, usccs: Sequence[str], argument: str = "usccs"
+    ctx: GatewayContext, usccs: Sequence[str], argument: str = "usccs"
 ) -> list[Row | None]:
     """Registry records in the order asked, None where a key is unknown; all keys checked first."""
     keys = [require_uscc(value, argument) for value in usccs]
     return list(await asyncio.gather(*(home_record(ctx, ENTERPRISE, key) for key in keys)))
 
 
-async def representative(ctx: RequestContext, company: Row) -> Row | None:
+async def representative(ctx: GatewayContext, company: Row) -> Row | None:
     """The legal representative's base record, from the region of their own ID number."""
     rep_id = company.get("legal_rep_id")
     if not rep_id or not ctx.policy.allows("LegalPerson.legalRepresentative", company[OWNER]):
@@ -42,7 +42,7 @@ async def representative(ctx: RequestContext, company: Row) -> Row | None:
     return await home_record(ctx, PERSON, rep_id)
 
 
-async def represented_by(ctx: RequestContext, subject: Row) -> list[Row] | None:
+async def represented_by(ctx: GatewayContext, subject: Row) -> list[Row] | None:
     """The enterprises, in any region, whose legal representative the person is."""
     if not ctx.policy.allows("NaturalPerson.enterprises", subject[OWNER]):
         return None
@@ -51,7 +51,7 @@ async def represented_by(ctx: RequestContext, subject: Row) -> list[Row] | None:
 
 
 async def search(
-    ctx: RequestContext,
+    ctx: GatewayContext,
     name: str,
     region: RegionCode | None,
     first: int,

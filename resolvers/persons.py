@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Sequence
 
 from gateway.identifiers import require_id_number, subject_region
 from gateway.types import Row
-from resolvers.context import RequestContext
+from resolvers.context import GatewayContext
 from resolvers.loaders import KEY, ORDER, OWNER, PERSON, RESIDENCES, SOCIAL_INSURANCE, LoadSpec
 
 
-async def person(ctx: RequestContext, id_number: str, argument: str = "idNumber") -> Row | None:
+async def person(ctx: GatewayContext, id_number: str, argument: str = "idNumber") -> Row | None:
     """One person's base record, read from the region of the ID number only (一数一源).
 
     Raises:
@@ -20,7 +20,7 @@ async def person(ctx: RequestContext, id_number: str, argument: str = "idNumber"
     return await home_record(ctx, PERSON, require_id_number(id_number, argument))
 
 
-def home_record(ctx: RequestContext, spec: LoadSpec, key: str) -> Awaitable[Row | None]:
+def home_record(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[Row | None]:
     """The record of ``key`` from its home region only (一数一源); None outside the delta."""
     home = subject_region(key)
     if home is None:
@@ -39,23 +39,23 @@ async def _none() -> None:
 
 
 async def persons(
-    ctx: RequestContext, id_numbers: Sequence[str], argument: str = "idNumbers"
+    ctx: GatewayContext, id_numbers: Sequence[str], argument: str = "idNumbers"
 ) -> list[Row | None]:
     """Base records in the order asked, None where a key is unknown; all keys checked first."""
     keys = [require_id_number(value, argument) for value in id_numbers]
     return list(await asyncio.gather(*(home_record(ctx, PERSON, key) for key in keys)))
 
 
-async def residences(ctx: RequestContext, subject: Row) -> list[Row] | None:
+async def residences(ctx: GatewayContext, subject: Row) -> list[Row] | None:
     return await _related(ctx, subject, "NaturalPerson.residences", RESIDENCES)
 
 
-async def social_insurance(ctx: RequestContext, subject: Row) -> list[Row] | None:
+async def social_insurance(ctx: GatewayContext, subject: Row) -> list[Row] | None:
     return await _related(ctx, subject, "NaturalPerson.socialInsurance", SOCIAL_INSURANCE)
 
 
 async def _related(
-    ctx: RequestContext, subject: Row, coordinate: str, spec: LoadSpec
+    ctx: GatewayContext, subject: Row, coordinate: str, spec: LoadSpec
 ) -> list[Row] | None:
     """A person's records kept by any region, in region order, newest first within one."""
     if not ctx.policy.allows(coordinate, subject[OWNER]):
@@ -67,6 +67,6 @@ async def _related(
     return merged
 
 
-def fan_out(ctx: RequestContext, spec: LoadSpec, key: str) -> Awaitable[list[list[Row]]]:
+def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[list[list[Row]]]:
     """The rows for ``key`` from every configured region, one list per region in order."""
     return ctx.loaders.everywhere(spec, key)

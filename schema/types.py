@@ -15,11 +15,11 @@ import strawberry
 
 from gateway.types import Row
 from resolvers import credit, enterprises, persons
-from resolvers.context import RequestContext
+from resolvers.context import GatewayContext
 from resolvers.loaders import KEY, OWNER
 from schema.enums import CreditKind, Gender, Region, SubjectType
 
-Info = strawberry.Info[RequestContext, None]
+Info = strawberry.Info[GatewayContext, None]
 
 
 @strawberry.type(
