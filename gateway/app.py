@@ -92,7 +92,7 @@ class Gateway:
             policy = self.policy.begin(caller, matter)
         except GatewayError as error:
             return request_error(error, media_type)
-        context = GatewayContext(caller, policy, self.sources, self.cursors)
+        context = GatewayContext(caller, policy, self.sources, self.cursors, self.policy)
         result = await self.schema.execute(
             query,
             variable_values=variables,

@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.sources import Source
 from gateway.types import Caller, RegionCode
-from policies import OperationPolicy
+from policies import OperationPolicy, PolicyEngine
 from resolvers.cursors import CursorCodec
 from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
@@ -22,10 +22,20 @@ class GatewayContext:
         sources: the configured source of each region.
         loaders: the request's dataloaders.
         cursors: the codec of page cursors.
+        engine: the policy engine (for the resource catalog).
         extensions: extra entries for the response's ``extensions``.
     """
 
-    __slots__ = ("_selection", "caller", "cursors", "extensions", "loaders", "policy", "sources")
+    __slots__ = (
+        "_selection",
+        "caller",
+        "cursors",
+        "engine",
+        "extensions",
+        "loaders",
+        "policy",
+        "sources",
+    )
 
     def __init__(
         self,
@@ -33,8 +43,10 @@ class GatewayContext:
         policy: OperationPolicy,
         sources: Mapping[RegionCode, Source],
         cursors: CursorCodec,
+        engine: PolicyEngine | None = None,
     ) -> None:
         self.caller = caller
+        self.engine = engine
         self.cursors = cursors
         self.policy = policy
         self.sources = sources

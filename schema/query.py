@@ -6,6 +6,7 @@ import strawberry
 
 from gateway.errors import BatchTooLarge, InvalidInput
 from resolvers import credit, enterprises, persons
+from schema.catalog import CatalogQuery
 from schema.enums import CreditKind, Region
 from schema.types import (
     CreditRecord,
@@ -47,7 +48,7 @@ def _check_page(first: int) -> None:
 
 
 @strawberry.type
-class Query:
+class Query(CatalogQuery):
     @strawberry.field(description="A natural person by citizen ID number (GB 11643).")
     async def natural_person(self, info: Info, id_number: strawberry.ID) -> NaturalPerson | None:
         info.context.plan(info)

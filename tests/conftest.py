@@ -45,8 +45,7 @@ def admin_dsn() -> str:
     # Under the system temp folder: run as root, pgserver opens every parent of its data dir.
     # DELTAGATE_TEST_PGDATA lets two checkouts run their suites side by side.
     data = Path(
-        os.environ.get("DELTAGATE_TEST_PGDATA")
-        or Path(tempfile.gettempdir()) / "deltagate-test-pg"
+        os.environ.get("DELTAGATE_TEST_PGDATA") or Path(tempfile.gettempdir()) / "deltagate-test-pg"
     )
     return pgserver.get_server(data, cleanup_mode="stop").get_uri("postgres")
 
@@ -72,9 +71,7 @@ def token(region: str, *roles: str, app: str = "test-app", subject: str | None =
     """A valid bearer token for a test caller."""
     from gateway.auth import mint_token
 
-    return mint_token(
-        sub=app, region=region, roles=list(roles), secret=JWT_SECRET, subject=subject
-    )
+    return mint_token(sub=app, region=region, roles=list(roles), secret=JWT_SECRET, subject=subject)
 
 
 def gateway_settings(dsn: str, **changes: object) -> Settings:

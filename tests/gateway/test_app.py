@@ -1,252 +1,175 @@
-"""The gateway end to end over HTTP: one schema over four regions, batched, heterogeneity hidden."""
+"""The HTTP surface: who may ask, what a request must look like, health and readiness."""
 
 from __future__ import annotations
 
-from collections import Counter
-from decimal import Decimal
-from typing import Any
+import time
+from dataclasses import replace
+from pathlib import Path
 
+import jwt
 import pytest
 
-from gateway.identifiers import make_id_number, make_uscc
-from gateway.types import DELTA_REGIONS
+from gateway.auth import mint_token
 from tests.client import serve
-from tests.conftest import Seeded, gateway_settings, token
+from tests.conftest import JWT_SECRET, Seeded, gateway_settings, token
+from tests.gateway.test_auth import jwk, new_rsa_key, rs256, write_jwks
 
-# A caller that sees everything a region keeps: an officer of that region under a matter.
-MATTER = "JH-HUKOU-MIGRATION"
-
-PERSON_FIELDS = """
-    idNumber name gender birthDate ethnicity householdRegion householdAddress phone
-    residences { region address since }
-    socialInsurance { region insuranceType status since }
-    creditRecords { id subjectId subjectType kind title documentNumber authority decidedOn
-                    validUntil amount region detail }
-"""
-ENTERPRISE_FIELDS = """
-    uscc name entityType status registeredCapital establishedOn registrationAuthority region
-    address businessScope
-    legalRepresentative { idNumber name householdRegion }
-    creditRecords { id kind decidedOn region amount }
-"""
+QUERY = "query($u: ID!) { legalPerson(uscc: $u) { name } }"
 
 
-def officer(region: str) -> str:
-    return token(region, "joint_handling_officer", app=f"jh-{region.lower()}")
+@pytest.fixture
+def uscc(seeded: Seeded) -> str:
+    return seeded.dataset.uscc("JS", 0)
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+def forged() -> str:
+    return mint_token(
+        sub="intruder", region="SH", roles=["one_stop_app"], secret="x" * 40 + "-not-the-secret"
+    )
 
 
-def unified(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    """A generator row as the gateway must show it (money as a decimal string in 万元)."""
-    out = {}
-    for name in fields:
-        value = row[name]
-        out[camel(name)] = str(value) if isinstance(value, Decimal) else value
-    return out
+def expired() -> str:
+    now = time.time()
+    claims = {"sub": "late", "region": "SH", "roles": ["one_stop_app"], "iat": now - 7200,
+              "exp": now - 3600}  # fmt: skip
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
-@pytest.mark.parametrize("region", DELTA_REGIONS)
-async def test_a_person_reads_back_as_the_generator_made_them(
-    seeded: Seeded, region: str
+@pytest.mark.parametrize(
+    ("authorization", "why"),
+    [
+        (None, "missing"),
+        ("Basic dXNlcjpwYXNz", "not a bearer token"),
+        ("Bearer not-a-jwt", "malformed"),
+        ("Bearer " + "forged", "forged"),
+        ("Bearer " + "expired", "expired"),
+    ],
+)
+async def test_a_request_without_a_valid_token_gets_401_and_no_data(
+    seeded: Seeded, uscc: str, authorization: str | None, why: str
 ) -> None:
-    dataset = seeded.dataset
-    person = dataset.cross_region_person(region)
+    if authorization == "Bearer forged":
+        authorization = "Bearer " + forged()
+    if authorization == "Bearer expired":
+        authorization = "Bearer " + expired()
+    headers = {} if authorization is None else {"Authorization": authorization}
     async with serve(gateway_settings(seeded.dsn)) as client:
-        body = await client.query(
-            f"query($id: ID!) {{ naturalPerson(idNumber: $id) {{ {PERSON_FIELDS} }} }}",
-            {"id": person["id_number"]},
-            token=officer(region),
-            matter=MATTER,
+        response = await client.post(QUERY, {"u": uscc}, token=None, headers=headers)
+    assert response.status_code == 401, why
+    body = response.json()
+    assert "data" not in body
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_unregistered_matter_is_forbidden(seeded: Seeded, uscc: str) -> None:
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        response = await client.post(
+            QUERY, {"u": uscc}, token=token("SH", "one_stop_app"), matter="NO-SUCH-MATTER"
         )
-    assert "errors" not in body
-    got = body["data"]["naturalPerson"]
-    base = [
-        "id_number", "name", "gender", "birth_date", "ethnicity",
-        "household_region", "household_address", "phone",
-    ]  # fmt: skip
-    assert {camel(key): got[camel(key)] for key in base} == unified(person, base)
-    residences = dataset.residences_of(person["id_number"])
-    assert sorted(map(tuple_of, got["residences"])) == sorted(
-        tuple_of(unified(row, ["region", "address", "since"])) for row in residences
-    )
-    insurance = dataset.social_insurance_of(person["id_number"])
-    assert sorted(map(tuple_of, got["socialInsurance"])) == sorted(
-        tuple_of(unified(row, ["region", "insurance_type", "status", "since"]))
-        for row in insurance
-    )
-    # The person keeps records in another region than their own, and they come back.
-    assert any(r["region"] != region for r in got["residences"] + got["socialInsurance"])
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "data" not in response.json()
 
 
-@pytest.mark.parametrize("region", DELTA_REGIONS)
-async def test_an_enterprise_reads_back_with_a_representative_from_another_region(
-    seeded: Seeded, region: str
+async def test_a_matter_the_role_may_not_use_is_forbidden(seeded: Seeded, uscc: str) -> None:
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        response = await client.post(
+            QUERY, {"u": uscc}, token=token("AH", "public_portal"), matter="JH-HUKOU-MIGRATION"
+        )
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        ("text/plain", b'{"query": "{ __typename }"}', "application/json"),
+        ("application/json", b"{not json", "not valid JSON"),
+        ("application/json", b"[1, 2]", "JSON object"),
+        ("application/json", b'{"query": 42}', "'query'"),
+        ("application/json", b'{"query": "{ __typename }", "variables": [1]}', "'variables'"),
+    ],
+)
+async def test_a_malformed_request_is_a_clear_400(
+    seeded: Seeded, content_type: str, body: bytes, message: str
 ) -> None:
-    dataset = seeded.dataset
-    company = dataset.cross_region_enterprise(region)
     async with serve(gateway_settings(seeded.dsn)) as client:
-        body = await client.query(
-            f"query($u: ID!) {{ legalPerson(uscc: $u) {{ {ENTERPRISE_FIELDS} }} }}",
-            {"u": company["uscc"]},
-            token=officer(region),
-            matter=MATTER,
+        response = await client.http.post(
+            "/graphql",
+            content=body,
+            headers={
+                "Content-Type": content_type,
+                "Authorization": f"Bearer {token('SH', 'one_stop_app')}",
+            },
         )
-    assert "errors" not in body
-    got = body["data"]["legalPerson"]
-    scalars = [
-        "uscc", "name", "entity_type", "status", "registered_capital", "established_on",
-        "registration_authority", "region", "address", "business_scope",
-    ]  # fmt: skip
-    assert {camel(key): got[camel(key)] for key in scalars} == unified(company, scalars)
-    rep = got["legalRepresentative"]
-    assert rep["idNumber"] == company["legal_rep_id"]
-    assert rep["householdRegion"] != region  # read from the representative's own region
-    located = dataset.locate_person(company["legal_rep_id"])
-    assert located is not None
-    assert rep["name"] == dataset.person(*located)["name"]
-    expected = dataset.credit_records_of(company["uscc"])
-    assert sorted(r["id"] for r in got["creditRecords"]) == sorted(r["id"] for r in expected)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert message in error["message"]
 
 
-async def test_credit_records_come_from_every_region_newest_first(seeded: Seeded) -> None:
-    dataset = seeded.dataset
-    uscc = dataset.multi_region_credit_subject("ZJ", "LEGAL_PERSON")
+async def test_a_document_that_does_not_validate_is_bad_request(seeded: Seeded) -> None:
     async with serve(gateway_settings(seeded.dsn)) as client:
-        body = await client.query(
-            "query($u: ID!) { legalPerson(uscc: $u) { creditRecords { id decidedOn region } } }",
-            {"u": uscc},
-            token=officer("ZJ"),
-            matter=MATTER,
+        plain = await client.post("{ nope }", token=token("SH", "one_stop_app"))
+        spec = await client.post(
+            "{ nope }",
+            token=token("SH", "one_stop_app"),
+            headers={"Accept": "application/graphql-response+json"},
         )
-    records = body["data"]["legalPerson"]["creditRecords"]
-    assert len({r["region"] for r in records}) >= 2
-    dates = [r["decidedOn"] for r in records]
-    assert dates == sorted(dates, reverse=True)
-    assert sorted(r["id"] for r in records) == sorted(
-        r["id"] for r in dataset.credit_records_of(uscc)
+    assert plain.status_code == 200
+    assert plain.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert spec.status_code == 400
+    assert spec.headers["content-type"].startswith("application/graphql-response+json")
+
+
+async def test_graphiql_is_served_in_development_only(seeded: Seeded, tmp_path: Path) -> None:
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        page = await client.http.get("/graphql")
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+
+    key = new_rsa_key()
+    write_jwks(tmp_path / "jwks.json", jwk(key, "k1"))
+    production = gateway_settings(
+        seeded.dsn, mode="production", jwt_secret=None, jwks_path=tmp_path / "jwks.json"
     )
+    async with serve(production) as client:
+        page = await client.http.get("/graphql")
+        answer = await client.post(
+            "query($u: ID!) { legalPerson(uscc: $u) { name } }",
+            {"u": seeded.dataset.uscc("JS", 0)},
+            token=rs256(key, "k1"),
+        )
+        refused = await client.post("{ __typename }", token=token("SH", "one_stop_app"))
+    assert page.status_code == 405
+    assert page.headers["allow"] == "POST"
+    assert answer.status_code == 200
+    assert answer.json()["data"]["legalPerson"]["name"]
+    assert refused.status_code == 401  # HS256 development tokens are not accepted
 
 
-async def test_credit_records_filter_by_kind(seeded: Seeded) -> None:
-    uscc = seeded.dataset.multi_region_credit_subject("SH", "LEGAL_PERSON")
-    kinds = Counter(r["kind"] for r in seeded.dataset.credit_records_of(uscc))
-    wanted = next(iter(kinds))
+async def test_health_and_readiness_name_every_region(seeded: Seeded) -> None:
     async with serve(gateway_settings(seeded.dsn)) as client:
-        body = await client.query(
-            "query($u: ID!, $k: [CreditKind!]) {"
-            " legalPerson(uscc: $u) { creditRecords(kinds: $k) { kind } } }",
-            {"u": uscc, "k": [wanted]},
-            token=officer("SH"),
-        )
-    records = body["data"]["legalPerson"]["creditRecords"]
-    assert [r["kind"] for r in records] == [wanted] * kinds[wanted]
+        health = await client.http.get("/healthz")
+        ready = await client.http.get("/readyz")
+    assert health.status_code == 200
+    assert ready.status_code == 200
+    report = ready.json()
+    assert report["sources"] == {"SH": "ok", "JS": "ok", "ZJ": "ok", "AH": "ok"}
+    assert report["policy"]["ready"] is True
 
 
-def tuple_of(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted(row.items()))
-
-
-# -- batching --------------------------------------------------------------------------------
-
-LIST = """
-query($usccs: [ID!]!) {
-  legalPersons(usccs: $usccs) {
-    uscc name region registeredCapital
-    legalRepresentative { idNumber name householdRegion creditRecords { kind decidedOn } }
-    creditRecords { kind title decidedOn region }
-  }
-}
-"""
-
-
-def enterprises_across_regions(seeded: Seeded, count: int) -> list[str]:
-    dataset = seeded.dataset
-    usccs = []
-    index = 0
-    while len(usccs) < count:
-        region = DELTA_REGIONS[len(usccs) % len(DELTA_REGIONS)]
-        usccs.append(dataset.uscc(region, index))
-        if region == DELTA_REGIONS[-1]:
-            index += 1
-    return usccs
-
-
-async def test_a_list_costs_one_query_per_entity_region_and_level(seeded: Seeded) -> None:
-    counts = {}
-    for size in (5, 50, 100):
-        queries: list[tuple[str, str, str, int]] = []
-
-        def observe(region, entity, field, keys, rows, seconds, seen=queries):  # type: ignore[no-untyped-def]
-            seen.append((region, entity, field, keys))
-
-        async with serve(gateway_settings(seeded.dsn), observer=observe) as client:
-            usccs = enterprises_across_regions(seeded, size)
-            body = await client.query(
-                LIST, {"usccs": usccs}, token=officer("AH"), matter=MATTER
-            )
-        assert "errors" not in body
-        got = body["data"]["legalPersons"]
-        assert [row["uscc"] for row in got] == usccs
-        assert all(row["legalRepresentative"]["name"] for row in got)
-        # Levels: enterprises; representatives and enterprise credit; representatives' credit.
-        per_key = Counter((region, entity, field) for region, entity, field, _ in queries)
-        assert per_key[max(per_key, key=per_key.__getitem__)] <= 2, per_key
-        assert all(
-            n == 1 for (region, entity, field), n in per_key.items() if entity != "credit_record"
-        )
-        assert len(queries) <= 4 * 4  # (enterprise, person, credit x 2 levels) x 4 regions
-        assert body["extensions"]["backendQueries"] == len(queries)
-        counts[size] = len(queries)
-    assert counts[5] <= counts[50] == counts[100]
-
-
-# -- identifiers -----------------------------------------------------------------------------
-
-
-def corrupt(key: str) -> str:
-    """The same key with a wrong check character."""
-    last = "0" if key[-1] != "0" else "1"
-    return key[:-1] + last
-
-
-async def test_a_wrong_check_character_is_invalid_id_naming_the_argument(seeded: Seeded) -> None:
-    person = seeded.dataset.person("SH", 0)["id_number"]
-    company = seeded.dataset.uscc("JS", 0)
-    async with serve(gateway_settings(seeded.dsn)) as client:
-        body = await client.query(
-            "query($id: ID!) { naturalPerson(idNumber: $id) { name } }",
-            {"id": corrupt(person)},
-            token=officer("SH"),
-        )
-        assert body["data"] == {"naturalPerson": None}
-        [error] = body["errors"]
-        assert error["extensions"] == {"code": "INVALID_ID", "argument": "idNumber"}
-        assert error["path"] == ["naturalPerson"]
-
-        body = await client.query(
-            "query($u: [ID!]!) { legalPersons(usccs: $u) { name } }",
-            {"u": [company, corrupt(company)]},
-            token=officer("JS"),
-        )
-        [error] = body["errors"]
-        assert error["extensions"]["code"] == "INVALID_ID"
-        assert error["extensions"]["argument"] == "usccs"
-
-
-async def test_an_unknown_valid_key_is_null(seeded: Seeded) -> None:
-    unknown_person = make_id_number("310101", "19000101", 999)
-    outside_delta = make_id_number("110105", "19491231", 2)
-    unknown_company = make_uscc("9", "1", "320106", "99999999")
-    async with serve(gateway_settings(seeded.dsn)) as client:
-        body = await client.query(
-            "query($a: [ID!]!, $u: ID!) { naturalPersons(idNumbers: $a) { name }"
-            " legalPerson(uscc: $u) { name } }",
-            {"a": [unknown_person, outside_delta], "u": unknown_company},
-            token=officer("SH"),
-        )
-    assert "errors" not in body
-    assert body["data"] == {"naturalPersons": [None, None], "legalPerson": None}
+async def test_readiness_names_an_unreachable_region(seeded: Seeded) -> None:
+    settings = gateway_settings(seeded.dsn)
+    broken = tuple(
+        replace(s, dsn="postgresql://nobody@127.0.0.1:9/none", timeout=1.0)
+        if s.region == "ZJ"
+        else s
+        for s in settings.sources
+    )
+    async with serve(replace(settings, sources=broken)) as client:
+        ready = await client.http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["sources"]["ZJ"] == "unavailable"
+    assert ready.json()["sources"]["SH"] == "ok"

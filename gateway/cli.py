@@ -1,0 +1,252 @@
+"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.errors import ConfigError, GatewayError
+
+logger = logging.getLogger("deltagate")
+
+#: Who the demo prints a token for: (app, region, roles, matter, what it is for).
+DEMO_CALLERS = (
+    ("counter-sh", "SH", ("one_stop_app",), "OS-ENTERPRISE-OPENING", "一网通办 counter, Shanghai"),
+    ("jh-js", "JS", ("joint_handling_officer",), "JH-HUKOU-MIGRATION", "跨省通办 officer, Jiangsu"),
+    ("portal-ah", "AH", ("public_portal",), None, "public credit portal, Anhui"),
+    ("audit-national", "NATIONAL", ("auditor",), None, "auditor, national level"),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Both log their whole configuration at INFO; only their warnings concern an operator.
+    logging.getLogger("casbin").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as exc:
+        print(f"deltagate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"deltagate: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deltagate", description="GraphQL gateway for Yangtze River Delta data sharing."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the gateway from a configuration file")
+    serve.add_argument("--config", type=Path, help="gateway.toml (see gateway/settings.py)")
+    serve.add_argument("--host", help="override gateway.host")
+    serve.add_argument("--port", type=int, help="override gateway.port")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="embedded PostgreSQL, seeded data and GraphiQL on 127.0.0.1"
+    )
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--persons", type=int, default=1000, help="persons per region")
+    demo.add_argument("--seed", type=int, default=20240601)
+    demo.add_argument("--data-dir", type=Path, help="the embedded server's data folder")
+    demo.set_defaults(run=_demo)
+
+    seed = commands.add_parser("seed", help="create and fill the four regional databases")
+    seed.add_argument("--dsn", required=True, help="a server DSN with the right to create DBs")
+    seed.add_argument("--persons", type=int, required=True, help="persons per region")
+    seed.add_argument("--seed", type=int, default=20240601)
+    seed.add_argument("--regions", default="SH,JS,ZJ,AH", help="comma-separated region codes")
+    seed.set_defaults(run=_seed)
+
+    token = commands.add_parser(
+        "token", help="mint a development token (HS256 with DELTAGATE_JWT_SECRET)"
+    )
+    token.add_argument("--sub", required=True, help="the caller app id")
+    token.add_argument("--region", required=True, help="SH, JS, ZJ, AH or NATIONAL")
+    token.add_argument("--role", action="append", required=True, help="a role (repeatable)")
+    token.add_argument("--subject", help="for a citizen: the ID number the token speaks for")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.set_defaults(run=_token)
+
+    policy = commands.add_parser("policy", help="ask the access policy")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    explain = policy_commands.add_parser("explain", help="a decision and the rules behind it")
+    explain.add_argument("--sub", default="cli", help="the caller app id")
+    explain.add_argument("--region", required=True, help="the caller's region")
+    explain.add_argument("--roles", required=True, help="comma-separated roles")
+    explain.add_argument("--matter", help="the matter code (X-Matter-Code)")
+    explain.add_argument("--field", required=True, help="e.g. NaturalPerson.phone")
+    explain.add_argument("--owner", required=True, help="the region that keeps the data")
+    explain.add_argument("--subject-type", choices=("NATURAL_PERSON", "LEGAL_PERSON"))
+    explain.add_argument("--policy-dir", type=Path, help="default: the shipped policies/")
+    explain.set_defaults(run=_explain)
+    return parser
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config)  # fail here, with a clear message, not in a worker
+    if args.config is not None:
+        os.environ["DELTAGATE_CONFIG"] = str(args.config.resolve())
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(
+        "gateway.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,
+    )
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import Gateway, create_app
+    from gateway.auth import mint_token
+    from gateway.embedded import DEFAULT_DATA_DIR, start_embedded
+    from gateway.settings import Settings, local_sources
+    from gateway.synthetic import Dataset, region_dsn, seed_regions
+    from gateway.types import DELTA_REGIONS
+
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
+    dsn = start_embedded(data_dir)
+    print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
+    report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
+    print(f"Seeded in {report.elapsed:.1f} s.")
+
+    secret = os.environ.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32)
+    settings = Settings(
+        mode="development",
+        host="127.0.0.1",
+        port=args.port,
+        jwt_secret=secret,
+        mask_secret=os.environ.get("DELTAGATE_MASK_SECRET"),
+        sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
+    ).check()
+    dataset = Dataset(args.persons, args.seed)
+    base = f"http://127.0.0.1:{args.port}/graphql"
+    print()
+    print("deltagate demo: development mode, bound to 127.0.0.1 only (development secrets).")
+    print(f"GraphiQL: {base}")
+    print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
+    print()
+    for app, region, roles, matter, what in DEMO_CALLERS:
+        minted = mint_token(sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600)
+        headers = {"Authorization": f"Bearer {minted}"}
+        if matter:
+            headers["X-Matter-Code"] = matter
+        link = f"{base}?headers={urllib.parse.quote(json.dumps(headers))}"
+        print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
+        print(f"  token: {minted}")
+        print(f"  GraphiQL with these headers: {link}")
+    enterprise = dataset.cross_region_enterprise("JS")
+    person = dataset.cross_region_person("SH")
+    print()
+    print("Keys to try:")
+    print(f"  an enterprise in JS with a representative from elsewhere: {enterprise['uscc']}")
+    print(f"  a person of SH with records in another region: {person['id_number']}")
+    print("  example operations: examples/*.graphql (README: Example operations)")
+    print()
+    gateway = Gateway.from_settings(settings)
+    uvicorn.run(
+        create_app(gateway),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+    )
+    return 0
+
+
+# -- seed, token, policy -----------------------------------------------------------------------
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from gateway.synthetic import seed_regions
+
+    regions = [r.strip().upper() for r in args.regions.split(",") if r.strip()]
+    report = asyncio.run(seed_regions(args.dsn, args.persons, args.seed, regions))
+    for region in regions:
+        rows = ", ".join(f"{n} {entity}" for entity, n in report.rows[region].items())
+        size = report.database_bytes[region] / 2**20
+        print(f"{region}: {rows}; {size:.0f} MiB; {report.seconds[region]:.1f} s")
+    total = sum(report.database_bytes.values()) / 2**20
+    print(f"total: {total:.0f} MiB in {report.elapsed:.1f} s")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from gateway.auth import mint_token
+
+    secret = os.environ.get("DELTAGATE_JWT_SECRET")
+    if not secret:
+        raise ConfigError("set DELTAGATE_JWT_SECRET to the gateway's HS256 secret")
+    print(
+        mint_token(
+            sub=args.sub,
+            region=args.region.upper(),
+            roles=args.role,
+            secret=secret,
+            ttl=args.ttl,
+            subject=args.subject,
+        )
+    )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from policies import SHIPPED_POLICY_DIR, PolicyEngine, explain, resolve_mask_secret
+
+    engine = PolicyEngine.from_directory(
+        args.policy_dir or SHIPPED_POLICY_DIR,
+        mask_secret=resolve_mask_secret(os.environ.get("DELTAGATE_MASK_SECRET"), dev_mode=True),
+        strict=True,
+    )
+    print(
+        explain(
+            engine,
+            app=args.sub,
+            region=args.region.upper(),
+            roles=args.roles,
+            matter=args.matter,
+            coordinate=args.field,
+            owner=args.owner.upper(),
+            subject_type=args.subject_type,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
