@@ -50,7 +50,7 @@ async def page(
     first: int,
     after: str | None,
 ) -> tuple[list[tuple[str, Row]], bool]:
-    """One page of a subject's records, newest first: (cursor, row) pairs and whether more follow."""
+    """One page of a subject's records, newest first: (cursor, row) pairs, more to come?."""
     key = require_subject_id(subject_id)
     rows = newest_first(await fan_out(ctx, CREDIT, key), kinds)
     start = 0 if after is None else _start_after(rows, ctx.cursors.decode(after))

@@ -1,4 +1,4 @@
-"""Legal persons: base records from the home region, representatives from theirs, search everywhere."""
+"""Legal persons: registry records from the home region, representatives from theirs, search."""
 
 from __future__ import annotations
 

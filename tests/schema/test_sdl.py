@@ -9,8 +9,7 @@ def test_the_sdl_snapshot_matches_the_schema() -> None:
     committed = SDL_PATH.read_text(encoding="utf-8")
     current = schema.as_str() + "\n"
     assert committed == current, (
-        "schema/schema.graphql is out of date; regenerate it with "
-        "python -c \"from schema import schema, SDL_PATH; SDL_PATH.write_text(schema.as_str()+'\\n')\""
+        "schema/schema.graphql is out of date; regenerate it with: python -m schema"
     )
 
 
