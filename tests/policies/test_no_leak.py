@@ -123,7 +123,7 @@ class Oracle:
                     [
                         self.company(r["uscc"], selection["enterprises"])
                         for r in self.data.enterprises_of(id_number)
-                    ]  # fmt: skip
+                    ]
                 )
             else:
                 out["enterprises"] = None
@@ -160,7 +160,7 @@ class Oracle:
             [
                 self.scalars(type_name, row["region"], row, names, row.get("subject_type"))
                 for row in rows()
-            ]  # fmt: skip
+            ]
         )
 
 
