@@ -34,7 +34,8 @@ async def test_counter_lookup(seeded: Seeded) -> None:
     # Its own region's person under the matter: in clear.
     assert got["name"] == person["name"]
     assert got["phone"] == person["phone"]
-    assert got["residences"] is not None and got["socialInsurance"] is not None
+    assert got["residences"] is not None
+    assert got["socialInsurance"] is not None
 
 
 async def test_enterprise_opening_check(seeded: Seeded) -> None:
