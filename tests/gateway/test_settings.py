@@ -1,0 +1,82 @@
+"""Configuration: a TOML file, the DELTAGATE_ environment over it, and clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.settings import load_settings, shipped_mapping
+
+SECRET = "settings-tests-secret-0123456789abcdefgh"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_file_configures_sources_and_the_environment_wins(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [gateway]
+        port = 9000
+        [sources.SH]
+        dsn = "postgresql://gw@db-sh/deltagate_sh"
+        timeout = 2.5
+        [sources.JS]
+        dsn = "postgresql://gw@db-js/deltagate_js"
+        mapping = "custom/js.toml"
+        """,
+    )
+    settings = load_settings(
+        path,
+        env={
+            "DELTAGATE_JWT_SECRET": SECRET,
+            "DELTAGATE_PORT": "9100",
+            "DELTAGATE_DSN_SH": "postgresql://gw@other-sh/deltagate_sh",
+            "DELTAGATE_DSN_AH": "postgresql://gw@db-ah/deltagate_ah",
+        },
+    )
+    sources = {s.region: s for s in settings.sources}
+    assert settings.port == 9100
+    assert sources["SH"].dsn == "postgresql://gw@other-sh/deltagate_sh"
+    assert sources["SH"].timeout == 2.5
+    assert sources["SH"].mapping == shipped_mapping("SH")
+    assert sources["JS"].mapping == tmp_path / "custom/js.toml"
+    assert sources["AH"].mapping == shipped_mapping("AH")
+    assert settings.jwt_secret == SECRET
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[nonsense]\n", {"DELTAGATE_JWT_SECRET": SECRET}, "unknown configuration sections"),
+        ("[gateway]\nport = 'x'\n", {"DELTAGATE_JWT_SECRET": SECRET}, "gateway.port"),
+        ("[sources.SH]\ntimeout = 1\n", {"DELTAGATE_JWT_SECRET": SECRET}, "dsn is required"),
+        ("", {"DELTAGATE_JWT_SECRET": SECRET}, "no sources"),
+        ("", {"DELTAGATE_DSN_SH": "postgresql://x/y"}, "DELTAGATE_JWT_SECRET"),
+        (
+            "[gateway]\nmode = 'production'\n",
+            {"DELTAGATE_DSN_SH": "postgresql://x/y", "DELTAGATE_JWT_SECRET": SECRET},
+            "RS256",
+        ),
+        ("[gateway\n", {}, "gateway.toml"),
+    ],
+)
+def test_a_wrong_configuration_is_refused_with_its_reason(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), env=env)
+
+
+def test_production_needs_a_mask_secret(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}', encoding="utf-8")
+    text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
+    with pytest.raises(ConfigError, match="DELTAGATE_MASK_SECRET"):
+        load_settings(write(tmp_path, text), env={"DELTAGATE_DSN_SH": "postgresql://x/y"})
