@@ -94,7 +94,10 @@ def test_serve_runs_a_real_server_from_a_config_file(seeded: Seeded, tmp_path: P
         ready = httpx.get(f"{base}/readyz", timeout=5)
         answer = httpx.post(
             f"{base}/graphql",
-            json={"query": '{ legalPerson(uscc: "%s") { name } }' % seeded.dataset.uscc("AH", 1)},
+            json={
+                "query": "query($u: ID!) { legalPerson(uscc: $u) { name } }",
+                "variables": {"u": seeded.dataset.uscc("AH", 1)},
+            },
             headers={"Authorization": f"Bearer {token('SH', 'one_stop_app')}"},
             timeout=5,
         )
