@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,9 +11,12 @@ import jwt
 import pytest
 
 from gateway.auth import mint_token
+from policies import SHIPPED_POLICY_DIR
 from tests.client import serve
 from tests.conftest import JWT_SECRET, Seeded, gateway_settings, token
 from tests.gateway.test_auth import jwk, new_rsa_key, rs256, write_jwks
+from tests.policies.conftest import append
+from tests.policies.test_engine import touch_later
 
 QUERY = "query($u: ID!) { legalPerson(uscc: $u) { name } }"
 
@@ -173,3 +177,32 @@ async def test_readiness_names_an_unreachable_region(seeded: Seeded) -> None:
     assert ready.status_code == 503
     assert ready.json()["sources"]["ZJ"] == "unavailable"
     assert ready.json()["sources"]["SH"] == "ok"
+
+
+async def test_a_policy_change_applies_without_restart_and_a_broken_file_keeps_the_old_one(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    policy_dir = shutil.copytree(SHIPPED_POLICY_DIR, tmp_path / "policies")
+    person = seeded.dataset.person("JS", 4)
+    document = "query($id: ID!) { naturalPerson(idNumber: $id) { name } }"
+    officer = token("AH", "joint_handling_officer")
+    settings = gateway_settings(seeded.dsn, policy_dir=policy_dir, policy_reload_interval=0)
+    async with serve(settings) as client:
+        before = await client.query(document, {"id": person["id_number"]}, token=officer)
+        assert before["data"]["naturalPerson"]["name"] != person["name"]  # masked
+
+        append(
+            policy_dir / "policy.csv",
+            "p, joint_handling_officer, *, *, NaturalPerson.name, L2, allow\n",
+        )
+        touch_later(policy_dir / "policy.csv")
+        granted = await client.query(document, {"id": person["id_number"]}, token=officer)
+        assert granted["data"]["naturalPerson"]["name"] == person["name"]
+
+        append(policy_dir / "policy.csv", "p, this line, is, broken\n")
+        touch_later(policy_dir / "policy.csv")
+        kept = await client.query(document, {"id": person["id_number"]}, token=officer)
+        ready = await client.http.get("/readyz")
+    assert kept["data"]["naturalPerson"]["name"] == person["name"]
+    assert ready.json()["policy"]["error"]
+    assert ready.json()["policy"]["healthy"] is False
