@@ -26,7 +26,7 @@ from gateway.auth import TokenVerifier
 from gateway.errors import GatewayError, InvalidInput, SourceUnavailable
 from gateway.responses import GRAPHQL_RESPONSE, JSON, format_error, json_response, request_error
 from gateway.settings import Settings
-from gateway.sources import QueryObserver, Source, build_source
+from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.types import RegionCode
 from policies import PolicyEngine, resolve_mask_secret
 from resolvers.context import GatewayContext
@@ -58,8 +58,12 @@ class Gateway:
         ``observer`` is told of every backend query any source completes.
         """
         mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
-        sources = {
-            s.region: build_source(s.kind, **s.options(), observer=observer)
+        sources: dict[RegionCode, Source] = {
+            s.region: CircuitBreaker(
+                build_source(s.kind, **s.options(), observer=observer),
+                failures=s.breaker_failures,
+                reset_after=s.breaker_reset,
+            )
             for s in settings.sources
         }
         policy = PolicyEngine.from_directory(
@@ -101,8 +105,9 @@ class Gateway:
         )
         payload: dict[str, Any] = {}
         status = 200
-        if result.errors:
-            payload["errors"] = [format_error(error) for error in result.errors]
+        errors = [format_error(error) for error in result.errors or ()] + context.errors
+        if errors:
+            payload["errors"] = errors
             if result.data is None and media_type == GRAPHQL_RESPONSE:
                 status = 400  # the document did not parse or validate: nothing executed
         payload["data"] = result.data

@@ -18,7 +18,9 @@ Example ``gateway.toml``::
     kind = "postgres"
     dsn = "postgresql://gateway@db-sh/deltagate_sh"
     mapping = "sh"               # a shipped mapping, or the path of a mapping file
-    timeout = 3.0
+    timeout = 3.0                # seconds per backend call
+    breaker_failures = 3         # consecutive failures that open the region's circuit
+    breaker_reset = 5.0          # seconds before a trial call
 
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
@@ -56,6 +58,8 @@ class SourceSettings:
     timeout: float = 5.0
     pool_min: int = 1
     pool_max: int = 10
+    breaker_failures: int = 3
+    breaker_reset: float = 5.0
 
     def options(self) -> dict[str, Any]:
         return {
@@ -194,7 +198,9 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     where = f"sources.{region}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(table) - {"kind", "dsn", "mapping", "timeout", "pool_min", "pool_max"}
+    known = {"kind", "dsn", "mapping", "timeout", "pool_min", "pool_max", "breaker_failures",
+             "breaker_reset"}  # fmt: skip
+    unknown = set(table) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     if "dsn" not in table:
@@ -213,6 +219,8 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
         timeout=float(table.get("timeout", 5.0)),
         pool_min=_int(table.get("pool_min", 1), f"{where}.pool_min"),
         pool_max=_int(table.get("pool_max", 10), f"{where}.pool_max"),
+        breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
+        breaker_reset=float(table.get("breaker_reset", 5.0)),
     )
 
 

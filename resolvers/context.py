@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.errors import SourceUnavailable
 from gateway.sources import Source
 from gateway.types import Caller, RegionCode
 from policies import OperationPolicy, PolicyEngine
@@ -24,6 +25,7 @@ class GatewayContext:
         cursors: the codec of page cursors.
         engine: the policy engine (for the resource catalog).
         extensions: extra entries for the response's ``extensions``.
+        errors: errors of fields answered in part (a region that could not be read).
     """
 
     __slots__ = (
@@ -31,6 +33,7 @@ class GatewayContext:
         "caller",
         "cursors",
         "engine",
+        "errors",
         "extensions",
         "loaders",
         "policy",
@@ -52,6 +55,7 @@ class GatewayContext:
         self.sources = sources
         self.loaders = Loaders(sources, policy, self.fields_of)
         self.extensions: dict[str, Any] = {}
+        self.errors: list[dict[str, Any]] = []
         self._selection: Selection | None = None
 
     @property
@@ -70,3 +74,13 @@ class GatewayContext:
         if self._selection is None:
             return frozenset()
         return self._selection.get(type_name, frozenset())
+
+    def unavailable(self, path: Any, error: SourceUnavailable) -> None:
+        """Record that the field at ``path`` lacks what ``error``'s region keeps."""
+        self.errors.append(
+            {
+                "message": str(error),
+                "path": path.as_list() if hasattr(path, "as_list") else list(path),
+                "extensions": {"code": error.code, **error.extensions},
+            }
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from gateway.errors import InvalidId, InvalidInput
 from gateway.identifiers import is_valid_id_number, is_valid_uscc
@@ -24,12 +25,16 @@ def newest_first(per_region: Sequence[Sequence[Row]], kinds: Collection[str] | N
 
 
 async def records_of(
-    ctx: GatewayContext, subject: Row, coordinate: str, kinds: Collection[str] | None
+    ctx: GatewayContext,
+    subject: Row,
+    coordinate: str,
+    kinds: Collection[str] | None,
+    path: Any,
 ) -> list[Row] | None:
     """The credit records of a person or an enterprise, if the link may be followed."""
     if not ctx.policy.allows(coordinate, subject[OWNER]):
         return None
-    return newest_first(await fan_out(ctx, CREDIT, subject[KEY]), kinds)
+    return newest_first(await fan_out(ctx, CREDIT, subject[KEY], path), kinds)
 
 
 def require_subject_id(value: str, argument: str = "subjectId") -> str:
@@ -49,10 +54,11 @@ async def page(
     kinds: Collection[str] | None,
     first: int,
     after: str | None,
+    path: Any,
 ) -> tuple[list[tuple[str, Row]], bool]:
     """One page of a subject's records, newest first: (cursor, row) pairs, more to come?."""
     key = require_subject_id(subject_id)
-    rows = newest_first(await fan_out(ctx, CREDIT, key), kinds)
+    rows = newest_first(await fan_out(ctx, CREDIT, key, path), kinds)
     start = 0 if after is None else _start_after(rows, ctx.cursors.decode(after))
     chosen = rows[start : start + first]
     pairs = [(ctx.cursors.encode(_position(row)), row) for row in chosen]

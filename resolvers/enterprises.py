@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Sequence
+from typing import Any
 
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, SourceUnavailable
 from gateway.identifiers import require_uscc
 from gateway.types import RegionCode, Row
 from resolvers.context import GatewayContext
@@ -42,11 +43,11 @@ async def representative(ctx: GatewayContext, company: Row) -> Row | None:
     return await home_record(ctx, PERSON, rep_id)
 
 
-async def represented_by(ctx: GatewayContext, subject: Row) -> list[Row] | None:
+async def represented_by(ctx: GatewayContext, subject: Row, path: Any) -> list[Row] | None:
     """The enterprises, in any region, whose legal representative the person is."""
     if not ctx.policy.allows("NaturalPerson.enterprises", subject[OWNER]):
         return None
-    per_region = await fan_out(ctx, REPRESENTED, subject[KEY])
+    per_region = await fan_out(ctx, REPRESENTED, subject[KEY], path)
     return [row for rows in per_region for row in sorted(rows, key=lambda row: row[KEY])]
 
 
@@ -56,6 +57,7 @@ async def search(
     region: RegionCode | None,
     first: int,
     after: str | None,
+    path: Any,
 ) -> tuple[list[tuple[str, Row]], bool]:
     """One page of enterprises whose name starts with ``name``, ordered by (name, USCC).
 
@@ -80,11 +82,17 @@ async def search(
                 limit=first + 1,
             )
             for source in sources
-        )
+        ),
+        return_exceptions=True,
     )
     ctx.loaders.batches += len(sources)
     tagged = []
     for source, rows in zip(sources, pages, strict=True):
+        if isinstance(rows, SourceUnavailable):
+            ctx.unavailable(path, rows)
+            continue
+        if isinstance(rows, BaseException):
+            raise rows
         for row in rows:
             row[KEY] = row["uscc"]
             row[OWNER] = source.region

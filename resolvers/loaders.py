@@ -176,9 +176,14 @@ class Loaders:
             return done
         return cast("Awaitable[list[Row]]", loader.load(key))
 
-    def everywhere(self, spec: LoadSpec, key: str) -> Awaitable[list[list[Row]]]:
-        """The rows for ``key`` from every configured region, one list per region in order."""
-        return asyncio.gather(*(self.many(spec, region, key) for region in self.sources))
+    def everywhere(self, spec: LoadSpec, key: str) -> Awaitable[list[list[Row] | BaseException]]:
+        """The rows for ``key`` from every configured region, one entry per region in order.
+
+        A region that failed gives its exception in place of rows, so the others still count.
+        """
+        return asyncio.gather(
+            *(self.many(spec, region, key) for region in self.sources), return_exceptions=True
+        )
 
     async def one(self, spec: LoadSpec, region: RegionCode, key: str) -> Row | None:
         """The row identified by ``key`` in its home region, or None."""

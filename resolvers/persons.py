@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
+from gateway.errors import SourceUnavailable
 from gateway.identifiers import require_id_number, subject_region
 from gateway.types import Row
 from resolvers.context import GatewayContext
@@ -46,27 +48,41 @@ async def persons(
     return list(await asyncio.gather(*(home_record(ctx, PERSON, key) for key in keys)))
 
 
-async def residences(ctx: GatewayContext, subject: Row) -> list[Row] | None:
-    return await _related(ctx, subject, "NaturalPerson.residences", RESIDENCES)
+async def residences(ctx: GatewayContext, subject: Row, path: Any) -> list[Row] | None:
+    return await _related(ctx, subject, "NaturalPerson.residences", RESIDENCES, path)
 
 
-async def social_insurance(ctx: GatewayContext, subject: Row) -> list[Row] | None:
-    return await _related(ctx, subject, "NaturalPerson.socialInsurance", SOCIAL_INSURANCE)
+async def social_insurance(ctx: GatewayContext, subject: Row, path: Any) -> list[Row] | None:
+    return await _related(ctx, subject, "NaturalPerson.socialInsurance", SOCIAL_INSURANCE, path)
 
 
 async def _related(
-    ctx: GatewayContext, subject: Row, coordinate: str, spec: LoadSpec
+    ctx: GatewayContext, subject: Row, coordinate: str, spec: LoadSpec, path: Any
 ) -> list[Row] | None:
     """A person's records kept by any region, in region order, newest first within one."""
     if not ctx.policy.allows(coordinate, subject[OWNER]):
         return None
-    per_region = await fan_out(ctx, spec, subject[KEY])
+    per_region = await fan_out(ctx, spec, subject[KEY], path)
     merged = []
     for rows in per_region:
         merged.extend(sorted(rows, key=lambda row: row[ORDER], reverse=True))
     return merged
 
 
-def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[list[list[Row]]]:
-    """The rows for ``key`` from every configured region, one list per region in order."""
-    return ctx.loaders.everywhere(spec, key)
+async def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str, path: Any) -> list[list[Row]]:
+    """The rows for ``key`` from every configured region, one list per region in order.
+
+    A region that cannot be read contributes nothing and is named in an error at
+    ``path``: the caller gets what the other regions keep, and knows what is missing.
+    """
+    results = await ctx.loaders.everywhere(spec, key)  # the keys join their batches now
+    out = []
+    for result in results:
+        if isinstance(result, SourceUnavailable):
+            ctx.unavailable(path, result)
+            out.append([])
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            out.append(result)
+    return out

@@ -93,7 +93,7 @@ class Query(CatalogQuery):
         _check_page(first)
         info.context.plan(info)
         pairs, more = await enterprises.search(
-            info.context, name, None if region is None else region.value, first, after
+            info.context, name, None if region is None else region.value, first, after, info.path
         )
         edges = [LegalPersonEdge(cursor=c, node=LegalPerson.from_row(row)) for c, row in pairs]
         return LegalPersonConnection(
@@ -112,7 +112,7 @@ class Query(CatalogQuery):
     ) -> CreditRecordConnection:
         _check_page(first)
         info.context.plan(info)
-        pairs, more = await credit.page(info.context, subject_id, kinds, first, after)
+        pairs, more = await credit.page(info.context, subject_id, kinds, first, after, info.path)
         edges = [CreditRecordEdge(cursor=c, node=CreditRecord.from_row(row)) for c, row in pairs]
         return CreditRecordConnection(
             edges=edges,

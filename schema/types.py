@@ -130,17 +130,17 @@ class NaturalPerson:
 
     @strawberry.field(description="Residence registrations in every region.")
     async def residences(self, info: Info) -> list[Residence] | None:
-        rows = await persons.residences(info.context, self._subject())
+        rows = await persons.residences(info.context, self._subject(), info.path)
         return None if rows is None else [Residence.from_row(row) for row in rows]
 
     @strawberry.field(description="Social-insurance enrolments in every region.")
     async def social_insurance(self, info: Info) -> list[SocialInsurance] | None:
-        rows = await persons.social_insurance(info.context, self._subject())
+        rows = await persons.social_insurance(info.context, self._subject(), info.path)
         return None if rows is None else [SocialInsurance.from_row(row) for row in rows]
 
     @strawberry.field(description="Enterprises in any region whose legal representative this is.")
     async def enterprises(self, info: Info) -> list[LegalPerson] | None:
-        rows = await enterprises.represented_by(info.context, self._subject())
+        rows = await enterprises.represented_by(info.context, self._subject(), info.path)
         return None if rows is None else [LegalPerson.from_row(row) for row in rows]
 
     @strawberry.field(description="Credit records about this person in every region, newest first.")
@@ -148,7 +148,7 @@ class NaturalPerson:
         self, info: Info, kinds: list[CreditKind] | None = None
     ) -> list[CreditRecord] | None:
         rows = await credit.records_of(
-            info.context, self._subject(), "NaturalPerson.creditRecords", kinds
+            info.context, self._subject(), "NaturalPerson.creditRecords", kinds, info.path
         )
         return credit_list(rows)
 
@@ -207,7 +207,7 @@ class LegalPerson:
         self, info: Info, kinds: list[CreditKind] | None = None
     ) -> list[CreditRecord] | None:
         rows = await credit.records_of(
-            info.context, self._subject(), "LegalPerson.creditRecords", kinds
+            info.context, self._subject(), "LegalPerson.creditRecords", kinds, info.path
         )
         return credit_list(rows)
 

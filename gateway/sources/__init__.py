@@ -12,9 +12,17 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.mapping import RegionMapping, load_mapping
 from gateway.sources.base import QueryObserver, Source
+from gateway.sources.breaker import BreakerState, CircuitBreaker
 from gateway.sources.postgres import PostgresSource
 
-__all__ = ["PostgresSource", "QueryObserver", "Source", "build_source"]
+__all__ = [
+    "BreakerState",
+    "CircuitBreaker",
+    "PostgresSource",
+    "QueryObserver",
+    "Source",
+    "build_source",
+]
 
 _KINDS: dict[str, type[Source]] = {"postgres": PostgresSource}
 

@@ -1,0 +1,115 @@
+"""A circuit breaker per regional source: a region that is down is named at once, not waited on.
+
+After ``failures`` consecutive failures the breaker opens: calls fail with
+``SourceUnavailable`` at once, without touching the backend, so one region's
+outage does not hold every request for its timeout. After ``reset_after``
+seconds one trial call goes through (half-open): success closes the breaker,
+failure opens it again. Only ``SourceUnavailable`` counts as a failure; a
+programming error is not the region's fault.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
+from typing import TypeVar
+
+from gateway.errors import SourceUnavailable
+from gateway.sources.base import Source
+from gateway.types import Row
+
+T = TypeVar("T")
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker(Source):
+    """Wraps a source; same interface, fails fast while its region is known to be down.
+
+    Args:
+        source: the source to protect.
+        failures: consecutive failures that open the breaker.
+        reset_after: seconds the breaker stays open before a trial call.
+        clock: monotonic seconds (a parameter so tests can move time).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        failures: int = 3,
+        reset_after: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failures < 1 or reset_after <= 0:
+            raise ValueError("failures must be at least 1 and reset_after positive")
+        self.source = source
+        self.region = source.region
+        self.failures = failures
+        self.reset_after = reset_after
+        self._clock = clock
+        self._consecutive = 0
+        self._opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._clock() - self._opened_at >= self.reset_after:
+            return BreakerState.HALF_OPEN
+        return BreakerState.OPEN
+
+    async def start(self) -> None:
+        await self.source.start()
+
+    async def close(self) -> None:
+        await self.source.close()
+
+    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
+        return await self._call(lambda: self.source.fetch(entity, field, values))
+
+    async def search(
+        self,
+        entity: str,
+        field: str,
+        prefix: str,
+        *,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        return await self._call(
+            lambda: self.source.search(entity, field, prefix, after=after, limit=limit)
+        )
+
+    async def ping(self) -> None:
+        # Readiness asks the backend itself, and a successful ping closes the breaker early.
+        await self._call(self.source.ping, probe=True)
+
+    async def _call(self, call: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
+        state = self.state
+        if state is BreakerState.OPEN and not probe:
+            raise SourceUnavailable(self.region, f"source for region {self.region} is unavailable")
+        if state is BreakerState.HALF_OPEN and self._trial_running and not probe:
+            raise SourceUnavailable(self.region)
+        trial = state is BreakerState.HALF_OPEN
+        if trial:
+            self._trial_running = True
+        try:
+            result = await call()
+        except SourceUnavailable:
+            self._consecutive += 1
+            if trial or self._consecutive >= self.failures:
+                self._opened_at = self._clock()
+            raise
+        finally:
+            if trial:
+                self._trial_running = False
+        self._consecutive = 0
+        self._opened_at = None
+        return result
