@@ -1,0 +1,89 @@
+"""The circuit breaker: after repeated failures a region fails fast, and a trial call heals it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import SourceUnavailable
+from gateway.settings import shipped_mapping
+from gateway.sources import BreakerState, CircuitBreaker, PostgresSource
+from gateway.synthetic import region_dsn
+from tests.conftest import Seeded
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def source(dsn: str, mapping: Path) -> PostgresSource:
+    from gateway.mapping import load_mapping
+
+    return PostgresSource("JS", dsn, load_mapping(mapping), timeout=1.0)
+
+
+def counting(inner: PostgresSource) -> list[str]:
+    """Record every call that reaches the backend."""
+    calls: list[str] = []
+    original = inner.fetch
+
+    async def fetch(entity: str, field: str, values: list[str]) -> list[dict[str, object]]:
+        calls.append(entity)
+        return await original(entity, field, values)
+
+    inner.fetch = fetch  # type: ignore[method-assign]
+    return calls
+
+
+async def test_an_unreachable_region_opens_the_breaker_then_fails_fast() -> None:
+    inner = source("postgresql://nobody@127.0.0.1:9/none", shipped_mapping("JS"))
+    calls = counting(inner)
+    clock = Clock()
+    breaker = CircuitBreaker(inner, failures=2, reset_after=5.0, clock=clock)
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable):
+            await breaker.fetch("person", "id_number", ["x"])
+    assert breaker.state is BreakerState.OPEN
+    with pytest.raises(SourceUnavailable) as refused:
+        await breaker.fetch("person", "id_number", ["x"])
+    assert refused.value.region == "JS"
+    assert len(calls) == 2  # the third call never reached the backend
+    clock.now += 5.0
+    assert breaker.state is BreakerState.HALF_OPEN
+    with pytest.raises(SourceUnavailable):
+        await breaker.fetch("person", "id_number", ["x"])  # the trial fails: open again
+    assert len(calls) == 3
+    assert breaker.state is BreakerState.OPEN
+    await breaker.close()
+
+
+async def test_a_successful_trial_closes_the_breaker(seeded: Seeded) -> None:
+    clock = Clock()
+    inner = source(region_dsn(seeded.dsn, "JS"), shipped_mapping("JS"))
+    breaker = CircuitBreaker(inner, failures=1, reset_after=1.0, clock=clock)
+    person = seeded.dataset.person("JS", 0)
+    # Open it by hand, as a failure would.
+    breaker._opened_at = clock.now
+    with pytest.raises(SourceUnavailable):
+        await breaker.fetch("person", "id_number", [person["id_number"]])
+    clock.now += 1.0
+    rows = await breaker.fetch("person", "id_number", [person["id_number"]])
+    assert [row["name"] for row in rows] == [person["name"]]
+    assert breaker.state is BreakerState.CLOSED
+    await breaker.close()
+
+
+async def test_readiness_probes_reach_the_backend_even_when_open(seeded: Seeded) -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(
+        source(region_dsn(seeded.dsn, "JS"), shipped_mapping("JS")), reset_after=60.0, clock=clock
+    )
+    breaker._opened_at = clock.now
+    await breaker.ping()  # the region answers: the breaker closes without waiting
+    assert breaker.state is BreakerState.CLOSED
+    await breaker.close()

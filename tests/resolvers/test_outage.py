@@ -1,0 +1,121 @@
+"""A region goes down mid-run: answers carry what the others keep and name the missing region;
+when it comes back, full answers return within seconds, with no restart of the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.synthetic import region_dsn, seed_regions
+from tests.client import GatewayClient, serve
+from tests.conftest import PERSONS, SEED, Seeded, gateway_settings, token
+
+
+class RegionalServer:
+    """A second embedded PostgreSQL, for one region, that a test may stop and start."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import pgserver
+
+        self.data_dir = data_dir
+        self.server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        self.uri = str(self.server.get_uri("postgres"))
+
+    def stop(self) -> None:
+        import pgserver
+
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
+                        user=self.server.system_user, timeout=30)  # fmt: skip
+
+    def start(self) -> None:
+        import pgserver
+
+        pgserver.pg_ctl(
+            ["-w", "-o", '-h ""', "-o", f"-k {self.data_dir}", "-l", str(self.data_dir / "log"),
+             "start"],
+            pgdata=self.data_dir, user=self.server.system_user, timeout=30,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def zhejiang() -> RegionalServer:
+    if os.environ.get("DELTAGATE_TEST_DSN"):
+        pytest.skip("the outage test stops an embedded server of its own")
+    base = os.environ.get("DELTAGATE_TEST_PGDATA") or str(
+        Path(tempfile.gettempdir()) / "deltagate-test-pg"
+    )
+    server = RegionalServer(Path(base + "-zj"))
+    asyncio.run(seed_regions(server.uri, PERSONS, SEED, regions=["ZJ"], processes=1))
+    return server
+
+
+QUERY = """
+query($u: ID!) {
+  legalPerson(uscc: $u) { name creditRecords { id region } }
+}
+"""
+
+
+async def ask(client: GatewayClient, uscc: str) -> dict[str, Any]:
+    return await client.query(QUERY, {"u": uscc}, token=token("SH", "public_portal"))
+
+
+async def test_a_region_down_gives_partial_answers_and_comes_back(
+    seeded: Seeded, zhejiang: RegionalServer
+) -> None:
+    settings = gateway_settings(seeded.dsn)
+    sources = tuple(
+        replace(s, dsn=region_dsn(zhejiang.uri, "ZJ"), timeout=2.0, breaker_reset=0.5)
+        if s.region == "ZJ"
+        else s
+        for s in settings.sources
+    )
+    # An enterprise of SH with credit records kept in ZJ among others.
+    uscc = next(
+        seeded.dataset.uscc("SH", i)
+        for i in range(seeded.dataset.enterprise_count("SH"))
+        if {"ZJ", "SH"}
+        <= {r["region"] for r in seeded.dataset.credit_records_of(seeded.dataset.uscc("SH", i))}
+    )
+    expected = {r["id"] for r in seeded.dataset.credit_records_of(uscc)}
+    from_zj = {r["id"] for r in seeded.dataset.credit_records_of(uscc) if r["region"] == "ZJ"}
+    async with serve(replace(settings, sources=sources)) as client:
+        whole = await ask(client, uscc)
+        assert "errors" not in whole
+        assert {r["id"] for r in whole["data"]["legalPerson"]["creditRecords"]} == expected
+
+        zhejiang.stop()
+        try:
+            for _ in range(5):  # a run of queries: the first ones fail over, later ones fast
+                part = await ask(client, uscc)
+                assert part["data"]["legalPerson"]["name"]  # SH's registry record still comes
+                got = {r["id"] for r in part["data"]["legalPerson"]["creditRecords"]}
+                assert got == expected - from_zj
+                [error] = part["errors"]
+                assert error["extensions"] == {"code": "SOURCE_UNAVAILABLE", "region": "ZJ"}
+                assert error["path"] == ["legalPerson", "creditRecords"]
+            ready = await client.http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["sources"]["ZJ"] == "unavailable"
+            # An enterprise of ZJ itself: its base record is missing, and says why.
+            own = await ask(client, seeded.dataset.uscc("ZJ", 0))
+            assert own["data"]["legalPerson"] is None
+            assert own["errors"][0]["extensions"]["region"] == "ZJ"
+        finally:
+            zhejiang.start()
+
+        deadline = time.monotonic() + 10
+        while True:
+            back = await ask(client, uscc)
+            if "errors" not in back or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert "errors" not in back
+        assert {r["id"] for r in back["data"]["legalPerson"]["creditRecords"]} == expected
