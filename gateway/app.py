@@ -96,7 +96,10 @@ class Gateway:
             policy = self.policy.begin(caller, matter)
         except GatewayError as error:
             return request_error(error, media_type)
-        context = GatewayContext(caller, policy, self.sources, self.cursors, self.policy)
+        context = GatewayContext(
+            caller, policy, self.sources, self.cursors, self.policy,
+            batching=self.settings.batching,
+        )  # fmt: skip
         result = await self.schema.execute(
             query,
             variable_values=variables,

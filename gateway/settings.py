@@ -24,7 +24,8 @@ Example ``gateway.toml``::
 
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
-``DELTAGATE_POLICY_DIR`` and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
+``DELTAGATE_POLICY_DIR``, ``DELTAGATE_BATCHING`` (``0`` for one query per key, a
+benchmark baseline) and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
 Secrets belong in the environment, not in the file.
 """
 
@@ -86,6 +87,7 @@ class Settings:
     mask_secret: str | None = None
     policy_dir: Path = SHIPPED_POLICY_DIR
     policy_reload_interval: float = 2.0
+    batching: bool = True
     sources: tuple[SourceSettings, ...] = field(default_factory=tuple)
 
     @property
@@ -154,6 +156,8 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
             changes[attr] = env[f"DELTAGATE_{name}"]
     if env.get("DELTAGATE_PORT"):
         changes["port"] = _int(env["DELTAGATE_PORT"], "DELTAGATE_PORT")
+    if env.get("DELTAGATE_BATCHING"):
+        changes["batching"] = env["DELTAGATE_BATCHING"].lower() not in ("0", "false", "no", "off")
     if env.get("DELTAGATE_POLICY_DIR"):
         changes["policy_dir"] = Path(env["DELTAGATE_POLICY_DIR"])
     sources = {s.region: s for s in settings.sources}
@@ -174,7 +178,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     unknown = set(raw) - {"gateway", "auth", "policy", "sources"}
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
-    gateway = _section(raw, "gateway", {"mode", "host", "port"})
+    gateway = _section(raw, "gateway", {"mode", "host", "port", "batching"})
     auth = _section(raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer"})
     policy = _section(raw, "policy", {"directory", "reload_interval"})
     sources = []
@@ -184,6 +188,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         mode=str(gateway.get("mode", "development")),
         host=str(gateway.get("host", "127.0.0.1")),
         port=_int(gateway.get("port", 8000), "gateway.port"),
+        batching=bool(gateway.get("batching", True)),
         jwt_secret=auth.get("jwt_secret"),
         jwks_path=base / auth["jwks_path"] if "jwks_path" in auth else None,
         audience=auth.get("audience"),

@@ -47,13 +47,15 @@ class GatewayContext:
         sources: Mapping[RegionCode, Source],
         cursors: CursorCodec,
         engine: PolicyEngine | None = None,
+        *,
+        batching: bool = True,
     ) -> None:
         self.caller = caller
         self.engine = engine
         self.cursors = cursors
         self.policy = policy
         self.sources = sources
-        self.loaders = Loaders(sources, policy, self.fields_of)
+        self.loaders = Loaders(sources, policy, self.fields_of, batching=batching)
         self.extensions: dict[str, Any] = {}
         self.errors: list[dict[str, Any]] = []
         self._selection: Selection | None = None

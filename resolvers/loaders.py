@@ -136,6 +136,7 @@ class Loaders:
         sources: the configured source of each region.
         policy: the operation's policy; rows are masked with it as they arrive.
         fields_of: the fields the operation selects on a GraphQL type.
+        batching: False sends one query per key (the benchmark's naive baseline).
     """
 
     def __init__(
@@ -143,8 +144,11 @@ class Loaders:
         sources: Mapping[RegionCode, Source],
         policy: OperationPolicy,
         fields_of: Callable[[str], frozenset[str]],
+        *,
+        batching: bool = True,
     ) -> None:
         self.sources = sources
+        self.batching = batching
         self.policy = policy
         self.fields_of = fields_of
         self.batches = 0
@@ -158,7 +162,10 @@ class Loaders:
             source = self.sources.get(region)
             if source is None:
                 return None
-            loader = _ScheduledLoader(_batch(self, spec, source), self.scheduler)
+            if self.batching:
+                loader = _ScheduledLoader(_batch(self, spec, source, True), self.scheduler)
+            else:  # one query per key: only for measuring what batching buys
+                loader = DataLoader(_batch(self, spec, source, False), batch=False)
             self._loaders[(spec, region)] = loader
         return loader
 
@@ -191,14 +198,17 @@ class Loaders:
         return rows[0] if rows else None
 
 
-def _batch(loaders: Loaders, spec: LoadSpec, source: Source) -> Callable[[Sequence[str]], Any]:
+def _batch(
+    loaders: Loaders, spec: LoadSpec, source: Source, scheduled: bool
+) -> Callable[[Sequence[str]], Any]:
     region = source.region
 
     async def load(keys: Sequence[str]) -> list[list[Row]]:
         try:
             raw = await source.fetch(spec.entity, spec.by, keys)
         finally:
-            loaders.scheduler.finished()
+            if scheduled:
+                loaders.scheduler.finished()
         loaders.batches += 1
         for row in raw:
             row[KEY] = row[spec.identity]

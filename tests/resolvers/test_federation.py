@@ -245,3 +245,18 @@ async def test_an_unknown_valid_key_is_null(seeded: Seeded) -> None:
         )
     assert "errors" not in body
     assert body["data"] == {"naturalPersons": [None, None], "legalPerson": None}
+
+
+async def test_without_batching_the_answer_is_the_same_at_one_query_per_key(
+    seeded: Seeded,
+) -> None:
+    usccs = enterprises_across_regions(seeded, 20)
+    answers = {}
+    for batching in (True, False):
+        async with serve(gateway_settings(seeded.dsn, batching=batching)) as client:
+            answers[batching] = await client.query(
+                LIST, {"usccs": usccs}, token=officer("AH"), matter=MATTER
+            )
+    assert answers[False]["data"] == answers[True]["data"]
+    assert answers[False]["extensions"]["backendQueries"] > 3 * len(usccs)
+    assert answers[True]["extensions"]["backendQueries"] <= 16
