@@ -71,6 +71,10 @@ class GatewayContext:
             raw = info._raw_info  # graphql-core's own info: the schema and the fragments
             self._selection = selected_fields(raw.schema, raw.operation, raw.fragments)
 
+    def use_selection(self, selection: Selection) -> None:
+        """Take the per-type fields from an operation plan (computed once per document)."""
+        self._selection = selection
+
     def fields_of(self, type_name: str) -> frozenset[str]:
         """The fields the operation selects on ``type_name`` (none before ``plan``: fail closed)."""
         if self._selection is None:

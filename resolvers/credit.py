@@ -24,19 +24,6 @@ def newest_first(per_region: Sequence[Sequence[Row]], kinds: Collection[str] | N
     return rows
 
 
-async def records_of(
-    ctx: GatewayContext,
-    subject: Row,
-    coordinate: str,
-    kinds: Collection[str] | None,
-    path: Any,
-) -> list[Row] | None:
-    """The credit records of a person or an enterprise, if the link may be followed."""
-    if not ctx.policy.allows(coordinate, subject[OWNER]):
-        return None
-    return newest_first(await fan_out(ctx, CREDIT, subject[KEY], path), kinds)
-
-
 def require_subject_id(value: str, argument: str = "subjectId") -> str:
     """A citizen ID number or a USCC, normalised; anything else is ``INVALID_ID``."""
     normalised = value.strip().upper()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from gateway.errors import InvalidInput, SourceUnavailable
 from gateway.identifiers import require_uscc
 from gateway.types import RegionCode, Row
 from resolvers.context import GatewayContext
-from resolvers.loaders import ENTERPRISE, KEY, OWNER, PERSON, REPRESENTED
-from resolvers.persons import fan_out, home_record
+from resolvers.loaders import ENTERPRISE, KEY, OWNER
+from resolvers.persons import home_record
 
 #: The longest name prefix a search accepts (names are at most a few dozen characters).
 MAX_PREFIX = 100
@@ -27,28 +27,13 @@ async def enterprise(ctx: GatewayContext, uscc: str, argument: str = "uscc") -> 
     return await home_record(ctx, ENTERPRISE, require_uscc(uscc, argument))
 
 
-async def enterprises(
+def enterprises(
     ctx: GatewayContext, usccs: Sequence[str], argument: str = "usccs"
-) -> list[Row | None]:
-    """Registry records in the order asked, None where a key is unknown; all keys checked first."""
+) -> list[Awaitable[Row | None]]:
+    """Registry records in the order asked (None where a key is unknown), each its own awaitable:
+    a region that is down nulls only its own items. All keys are checked first."""
     keys = [require_uscc(value, argument) for value in usccs]
-    return list(await asyncio.gather(*(home_record(ctx, ENTERPRISE, key) for key in keys)))
-
-
-async def representative(ctx: GatewayContext, company: Row) -> Row | None:
-    """The legal representative's base record, from the region of their own ID number."""
-    rep_id = company.get("legal_rep_id")
-    if not rep_id or not ctx.policy.allows("LegalPerson.legalRepresentative", company[OWNER]):
-        return None
-    return await home_record(ctx, PERSON, rep_id)
-
-
-async def represented_by(ctx: GatewayContext, subject: Row, path: Any) -> list[Row] | None:
-    """The enterprises, in any region, whose legal representative the person is."""
-    if not ctx.policy.allows("NaturalPerson.enterprises", subject[OWNER]):
-        return None
-    per_region = await fan_out(ctx, REPRESENTED, subject[KEY], path)
-    return [row for rows in per_region for row in sorted(rows, key=lambda row: row[KEY])]
+    return [home_record(ctx, ENTERPRISE, key) for key in keys]
 
 
 async def search(

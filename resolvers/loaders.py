@@ -192,6 +192,40 @@ class Loaders:
             *(self.many(spec, region, key) for region in self.sources), return_exceptions=True
         )
 
+    async def read(
+        self, spec: LoadSpec, region: RegionCode, keys: Sequence[str]
+    ) -> list[list[Row]]:
+        """Read ``keys`` from one region now, in one query, without the loaders.
+
+        For an executor that already gathered a whole level's keys; the rows are
+        masked and grouped exactly as a loader's batch is.
+        """
+        source = self.sources.get(region)
+        if source is None or not keys:
+            return [[] for _ in keys]
+        raw = await source.fetch(spec.entity, spec.by, keys)
+        return self.shown(spec, region, keys, raw)
+
+    def shown(
+        self, spec: LoadSpec, region: RegionCode, keys: Sequence[str], raw: list[Row]
+    ) -> list[list[Row]]:
+        """Tag, mask (the operation's policy, in bulk) and group a batch's rows by key."""
+        self.batches += 1
+        for row in raw:
+            row[KEY] = row[spec.identity]
+            row[OWNER] = region
+            if spec.order is not None:
+                row[ORDER] = row.get(spec.order) or ""
+        shown = self.policy.apply(
+            spec.type_name, region, raw, fields=self.fields_of(spec.type_name)
+        )
+        groups: dict[str, list[Row]] = {key: [] for key in keys}
+        for original, row in zip(raw, shown, strict=True):
+            group = groups.get(original[spec.by])
+            if group is not None:
+                group.append(row)
+        return [groups[key] for key in keys]
+
     async def one(self, spec: LoadSpec, region: RegionCode, key: str) -> Row | None:
         """The row identified by ``key`` in its home region, or None."""
         rows = await self.many(spec, region, key)
@@ -201,28 +235,12 @@ class Loaders:
 def _batch(
     loaders: Loaders, spec: LoadSpec, source: Source, scheduled: bool
 ) -> Callable[[Sequence[str]], Any]:
-    region = source.region
-
     async def load(keys: Sequence[str]) -> list[list[Row]]:
         try:
             raw = await source.fetch(spec.entity, spec.by, keys)
         finally:
             if scheduled:
                 loaders.scheduler.finished()
-        loaders.batches += 1
-        for row in raw:
-            row[KEY] = row[spec.identity]
-            row[OWNER] = region
-            if spec.order is not None:
-                row[ORDER] = row.get(spec.order) or ""
-        shown = loaders.policy.apply(
-            spec.type_name, region, raw, fields=loaders.fields_of(spec.type_name)
-        )
-        groups: dict[str, list[Row]] = {key: [] for key in keys}
-        for original, row in zip(raw, shown, strict=True):
-            group = groups.get(original[spec.by])
-            if group is not None:
-                group.append(row)
-        return [groups[key] for key in keys]
+        return loaders.shown(spec, source.region, keys, raw)
 
     return load

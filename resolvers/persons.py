@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -10,7 +9,7 @@ from gateway.errors import SourceUnavailable
 from gateway.identifiers import require_id_number, subject_region
 from gateway.types import Row
 from resolvers.context import GatewayContext
-from resolvers.loaders import KEY, ORDER, OWNER, PERSON, RESIDENCES, SOCIAL_INSURANCE, LoadSpec
+from resolvers.loaders import PERSON, LoadSpec
 
 
 async def person(ctx: GatewayContext, id_number: str, argument: str = "idNumber") -> Row | None:
@@ -40,33 +39,13 @@ async def _none() -> None:
     return None
 
 
-async def persons(
+def persons(
     ctx: GatewayContext, id_numbers: Sequence[str], argument: str = "idNumbers"
-) -> list[Row | None]:
-    """Base records in the order asked, None where a key is unknown; all keys checked first."""
+) -> list[Awaitable[Row | None]]:
+    """Base records in the order asked (None where a key is unknown), each its own awaitable:
+    a region that is down nulls only its own items. All keys are checked first."""
     keys = [require_id_number(value, argument) for value in id_numbers]
-    return list(await asyncio.gather(*(home_record(ctx, PERSON, key) for key in keys)))
-
-
-async def residences(ctx: GatewayContext, subject: Row, path: Any) -> list[Row] | None:
-    return await _related(ctx, subject, "NaturalPerson.residences", RESIDENCES, path)
-
-
-async def social_insurance(ctx: GatewayContext, subject: Row, path: Any) -> list[Row] | None:
-    return await _related(ctx, subject, "NaturalPerson.socialInsurance", SOCIAL_INSURANCE, path)
-
-
-async def _related(
-    ctx: GatewayContext, subject: Row, coordinate: str, spec: LoadSpec, path: Any
-) -> list[Row] | None:
-    """A person's records kept by any region, in region order, newest first within one."""
-    if not ctx.policy.allows(coordinate, subject[OWNER]):
-        return None
-    per_region = await fan_out(ctx, spec, subject[KEY], path)
-    merged = []
-    for rows in per_region:
-        merged.extend(sorted(rows, key=lambda row: row[ORDER], reverse=True))
-    return merged
+    return [home_record(ctx, PERSON, key) for key in keys]
 
 
 async def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str, path: Any) -> list[list[Row]]:

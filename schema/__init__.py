@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 
 from gateway.errors import GatewayError
+from schema.direct import DirectExecutionContext
 from schema.query import Query
 
 #: The committed SDL; a test fails when it and the Strawberry types drift apart.
@@ -29,10 +30,15 @@ class GatewaySchema(strawberry.Schema):
                 logger.error("unexpected error at %s", error.path, exc_info=original)
 
 
-def build_schema(*, cache_size: int = 1024) -> GatewaySchema:
-    """The schema, parsing and validating each distinct document once (per process)."""
+def build_schema(*, cache_size: int = 1024, direct: bool = True) -> GatewaySchema:
+    """The schema, parsing and validating each distinct document once (per process).
+
+    ``direct`` answers planned operations from rows (``schema.direct``); without
+    it every operation runs on Strawberry's per-field executor (same responses).
+    """
     return GatewaySchema(
         query=Query,
+        execution_context_class=DirectExecutionContext if direct else None,
         # Factories: a fresh extension per request, sharing one module-level LRU per size.
         extensions=[
             lambda: ParserCache(maxsize=cache_size),

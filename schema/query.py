@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import strawberry
 
 from gateway.errors import BatchTooLarge, InvalidInput
+from gateway.types import Row
 from resolvers import credit, enterprises, persons
 from schema.catalog import CatalogQuery
 from schema.enums import CreditKind, Region
@@ -47,6 +50,14 @@ def _check_page(first: int) -> None:
         raise InvalidInput("first must be at least 1", argument="first")
 
 
+async def _person(row: Awaitable[Row | None]) -> NaturalPerson | None:
+    return NaturalPerson.maybe(await row)
+
+
+async def _company(row: Awaitable[Row | None]) -> LegalPerson | None:
+    return LegalPerson.maybe(await row)
+
+
 @strawberry.type
 class Query(CatalogQuery):
     @strawberry.field(description="A natural person by citizen ID number (GB 11643).")
@@ -62,8 +73,7 @@ class Query(CatalogQuery):
     ) -> list[NaturalPerson | None]:
         _check_batch(id_numbers, "idNumbers")
         info.context.plan(info)
-        rows = await persons.persons(info.context, id_numbers)
-        return [NaturalPerson.maybe(row) for row in rows]
+        return [_person(row) for row in persons.persons(info.context, id_numbers)]
 
     @strawberry.field(description="A legal person by unified social credit code (GB 32100).")
     async def legal_person(self, info: Info, uscc: strawberry.ID) -> LegalPerson | None:
@@ -76,8 +86,7 @@ class Query(CatalogQuery):
     ) -> list[LegalPerson | None]:
         _check_batch(usccs, "usccs")
         info.context.plan(info)
-        rows = await enterprises.enterprises(info.context, usccs)
-        return [LegalPerson.maybe(row) for row in rows]
+        return [_company(row) for row in enterprises.enterprises(info.context, usccs)]
 
     @strawberry.field(
         description="Legal persons whose name starts with `name`, in one region or all."

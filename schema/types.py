@@ -14,12 +14,19 @@ from typing import Any
 import strawberry
 
 from gateway.types import Row
-from resolvers import credit, enterprises, persons
+from resolvers import links
 from resolvers.context import GatewayContext
 from resolvers.loaders import KEY, OWNER
 from schema.enums import CreditKind, Gender, Region, SubjectType
 
 Info = strawberry.Info[GatewayContext, None]
+
+RESIDENCES = links.LINKS["NaturalPerson.residences"]
+INSURANCE = links.LINKS["NaturalPerson.socialInsurance"]
+REPRESENTED = links.LINKS["NaturalPerson.enterprises"]
+PERSON_CREDIT = links.LINKS["NaturalPerson.creditRecords"]
+REPRESENTATIVE = links.LINKS["LegalPerson.legalRepresentative"]
+COMPANY_CREDIT = links.LINKS["LegalPerson.creditRecords"]
 
 
 @strawberry.type(
@@ -130,26 +137,24 @@ class NaturalPerson:
 
     @strawberry.field(description="Residence registrations in every region.")
     async def residences(self, info: Info) -> list[Residence] | None:
-        rows = await persons.residences(info.context, self._subject(), info.path)
+        rows = await links.resolve(info.context, RESIDENCES, self._subject(), info.path)
         return None if rows is None else [Residence.from_row(row) for row in rows]
 
     @strawberry.field(description="Social-insurance enrolments in every region.")
     async def social_insurance(self, info: Info) -> list[SocialInsurance] | None:
-        rows = await persons.social_insurance(info.context, self._subject(), info.path)
+        rows = await links.resolve(info.context, INSURANCE, self._subject(), info.path)
         return None if rows is None else [SocialInsurance.from_row(row) for row in rows]
 
     @strawberry.field(description="Enterprises in any region whose legal representative this is.")
     async def enterprises(self, info: Info) -> list[LegalPerson] | None:
-        rows = await enterprises.represented_by(info.context, self._subject(), info.path)
+        rows = await links.resolve(info.context, REPRESENTED, self._subject(), info.path)
         return None if rows is None else [LegalPerson.from_row(row) for row in rows]
 
     @strawberry.field(description="Credit records about this person in every region, newest first.")
     async def credit_records(
         self, info: Info, kinds: list[CreditKind] | None = None
     ) -> list[CreditRecord] | None:
-        rows = await credit.records_of(
-            info.context, self._subject(), "NaturalPerson.creditRecords", kinds, info.path
-        )
+        rows = await links.resolve(info.context, PERSON_CREDIT, self._subject(), info.path, kinds)
         return credit_list(rows)
 
 
@@ -198,7 +203,8 @@ class LegalPerson:
 
     @strawberry.field(description="The legal representative, read from their own home region.")
     async def legal_representative(self, info: Info) -> NaturalPerson | None:
-        return NaturalPerson.maybe(await enterprises.representative(info.context, self._subject()))
+        row = await links.resolve(info.context, REPRESENTATIVE, self._subject(), info.path)
+        return NaturalPerson.maybe(row)  # type: ignore[arg-type]
 
     @strawberry.field(
         description="Credit records about this enterprise in every region, newest first."
@@ -206,9 +212,7 @@ class LegalPerson:
     async def credit_records(
         self, info: Info, kinds: list[CreditKind] | None = None
     ) -> list[CreditRecord] | None:
-        rows = await credit.records_of(
-            info.context, self._subject(), "LegalPerson.creditRecords", kinds, info.path
-        )
+        rows = await links.resolve(info.context, COMPANY_CREDIT, self._subject(), info.path, kinds)
         return credit_list(rows)
 
 
