@@ -1,4 +1,5 @@
-"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy."""
+"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy, and
+check or read the audit log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.audit import add_audit_commands
 from gateway.errors import ConfigError, GatewayError
 
 logger = logging.getLogger("deltagate")
@@ -94,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--subject-type", choices=("NATURAL_PERSON", "LEGAL_PERSON"))
     explain.add_argument("--policy-dir", type=Path, help="default: the shipped policies/")
     explain.set_defaults(run=_explain)
+
+    add_audit_commands(commands)
     return parser
 
 
@@ -131,6 +135,7 @@ def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import Gateway, create_app
+    from gateway.audit import create_database
     from gateway.auth import mint_token
     from gateway.embedded import DEFAULT_DATA_DIR, start_embedded
     from gateway.settings import Settings, local_sources
@@ -143,6 +148,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
     report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
     print(f"Seeded in {report.elapsed:.1f} s.")
+    audit_dsn = asyncio.run(create_database(dsn))
 
     secret = os.environ.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32)
     settings = Settings(
@@ -152,6 +158,7 @@ def _demo(args: argparse.Namespace) -> int:
         jwt_secret=secret,
         mask_secret=os.environ.get("DELTAGATE_MASK_SECRET"),
         sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
+        audit_dsn=audit_dsn,
     ).check()
     dataset = Dataset(args.persons, args.seed)
     base = f"http://127.0.0.1:{args.port}/graphql"
@@ -176,6 +183,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  an enterprise in JS with a representative from elsewhere: {enterprise['uscc']}")
     print(f"  a person of SH with records in another region: {person['id_number']}")
     print("  example operations: examples/*.graphql (README: Example operations)")
+    print(f"Audit log: deltagate audit tail --dsn '{audit_dsn}' (or audit verify)")
     print()
     gateway = Gateway.from_settings(settings)
     uvicorn.run(

@@ -67,11 +67,18 @@ def json_response(
     )
 
 
-def request_error(error: GatewayError, media_type: str = JSON) -> Response:
-    """A response for an error raised before execution (no ``data`` key: nothing ran)."""
+def request_error(
+    error: GatewayError, media_type: str = JSON, *, extensions: dict[str, Any] | None = None
+) -> Response:
+    """A response for an error raised before execution (no ``data`` key: nothing ran), or
+    instead of a result that may not leave (no audit event). ``extensions`` go at the top level.
+    """
     status = REQUEST_STATUS.get(error.code, 400)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else {}
     retry = error.extensions.get("retryAfter")
     if retry is not None:
         headers["Retry-After"] = str(retry)
-    return json_response({"errors": [error_entry(error)]}, status, media_type, **headers)
+    payload: dict[str, Any] = {"errors": [error_entry(error)]}
+    if extensions:
+        payload["extensions"] = extensions
+    return json_response(payload, status, media_type, **headers)

@@ -22,11 +22,16 @@ Example ``gateway.toml``::
     breaker_failures = 3         # consecutive failures that open the region's circuit
     breaker_reset = 5.0          # seconds before a trial call
 
+    [audit]
+    dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
+    timeout = 5.0                # seconds for one audit write or read
+
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
 ``DELTAGATE_POLICY_DIR``, ``DELTAGATE_BATCHING`` (``0`` for one query per key, a
-benchmark baseline) and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
-Secrets belong in the environment, not in the file.
+benchmark baseline), ``DELTAGATE_AUDIT_DSN`` and ``DELTAGATE_DSN_<REGION>``
+(e.g. ``DELTAGATE_DSN_SH``). Secrets belong in the environment, not in the file.
+Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry``).
 """
 
 from __future__ import annotations
@@ -75,7 +80,14 @@ class SourceSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Everything the gateway process needs to start."""
+    """Everything the gateway process needs to start.
+
+    Attributes (those of the audit log; the others are described in the module):
+        audit_dsn: the audit database. Without one, every operation that would
+            need an audit event is refused (``AUDIT_UNAVAILABLE``); production
+            mode requires it.
+        audit_timeout: seconds for one audit write or read.
+    """
 
     mode: str = "development"
     host: str = "127.0.0.1"
@@ -89,6 +101,8 @@ class Settings:
     policy_reload_interval: float = 2.0
     batching: bool = True
     sources: tuple[SourceSettings, ...] = field(default_factory=tuple)
+    audit_dsn: str | None = None
+    audit_timeout: float = 5.0
 
     @property
     def production(self) -> bool:
@@ -106,6 +120,10 @@ class Settings:
             raise ConfigError("production mode takes RS256 tokens (auth.jwks_path), not HS256")
         if self.production and not self.mask_secret:
             raise ConfigError("production mode needs DELTAGATE_MASK_SECRET")
+        if self.production and not self.audit_dsn:
+            raise ConfigError("production mode needs an audit database (DELTAGATE_AUDIT_DSN)")
+        if self.audit_timeout <= 0:
+            raise ConfigError("audit.timeout must be positive")
         return self
 
 
@@ -151,6 +169,7 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         ("HOST", "host"),
         ("JWT_SECRET", "jwt_secret"),
         ("MASK_SECRET", "mask_secret"),
+        ("AUDIT_DSN", "audit_dsn"),
     ):
         if env.get(f"DELTAGATE_{name}"):
             changes[attr] = env[f"DELTAGATE_{name}"]
@@ -175,12 +194,13 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
-    unknown = set(raw) - {"gateway", "auth", "policy", "sources"}
+    unknown = set(raw) - {"gateway", "auth", "policy", "sources", "audit"}
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
     gateway = _section(raw, "gateway", {"mode", "host", "port", "batching"})
     auth = _section(raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer"})
     policy = _section(raw, "policy", {"directory", "reload_interval"})
+    audit = _section(raw, "audit", {"dsn", "timeout"})
     sources = []
     for region, table in _section(raw, "sources", None).items():
         sources.append(_source(region, table, base))
@@ -196,6 +216,8 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         policy_dir=base / policy["directory"] if "directory" in policy else SHIPPED_POLICY_DIR,
         policy_reload_interval=float(policy.get("reload_interval", 2.0)),
         sources=tuple(sources),
+        audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
+        audit_timeout=float(audit.get("timeout", 5.0)),
     )
 
 
