@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing: one span per operation, per loader batch, per backend query, per audit write.
+"""OpenTelemetry tracing: a span per operation, loader batch, backend query and audit write.
 
 The span tree of one request::
 
@@ -197,7 +197,9 @@ class Telemetry:
                 op.failed(type(exc).__name__)
                 raise
 
-    def span(self, name: str, attributes: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
+    def span(
+        self, name: str, attributes: Mapping[str, Any]
+    ) -> contextlib.AbstractContextManager[Any]:
         """A child span of the current one (a no-op when nothing is recorded)."""
         if not self.recording:
             return contextlib.nullcontext()
@@ -231,7 +233,9 @@ class Telemetry:
 
 
 @contextlib.contextmanager
-def child_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, Any]) -> Iterator[trace.Span]:
+def child_span(
+    tracer: trace.Tracer, name: str, attributes: Mapping[str, Any]
+) -> Iterator[trace.Span]:
     """A span under the current one, current while the block runs.
 
     An exception ends it in error, named by its type only: a message may quote a value.
@@ -264,7 +268,9 @@ def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
         elif name == "otlp":
             exporters.append(_otlp(env))
         else:
-            raise ConfigError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (otlp, console, none)")
+            raise ConfigError(
+                f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (otlp, console, none)"
+            )
     return exporters
 
 
@@ -284,8 +290,7 @@ def _otlp(env: Mapping[str, str]) -> SpanExporter:
         module = importlib.import_module(module_name)
     except ImportError:
         raise ConfigError(
-            f"OTLP over {protocol} needs the {distribution} package"
-            " (pip install 'deltagate[otlp]')"
+            f"OTLP over {protocol} needs the {distribution} package (pip install 'deltagate[otlp]')"
         ) from None
     exporter: SpanExporter = module.OTLPSpanExporter()  # endpoint, headers, timeout: OTEL_*
     return exporter

@@ -195,7 +195,9 @@ class EventQuery:
                 conditions.append(template.format(f"${len(args)}"))
         where = " AND ".join(conditions) or "TRUE"
         args.append(self.limit)
-        sql = f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY seq DESC LIMIT ${len(args)}"
+        sql = (
+            f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY seq DESC LIMIT ${len(args)}"
+        )
         return sql, args
 
 
@@ -255,7 +257,7 @@ def _payload(stored: Sequence[StoredEvent]) -> str:
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset that sends nothing: no session state is kept (see ``gateway.sources.postgres``)."""
+    """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
 
 
 class AuditStore:

@@ -105,7 +105,9 @@ def _check(event: StoredEvent, expected: int, prev: str) -> Break | None:
         return Break(seq, "unverifiable", f"this platform has no {event.hash_algorithm} hash")
     linked = event.prev_hash == prev
     if not intact and not linked:
-        return Break(seq, "reordered", "neither its contents nor its link to the event before match")
+        return Break(
+            seq, "reordered", "neither its contents nor its link to the event before match"
+        )
     if not intact:
         return Break(seq, "altered", "its contents do not match its hash")
     if not linked:
