@@ -79,7 +79,7 @@ def as_json(stored: StoredEvent) -> dict[str, Any]:
     event = stored.event
     return {
         "id": stored.seq,
-        "at": event.at.astimezone(CHINA_TIME).isoformat(timespec="milliseconds"),
+        "at": event.at.astimezone(CHINA_TIME).isoformat(timespec="microseconds"),
         "traceId": event.trace_id,
         "callerApp": event.caller_app,
         "callerRegion": event.caller_region,
