@@ -59,7 +59,7 @@ def event(
                 "reason": "WITHIN_CLEARANCE",
                 "count": 1,
             },
-        ),  # fmt: skip
+        ),
     )
 
 

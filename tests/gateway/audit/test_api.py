@@ -159,7 +159,8 @@ async def test_reading_the_audit_log_is_itself_audited(seeded: Seeded) -> None:
     reader = unique_app("auditor")
     async with serve(gateway_settings(seeded.dsn)) as client:
         first = await client.query(
-            "query WhoSaw($s: String!) { auditEvents(filter: {subjectId: $s}) { edges { node { at } } } }",
+            "query WhoSaw($s: String!) {"
+            " auditEvents(filter: {subjectId: $s}) { edges { node { at } } } }",
             {"s": subject},
             token=token("NATIONAL", "auditor", app=reader),
         )
