@@ -137,6 +137,8 @@ class Telemetry:
         tracer_provider: where spans go. None records nothing (trace ids are
             still made and continued). Passed in, never global, so a test can
             hand in a provider with an in-memory exporter.
+        owned: shut the provider down with the gateway (one it made itself);
+            a provider handed in is left to whoever made it.
 
     Example::
 
@@ -146,8 +148,11 @@ class Telemetry:
             response["extensions"]["traceId"] = op.trace_id
     """
 
-    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self, tracer_provider: TracerProvider | None = None, *, owned: bool = False
+    ) -> None:
         self.provider = tracer_provider
+        self.owned = owned
         self.recording = tracer_provider is not None
         # Without a provider, one that samples nothing: it still makes trace ids.
         source = tracer_provider or TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
@@ -172,7 +177,7 @@ class Telemetry:
         provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
         for exporter in exporters:
             provider.add_span_processor(BatchSpanProcessor(exporter))
-        return cls(provider)
+        return cls(provider, owned=True)
 
     @property
     def child_tracer(self) -> trace.Tracer | None:
@@ -227,8 +232,8 @@ class Telemetry:
         span.end(end_time=end)
 
     def shutdown(self) -> None:
-        """Export what is buffered and stop the exporters (blocking; call from a thread)."""
-        if self.provider is not None:
+        """Export what is buffered and stop the exporters of a provider it owns (blocking)."""
+        if self.provider is not None and self.owned:
             self.provider.shutdown()
 
 
