@@ -136,7 +136,7 @@ class Gateway:
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
             batching=self.settings.batching,
-            tracer=self.telemetry.child_tracer,
+            tracer=self.telemetry.child_tracer(trace),
             audit_log=self.audit,
         )  # fmt: skip
         result = await self.schema.execute(

@@ -179,10 +179,13 @@ class Telemetry:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         return cls(provider, owned=True)
 
-    @property
-    def child_tracer(self) -> trace.Tracer | None:
-        """The tracer for spans below the operation's; None when nothing is recorded."""
-        return self.tracer if self.recording else None
+    def child_tracer(self, operation: OperationTrace) -> trace.Tracer | None:
+        """The tracer for spans below ``operation``'s; None unless that span is recorded.
+
+        A request the sampler left out opens no span below its operation's:
+        under ratio sampling, the requests not sampled cost almost nothing.
+        """
+        return self.tracer if operation.span.is_recording() else None
 
     @contextlib.contextmanager
     def operation(self, headers: Mapping[str, str]) -> Iterator[OperationTrace]:
@@ -205,15 +208,20 @@ class Telemetry:
     def span(
         self, name: str, attributes: Mapping[str, Any]
     ) -> contextlib.AbstractContextManager[Any]:
-        """A child span of the current one (a no-op when nothing is recorded)."""
-        if not self.recording:
+        """A child span of the current one (a no-op when that one is not recorded)."""
+        if not trace.get_current_span().is_recording():
             return contextlib.nullcontext()
         return child_span(self.tracer, name, attributes)
 
     def observe_query(
         self, region: str, entity: str, field: str, keys: int, rows: int, seconds: float, /
     ) -> None:
-        """A ``QueryObserver``: one finished span per backend query, under the current span."""
+        """A ``QueryObserver``: one finished span per backend query, under the current span.
+
+        The keys and the field looked up are on the batch span above it.
+        """
+        if not trace.get_current_span().is_recording():
+            return
         end = time.time_ns()
         span = self.tracer.start_span(
             f"SELECT {entity}",
@@ -221,12 +229,9 @@ class Telemetry:
             start_time=end - int(seconds * 1e9),
             attributes={
                 "db.system": "postgresql",
-                "db.operation.name": "SELECT",
                 "db.response.returned_rows": rows,
                 "deltagate.region": region,
                 "deltagate.entity": entity,
-                "deltagate.lookup.field": field,
-                "deltagate.lookup.keys": keys,
             },
         )
         span.end(end_time=end)
