@@ -145,8 +145,11 @@ class Gateway:
             context_value=context,
             operation_name=operation_name,
         )
+        # Every decision, clear ones too: the audit event records them all, the response
+        # lists the masked and withheld ones.
+        summary = policy.summary(include_clear=True)
         try:
-            await self._audit(trace, caller, policy, context, query, operation_name)
+            await self._audit(trace, caller, policy, context, query, operation_name, summary)
         except AuditUnavailable as error:
             # Fail closed: without its audit event, none of the operation's data leaves.
             logger.error("audit event not written; response refused (trace %s)", trace.trace_id)
@@ -162,7 +165,10 @@ class Gateway:
                 status = 400  # the document did not parse or validate: nothing executed
         payload["data"] = result.data
         payload["extensions"] = {
-            "policy": policy.summary(),
+            "policy": {
+                **summary,
+                "fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"],
+            },
             "backendQueries": context.loaders.batches,
             **context.extensions,
             **traced,
@@ -177,6 +183,7 @@ class Gateway:
         context: GatewayContext,
         document: str,
         operation_name: str | None,
+        summary: dict[str, Any],
     ) -> None:
         """Name the operation on its span; if it touched L2+ data, commit its audit event."""
         operation = context.operation
@@ -184,7 +191,7 @@ class Gateway:
             operation_name = operation.name.value if operation.name else None
         kind = operation.operation.value if operation is not None else None
         trace.operation(operation_name, kind, document_hash(document))
-        decisions = policy.summary(include_clear=True)["fields"]
+        decisions = summary["fields"]
         trace.decisions(decisions, policy.policy_version)
         if not context.audit_reads and not touches_audited_data(decisions):
             return

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -92,6 +92,8 @@ class StoredEvent:
         hash_algorithm: ``sm3`` or ``sha256``.
         prev_hash: the hash of event ``seq - 1`` (``GENESIS`` for event 1).
         hash: the hash of this event's canonical form.
+        record: the canonical form with the hash added, as the writer sends it
+            (empty for an event read back).
     """
 
     seq: int
@@ -99,6 +101,7 @@ class StoredEvent:
     hash_algorithm: str
     prev_hash: str
     hash: str
+    record: bytes = field(default=b"", repr=False, compare=False)
 
     def verify_hash(self) -> bool:
         """Whether the stored hash is the hash of the stored contents."""
@@ -152,8 +155,11 @@ def chain(
     out = []
     for event in events:
         seq += 1
-        digest = chain_hash(seq, event, algorithm, prev)
+        body = canonical(seq, event, algorithm, prev)
+        digest = hashlib.new(algorithm, body).hexdigest()
+        # The same object with the hash added ("hash" sorts last): what the INSERT reads.
+        record = body[:-1] + b',"hash":"' + digest.encode() + b'"}'
         out.append(StoredEvent(seq=seq, event=event, hash_algorithm=algorithm, prev_hash=prev,
-                               hash=digest))  # fmt: skip
+                               hash=digest, record=record))  # fmt: skip
         prev = digest
     return out

@@ -36,14 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from gateway.audit.events import (
-    GENESIS,
-    HASH_ALGORITHM,
-    AuditEvent,
-    StoredEvent,
-    chain,
-    utc_text,
-)
+from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
 from gateway.errors import AuditUnavailable
 
 __all__ = [
@@ -127,16 +120,35 @@ COLUMNS = (
     " hash_algorithm, prev_hash, hash"
 )
 
-_INSERT = f"""
-INSERT INTO audit_event ({COLUMNS})
-SELECT {COLUMNS}
-FROM jsonb_to_recordset($1::jsonb) AS e(
-    seq bigint, at timestamptz, trace_id text, caller_app text, caller_region text,
-    roles text[], matter_code text, matter_name text, operation_name text, operation_type text,
-    document_hash text, policy_version text, subjects text[], decisions jsonb,
-    hash_algorithm text, prev_hash text, hash text)
-ORDER BY seq
-"""
+#: Each column and the key it has in an event's canonical form (``events.canonical``).
+_FIELDS = (
+    ("seq", "seq", "bigint"),
+    ("at", "at", "timestamptz"),
+    ("trace_id", "traceId", "text"),
+    ("caller_app", "callerApp", "text"),
+    ("caller_region", "callerRegion", "text"),
+    ("roles", "roles", "text[]"),
+    ("matter_code", "matterCode", "text"),
+    ("matter_name", "matterName", "text"),
+    ("operation_name", "operationName", "text"),
+    ("operation_type", "operationType", "text"),
+    ("document_hash", "documentHash", "text"),
+    ("policy_version", "policyVersion", "text"),
+    ("subjects", "subjects", "text[]"),
+    ("decisions", "decisions", "jsonb"),
+    ("hash_algorithm", "hashAlgorithm", "text"),
+    ("prev_hash", "prevHash", "text"),
+    ("hash", "hash", "text"),
+)
+
+# One statement for a whole batch: the events go as one JSON array of their canonical
+# forms (hashed, not serialised again), turned into rows by jsonb_to_recordset.
+_KEYS = ", ".join(f'e."{key}"' for _, key, _ in _FIELDS)
+_RECORD = ", ".join(f'"{key}" {kind}' for _, key, kind in _FIELDS)
+_INSERT = (
+    f"INSERT INTO audit_event ({COLUMNS}) SELECT {_KEYS}"
+    f" FROM jsonb_to_recordset($1::jsonb) AS e({_RECORD}) ORDER BY e.seq"
+)
 
 _HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 
@@ -230,30 +242,16 @@ def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
 
 
 def _payload(stored: Sequence[StoredEvent]) -> str:
-    return orjson.dumps(
-        [
-            {
-                "seq": s.seq,
-                "at": utc_text(s.event.at),
-                "trace_id": s.event.trace_id,
-                "caller_app": s.event.caller_app,
-                "caller_region": s.event.caller_region,
-                "roles": list(s.event.roles),
-                "matter_code": s.event.matter_code,
-                "matter_name": s.event.matter_name,
-                "operation_name": s.event.operation_name,
-                "operation_type": s.event.operation_type,
-                "document_hash": s.event.document_hash,
-                "policy_version": s.event.policy_version,
-                "subjects": list(s.event.subjects),
-                "decisions": list(s.event.decisions),
-                "hash_algorithm": s.hash_algorithm,
-                "prev_hash": s.prev_hash,
-                "hash": s.hash,
-            }
-            for s in stored
-        ]
-    ).decode()
+    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
+
+
+def _safe(exc: BaseException) -> str:
+    """An error for the log without what it may quote: a rejected value can be an ID number."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | AuditUnavailable):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -362,8 +360,7 @@ class AuditStore:
                 stored = await self._insert([event for event, _ in batch])
             except Exception as exc:  # every failure refuses the batch; the loop goes on
                 self._head = None  # read it again: the outcome of the failed write is unknown
-                detail = type(exc).__name__ if isinstance(exc, ValueError) else repr(exc)
-                logger.error("audit write of %d events failed: %s", len(batch), detail)
+                logger.error("audit write of %d events failed: %s", len(batch), _safe(exc))
                 self._fail(batch, "the audit log cannot be written")
                 continue
             for (_, future), event in zip(batch, stored, strict=True):
@@ -413,7 +410,7 @@ class AuditStore:
         except AuditUnavailable:
             raise
         except Exception as exc:
-            logger.warning("audit database %s failed: %r", what, exc)
+            logger.warning("audit database %s failed: %s", what, _safe(exc))
             raise AuditUnavailable("the audit log cannot be read") from None
 
     # -- connecting --------------------------------------------------------------------------
@@ -443,7 +440,7 @@ class AuditStore:
                 async with pool.acquire() as connection:
                     await create_schema(connection)
         except Exception as exc:
-            logger.warning("audit database not reachable: %r", exc)
+            logger.warning("audit database not reachable: %s", _safe(exc))
             if pool is not None:
                 pool.terminate()
             raise AuditUnavailable("the audit log is unavailable") from None
