@@ -1,9 +1,11 @@
-"""The ASGI app: ``POST /graphql``, GraphiQL outside production, ``/healthz`` and ``/readyz``.
+"""The ASGI app: ``POST /graphql``, GraphiQL outside production, health, readiness and metrics.
 
-Every request to ``/graphql`` is authenticated before its body is read, bound
-to the caller's policy (and matter) before anything executes, and answered
-with orjson. The app owns the regional sources (their pools) and the policy
-engine's reload task for its lifetime.
+Every request to ``/graphql`` is authenticated and counted against its app's
+rate limit before its body is read; its document must be registered (when a
+manifest is configured) and within the query limits before anything runs;
+it is bound to the caller's policy (and matter) before it executes, and
+answered with orjson. The app owns the regional sources (their pools) and the
+policy engine's reload task for its lifetime.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -23,8 +25,13 @@ from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
 from gateway.auth import TokenVerifier
+from gateway.documents import DocumentGuard, PreparedDocuments
 from gateway.errors import GatewayError, InvalidInput, SourceUnavailable
-from gateway.responses import GRAPHQL_RESPONSE, JSON, format_error, json_response, request_error
+from gateway.http import negotiate, read_operation
+from gateway.metrics import Metrics
+from gateway.operations import OperationManifest
+from gateway.ratelimit import RateLimiter
+from gateway.responses import GRAPHQL_RESPONSE, format_error, json_response, request_error
 from gateway.settings import Settings
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.types import RegionCode
@@ -35,8 +42,6 @@ from schema import GatewaySchema, build_schema
 
 logger = logging.getLogger("deltagate")
 
-#: The largest request body accepted (a document plus its variables).
-MAX_BODY_BYTES = 256 * 1024
 MATTER_HEADER = "x-matter-code"
 
 
@@ -50,6 +55,10 @@ class Gateway:
     verifier: TokenVerifier
     cursors: CursorCodec
     schema: GatewaySchema
+    documents: DocumentGuard
+    metrics: Metrics
+    rate_limiter: RateLimiter | None = None
+    manifest: OperationManifest | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, observer: QueryObserver | None = None) -> Gateway:
@@ -57,6 +66,8 @@ class Gateway:
 
         ``observer`` is told of every backend query any source completes.
         """
+        metrics = Metrics()
+        observer = _both(metrics.observe_backend_query, observer)
         mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
         sources: dict[RegionCode, Source] = {
             s.region: CircuitBreaker(
@@ -78,23 +89,75 @@ class Gateway:
             audience=settings.audience,
             issuer=settings.issuer,
         )
+        # The schema executes the documents the guard parsed and validated (``guard`` is
+        # bound below, before any request can reach the extension).
+        schema = build_schema(
+            extensions=[lambda: PreparedDocuments(guard)], hide_suggestions=settings.production
+        )
+        guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,
             sources=sources,
             policy=policy,
             verifier=verifier,
             cursors=CursorCodec(mask_secret),
-            schema=build_schema(),
+            schema=schema,
+            documents=guard,
+            metrics=metrics,
+            rate_limiter=(
+                RateLimiter.from_policy_dir(
+                    settings.policy_dir, reload_interval=settings.policy_reload_interval
+                )
+                if settings.rate_limits
+                else None
+            ),
+            manifest=(
+                OperationManifest(
+                    settings.operations_manifest,
+                    reload_interval=settings.policy_reload_interval,
+                )
+                if settings.operations_manifest is not None
+                else None
+            ),
         )
 
     async def execute(self, request: Request) -> Response:
-        media_type = _response_type(request.headers.get("accept"))
+        started = time.perf_counter()
+        seen = _Seen()
+        try:
+            return await self._answer(request, seen)
+        finally:
+            self.metrics.observe_request(
+                app=seen.app,
+                operation=seen.operation,
+                outcome=seen.outcome,
+                seconds=time.perf_counter() - started,
+                resources=seen.resources,
+                policy=seen.policy,
+            )
+
+    async def _answer(self, request: Request, seen: _Seen) -> Response:
+        media_type = negotiate(request.headers.get("accept"))
+        if media_type is None:
+            seen.outcome = "NOT_ACCEPTABLE"
+            return _not_acceptable()
         try:
             caller = self.verifier.verify(request.headers.get("authorization"))
-            query, variables, operation_name = await _read_operation(request)
+            seen.app = caller.app
+            if self.rate_limiter is not None:
+                self.rate_limiter.take(caller.app)
+            operation = await read_operation(request, self.settings.limits.max_body_bytes)
+            query = operation.query
+            if self.manifest is not None:
+                query = self.manifest.document_for(operation)
+            if query is None:
+                raise InvalidInput("'query' must be a non-empty string")
+            prepared = self.documents.prepare(query, operation.variables, operation.operation_name)
+            seen.operation = self.metrics.operation_label(prepared.name)
             matter = request.headers.get(MATTER_HEADER, "").strip() or None
             policy = self.policy.begin(caller, matter)
         except GatewayError as error:
+            seen.outcome = error.code
             return request_error(error, media_type)
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
@@ -102,23 +165,30 @@ class Gateway:
         )  # fmt: skip
         result = await self.schema.execute(
             query,
-            variable_values=variables,
+            variable_values=operation.variables,
             context_value=context,
-            operation_name=operation_name,
+            operation_name=operation.operation_name,
         )
         payload: dict[str, Any] = {}
         status = 200
         errors = [format_error(error) for error in result.errors or ()] + context.errors
         if errors:
             payload["errors"] = errors
-            if result.data is None and media_type == GRAPHQL_RESPONSE:
-                status = 400  # the document did not parse or validate: nothing executed
-        payload["data"] = result.data
+        # No data and no error at a path: the variables did not coerce, so nothing executed
+        # (a request error: no ``data`` key, and 400 as graphql-response+json).
+        if result.data is not None or any(error.path for error in result.errors or ()):
+            payload["data"] = result.data
+            seen.resources = prepared.root_fields
+        elif media_type == GRAPHQL_RESPONSE:
+            status = 400
+        summary = policy.summary()
         payload["extensions"] = {
-            "policy": policy.summary(),
+            "policy": summary,
             "backendQueries": context.loaders.batches,
             **context.extensions,
         }
+        seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
+        seen.policy = summary
         return json_response(payload, status, media_type)
 
     async def ready(self) -> dict[str, Any]:
@@ -141,41 +211,43 @@ class Gateway:
         await asyncio.gather(*(source.close() for source in self.sources.values()))
 
 
-def _response_type(accept: str | None) -> str:
-    """``application/graphql-response+json`` if the client accepts it, else ``application/json``."""
-    if accept and GRAPHQL_RESPONSE in accept:
-        return GRAPHQL_RESPONSE
-    return JSON
+@dataclass(slots=True)
+class _Seen:
+    """What the metrics record of one request, filled in as it goes."""
+
+    app: str = "-"
+    operation: str = "unknown"
+    outcome: str = "INTERNAL"
+    resources: tuple[str, ...] = ()
+    policy: dict[str, Any] | None = field(default=None)
 
 
-async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != JSON:
-        raise InvalidInput("the request body must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the request body exceeds {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidInput(f"the request body exceeds {MAX_BODY_BYTES} bytes")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("the request body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    query = payload.get("query")
-    variables = payload.get("variables")
-    operation_name = payload.get("operationName")
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidInput("'query' must be a non-empty string")
-    if variables is not None and not isinstance(variables, dict):
-        raise InvalidInput("'variables' must be an object")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise InvalidInput("'operationName' must be a string")
-    return query, variables, operation_name
+def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:
+    if second is None:
+        return first
+
+    def observe(*args: Any) -> None:
+        first(*args)
+        second(*args)
+
+    return observe
+
+
+def _not_acceptable() -> Response:
+    error = InvalidInput(
+        "the response can be application/graphql-response+json or application/json;"
+        " the Accept header allows neither"
+    )
+    response = request_error(error)
+    response.status_code = 406
+    return response
+
+
+def _method_not_allowed(message: str) -> Response:
+    response = request_error(InvalidInput(message))
+    response.status_code = 405
+    response.headers["Allow"] = "POST"
+    return response
 
 
 def create_app(gateway: Gateway) -> Starlette:
@@ -185,14 +257,19 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET":
+            # Operations come by POST only: GET would put personal keys in URLs and logs,
+            # and could never run a mutation anyway (GraphQL over HTTP: 405).
+            if "query" in request.query_params:
+                return _method_not_allowed("send GraphQL operations with POST, not GET")
             if graphiql is None:
-                error = InvalidInput("GraphiQL is off in production mode; send queries with POST")
-                response = request_error(error)
-                response.status_code = 405
-                response.headers["Allow"] = "POST"
-                return response
+                return _method_not_allowed("GraphiQL is off in production mode; send POST")
             return HTMLResponse(graphiql)
         return await gateway.execute(request)
+
+    async def metrics(_: Request) -> Response:
+        gateway.metrics.refresh_breakers(gateway.sources)
+        body, content_type = gateway.metrics.render()
+        return Response(body, media_type=content_type)
 
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -221,6 +298,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
