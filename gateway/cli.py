@@ -12,8 +12,12 @@ import sys
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 logger = logging.getLogger("deltagate")
 
@@ -94,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--subject-type", choices=("NATURAL_PERSON", "LEGAL_PERSON"))
     explain.add_argument("--policy-dir", type=Path, help="default: the shipped policies/")
     explain.set_defaults(run=_explain)
+
+    operations = commands.add_parser("operations", help="the manifest of registered operations")
+    operation_commands = operations.add_subparsers(dest="operations_command", required=True)
+    register = operation_commands.add_parser(
+        "register", help="check documents against the schema and limits, add them to the manifest"
+    )
+    register.add_argument("files", nargs="+", type=Path, metavar="FILE.graphql")
+    listing = operation_commands.add_parser("list", help="the registered operations")
+    for command in (register, listing):
+        command.add_argument("--manifest", type=Path, help="default: operations.manifest")
+        command.add_argument("--config", type=Path, help="gateway.toml: its manifest and limits")
+    register.set_defaults(run=_register_operations)
+    listing.set_defaults(run=_list_operations)
     return parser
 
 
@@ -245,6 +262,43 @@ def _explain(args: argparse.Namespace) -> int:
             subject_type=args.subject_type,
         )
     )
+    return 0
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+def _manifest_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config, check=False)
+    manifest = args.manifest or settings.operations_manifest
+    if manifest is None:
+        raise ConfigError("name the manifest: --manifest, or operations.manifest in --config")
+    return manifest, settings
+
+
+def _register_operations(args: argparse.Namespace) -> int:
+    from gateway.documents import DocumentGuard
+    from gateway.operations import register
+    from schema import build_schema
+
+    manifest, settings = _manifest_settings(args)
+    guard = DocumentGuard(build_schema()._schema, settings.limits, production=settings.production)
+    for entry in register(manifest, args.files, guard):
+        state = "registered" if entry.new else "already registered"
+        print(f"{entry.sha256}  {entry.file}  {', '.join(entry.names)}  ({state})")
+    print(f"manifest: {manifest}")
+    return 0
+
+
+def _list_operations(args: argparse.Namespace) -> int:
+    from gateway.operations import load_manifest
+
+    manifest, _ = _manifest_settings(args)
+    for digest, entry in load_manifest(manifest).items():
+        fields = (str(entry.get(key, "")) for key in ("name", "file", "registeredAt"))
+        print("  ".join((digest, *fields)))
     return 0
 
 

@@ -109,7 +109,7 @@ class RateLimiter:
     ) -> None:
         self._quotas = quotas if callable(quotas) else (lambda: quotas)
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # app -> (tokens, at)
+        self._buckets: dict[str, tuple[float, float, Quota]] = {}  # app -> (tokens, at, quota)
 
     @classmethod
     def from_policy_dir(cls, directory: Path, *, reload_interval: float = 2.0) -> RateLimiter:
@@ -128,10 +128,12 @@ class RateLimiter:
         """
         quota = self._quotas().of(app)
         now = self._clock()
-        tokens, at = self._buckets.get(app, (float(quota.burst), now))
+        tokens, at, sized_by = self._buckets.get(app, (float(quota.burst), now, quota))
+        if sized_by != quota:  # the quota changed: a fresh bucket, so a raise applies at once
+            tokens, at = float(quota.burst), now
         tokens = min(float(quota.burst), tokens + (now - at) * quota.rate)
         if tokens < 1.0:
-            self._buckets[app] = (tokens, now)
+            self._buckets[app] = (tokens, now, quota)
             retry = max(1, math.ceil((1.0 - tokens) / quota.rate))
             raise RateLimited(
                 f"app {app!r} sent more than {quota.rate:g} requests per second"
@@ -140,14 +142,12 @@ class RateLimiter:
                 rate=quota.rate,
                 burst=quota.burst,
             )
-        self._buckets[app] = (tokens - 1.0, now)
+        self._buckets[app] = (tokens - 1.0, now, quota)
         if len(self._buckets) > 10_000:
             self._forget_full(now)
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled: they hold nothing a fresh bucket would not."""
-        quotas = self._quotas()
-        for app, (tokens, at) in list(self._buckets.items()):
-            quota = quotas.of(app)
+        for app, (tokens, at, quota) in list(self._buckets.items()):
             if tokens + (now - at) * quota.rate >= quota.burst:
                 del self._buckets[app]
