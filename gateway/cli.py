@@ -8,7 +8,9 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,17 +129,27 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["DELTAGATE_CONFIG"] = str(args.config.resolve())
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(
-        "gateway.asgi:create",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
-        access_log=False,
-    )
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here and /metrics, whichever worker answers, adds
+        # them all up. Set before the workers start: they read it when they import the client.
+        metrics_dir = tempfile.mkdtemp(prefix="deltagate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "gateway.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
