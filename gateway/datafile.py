@@ -12,15 +12,26 @@ from __future__ import annotations
 import logging
 import os
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.errors import ConfigError
 
 T = TypeVar("T")
 
 logger = logging.getLogger("deltagate")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's content; ``ConfigError`` names the file and what is wrong with it."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 class WatchedFile(Generic[T]):

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import math
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.datafile import WatchedFile
+from gateway.datafile import WatchedFile, read_toml
 from gateway.errors import ConfigError, RateLimited
 
 QUOTAS_FILE = "quotas.toml"
@@ -56,12 +55,7 @@ class Quotas:
 
 def load_quotas(path: Path) -> Quotas:
     """Read a quotas file; ``ConfigError`` names what is wrong."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    raw = read_toml(path)
     unknown = set(raw) - {"default", "apps"}
     if unknown:
         raise ConfigError(f"{path}: unknown sections {', '.join(sorted(unknown))}")

@@ -41,12 +41,12 @@ Secrets belong in the environment, not in the file.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.datafile import read_toml
 from gateway.errors import ConfigError
 from gateway.limits import Limits
 from gateway.types import DELTA_REGIONS, RegionCode
@@ -151,12 +151,7 @@ def load_settings(
     if path is not None:
         path = Path(path)
         base = path.parent
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        raw = read_toml(path)
     settings = apply_environment(_from_table(raw, base), env)
     return settings.check() if check else settings
 

@@ -3,10 +3,6 @@ backend latency per region; masked and withheld fields; audit queue and breakers
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -17,10 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.limits import Limits
 from gateway.metrics import Metrics
-from gateway.synthetic import region_dsn
 from tests.client import GatewayClient, serve
-from tests.conftest import JWT_SECRET, MASK_SECRET, Seeded, gateway_settings, token
-from tests.gateway.test_cli import free_port
+from tests.conftest import Seeded, gateway_settings, token
+from tests.gateway.test_cli import serving
 
 OFFICER = token("JS", "joint_handling_officer", app="jh-js")
 MATTER = "JH-HUKOU-MIGRATION"
@@ -119,36 +114,24 @@ def test_each_gateway_has_metrics_of_its_own() -> None:
 
 @pytest.mark.slow
 def test_metrics_of_several_workers_add_up(seeded: Seeded, tmp_path: Path) -> None:
-    port = free_port()
-    config = tmp_path / "gateway.toml"
-    lines = ["[gateway]", 'host = "127.0.0.1"', f"port = {port}", "[limits]", "rate_limits = false"]
-    for region in ("SH", "JS", "ZJ", "AH"):
-        lines += [f"[sources.{region}]", f'dsn = "{region_dsn(seeded.dsn, region)}"']
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = {**os.environ, "DELTAGATE_JWT_SECRET": JWT_SECRET, "DELTAGATE_MASK_SECRET": MASK_SECRET}
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--workers", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     sent = 0
     writers: set[str] = set()
+    with serving(
+        seeded, tmp_path, "--workers", "2", config=["[limits]", "rate_limits = false"],
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    ) as server:  # fmt: skip
 
-    def ping(_: int) -> int:
-        answer = httpx.post(f"{base}/graphql", json={"query": "query Ping { __typename }"},
-                            headers={"Authorization": f"Bearer {OFFICER}"}, timeout=5)  # fmt: skip
-        return answer.status_code
+        def ping(_: int) -> int:
+            answer = httpx.post(
+                f"{server.base}/graphql",
+                json={"query": "query Ping { __typename }"},
+                headers={"Authorization": f"Bearer {OFFICER}"},
+                timeout=5,
+            )
+            return answer.status_code
 
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         # Concurrent batches until both workers have answered some (each writes files of its
         # own); bounded, and two batches are usually enough.
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -158,11 +141,8 @@ def test_metrics_of_several_workers_add_up(seeded: Seeded, tmp_path: Path) -> No
                 writers = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("counter_*.db")}
                 if len(writers) == 2:
                     break
-        scrapes = [httpx.get(f"{base}/metrics", timeout=5) for _ in range(4)]
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=10)[0].decode()
-    assert len(writers) == 2, output
+        scrapes = [httpx.get(f"{server.base}/metrics", timeout=5) for _ in range(4)]
+    assert len(writers) == 2, server.output
     # Whichever worker serves the scrape, it counts the requests of both.
     for scrape_ in scrapes:
         samples = {
@@ -172,4 +152,4 @@ def test_metrics_of_several_workers_add_up(seeded: Seeded, tmp_path: Path) -> No
         }
         counted = value(samples, "deltagate_requests_total", app="jh-js", operation="Ping",
                         outcome="ok")  # fmt: skip
-        assert counted == sent, output
+        assert counted == sent, server.output
