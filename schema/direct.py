@@ -241,9 +241,8 @@ class _Run:
         if entry.allowed is not None and value not in entry.allowed:
             # As the ordinary executor does: the field is null, with an error.
             message = f"Enum cannot represent value: {value!r}"
-            self.context.collected_errors.add(
-                GraphQLError(message, path=path.add_key(entry.key).as_list()), None
-            )
+            at = path.add_key(entry.key)
+            self.context.collected_errors.add(GraphQLError(message, path=at.as_list()), at)
             return None
         return value
 
@@ -263,4 +262,4 @@ class _Run:
             if isinstance(exc, GraphQLError)
             else located_error(exc, list(nodes), path.as_list())
         )
-        self.context.collected_errors.add(error, None)
+        self.context.collected_errors.add(error, path)

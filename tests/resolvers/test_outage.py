@@ -108,6 +108,17 @@ async def test_a_region_down_gives_partial_answers_and_comes_back(
             own = await ask(client, seeded.dataset.uscc("ZJ", 0))
             assert own["data"]["legalPerson"] is None
             assert own["errors"][0]["extensions"]["region"] == "ZJ"
+            # In a list, only the items kept by ZJ are missing.
+            listed = await client.query(
+                "query($u: [ID!]!) { legalPersons(usccs: $u) { name } }",
+                {"u": [seeded.dataset.uscc("SH", 0), seeded.dataset.uscc("ZJ", 0)]},
+                token=token("SH", "public_portal"),
+            )
+            assert listed["data"]["legalPersons"][0]["name"]
+            assert listed["data"]["legalPersons"][1] is None
+            [error] = listed["errors"]
+            assert error["path"] == ["legalPersons", 1]
+            assert error["extensions"]["code"] == "SOURCE_UNAVAILABLE"
         finally:
             zhejiang.start()
 

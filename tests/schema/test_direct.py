@@ -84,6 +84,7 @@ def company(draw: st.DrawFn, depth: int = 0) -> str:
     return " ".join(parts)
 
 
+ROOTS = ("person", "persons", "company", "companies")
 FRAGMENT = "fragment Insurance on NaturalPerson { socialInsurance { region insuranceType since } }"
 
 
@@ -114,12 +115,13 @@ async def run(gateway: Gateway, schema: Any, document: str, caller: Caller, matt
     return {"data": result.data, "errors": errors, "partial": partial, "policy": policy.summary()}
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
-    roots=st.lists(
-        st.sampled_from(["person", "persons", "company", "companies"]), min_size=1, max_size=3
-    ),  # fmt: skip
+    roots=st.lists(st.sampled_from(ROOTS), min_size=1, max_size=3),
     index=st.integers(0, 60),
     region=st.sampled_from(DELTA_REGIONS),
     caller=st.sampled_from(CALLERS),
