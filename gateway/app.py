@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -219,7 +219,7 @@ class _Seen:
     operation: str = "unknown"
     outcome: str = "INTERNAL"
     resources: tuple[str, ...] = ()
-    policy: dict[str, Any] | None = field(default=None)
+    policy: dict[str, Any] | None = None
 
 
 def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:

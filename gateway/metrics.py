@@ -54,6 +54,7 @@ class Metrics:
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self._max_operations = max_operations
         self._operations: set[str] = set()
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         registry = self.registry
         self.requests = Counter(
             "deltagate_requests",
@@ -125,21 +126,30 @@ class Metrics:
         policy: Mapping[str, Any] | None = None,
     ) -> None:
         """Count one answered request (``app`` is ``-`` when unauthenticated)."""
-        self.requests.labels(app, operation, outcome).inc()
-        self.latency.labels(operation).observe(seconds)
+        child = self._child
+        child(self.requests, app, operation, outcome).inc()
+        child(self.latency, operation).observe(seconds)
         for resource in resources:
-            self.resource_calls.labels(app, resource).inc()
+            child(self.resource_calls, app, resource).inc()
         for entry in (policy or {}).get("fields", ()):
             count = entry.get("count", 0)
             if count:
                 decision = str(entry["decision"]).lower()
-                self.policy_fields.labels(entry["field"], entry["owner"], decision).inc(count)
+                child(self.policy_fields, entry["field"], entry["owner"], decision).inc(count)
 
     def observe_backend_query(
         self, region: str, entity: str, field: str, keys: int, rows: int, seconds: float
     ) -> None:
         """A ``QueryObserver``: one backend query's latency."""
-        self.backend_latency.labels(region, entity).observe(seconds)
+        self._child(self.backend_latency, region, entity).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the client's own look-up validates on every call."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     # -- hooks -------------------------------------------------------------------------------
 
