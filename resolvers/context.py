@@ -14,7 +14,6 @@ from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
 
 if TYPE_CHECKING:
-    from graphql import OperationDefinitionNode
     from opentelemetry.trace import Tracer
 
     from gateway.audit import AuditStore
@@ -35,7 +34,6 @@ class GatewayContext:
         audit_log: the audit store, for the auditor's and the citizen's queries (None: none).
         audit_reads: decisions recorded for reads of the audit log itself; with
             any, the operation writes an audit event whatever else it touched.
-        operation: the operation being executed (set by the executor).
     """
 
     __slots__ = (
@@ -48,7 +46,6 @@ class GatewayContext:
         "errors",
         "extensions",
         "loaders",
-        "operation",
         "policy",
         "sources",
     )
@@ -75,7 +72,6 @@ class GatewayContext:
         self.errors: list[dict[str, Any]] = []
         self.audit_log = audit_log
         self.audit_reads: list[dict[str, Any]] = []
-        self.operation: OperationDefinitionNode | None = None
         self._selection: Selection | None = None
 
     @property

@@ -57,8 +57,6 @@ class DirectExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, root_type, root_value, grouped_field_set, serially, new_defer_usages
     ):
         context = self.context_value
-        if isinstance(context, GatewayContext):
-            context.operation = self.operation  # named in the operation's span and audit event
         direct = isinstance(context, GatewayContext) and context.loaders.batching
         plan = self._plan() if direct else None
         if plan is None:

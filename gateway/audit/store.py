@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -266,6 +266,8 @@ class AuditStore:
         timeout: seconds for connecting and for each write or read.
         max_batch: most events one INSERT carries.
         algorithm: the chain's hash algorithm (default: SM3 if available, else SHA-256).
+        on_queue: told how many events wait for their INSERT whenever that changes
+            (the ``deltagate_audit_queue_depth`` gauge).
 
     Example::
 
@@ -282,8 +284,10 @@ class AuditStore:
         timeout: float = 5.0,
         max_batch: int = 500,
         algorithm: str = HASH_ALGORITHM,
+        on_queue: Callable[[int], None] | None = None,
     ) -> None:
         self._dsn = dsn
+        self._on_queue = on_queue
         self._timeout = timeout
         self._max_batch = max_batch
         self._algorithm = algorithm
@@ -341,6 +345,8 @@ class AuditStore:
             raise AuditUnavailable("the audit log is closed")
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
+        if self._on_queue is not None:
+            self._on_queue(len(self._pending))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="deltagate-audit-writer")
         self._wake.set()
@@ -356,6 +362,8 @@ class AuditStore:
                 continue
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            if self._on_queue is not None:
+                self._on_queue(len(self._pending))
             try:
                 stored = await self._insert([event for event, _ in batch])
             except Exception as exc:  # every failure refuses the batch; the loop goes on
