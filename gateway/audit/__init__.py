@@ -6,6 +6,13 @@
 """
 
 from gateway.audit.commands import add_audit_commands
+from gateway.audit.database import (
+    DATABASE,
+    EventQuery,
+    create_database,
+    create_schema,
+    database_dsn,
+)
 from gateway.audit.events import (
     CHINA_TIME,
     GENESIS,
@@ -15,15 +22,7 @@ from gateway.audit.events import (
     document_hash,
 )
 from gateway.audit.record import operation_event, touches_audited_data
-from gateway.audit.store import (
-    DATABASE,
-    AuditStore,
-    EventQuery,
-    Receipt,
-    create_database,
-    create_schema,
-    database_dsn,
-)
+from gateway.audit.store import AuditStore, Receipt
 from gateway.audit.verify import Break, VerifyReport, tail, verify
 
 __all__ = [

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from gateway.audit.database import COLUMNS, GUARDS, stored_event
 from gateway.audit.events import GENESIS, StoredEvent
-from gateway.audit.store import COLUMNS, GUARDS, stored_event
 from gateway.errors import GatewayError
 
 #: Events fetched per round trip while walking the chain.
