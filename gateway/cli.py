@@ -196,8 +196,15 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"GraphiQL: {base}")
     print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
     print()
-    for app, region, roles, matter, what in DEMO_CALLERS:
-        minted = mint_token(sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600)
+    person = dataset.cross_region_person("SH")
+    callers = [(*caller, None) for caller in DEMO_CALLERS]
+    # A citizen's own token speaks for one person: the one suggested below.
+    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
+                    person["id_number"]))  # fmt: skip
+    for app, region, roles, matter, what, subject in callers:
+        minted = mint_token(
+            sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600, subject=subject
+        )
         headers = {"Authorization": f"Bearer {minted}"}
         if matter:
             headers["X-Matter-Code"] = matter
@@ -206,7 +213,6 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  token: {minted}")
         print(f"  GraphiQL with these headers: {link}")
     enterprise = dataset.cross_region_enterprise("JS")
-    person = dataset.cross_region_person("SH")
     print()
     print("Keys to try:")
     print(f"  an enterprise in JS with a representative from elsewhere: {enterprise['uscc']}")
