@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from decimal import Decimal
 from typing import Any
 
@@ -28,11 +28,13 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from gateway.errors import SourceUnavailable
 from gateway.identifiers import require_id_number, require_uscc, subject_region
 from gateway.types import RegionCode, Row
+from resolvers import enterprises
 from resolvers.context import GatewayContext
 from resolvers.links import LINKS, follow, regions_for
 from resolvers.loaders import ENTERPRISE, PERSON, LoadSpec
 from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar, plan_operation
 from schema.query import _check_batch as check_batch
+from schema.query import _check_page as check_page
 
 #: Plans by operation node; the parser cache hands back the same node for the same document.
 _PLANS: OrderedDict[int, tuple[object, OperationPlan | None]] = OrderedDict()
@@ -97,8 +99,16 @@ class _Run:
         wanted: dict[Read, dict[str, None]] = {}
         jobs: list[tuple[RootPlan, int | None, Read, str]] = []
         null_data = False
+        searches: list[tuple[RootPlan, Awaitable[Any]]] = []
         for root in self.plan.roots:
             data[root.key] = None
+            if root.field == "searchLegalPersons":
+                try:
+                    searches.append((root, self.search(root)))
+                except Exception as exc:
+                    self.error(exc, root.nodes, Path(None, root.key, "Query"))
+                    null_data = True
+                continue
             spec, argument, require = _ROOTS[root.field]
             try:
                 args = get_argument_values(
@@ -115,7 +125,7 @@ class _Run:
                     keys = [(None, require(value, argument))]
             except Exception as exc:  # a bad argument: the field fails before any read
                 self.error(exc, root.nodes, Path(None, root.key, "Query"))
-                null_data = null_data or root.many
+                null_data = null_data or root.non_null
                 continue
             for index, key in keys:
                 home = subject_region(key)
@@ -123,8 +133,20 @@ class _Run:
                     continue  # outside the delta: null
                 wanted.setdefault((spec, home), {})[key] = None
                 jobs.append((root, index, (spec, home), key))
-        fetched = await self.read(wanted)
+        fetched, found = await asyncio.gather(
+            self.read(wanted),
+            asyncio.gather(*(call for _, call in searches), return_exceptions=True),
+        )
         level: Level = []
+        for (root, _), result in zip(searches, found, strict=True):
+            path = Path(None, root.key, "Query")
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                self.error(result, root.nodes, path)
+                null_data = True  # the page is non-null: an error nulls the response
+                continue
+            data[root.key] = self.page(root.child, result, path, level)
         for root, index, read, key in jobs:
             path = Path(None, root.key, "Query")
             if index is not None:
@@ -145,6 +167,53 @@ class _Run:
         while level:
             level = await self.fill(level)
         return None if null_data else data
+
+    def search(self, root: RootPlan) -> Awaitable[Any]:
+        """Start a name search (arguments are checked here, before anything is read)."""
+        args = get_argument_values(root.field_def, root.nodes[0], self.context.variable_values)
+        check_page(args["first"])
+        region = args.get("region")
+        return enterprises.search(
+            self.ctx,
+            args["name"],
+            None if region is None else getattr(region, "value", region),
+            args["first"],
+            args.get("after"),
+            Path(None, root.key, "Query"),
+        )
+
+    def page(self, plan: ObjectPlan, found: Any, path: Path, level: Level) -> dict[str, Any]:
+        """A search's connection object; its nodes join the level to be filled."""
+        pairs, more = found
+        out: dict[str, Any] = {}
+        for entry in plan.entries:
+            if isinstance(entry, Scalar):
+                out[entry.key] = entry.constant  # only __typename is a scalar here
+            elif entry.field == "pageInfo":
+                out[entry.key] = {
+                    e.key: e.constant
+                    if e.kind == "typename"
+                    else more
+                    if e.row_key == "has_next_page"
+                    else (pairs[-1][0] if pairs else None)
+                    for e in entry.child.entries
+                    if isinstance(e, Scalar)
+                }
+            else:
+                edges = []
+                for index, (cursor, row) in enumerate(pairs):
+                    edge: dict[str, Any] = {}
+                    edge_path = path.add_key(entry.key).add_key(index)
+                    for e in entry.child.entries:
+                        if isinstance(e, Scalar):
+                            edge[e.key] = e.constant if e.kind == "typename" else cursor
+                        else:
+                            node: dict[str, Any] = {}
+                            edge[e.key] = node
+                            level.append((node, e.child, row, edge_path.add_key(e.key)))
+                    edges.append(edge)
+                out[entry.key] = edges
+        return out
 
     async def fill(self, level: Level) -> Level:
         """Copy each object's scalars, read what all their links lead to, return the next level."""

@@ -39,7 +39,9 @@ from policies.catalog import snake_case
 from resolvers.selection import Selection, selected_fields
 
 #: Root fields the direct executor answers.
-ROOTS = frozenset({"naturalPerson", "naturalPersons", "legalPerson", "legalPersons"})
+ROOTS = frozenset(
+    {"naturalPerson", "naturalPersons", "legalPerson", "legalPersons", "searchLegalPersons"}
+)
 
 #: Link fields per type, each answered by a resolver function (see ``schema.direct``).
 LINKS = {
@@ -47,6 +49,12 @@ LINKS = {
     "LegalPerson": frozenset({"legalRepresentative", "creditRecords"}),
 }
 PLAIN_TYPES = frozenset({"CreditRecord", "Residence", "SocialInsurance"})
+#: The search's page: built in memory from the rows the search returned.
+PAGE_LINKS = {
+    "LegalPersonConnection": frozenset({"edges", "pageInfo"}),
+    "LegalPersonEdge": frozenset({"node"}),
+}
+PAGE_TYPES = frozenset({"LegalPersonConnection", "LegalPersonEdge", "PageInfo"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,11 @@ class RootPlan:
     @property
     def many(self) -> bool:
         return self.field in ("naturalPersons", "legalPersons")
+
+    @property
+    def non_null(self) -> bool:
+        """An error here nulls the whole response."""
+        return isinstance(self.field_def.type, GraphQLNonNull)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +165,10 @@ def _object_plan(
         field_def = object_type.fields[name]
         named = get_named_type(field_def.type)
         if isinstance(named, GraphQLObjectType):
-            if name not in LINKS.get(object_type.name, ()):
+            allowed = LINKS.get(object_type.name) or PAGE_LINKS.get(object_type.name, ())
+            if name not in allowed:
                 raise Unsupported(f"{object_type.name}.{name}")
-            if named.name not in LINKS and named.name not in PLAIN_TYPES:
+            if named.name not in LINKS and named.name not in PLAIN_TYPES | PAGE_TYPES:
                 raise Unsupported(named.name)
             child = _object_plan(schema, named, nodes, fragments)
             many = isinstance(_unwrap_non_null(field_def.type), GraphQLList)
@@ -163,7 +177,7 @@ def _object_plan(
             entries.append(Scalar(key, snake_case(name), "enum", frozenset(named.values)))
         elif isinstance(named, GraphQLScalarType) and named.name == "Decimal":
             entries.append(Scalar(key, snake_case(name), "decimal"))
-        elif isinstance(named, GraphQLScalarType) and named.name in ("String", "ID"):
+        elif isinstance(named, GraphQLScalarType) and named.name in ("String", "ID", "Boolean"):
             entries.append(Scalar(key, snake_case(name), "plain"))
         else:
             raise Unsupported(f"{object_type.name}.{name}")
