@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -74,12 +75,32 @@ def start(data_dir: Path) -> Database:
 
 def _server(data_dir: Path) -> object:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir)
     with warnings.catch_warnings():
         # platformdirs asks for XDG_RUNTIME_DIR, which containers rarely set; harmless here.
         warnings.simplefilter("ignore", UserWarning)
         import pgserver
 
         return pgserver.get_server(data_dir, cleanup_mode="stop")
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop processes that no longer exist from pgserver's list of the server's users.
+
+    pgserver stops the server when its last user exits, and counts users in
+    ``.handle_pids.json``; a run that was killed stays on that list for ever,
+    and the server would then never be stopped (nor restarted to take new settings).
+    """
+    import psutil
+
+    path = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
 
 
 async def _configure(dsn: str) -> bool:

@@ -43,6 +43,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
                 "server_cpu_ms": _median(c["cpu_ms_per_request"]["server"] for c in cells),
                 "postgres_cpu_ms": _median(c["cpu_ms_per_request"]["postgres"] for c in cells),
                 "loadgen_cpu_ms": _median(c["cpu_ms_per_request"]["loadgen"] for c in cells),
+                "other_cores": _median(c["cpu_cores"]["other"] for c in cells),
                 "errors": sum(c["errors"] for c in cells),
                 "backend_queries": _queries(queries),
             }
@@ -137,6 +138,7 @@ def _scale(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "p99_ms": r["latency_ms"]["p99"],
             "server_cpu_ms": r["cpu_ms_per_request"]["server"],
             "postgres_cpu_ms": r["cpu_ms_per_request"]["postgres"],
+            "other_cores": r["cpu_cores"]["other"],
             "backend_queries": _queries(r["backend_queries"]),
             "errors": r["errors"],
         }
@@ -159,11 +161,12 @@ def render(results: dict[str, Any]) -> str:
         f"machine: {meta['machine']['cpus']} CPUs shared by server, PostgreSQL and load "
         f"generator; Python {meta['machine']['python']}",
         "",
-        "Main table (latency in ms; CPU in ms per request: server process, all of PostgreSQL,"
-        " load generator)",
+        "Main table: latency in ms; queries per request; CPU in ms per request (server process,"
+        " all of PostgreSQL, load generator); 'other': cores busy with anything else during the"
+        " window (kernel threads ~0.1-0.2; more means the machine was shared)",
     ]
     header = ("op", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "gen CPU",
-              "errors")  # fmt: skip
+              "other", "errors")  # fmt: skip
     out += _table(header, [_main_row(r) for r in summary["main"]])
     out += ["", "Ratios to the floor (same run): throughput, p50, p99, server CPU per request"]
     ratio_rows = [
@@ -174,7 +177,9 @@ def render(results: dict[str, Any]) -> str:
     out += _table(("op", "variant", "req/s", "p50", "p99", "srv CPU"), ratio_rows)
     if summary["scale"]:
         out += ["", "Scale table: Q2 with N enterprises per request"]
-        header = ("N", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "errors")
+        header = (
+            "N", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "other", "errors"
+        )  # fmt: skip
         out += _table(header, [_scale_row(r) for r in summary["scale"]])
     out += ["", "Targets (issue 6)"]
     for target in summary["targets"]:
@@ -195,7 +200,8 @@ def _main_row(r: dict[str, Any]) -> tuple[Any, ...]:
     return (
         r["operation"], r["variant"], f"{r['throughput']:,.0f}", _ms(r["p50_ms"]),
         _ms(r["p99_ms"]), r["backend_queries"]["text"], _ms(r["server_cpu_ms"]),
-        _ms(r["postgres_cpu_ms"]), _ms(r["loadgen_cpu_ms"]), r["errors"],
+        _ms(r["postgres_cpu_ms"]), _ms(r["loadgen_cpu_ms"]), _cores(r["other_cores"]),
+        r["errors"],
     )  # fmt: skip
 
 
@@ -203,7 +209,7 @@ def _scale_row(r: dict[str, Any]) -> tuple[Any, ...]:
     return (
         r["size"], r["variant"], f"{r['throughput']:,.1f}", _ms(r["p50_ms"]), _ms(r["p99_ms"]),
         r["backend_queries"]["text"], _ms(r["server_cpu_ms"]), _ms(r["postgres_cpu_ms"]),
-        r["errors"],
+        _cores(r["other_cores"]), r["errors"],
     )  # fmt: skip
 
 
@@ -213,7 +219,8 @@ def cell(row: dict[str, Any]) -> str:
     cpu = row["cpu_ms_per_request"]
     text = (
         f"{row['throughput']:,.1f} req/s, p50 {_ms(latency['p50'])} ms, p99 {_ms(latency['p99'])}"
-        f" ms; CPU/request: server {_ms(cpu['server'])} ms, PostgreSQL {_ms(cpu['postgres'])} ms"
+        f" ms; CPU/request: server {_ms(cpu['server'])} ms, PostgreSQL {_ms(cpu['postgres'])} ms;"
+        f" other load {_cores(row['cpu_cores']['other'])} cores"
     )
     if row["errors"]:
         text += f"; {row['errors']} ERRORS, e.g. {row['error_sample']}"
@@ -260,6 +267,10 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _x(value: float | None) -> str:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,15 @@ import orjson
 from bench import database, report
 from bench.check import check_operation
 from bench.config import RunConfig, write_config
-from bench.servers import DEFAULT_VARIANTS, ROOT, VARIANTS, Server, cpu_seconds, spent
+from bench.servers import (
+    DEFAULT_VARIANTS,
+    ROOT,
+    VARIANTS,
+    Server,
+    cpu_seconds,
+    machine_busy_seconds,
+    spent,
+)
 from bench.workload import OPERATIONS, Q2, Operation
 from gateway.synthetic import Dataset
 from resolvers.cursors import CursorCodec
@@ -80,7 +89,7 @@ class Options:
     concurrency: int = 8
     warmup: float = 2.0
     duration: float = 10.0
-    rounds: int = 1
+    rounds: int = 3
     operations: tuple[str, ...] = ("Q1", "Q2", "Q3")
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     scale_sizes: tuple[int, ...] = (10, 25, 50, 75, 100)
@@ -99,6 +108,9 @@ SCALE_POOL = 200
 
 
 def run(options: Options) -> dict[str, Any]:
+    # A run stopped with SIGTERM still stops its servers (the finally below); a run
+    # started in the background from a shell has SIGINT ignored.
+    signal.signal(signal.SIGTERM, _terminate)
     started = dt.datetime.now(dt.UTC)
     work = options.output.parent / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -173,6 +185,10 @@ def run(options: Options) -> dict[str, Any]:
     _save(results, options.output, started)
     say(f"\nJSON: {options.output}")
     return results
+
+
+def _terminate(signum: int, _: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def default_data_dir(persons: int) -> Path:
@@ -271,6 +287,11 @@ def measure(
 ) -> dict[str, Any]:
     """One timed window: the load generator's results and the CPU each process spent in it.
 
+    Besides the server, PostgreSQL and the load generator, the machine's total
+    busy time is read, so a window shared with unrelated work shows it
+    (``cpu_cores["other"]``; on a quiet machine only the kernel's own threads,
+    about 0.1-0.2 of a core here).
+
     ``during`` (if given) is called when the window opens and must return a
     callable that is called when it closes (the profiler uses this).
     """
@@ -285,41 +306,52 @@ def measure(
     load = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     if load.stdout is None:  # for the type checker: stdout=PIPE
         raise RuntimeError("no pipe from the load generator")
-    before: tuple[dict[int, float], dict[int, float]] | None = None
+    before: Reading | None = None
     usage: dict[str, float] = {}
     result: dict[str, Any] = {}
     finish = None
     for line in load.stdout:
         line = line.strip()
         if line == "measure-start":
-            before = _cpu(server, db)
+            before = _reading(server, db)
             if during is not None:
                 finish = during()
         elif line == "measure-end":
-            after = _cpu(server, db)
+            after = _reading(server, db)
             if before is not None:
                 usage = {
-                    "server": spent(before[0], after[0]),
-                    "postgres": spent(before[1], after[1]),
+                    "server": spent(before.server, after.server),
+                    "postgres": spent(before.postgres, after.postgres),
+                    "machine": after.machine - before.machine,
                 }
             if finish is not None:
                 finish()
         elif line.startswith("{"):
             result = orjson.loads(line)
-    if load.wait() != 0 or not result:
+    if load.wait() != 0 or not result or not usage:
         raise RuntimeError(f"the load generator failed against {server.variant.key}")
     usage["loadgen"] = result.pop("cpu_seconds")
+    machine = usage.pop("machine")
+    usage["other"] = max(0.0, machine - sum(usage.values()))
     count = result["requests"] or 1
-    result["cpu_ms_per_request"] = {k: v * 1000 / count for k, v in usage.items()}
+    result["cpu_ms_per_request"] = {k: v * 1000 / count for k, v in usage.items() if k != "other"}
     result["cpu_cores"] = {k: v / result["seconds"] for k, v in usage.items()}
     result["rss_mb"] = server.rss_mb()
     return result
 
 
-def _cpu(server: Server, db: database.Database) -> tuple[dict[int, float], dict[int, float]]:
-    return (
+@dataclass(frozen=True)
+class Reading:
+    server: dict[int, float]
+    postgres: dict[int, float]
+    machine: float
+
+
+def _reading(server: Server, db: database.Database) -> Reading:
+    return Reading(
         cpu_seconds([server.pid], with_children=True),
         cpu_seconds([db.postmaster_pid], with_children=True),
+        machine_busy_seconds(),
     )
 
 

@@ -167,6 +167,12 @@ def cpu_seconds(pids: list[int], *, with_children: bool) -> dict[int, float]:
     return found
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all CPUs; not idle, not waiting on I/O)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 def spent(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds between two readings; a process that started in between counts from zero."""
     return sum(value - before.get(pid, 0.0) for pid, value in after.items())
