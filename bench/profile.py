@@ -65,7 +65,6 @@ STAGES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
     ("GraphQL parse + validate (cached)",
      lambda f, fn: f.startswith(("strawberry/extensions/", "graphql/language/",
                                  "graphql/validation/"))),
-    ("graphql-core execution machinery", lambda f, fn: f.startswith("graphql/execution/")),
     ("direct executor (schema/direct.py)", lambda f, fn: f == "schema/direct.py"),
     ("Strawberry resolvers and types (schema/query.py, types.py)",
      lambda f, fn: f in ("schema/query.py", "schema/types.py")),

@@ -48,22 +48,32 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
                 "backend_queries": _queries(queries),
             }
         )
-    by = {(r["operation"], r["variant"]): r for r in rows}
-    ratios = {}
-    for op in dict.fromkeys(r["operation"] for r in rows):
-        floor = by.get((op, "floor"))
-        entry: dict[str, Any] = {}
-        for variant in dict.fromkeys(r["variant"] for r in rows):
-            mine = by.get((op, variant))
-            if floor is None or mine is None or variant == "floor":
-                continue
-            entry[variant] = {
-                "throughput": _ratio(mine["throughput"], floor["throughput"]),
-                "p50": _ratio(mine["p50_ms"], floor["p50_ms"]),
-                "p99": _ratio(mine["p99_ms"], floor["p99_ms"]),
-                "server_cpu": _ratio(mine["server_cpu_ms"], floor["server_cpu_ms"]),
-            }
-        ratios[op] = entry
+    # Each round's ratio pairs windows measured minutes apart at most, so a slow
+    # change in the machine's other load cancels out; the median of those is reported.
+    windows = {
+        (c["operation"], c["variant"], c.get("round", 0)): c for c in results.get("main", ())
+    }
+    ratios: dict[str, dict[str, Any]] = {}
+    for op, variant, round_ in windows:
+        floor = windows.get((op, "floor", round_))
+        if variant == "floor" or floor is None:
+            continue
+        mine = windows[op, variant, round_]
+        entry = ratios.setdefault(op, {}).setdefault(variant, {})
+        for name, value in (
+            ("throughput", _ratio(mine["throughput"], floor["throughput"])),
+            ("p50", _ratio(mine["latency_ms"]["p50"], floor["latency_ms"]["p50"])),
+            ("p99", _ratio(mine["latency_ms"]["p99"], floor["latency_ms"]["p99"])),
+            (
+                "server_cpu",
+                _ratio(mine["cpu_ms_per_request"]["server"], floor["cpu_ms_per_request"]["server"]),
+            ),
+        ):
+            entry.setdefault(name, []).append(value)
+    ratios = {
+        op: {variant: {k: _median(v) for k, v in entry.items()} for variant, entry in by.items()}
+        for op, by in ratios.items()
+    }
     return {
         "main": rows,
         "ratios_to_floor": ratios,
@@ -150,7 +160,7 @@ def _scale(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(results: dict[str, Any]) -> str:
-    summary = results.get("summary") or summarise(results)
+    summary = summarise(results)
     meta = results["meta"]
     options = meta["options"]
     out = [
@@ -168,7 +178,11 @@ def render(results: dict[str, Any]) -> str:
     header = ("op", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "gen CPU",
               "other", "errors")  # fmt: skip
     out += _table(header, [_main_row(r) for r in summary["main"]])
-    out += ["", "Ratios to the floor (same run): throughput, p50, p99, server CPU per request"]
+    out += [
+        "",
+        "Ratios to the floor: throughput, p50, p99, server CPU per request (each round's ratio,"
+        " median over rounds)",
+    ]
     ratio_rows = [
         (op, variant, _x(r["throughput"]), _x(r["p50"]), _x(r["p99"]), _x(r["server_cpu"]))
         for op, entry in summary["ratios_to_floor"].items()
