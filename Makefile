@@ -28,7 +28,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 # The same, with py-spy (installed into .venv here, not a project dependency) recording the
-# gateway and the floor under Q1 and Q2.
+# gateway and the floor under each operation.
 bench-profile: $(STAMP)
 	$(BIN)/pip install --quiet py-spy
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)

@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         "--scale-duration", type=float, help=f"seconds per scale cell ({defaults.scale_duration})"
     )
     parser.add_argument(
+        "--soak-requests",
+        type=int,
+        help="then load the gateway until it served this many requests, recording its memory",
+    )
+    parser.add_argument(
         "--mode",
         choices=("production", "development"),
         help="gateway mode (production: RS256 tokens, as deployed)",
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy on the gateway and the floor under Q1 and Q2 (needs py-spy)",
+        help="py-spy on the gateway and the floor under each operation (needs py-spy)",
     )
     parser.add_argument("--profile-seconds", type=float, help="seconds recorded per operation")
     parser.add_argument("--output", type=Path, help=f"JSON results ({defaults.output})")
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "variants",
         "scale_sizes",
         "scale_duration",
+        "soak_requests",
         "mode",
         "check_samples",
         "profile_seconds",

@@ -1,4 +1,4 @@
-"""What the gateway spends its CPU on under Q1 and Q2: py-spy on the running server.
+"""What a server spends its CPU on under each operation: py-spy on the running process.
 
 py-spy samples the server process from outside (no change to the code under
 test) while the load generator drives it, and writes collapsed stacks. The
@@ -101,7 +101,7 @@ def profile_server(
     options: Options,
     db: Database,
     work: Path,
-    operations: Iterable[str] = ("Q1", "Q2"),
+    operations: Iterable[str] = ("Q1", "Q2", "Q3"),
 ) -> dict[str, Any]:
     """Record ``server`` under each operation; the summary per operation."""
     from bench.runner import _requests_file, measure, say

@@ -12,7 +12,8 @@ The steps, in order:
    load-generator process at a fixed concurrency (``bench.loadgen``), with the
    CPU each process spent in the timed window;
 5. the scale table: Q2 with 10 to 100 enterprises per request;
-6. optionally, py-spy on the gateway under Q1 and Q2 (``bench.profile``);
+6. optionally, a soak that records the gateway's memory, and py-spy on the gateway
+   and the floor under each operation (``bench.profile``);
 7. the tables on standard output and everything as JSON (``bench.report``).
 """
 
@@ -74,10 +75,13 @@ class Options:
         variants: the servers under test.
         scale_sizes: Q2 list lengths of the scale table (empty: no scale table).
         scale_duration: seconds of each timed window of the scale table.
+        soak_requests: after the tables, keep loading the gateway (Q1, Q2, Q3 in turn,
+            in windows of 15 s) until it has served this many requests in the run, and
+            record its resident memory after each window (0: no soak).
         mode: the gateway's mode (``production``: RS256 tokens, as callers meet it).
         gateway_env: extra environment for every server (e.g. a feature switch).
         check_samples: requests per operation compared across servers before timing.
-        profile: record the gateway and the floor under Q1 and Q2 with py-spy.
+        profile: record the gateway and the floor under each operation with py-spy.
         profile_seconds: seconds recorded per profiled operation.
         output: the JSON results file (a copy is kept with a timestamp beside it).
     """
@@ -94,6 +98,7 @@ class Options:
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     scale_sizes: tuple[int, ...] = (10, 25, 50, 75, 100)
     scale_duration: float = 5.0
+    soak_requests: int = 0
     mode: str = "production"
     gateway_env: dict[str, str] = field(default_factory=dict)
     check_samples: int = 20
@@ -160,6 +165,8 @@ def run(options: Options) -> dict[str, Any]:
         results["main"] = _main_table(options, config, servers, db, bodies, work)
         if options.scale_sizes:
             results["scale"] = _scale_table(options, config, servers, db, dataset, work)
+        if options.soak_requests and "gateway" in servers:
+            results["soak"] = _soak(options, config, servers["gateway"], db, bodies, work, results)
         results["memory"] = {
             key: {
                 "rss_start_mb": rss_start[key],
@@ -172,7 +179,9 @@ def run(options: Options) -> dict[str, Any]:
             from bench import profile
 
             results["profile"] = {
-                key: profile.profile_server(servers[key], config, bodies, options, db, work)
+                key: profile.profile_server(
+                    servers[key], config, bodies, options, db, work, options.operations
+                )
                 for key in ("gateway", "floor")
                 if key in servers
             }
@@ -276,6 +285,33 @@ def _scale_table(
     return rows
 
 
+def _soak(
+    options: Options,
+    config: RunConfig,
+    server: Server,
+    db: database.Database,
+    bodies: dict[str, list[bytes]],
+    work: Path,
+    results: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Load the gateway until it served ``soak_requests``; its memory after each window."""
+    served = _served(results, server.variant.key)
+    series = [{"requests_served": served, "rss_mb": server.rss_mb()}]
+    files = [
+        _requests_file(work, key, config, OPERATIONS[key], bodies[key])
+        for key in options.operations
+    ]
+    window = 0
+    while served < options.soak_requests:
+        requests = files[window % len(files)]
+        row = measure(server, requests, options, db, 15.0)
+        served += row["completed"]
+        series.append({"requests_served": served, "rss_mb": row["rss_mb"]})
+        say(f"Soak: {served:,} requests served, resident memory {row['rss_mb']:.1f} MB")
+        window += 1
+    return series
+
+
 def measure(
     server: Server,
     requests: Path,
@@ -369,6 +405,9 @@ def _requests_file(
 
 
 def _served(results: dict[str, Any], variant: str) -> int:
+    """Requests ``variant`` answered so far in the run (warm-ups included)."""
+    if variant == "gateway" and results.get("soak"):
+        return int(results["soak"][-1]["requests_served"])
     rows = [*results.get("main", ()), *results.get("scale", ())]
     return sum(row.get("completed", row["requests"]) for row in rows if row["variant"] == variant)
 
