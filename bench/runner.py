@@ -19,6 +19,7 @@ The steps, in order:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -125,8 +126,6 @@ def run(options: Options) -> dict[str, Any]:
     say(f"PostgreSQL: embedded, data in {data_dir}")
     db = database.start(data_dir)
     say(f"Seed: {options.persons:,} persons per region, seed {options.seed} ...")
-    import asyncio
-
     seeded = asyncio.run(
         database.ensure_seeded(db.dsn, options.persons, options.seed, force=options.reseed)
     )
