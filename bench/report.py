@@ -214,7 +214,7 @@ def render(results: dict[str, Any]) -> str:
         out.append(f"  [{met:>7}] {target['target']}: {measured}")
     profile = results.get("profile")
     if profile:
-        from bench.profile import render as render_profile
+        from bench.profiling import render as render_profile
 
         out += ["", render_profile(profile)]
     return "\n".join(out)

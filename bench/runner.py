@@ -13,7 +13,7 @@ The steps, in order:
    CPU each process spent in the timed window;
 5. the scale table: Q2 with 10 to 100 enterprises per request;
 6. optionally, a soak that records the gateway's memory, and py-spy on the gateway
-   and the floor under each operation (``bench.profile``);
+   and the floor under each operation (``bench.profiling``);
 7. the tables on standard output and everything as JSON (``bench.report``).
 """
 
@@ -175,10 +175,10 @@ def run(options: Options) -> dict[str, Any]:
             for key, server in servers.items()
         }
         if options.profile:
-            from bench import profile
+            from bench import profiling
 
             results["profile"] = {
-                key: profile.profile_server(
+                key: profiling.profile_server(
                     servers[key], config, bodies, options, db, work, options.operations
                 )
                 for key in ("gateway", "floor")

@@ -1,9 +1,14 @@
-"""The ASGI app: ``POST /graphql``, GraphiQL outside production, ``/healthz`` and ``/readyz``.
+"""The ASGI app: ``POST /graphql``, GraphiQL outside production, health, readiness and metrics.
 
-Every request to ``/graphql`` is authenticated before its body is read, bound
-to the caller's policy (and matter) before anything executes, and answered
-with orjson. The app owns the regional sources (their pools) and the policy
-engine's reload task for its lifetime.
+Every request to ``/graphql`` is authenticated and counted against its app's
+rate limit before its body is read; its document must be registered (when a
+manifest is configured) and within the query limits before anything runs;
+it is bound to the caller's policy (and matter) before it executes, and
+answered with orjson. Each runs in an OpenTelemetry span whose trace id the
+response carries in ``extensions.traceId``; an operation that touched L2+ data
+is answered only once its audit event is committed (else ``AUDIT_UNAVAILABLE``,
+without the data). The app owns the regional sources (their pools), the audit
+store and the policy engine's reload task for its lifetime.
 """
 
 from __future__ import annotations
@@ -11,32 +16,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
+from gateway.audit import AuditStore, document_hash, operation_event, touches_audited_data
 from gateway.auth import TokenVerifier
-from gateway.errors import GatewayError, InvalidInput, SourceUnavailable
-from gateway.responses import GRAPHQL_RESPONSE, JSON, format_error, json_response, request_error
+from gateway.documents import DocumentGuard, PreparedDocuments, PreparedOperation
+from gateway.errors import AuditUnavailable, GatewayError, InvalidInput, SourceUnavailable
+from gateway.http import negotiate, read_operation
+from gateway.metrics import Metrics
+from gateway.operations import OperationManifest
+from gateway.ratelimit import RateLimiter
+from gateway.responses import GRAPHQL_RESPONSE, format_error, json_response, request_error
 from gateway.settings import Settings
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
-from gateway.types import RegionCode
-from policies import PolicyEngine, resolve_mask_secret
+from gateway.telemetry import OperationTrace, Telemetry
+from gateway.types import Caller, RegionCode
+from policies import OperationPolicy, PolicyEngine, resolve_mask_secret
 from resolvers.context import GatewayContext
 from resolvers.cursors import CursorCodec
 from schema import GatewaySchema, build_schema
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 logger = logging.getLogger("deltagate")
 
-#: The largest request body accepted (a document plus its variables).
-MAX_BODY_BYTES = 256 * 1024
 MATTER_HEADER = "x-matter-code"
 
 
@@ -50,13 +63,43 @@ class Gateway:
     verifier: TokenVerifier
     cursors: CursorCodec
     schema: GatewaySchema
+    documents: DocumentGuard
+    metrics: Metrics
+    rate_limiter: RateLimiter | None = None
+    manifest: OperationManifest | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    audit: AuditStore | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, observer: QueryObserver | None = None) -> Gateway:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        observer: QueryObserver | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> Gateway:
         """Build every part from checked settings; ``ConfigError`` names what is wrong.
 
         ``observer`` is told of every backend query any source completes.
+        ``tracer_provider`` receives the spans; without one, the ``OTEL_*``
+        environment decides (see ``gateway.telemetry``).
         """
+        metrics = Metrics()
+        observer = _both(metrics.observe_backend_query, observer)
+        telemetry = (
+            Telemetry.from_environment() if tracer_provider is None else Telemetry(tracer_provider)
+        )
+        if telemetry.recording:
+            observer = _both(telemetry.observe_query, observer)
+        audit = None
+        if settings.audit_dsn:
+            audit = AuditStore(
+                settings.audit_dsn,
+                timeout=settings.audit_timeout,
+                on_queue=metrics.set_audit_queue_depth,
+            )
+        else:
+            logger.warning("no audit database is configured: data of grade L2+ will be refused")
         mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
         sources: dict[RegionCode, Source] = {
             s.region: CircuitBreaker(
@@ -78,51 +121,172 @@ class Gateway:
             audience=settings.audience,
             issuer=settings.issuer,
         )
+        # The schema executes the documents the guard parsed and validated (``guard`` is
+        # bound below, before any request can reach the extension).
+        schema = build_schema(
+            extensions=[lambda: PreparedDocuments(guard)], hide_suggestions=settings.production
+        )
+        guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,
             sources=sources,
             policy=policy,
             verifier=verifier,
             cursors=CursorCodec(mask_secret),
-            schema=build_schema(),
+            schema=schema,
+            documents=guard,
+            metrics=metrics,
+            rate_limiter=(
+                RateLimiter.from_policy_dir(
+                    settings.policy_dir, reload_interval=settings.policy_reload_interval
+                )
+                if settings.rate_limits
+                else None
+            ),
+            manifest=(
+                OperationManifest(
+                    settings.operations_manifest,
+                    reload_interval=settings.policy_reload_interval,
+                )
+                if settings.operations_manifest is not None
+                else None
+            ),
+            telemetry=telemetry,
+            audit=audit,
         )
 
     async def execute(self, request: Request) -> Response:
-        media_type = _response_type(request.headers.get("accept"))
+        started = time.perf_counter()
+        seen = _Seen()
+        try:
+            with self.telemetry.operation(request.headers) as trace:
+                return await self._answer(request, seen, trace)
+        finally:
+            self.metrics.observe_request(
+                app=seen.app,
+                operation=seen.operation,
+                outcome=seen.outcome,
+                seconds=time.perf_counter() - started,
+                resources=seen.resources,
+                policy=seen.policy,
+            )
+
+    async def _answer(self, request: Request, seen: _Seen, trace: OperationTrace) -> Response:
+        traced = {"traceId": trace.trace_id}
+        media_type = negotiate(request.headers.get("accept"))
+        if media_type is None:
+            seen.outcome = "NOT_ACCEPTABLE"
+            trace.failed(seen.outcome)
+            return _not_acceptable(traced)
         try:
             caller = self.verifier.verify(request.headers.get("authorization"))
-            query, variables, operation_name = await _read_operation(request)
+            seen.app = caller.app
             matter = request.headers.get(MATTER_HEADER, "").strip() or None
+            trace.caller(caller, matter)
+            if self.rate_limiter is not None:
+                self.rate_limiter.take(caller.app)
+            operation = await read_operation(request, self.settings.limits.max_body_bytes)
+            query = operation.query
+            if self.manifest is not None:
+                query = self.manifest.document_for(operation)
+            if query is None:
+                raise InvalidInput("'query' must be a non-empty string")
+            prepared = self.documents.prepare(query, operation.variables, operation.operation_name)
+            seen.operation = self.metrics.operation_label(prepared.name)
+            trace.operation(prepared.name, prepared.operation.operation.value, document_hash(query))
             policy = self.policy.begin(caller, matter)
         except GatewayError as error:
-            return request_error(error, media_type)
+            seen.outcome = error.code
+            trace.failed(error.code)
+            return request_error(error, media_type, extensions=traced)
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
             batching=self.settings.batching,
+            tracer=self.telemetry.child_tracer(trace),
+            audit_log=self.audit,
         )  # fmt: skip
         result = await self.schema.execute(
             query,
-            variable_values=variables,
+            variable_values=operation.variables,
             context_value=context,
-            operation_name=operation_name,
+            operation_name=operation.operation_name,
         )
+        # Every decision, clear ones too: the audit event records them all, the response
+        # lists the masked and withheld ones.
+        summary = policy.summary(include_clear=True)
+        try:
+            await self._audit(trace, caller, policy, context, query, prepared, summary)
+        except AuditUnavailable as error:
+            # Fail closed: without its audit event, none of the operation's data leaves.
+            logger.error("audit event not written; response refused (trace %s)", trace.trace_id)
+            seen.outcome = error.code
+            trace.failed(error.code)
+            return request_error(error, media_type, extensions=traced)
         payload: dict[str, Any] = {}
         status = 200
         errors = [format_error(error) for error in result.errors or ()] + context.errors
         if errors:
             payload["errors"] = errors
-            if result.data is None and media_type == GRAPHQL_RESPONSE:
-                status = 400  # the document did not parse or validate: nothing executed
-        payload["data"] = result.data
+            trace.failed(errors[0]["extensions"]["code"])
+        # No data and no error at a path: the variables did not coerce, so nothing executed
+        # (a request error: no ``data`` key, and 400 as graphql-response+json).
+        if result.data is not None or any(error.path for error in result.errors or ()):
+            payload["data"] = result.data
+            seen.resources = prepared.root_fields
+        elif media_type == GRAPHQL_RESPONSE:
+            status = 400
+        shown = {**summary, "fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
         payload["extensions"] = {
-            "policy": policy.summary(),
+            "policy": shown,
             "backendQueries": context.loaders.batches,
             **context.extensions,
+            **traced,
         }
+        seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
+        seen.policy = shown
         return json_response(payload, status, media_type)
 
+    async def _audit(
+        self,
+        trace: OperationTrace,
+        caller: Caller,
+        policy: OperationPolicy,
+        context: GatewayContext,
+        document: str,
+        prepared: PreparedOperation,
+        summary: dict[str, Any],
+    ) -> None:
+        """If the operation touched L2+ data (or read the audit log), commit its audit event."""
+        decisions = summary["fields"]
+        trace.decisions(decisions, policy.policy_version)
+        if not context.audit_reads and not touches_audited_data(decisions):
+            return
+        if self.audit is None:
+            raise AuditUnavailable("no audit log is configured")
+        event = operation_event(
+            trace_id=trace.trace_id,
+            caller=caller,
+            matter_code=policy.matter_code,
+            matter_name=policy.matter.name if policy.matter is not None else None,
+            operation_name=prepared.name,
+            operation_type=prepared.operation.operation.value,
+            document=document,
+            policy_version=policy.policy_version,
+            subjects=context.loaders.subjects,
+            decisions=[*decisions, *context.audit_reads],
+        )
+        attributes = {"deltagate.audit.subjects": len(event.subjects)}
+        with self.telemetry.span("audit.write", attributes) as span:
+            receipt = await self.audit.append(event)
+            if span is not None:
+                span.set_attributes(
+                    {"deltagate.audit.event_id": receipt.stored.seq,
+                     "deltagate.audit.batch": receipt.batch}
+                )  # fmt: skip
+        trace.audited(receipt.stored.seq)
+
     async def ready(self) -> dict[str, Any]:
-        """Each source's reachability and the policy's state."""
+        """Each source's reachability, the audit store's and the policy's state."""
 
         async def ping(source: Source) -> str:
             try:
@@ -131,51 +295,75 @@ class Gateway:
                 return "unavailable"
             return "ok"
 
-        states = await asyncio.gather(*(ping(s) for s in self.sources.values()))
+        async def audit() -> str:
+            if self.audit is None:
+                return "off"
+            try:
+                await self.audit.ping()
+            except AuditUnavailable:
+                return "unavailable"
+            return "ok"
+
+        *states, audit_state = await asyncio.gather(
+            *(ping(s) for s in self.sources.values()), audit()
+        )
         return {
             "sources": dict(zip(self.sources, states, strict=True)),
+            "audit": audit_state,
             "policy": self.policy.status.as_dict(),
         }
 
+    async def start(self) -> None:
+        """Connect to the audit database (creating its table) before the first request."""
+        if self.audit is not None:
+            await self.audit.start()
+
     async def close(self) -> None:
-        await asyncio.gather(*(source.close() for source in self.sources.values()))
+        """Flush pending audit events and exported spans; close every pool."""
+        closing = [source.close() for source in self.sources.values()]
+        if self.audit is not None:
+            closing.append(self.audit.close())
+        await asyncio.gather(*closing)
+        await asyncio.to_thread(self.telemetry.shutdown)
 
 
-def _response_type(accept: str | None) -> str:
-    """``application/graphql-response+json`` if the client accepts it, else ``application/json``."""
-    if accept and GRAPHQL_RESPONSE in accept:
-        return GRAPHQL_RESPONSE
-    return JSON
+@dataclass(slots=True)
+class _Seen:
+    """What the metrics record of one request, filled in as it goes."""
+
+    app: str = "-"
+    operation: str = "unknown"
+    outcome: str = "INTERNAL"
+    resources: tuple[str, ...] = ()
+    policy: dict[str, Any] | None = None
 
 
-async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != JSON:
-        raise InvalidInput("the request body must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the request body exceeds {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidInput(f"the request body exceeds {MAX_BODY_BYTES} bytes")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("the request body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    query = payload.get("query")
-    variables = payload.get("variables")
-    operation_name = payload.get("operationName")
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidInput("'query' must be a non-empty string")
-    if variables is not None and not isinstance(variables, dict):
-        raise InvalidInput("'variables' must be an object")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise InvalidInput("'operationName' must be a string")
-    return query, variables, operation_name
+def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:
+    if second is None:
+        return first
+
+    def observe(*args: Any) -> None:
+        first(*args)
+        second(*args)
+
+    return observe
+
+
+def _not_acceptable(extensions: dict[str, Any]) -> Response:
+    error = InvalidInput(
+        "the response can be application/graphql-response+json or application/json;"
+        " the Accept header allows neither"
+    )
+    response = request_error(error, extensions=extensions)
+    response.status_code = 406
+    return response
+
+
+def _method_not_allowed(message: str) -> Response:
+    response = request_error(InvalidInput(message))
+    response.status_code = 405
+    response.headers["Allow"] = "POST"
+    return response
 
 
 def create_app(gateway: Gateway) -> Starlette:
@@ -185,14 +373,19 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET":
+            # Operations come by POST only: GET would put personal keys in URLs and logs,
+            # and could never run a mutation anyway (GraphQL over HTTP: 405).
+            if "query" in request.query_params:
+                return _method_not_allowed("send GraphQL operations with POST, not GET")
             if graphiql is None:
-                error = InvalidInput("GraphiQL is off in production mode; send queries with POST")
-                response = request_error(error)
-                response.status_code = 405
-                response.headers["Allow"] = "POST"
-                return response
+                return _method_not_allowed("GraphiQL is off in production mode; send POST")
             return HTMLResponse(graphiql)
         return await gateway.execute(request)
+
+    async def metrics(_: Request) -> Response:
+        gateway.metrics.refresh_breakers(gateway.sources)
+        body, content_type = gateway.metrics.render()
+        return Response(body, media_type=content_type)
 
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -201,12 +394,18 @@ def create_app(gateway: Gateway) -> Starlette:
         report = await gateway.ready()
         # A policy file that fails to reload leaves the previous policy in force: reported, but
         # not a reason to take every replica out of rotation at once.
-        ok = all(s == "ok" for s in report["sources"].values()) and report["policy"]["ready"]
+        # A replica whose audit store is down refuses personal data: not ready either.
+        ok = (
+            all(s == "ok" for s in report["sources"].values())
+            and report["audit"] != "unavailable"
+            and report["policy"]["ready"]
+        )
         report["status"] = "ok" if ok else "unavailable"
         return json_response(report, 200 if ok else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
         watcher = asyncio.create_task(gateway.policy.watch())
         try:
             yield
@@ -221,6 +420,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

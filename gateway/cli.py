@@ -1,4 +1,5 @@
-"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy."""
+"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy, and
+check or read the audit log."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from gateway.audit import add_audit_commands
 from gateway.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 logger = logging.getLogger("deltagate")
 
@@ -94,6 +102,21 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--subject-type", choices=("NATURAL_PERSON", "LEGAL_PERSON"))
     explain.add_argument("--policy-dir", type=Path, help="default: the shipped policies/")
     explain.set_defaults(run=_explain)
+
+    operations = commands.add_parser("operations", help="the manifest of registered operations")
+    operation_commands = operations.add_subparsers(dest="operations_command", required=True)
+    register = operation_commands.add_parser(
+        "register", help="check documents against the schema and limits, add them to the manifest"
+    )
+    register.add_argument("files", nargs="+", type=Path, metavar="FILE.graphql")
+    listing = operation_commands.add_parser("list", help="the registered operations")
+    for command in (register, listing):
+        command.add_argument("--manifest", type=Path, help="default: operations.manifest")
+        command.add_argument("--config", type=Path, help="gateway.toml: its manifest and limits")
+    register.set_defaults(run=_register_operations)
+    listing.set_defaults(run=_list_operations)
+
+    add_audit_commands(commands)
     return parser
 
 
@@ -110,17 +133,27 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["DELTAGATE_CONFIG"] = str(args.config.resolve())
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(
-        "gateway.asgi:create",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
-        access_log=False,
-    )
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here and /metrics, whichever worker answers, adds
+        # them all up. Set before the workers start: they read it when they import the client.
+        metrics_dir = tempfile.mkdtemp(prefix="deltagate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "gateway.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -131,6 +164,7 @@ def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import Gateway, create_app
+    from gateway.audit import create_database
     from gateway.auth import mint_token
     from gateway.embedded import DEFAULT_DATA_DIR, start_embedded
     from gateway.settings import Settings, local_sources
@@ -143,6 +177,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
     report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
     print(f"Seeded in {report.elapsed:.1f} s.")
+    audit_dsn = asyncio.run(create_database(dsn))
 
     secret = os.environ.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32)
     settings = Settings(
@@ -152,6 +187,7 @@ def _demo(args: argparse.Namespace) -> int:
         jwt_secret=secret,
         mask_secret=os.environ.get("DELTAGATE_MASK_SECRET"),
         sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
+        audit_dsn=audit_dsn,
     ).check()
     dataset = Dataset(args.persons, args.seed)
     base = f"http://127.0.0.1:{args.port}/graphql"
@@ -160,8 +196,15 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"GraphiQL: {base}")
     print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
     print()
-    for app, region, roles, matter, what in DEMO_CALLERS:
-        minted = mint_token(sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600)
+    person = dataset.cross_region_person("SH")
+    callers = [(*caller, None) for caller in DEMO_CALLERS]
+    # A citizen's own token speaks for one person: the one suggested below.
+    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
+                    person["id_number"]))  # fmt: skip
+    for app, region, roles, matter, what, subject in callers:
+        minted = mint_token(
+            sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600, subject=subject
+        )
         headers = {"Authorization": f"Bearer {minted}"}
         if matter:
             headers["X-Matter-Code"] = matter
@@ -170,12 +213,12 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  token: {minted}")
         print(f"  GraphiQL with these headers: {link}")
     enterprise = dataset.cross_region_enterprise("JS")
-    person = dataset.cross_region_person("SH")
     print()
     print("Keys to try:")
     print(f"  an enterprise in JS with a representative from elsewhere: {enterprise['uscc']}")
     print(f"  a person of SH with records in another region: {person['id_number']}")
     print("  example operations: examples/*.graphql (README: Example operations)")
+    print(f"Audit log: deltagate audit tail --dsn '{audit_dsn}' (or audit verify)")
     print()
     gateway = Gateway.from_settings(settings)
     uvicorn.run(
@@ -245,6 +288,43 @@ def _explain(args: argparse.Namespace) -> int:
             subject_type=args.subject_type,
         )
     )
+    return 0
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+def _manifest_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
+    from gateway.settings import load_settings
+
+    settings = load_settings(args.config, check=False)
+    manifest = args.manifest or settings.operations_manifest
+    if manifest is None:
+        raise ConfigError("name the manifest: --manifest, or operations.manifest in --config")
+    return manifest, settings
+
+
+def _register_operations(args: argparse.Namespace) -> int:
+    from gateway.documents import DocumentGuard
+    from gateway.operations import register
+    from schema import build_schema
+
+    manifest, settings = _manifest_settings(args)
+    guard = DocumentGuard(build_schema()._schema, settings.limits, production=settings.production)
+    for entry in register(manifest, args.files, guard):
+        state = "registered" if entry.new else "already registered"
+        print(f"{entry.sha256}  {entry.file}  {', '.join(entry.names)}  ({state})")
+    print(f"manifest: {manifest}")
+    return 0
+
+
+def _list_operations(args: argparse.Namespace) -> int:
+    from gateway.operations import load_manifest
+
+    manifest, _ = _manifest_settings(args)
+    for digest, entry in load_manifest(manifest).items():
+        fields = (str(entry.get(key, "")) for key in ("name", "file", "registeredAt"))
+        print("  ".join((digest, *fields)))
     return 0
 
 

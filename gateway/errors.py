@@ -7,7 +7,10 @@
     ├── Unauthenticated               UNAUTHENTICATED (HTTP 401)
     ├── Forbidden                     FORBIDDEN
     ├── InvalidInput                  BAD_REQUEST
-    │   └── InvalidId                 INVALID_ID
+    │   ├── InvalidId                 INVALID_ID
+    │   ├── InvalidDocument           BAD_REQUEST (GraphQL request errors: does not parse or
+    │   │                             validate; HTTP 200 as application/json, else 400)
+    │   └── RequestTooLarge           BAD_REQUEST (HTTP 413)
     ├── LimitExceeded                 QUERY_TOO_COMPLEX
     │   ├── QueryTooDeep              QUERY_TOO_DEEP
     │   ├── BatchTooLarge             BATCH_TOO_LARGE
@@ -23,7 +26,11 @@ detail: the message, the stack and any SQL stay in the log.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from graphql import GraphQLError
 
 
 class GatewayError(Exception):
@@ -59,6 +66,24 @@ class InvalidId(InvalidInput):
     """An ID number or USCC with a wrong format or check character."""
 
     code = "INVALID_ID"
+
+
+class InvalidDocument(InvalidInput):
+    """The document does not parse or validate, or does not hold the operation asked for.
+
+    These are GraphQL request errors: each of ``errors`` is shown with its
+    message and locations, and nothing was executed.
+    """
+
+    def __init__(self, errors: Sequence[GraphQLError]) -> None:
+        super().__init__(errors[0].message if errors else "the document is not valid")
+        self.errors = list(errors)
+
+
+class RequestTooLarge(InvalidInput):
+    """The request body is larger than the gateway reads."""
+
+    http_status = 413
 
 
 class LimitExceeded(GatewayError):

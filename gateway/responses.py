@@ -14,12 +14,13 @@ import orjson
 from graphql import GraphQLError
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, PolicyError, Unauthenticated
+from gateway.errors import GatewayError, InvalidDocument, PolicyError, Unauthenticated
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
-#: HTTP statuses of errors raised before any GraphQL execution.
+#: HTTP statuses of errors raised before any GraphQL execution. Limits (``QUERY_TOO_DEEP``,
+#: ``QUERY_TOO_COMPLEX``, ``BATCH_TOO_LARGE``) are 400 with either media type.
 REQUEST_STATUS = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
@@ -43,7 +44,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     """A GraphQL error from execution, with its code and without anything internal."""
     original = error.original_error
     entry: dict[str, Any]
-    if original is None:
+    if original is None or isinstance(original, GraphQLError):
+        # A syntax, validation or input-coercion error: about the request, not the gateway.
         entry = {"message": error.message, "extensions": {"code": "BAD_REQUEST"}}
     elif isinstance(original, GatewayError):
         entry = error_entry(original)
@@ -67,11 +69,26 @@ def json_response(
     )
 
 
-def request_error(error: GatewayError, media_type: str = JSON) -> Response:
-    """A response for an error raised before execution (no ``data`` key: nothing ran)."""
-    status = REQUEST_STATUS.get(error.code, 400)
+def request_error(
+    error: GatewayError, media_type: str = JSON, *, extensions: dict[str, Any] | None = None
+) -> Response:
+    """A response for an error raised before execution (no ``data`` key: nothing ran), or
+    instead of a result that may not leave (no audit event). ``extensions`` (the trace id)
+    go at the top level.
+
+    GraphQL request errors proper (a document that does not parse or validate)
+    follow the GraphQL over HTTP specification: 200 as ``application/json``,
+    400 as ``application/graphql-response+json``. Every other refusal has its
+    own 4xx status with either media type.
+    """
+    top = {"extensions": extensions} if extensions else {}
+    if isinstance(error, InvalidDocument):
+        status = 400 if media_type == GRAPHQL_RESPONSE else 200
+        errors = [format_error(e) for e in error.errors]
+        return json_response({"errors": errors, **top}, status, media_type)
+    status = error.http_status if error.http_status != 200 else REQUEST_STATUS.get(error.code, 400)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else {}
     retry = error.extensions.get("retryAfter")
     if retry is not None:
         headers["Retry-After"] = str(retry)
-    return json_response({"errors": [error_entry(error)]}, status, media_type, **headers)
+    return json_response({"errors": [error_entry(error)], **top}, status, media_type, **headers)

@@ -22,23 +22,38 @@ Example ``gateway.toml``::
     breaker_failures = 3         # consecutive failures that open the region's circuit
     breaker_reset = 5.0          # seconds before a trial call
 
+    [limits]                     # every key optional; the defaults are in gateway/limits.py
+    max_depth = 10
+    max_cost = 10000
+    rate_limits = true           # per caller app, sized by quotas.toml in the policy folder
+
+    [operations]
+    manifest = "operations.json" # when set, only registered operations are accepted
+
+    [audit]
+    dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
+    timeout = 5.0                # seconds for one audit write or read
+
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
-``DELTAGATE_POLICY_DIR``, ``DELTAGATE_BATCHING`` (``0`` for one query per key, a
-benchmark baseline) and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
+``DELTAGATE_POLICY_DIR``, ``DELTAGATE_OPERATIONS_MANIFEST``, ``DELTAGATE_BATCHING``
+(``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN`` and
+``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
 Secrets belong in the environment, not in the file.
+Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry``).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.datafile import read_toml
 from gateway.errors import ConfigError
+from gateway.limits import Limits
 from gateway.types import DELTA_REGIONS, RegionCode
 from policies import SHIPPED_POLICY_DIR
 
@@ -75,7 +90,14 @@ class SourceSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Everything the gateway process needs to start."""
+    """Everything the gateway process needs to start.
+
+    Attributes (those of the audit log; the others are described in the module):
+        audit_dsn: the audit database. Without one, every operation that would
+            need an audit event is refused (``AUDIT_UNAVAILABLE``); production
+            mode requires it.
+        audit_timeout: seconds for one audit write or read.
+    """
 
     mode: str = "development"
     host: str = "127.0.0.1"
@@ -89,6 +111,11 @@ class Settings:
     policy_reload_interval: float = 2.0
     batching: bool = True
     sources: tuple[SourceSettings, ...] = field(default_factory=tuple)
+    limits: Limits = field(default_factory=Limits)
+    rate_limits: bool = True
+    operations_manifest: Path | None = None
+    audit_dsn: str | None = None
+    audit_timeout: float = 5.0
 
     @property
     def production(self) -> bool:
@@ -106,6 +133,10 @@ class Settings:
             raise ConfigError("production mode takes RS256 tokens (auth.jwks_path), not HS256")
         if self.production and not self.mask_secret:
             raise ConfigError("production mode needs DELTAGATE_MASK_SECRET")
+        if self.production and not self.audit_dsn:
+            raise ConfigError("production mode needs an audit database (DELTAGATE_AUDIT_DSN)")
+        if self.audit_timeout <= 0:
+            raise ConfigError("audit.timeout must be positive")
         return self
 
 
@@ -121,8 +152,13 @@ def local_sources(dsn_for: Mapping[RegionCode, str]) -> tuple[SourceSettings, ..
     )
 
 
-def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> Settings:
     """Read the file (if any), apply the environment, and check the result.
+
+    ``check=False`` skips the checks a serving gateway needs (sources, secrets),
+    for commands that read only part of the configuration.
 
     Raises:
         ConfigError: the file cannot be read or parsed, or a value is wrong.
@@ -133,14 +169,9 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
     if path is not None:
         path = Path(path)
         base = path.parent
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    settings = _from_table(raw, base)
-    return apply_environment(settings, env).check()
+        raw = read_toml(path)
+    settings = apply_environment(_from_table(raw, base), env)
+    return settings.check() if check else settings
 
 
 def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
@@ -151,6 +182,7 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         ("HOST", "host"),
         ("JWT_SECRET", "jwt_secret"),
         ("MASK_SECRET", "mask_secret"),
+        ("AUDIT_DSN", "audit_dsn"),
     ):
         if env.get(f"DELTAGATE_{name}"):
             changes[attr] = env[f"DELTAGATE_{name}"]
@@ -160,6 +192,8 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         changes["batching"] = env["DELTAGATE_BATCHING"].lower() not in ("0", "false", "no", "off")
     if env.get("DELTAGATE_POLICY_DIR"):
         changes["policy_dir"] = Path(env["DELTAGATE_POLICY_DIR"])
+    if env.get("DELTAGATE_OPERATIONS_MANIFEST"):
+        changes["operations_manifest"] = Path(env["DELTAGATE_OPERATIONS_MANIFEST"])
     sources = {s.region: s for s in settings.sources}
     for key, value in env.items():
         if key.startswith("DELTAGATE_DSN_") and value:
@@ -175,12 +209,18 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
-    unknown = set(raw) - {"gateway", "auth", "policy", "sources"}
+    unknown = set(raw) - {"gateway", "auth", "policy", "sources", "limits", "operations", "audit"}
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
     gateway = _section(raw, "gateway", {"mode", "host", "port", "batching"})
     auth = _section(raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer"})
     policy = _section(raw, "policy", {"directory", "reload_interval"})
+    limits = dict(_section(raw, "limits", None))
+    rate_limits = limits.pop("rate_limits", True)
+    if not isinstance(rate_limits, bool):
+        raise ConfigError("limits.rate_limits must be true or false")
+    operations = _section(raw, "operations", {"manifest"})
+    audit = _section(raw, "audit", {"dsn", "timeout"})
     sources = []
     for region, table in _section(raw, "sources", None).items():
         sources.append(_source(region, table, base))
@@ -196,6 +236,11 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         policy_dir=base / policy["directory"] if "directory" in policy else SHIPPED_POLICY_DIR,
         policy_reload_interval=float(policy.get("reload_interval", 2.0)),
         sources=tuple(sources),
+        limits=Limits.from_table(limits),
+        rate_limits=rate_limits,
+        operations_manifest=base / operations["manifest"] if "manifest" in operations else None,
+        audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
+        audit_timeout=float(audit.get("timeout", 5.0)),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import SourceUnavailable
 from gateway.sources import Source
@@ -12,6 +12,11 @@ from policies import OperationPolicy, PolicyEngine
 from resolvers.cursors import CursorCodec
 from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from gateway.audit import AuditStore
 
 
 class GatewayContext:
@@ -26,10 +31,15 @@ class GatewayContext:
         engine: the policy engine (for the resource catalog).
         extensions: extra entries for the response's ``extensions``.
         errors: errors of fields answered in part (a region that could not be read).
+        audit_log: the audit store, for the auditor's and the citizen's queries (None: none).
+        audit_reads: decisions recorded for reads of the audit log itself; with
+            any, the operation writes an audit event whatever else it touched.
     """
 
     __slots__ = (
         "_selection",
+        "audit_log",
+        "audit_reads",
         "caller",
         "cursors",
         "engine",
@@ -49,15 +59,19 @@ class GatewayContext:
         engine: PolicyEngine | None = None,
         *,
         batching: bool = True,
+        tracer: Tracer | None = None,
+        audit_log: AuditStore | None = None,
     ) -> None:
         self.caller = caller
         self.engine = engine
         self.cursors = cursors
         self.policy = policy
         self.sources = sources
-        self.loaders = Loaders(sources, policy, self.fields_of, batching=batching)
+        self.loaders = Loaders(sources, policy, self.fields_of, batching=batching, tracer=tracer)
         self.extensions: dict[str, Any] = {}
         self.errors: list[dict[str, Any]] = []
+        self.audit_log = audit_log
+        self.audit_reads: list[dict[str, Any]] = []
         self._selection: Selection | None = None
 
     @property

@@ -84,6 +84,7 @@ async def search(
         tagged.append(rows)
     merged = list(heapq.merge(*tagged, key=lambda row: (row["name"], row["uscc"])))
     chosen = merged[:first]
+    ctx.loaders.subjects.update(dict.fromkeys(row[KEY] for row in chosen))
     shown: list[Row] = []
     for source in sources:
         own = [row for row in chosen if row[OWNER] == source.region]

@@ -12,20 +12,29 @@ Each row keeps, beside its (possibly masked) unified fields, three private
 keys the policy does not grade, for following links and ordering:
 ``_key`` (the raw identity: ID number, USCC or record id), ``_owner`` (the
 region whose source returned it) and ``_order`` (a raw date to sort by).
+
+Every batch also notes the data subjects of its rows (the ID numbers and USCCs
+whose records were read), for the operation's audit event, and, when tracing
+records, runs in a span of its own (entity, region, key and row counts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
 from gateway.sources import Source
+from gateway.telemetry import child_span
 from gateway.types import RegionCode, Row
 from policies import OperationPolicy
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 KEY = "_key"
 OWNER = "_owner"
@@ -42,6 +51,8 @@ class LoadSpec:
         type_name: the GraphQL type the rows become (its grades apply).
         identity: the field that identifies a row (copied to ``_key``).
         order: a field to sort merged rows by (copied raw to ``_order``), if any.
+        subject: the field naming whose data a row is (an ID number or USCC),
+            if not ``identity``; the audit event lists it.
     """
 
     entity: str
@@ -49,6 +60,7 @@ class LoadSpec:
     type_name: str
     identity: str
     order: str | None = None
+    subject: str | None = None
 
 
 PERSON = LoadSpec("person", "id_number", "NaturalPerson", "id_number")
@@ -58,7 +70,9 @@ SOCIAL_INSURANCE = LoadSpec(
 )
 ENTERPRISE = LoadSpec("enterprise", "uscc", "LegalPerson", "uscc")
 REPRESENTED = LoadSpec("enterprise", "legal_rep_id", "LegalPerson", "uscc")
-CREDIT = LoadSpec("credit_record", "subject_id", "CreditRecord", "id", order="decided_on")
+CREDIT = LoadSpec(
+    "credit_record", "subject_id", "CreditRecord", "id", order="decided_on", subject="subject_id"
+)
 
 
 class BatchScheduler:
@@ -137,6 +151,10 @@ class Loaders:
         policy: the operation's policy; rows are masked with it as they arrive.
         fields_of: the fields the operation selects on a GraphQL type.
         batching: False sends one query per key (the benchmark's naive baseline).
+        tracer: opens a span per batch; None opens none.
+
+    Attributes:
+        subjects: the ID numbers and USCCs whose records were read (in first-read order).
     """
 
     def __init__(
@@ -146,12 +164,15 @@ class Loaders:
         fields_of: Callable[[str], frozenset[str]],
         *,
         batching: bool = True,
+        tracer: Tracer | None = None,
     ) -> None:
         self.sources = sources
         self.batching = batching
         self.policy = policy
         self.fields_of = fields_of
+        self.tracer = tracer
         self.batches = 0
+        self.subjects: dict[str, None] = {}
         self.scheduler = BatchScheduler()
         self._loaders: dict[tuple[LoadSpec, RegionCode], DataLoader] = {}
 
@@ -203,19 +224,45 @@ class Loaders:
         source = self.sources.get(region)
         if source is None or not keys:
             return [[] for _ in keys]
-        raw = await source.fetch(spec.entity, spec.by, keys)
-        return self.shown(spec, region, keys, raw)
+        with self.span(spec, region, keys) as span:
+            raw = await source.fetch(spec.entity, spec.by, keys)
+            return self.shown(spec, region, keys, raw, span)
+
+    def span(self, spec: LoadSpec, region: RegionCode, keys: Sequence[str]) -> Any:
+        """The span of one batch (a no-op context without a tracer)."""
+        if self.tracer is None:
+            return contextlib.nullcontext()
+        return child_span(
+            self.tracer,
+            f"batch {spec.entity}",
+            {
+                "deltagate.entity": spec.entity,
+                "deltagate.lookup.field": spec.by,
+                "deltagate.region": region,
+                "deltagate.batch.keys": len(keys),
+            },
+        )
 
     def shown(
-        self, spec: LoadSpec, region: RegionCode, keys: Sequence[str], raw: list[Row]
+        self,
+        spec: LoadSpec,
+        region: RegionCode,
+        keys: Sequence[str],
+        raw: list[Row],
+        span: Any = None,
     ) -> list[list[Row]]:
         """Tag, mask (the operation's policy, in bulk) and group a batch's rows by key."""
         self.batches += 1
+        subjects = self.subjects
+        subject = spec.subject or spec.identity
         for row in raw:
             row[KEY] = row[spec.identity]
             row[OWNER] = region
+            subjects[row[subject]] = None
             if spec.order is not None:
                 row[ORDER] = row.get(spec.order) or ""
+        if span is not None:
+            span.set_attribute("deltagate.batch.rows", len(raw))
         shown = self.policy.apply(
             spec.type_name, region, raw, fields=self.fields_of(spec.type_name)
         )
@@ -236,11 +283,12 @@ def _batch(
     loaders: Loaders, spec: LoadSpec, source: Source, scheduled: bool
 ) -> Callable[[Sequence[str]], Any]:
     async def load(keys: Sequence[str]) -> list[list[Row]]:
-        try:
-            raw = await source.fetch(spec.entity, spec.by, keys)
-        finally:
-            if scheduled:
-                loaders.scheduler.finished()
-        return loaders.shown(spec, source.region, keys, raw)
+        with loaders.span(spec, source.region, keys) as span:
+            try:
+                raw = await source.fetch(spec.entity, spec.by, keys)
+            finally:
+                if scheduled:
+                    loaders.scheduler.finished()
+            return loaders.shown(spec, source.region, keys, raw, span)
 
     return load

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import GatewayError
 from schema.direct import DirectExecutionContext
@@ -26,25 +28,53 @@ class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
             original = error.original_error
-            if original is not None and not isinstance(original, GatewayError):
+            if original is not None and not isinstance(original, GatewayError | GraphQLError):
                 logger.error("unexpected error at %s", error.path, exc_info=original)
 
 
-def build_schema(*, cache_size: int = 1024, direct: bool = True) -> GatewaySchema:
+def build_schema(
+    *,
+    cache_size: int = 1024,
+    direct: bool = True,
+    extensions: Sequence[Callable[[], SchemaExtension]] | None = None,
+    hide_suggestions: bool = False,
+) -> GatewaySchema:
     """The schema, parsing and validating each distinct document once (per process).
 
     ``direct`` answers planned operations from rows (``schema.direct``); without
     it every operation runs on Strawberry's per-field executor (same responses).
+    ``extensions`` replaces the default parse and validation caches (the gateway
+    passes its own document cache, which also applies the query limits).
+    ``hide_suggestions`` keeps "did you mean" out of execution errors (production).
     """
-    return GatewaySchema(
-        query=Query,
-        execution_context_class=DirectExecutionContext if direct else None,
+    context_class: type[StrawberryGraphQLCoreExecutionContext] = (
+        DirectExecutionContext if direct else StrawberryGraphQLCoreExecutionContext
+    )
+    if hide_suggestions:
+        context_class = _without_suggestions(context_class)
+    if extensions is None:
         # Factories: a fresh extension per request, sharing one module-level LRU per size.
-        extensions=[
+        extensions = [
             lambda: ParserCache(maxsize=cache_size),
             lambda: ValidationCache(maxsize=cache_size),
-        ],
+        ]
+    return GatewaySchema(
+        query=Query, execution_context_class=context_class, extensions=list(extensions)
     )
+
+
+def _without_suggestions(
+    base: type[StrawberryGraphQLCoreExecutionContext],
+) -> type[StrawberryGraphQLCoreExecutionContext]:
+    """``base``, building its executors with suggestions hidden (variable coercion errors)."""
+
+    class WithoutSuggestions(base):  # type: ignore[misc,valid-type]
+        @classmethod
+        def build(cls, *args: Any, **kwargs: Any) -> Any:
+            kwargs["hide_suggestions"] = True
+            return super().build(*args, **kwargs)
+
+    return WithoutSuggestions
 
 
 schema = build_schema()

@@ -1,4 +1,5 @@
-"""The root Query: look-ups by identifier, enterprise search and a subject's credit records."""
+"""The root Query: look-ups by identifier, enterprise search, a subject's credit records, and
+(from ``schema.catalog`` and ``schema.audit``) the resource catalog and the audit log."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import strawberry
 from gateway.errors import BatchTooLarge, InvalidInput
 from gateway.types import Row
 from resolvers import credit, enterprises, persons
+from schema.audit import AuditQuery
 from schema.catalog import CatalogQuery
 from schema.enums import CreditKind, Region
 from schema.types import (
@@ -59,7 +61,7 @@ async def _company(row: Awaitable[Row | None]) -> LegalPerson | None:
 
 
 @strawberry.type
-class Query(CatalogQuery):
+class Query(CatalogQuery, AuditQuery):
     @strawberry.field(description="A natural person by citizen ID number (GB 11643).")
     async def natural_person(self, info: Info, id_number: strawberry.ID) -> NaturalPerson | None:
         info.context.plan(info)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from gateway.app import Gateway, create_app
 from gateway.settings import Settings
 from gateway.sources import QueryObserver
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 
 class GatewayClient:
@@ -54,10 +57,13 @@ class GatewayClient:
 
 @asynccontextmanager
 async def serve(
-    settings: Settings, observer: QueryObserver | None = None
+    settings: Settings,
+    observer: QueryObserver | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[GatewayClient]:
     """A gateway built from ``settings``, served in-process until the block ends."""
-    gateway = Gateway.from_settings(settings, observer=observer)
+    gateway = Gateway.from_settings(settings, observer=observer, tracer_provider=tracer_provider)
     app = create_app(gateway)
     transport = httpx.ASGITransport(app=app)
     try:

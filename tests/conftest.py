@@ -4,7 +4,8 @@ The server is embedded (pgserver, data in ``DELTAGATE_TEST_PGDATA`` or a folder
 under the system temp folder) unless ``DELTAGATE_TEST_DSN`` names one with the
 right to create databases. Every test module that needs a database asks
 for ``admin_dsn`` (and makes its own databases) or for ``seeded`` (the four
-regional databases, filled once per session).
+regional databases, filled once per session, and an empty audit database that
+``gateway_settings`` points the gateway at).
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def admin_dsn() -> str:
 
 @pytest.fixture(scope="session")
 def seeded(admin_dsn: str) -> Seeded:
-    """The four regional databases, seeded (in worker processes) from ``Dataset(PERSONS, SEED)``."""
+    """The four regional databases, seeded (in worker processes) from ``Dataset(PERSONS, SEED)``,
+    and the audit database, made afresh."""
+    from gateway.audit import create_database
+
     report = asyncio.run(seed_regions(admin_dsn, PERSONS, SEED, processes=2))
+    asyncio.run(create_database(admin_dsn, fresh=True))
     return Seeded(admin_dsn, Dataset(PERSONS, SEED), report)
 
 
@@ -75,9 +80,10 @@ def token(region: str, *roles: str, app: str = "test-app", subject: str | None =
 
 
 def gateway_settings(dsn: str, **changes: object) -> Settings:
-    """Development settings over the seeded regional databases."""
+    """Development settings over the seeded regional databases and the session's audit database."""
     from dataclasses import replace
 
+    from gateway.audit import database_dsn
     from gateway.settings import Settings, local_sources
     from gateway.synthetic import region_dsn
     from gateway.types import DELTA_REGIONS
@@ -86,5 +92,6 @@ def gateway_settings(dsn: str, **changes: object) -> Settings:
         jwt_secret=JWT_SECRET,
         mask_secret=MASK_SECRET,
         sources=local_sources({region: region_dsn(dsn, region) for region in DELTA_REGIONS}),
+        audit_dsn=database_dsn(dsn),
     )
     return replace(settings, **changes).check()

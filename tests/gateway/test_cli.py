@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -70,30 +72,53 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.mark.slow
-def test_serve_runs_a_real_server_from_a_config_file(seeded: Seeded, tmp_path: Path) -> None:
+class ServerProcess:
+    """``deltagate serve`` in a process of its own; ``output`` and ``returncode`` once stopped."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.output = ""
+        self.returncode: int | None = None
+
+
+@contextmanager
+def serving(
+    seeded: Seeded, tmp_path: Path, *args: str, config: Sequence[str] = (), **env: str
+) -> Iterator[ServerProcess]:
+    """A server over the seeded regions, answering ``/healthz``, stopped with SIGTERM after."""
     port = free_port()
-    config = tmp_path / "gateway.toml"
-    lines = ["[gateway]", 'host = "127.0.0.1"', f"port = {port}"]
+    path = tmp_path / "gateway.toml"
+    lines = ["[gateway]", 'host = "127.0.0.1"', f"port = {port}", *config]
     for region in ("SH", "JS", "ZJ", "AH"):
         lines += [f"[sources.{region}]", f'dsn = "{region_dsn(seeded.dsn, region)}"']
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = {**os.environ, "DELTAGATE_JWT_SECRET": JWT_SECRET, "DELTAGATE_MASK_SECRET": MASK_SECRET}
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    environment = {**os.environ, "DELTAGATE_JWT_SECRET": JWT_SECRET,
+                   "DELTAGATE_MASK_SECRET": MASK_SECRET, **env}  # fmt: skip
     server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path), *args],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    process = ServerProcess(f"http://127.0.0.1:{port}")
     try:
-        for _ in range(100):
+        for _ in range(200):
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{process.base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        ready = httpx.get(f"{base}/readyz", timeout=5)
+        yield process
+    finally:
+        server.terminate()
+        process.output = server.communicate(timeout=10)[0].decode()
+        process.returncode = server.returncode
+
+
+@pytest.mark.slow
+def test_serve_runs_a_real_server_from_a_config_file(seeded: Seeded, tmp_path: Path) -> None:
+    with serving(seeded, tmp_path) as server:
+        ready = httpx.get(f"{server.base}/readyz", timeout=5)
         answer = httpx.post(
-            f"{base}/graphql",
+            f"{server.base}/graphql",
             json={
                 "query": "query($u: ID!) { legalPerson(uscc: $u) { name } }",
                 "variables": {"u": seeded.dataset.uscc("AH", 1)},
@@ -101,9 +126,7 @@ def test_serve_runs_a_real_server_from_a_config_file(seeded: Seeded, tmp_path: P
             headers={"Authorization": f"Bearer {token('SH', 'one_stop_app')}"},
             timeout=5,
         )
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=10)[0].decode()
+    output = server.output
     assert ready.status_code == 200, output
     assert (
         answer.json()["data"]["legalPerson"]["name"] == seeded.dataset.enterprise("AH", 1)["name"]

@@ -80,3 +80,45 @@ def test_production_needs_a_mask_secret(tmp_path: Path) -> None:
     text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
     with pytest.raises(ConfigError, match="DELTAGATE_MASK_SECRET"):
         load_settings(write(tmp_path, text), env={"DELTAGATE_DSN_SH": "postgresql://x/y"})
+
+
+def test_limits_and_the_operations_manifest_are_configured(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [limits]
+        max_depth = 6
+        max_cost = 5000
+        rate_limits = false
+        [operations]
+        manifest = "operations.json"
+        [sources.SH]
+        dsn = "postgresql://gw@db-sh/deltagate_sh"
+        """,
+    )
+    settings = load_settings(path, env={"DELTAGATE_JWT_SECRET": SECRET})
+    assert (settings.limits.max_depth, settings.limits.max_cost) == (6, 5000)
+    assert settings.limits.max_aliases == 30  # the default
+    assert settings.rate_limits is False
+    assert settings.operations_manifest == tmp_path / "operations.json"
+    moved = load_settings(
+        path,
+        env={"DELTAGATE_JWT_SECRET": SECRET, "DELTAGATE_OPERATIONS_MANIFEST": "/etc/ops.json"},
+    )
+    assert moved.operations_manifest == Path("/etc/ops.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[limits]\nmax_width = 3\n", "unknown keys max_width"),
+        ("[limits]\nmax_depth = -1\n", "limits.max_depth must be a positive integer"),
+        ("[limits]\nmax_page_size = 1000\n", "limits.max_page_size is at most 100"),
+        ("[limits]\nrate_limits = 'no'\n", "rate_limits must be true or false"),
+        ("[operations]\nmanifests = 'x'\n", "unknown keys manifests"),
+    ],
+)
+def test_bad_limits_are_refused_at_start(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text + '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n')
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env={"DELTAGATE_JWT_SECRET": SECRET})

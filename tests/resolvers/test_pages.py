@@ -117,9 +117,11 @@ async def test_credit_records_page_newest_first_across_regions(seeded: Seeded) -
 
 async def test_page_sizes_are_bounded(seeded: Seeded) -> None:
     async with serve(gateway_settings(seeded.dsn)) as client:
-        too_big = await client.query(SEARCH, {"name": "上", "first": 101}, token=PORTAL)
+        refused = await client.post(SEARCH, {"name": "上", "first": 101}, token=PORTAL)
         too_small = await client.query(SEARCH, {"name": "上", "first": 0}, token=PORTAL)
-    assert too_big["errors"][0]["extensions"] == {
-        "code": "BATCH_TOO_LARGE", "argument": "first", "found": 101, "maximum": 100,
+    assert refused.status_code == 400  # refused before anything runs
+    assert refused.json()["errors"][0]["extensions"] == {
+        "code": "BATCH_TOO_LARGE", "limit": "pageSize", "argument": "first", "found": 101,
+        "maximum": 100,
     }  # fmt: skip
     assert too_small["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

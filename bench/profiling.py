@@ -224,6 +224,6 @@ def _layer(file: str) -> str:
 
 
 if __name__ == "__main__":
-    # python -m bench.profile NAME RAW_FILE: summarise a recording made by hand.
+    # python -m bench.profiling NAME RAW_FILE: summarise a recording made by hand.
     summary = summarise(Path(sys.argv[2]).read_text(encoding="utf-8").splitlines())
     print(render({sys.argv[1]: {"(by hand)": {**summary, "throughput_while_profiled": 0.0}}}))

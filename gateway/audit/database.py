@@ -1,0 +1,247 @@
+"""The audit database's tables and statements: the schema and its guards, reading events back.
+
+The table is created when the gateway first connects (``create_schema``).
+Two triggers guard it: one refuses every UPDATE, DELETE and TRUNCATE, even a
+superuser's (who must disable the trigger first, which only the table's owner
+can do: the gateway's own role should be granted INSERT and SELECT and own
+nothing); the other refuses an event whose ``prev_hash`` is not the hash of
+the event before it, so two writers can never fork the chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from gateway.audit.events import AuditEvent, StoredEvent
+
+__all__ = [
+    "COLUMNS",
+    "DATABASE",
+    "GUARDS",
+    "HEAD",
+    "INSERT",
+    "SCHEMA",
+    "EventQuery",
+    "create_database",
+    "create_schema",
+    "database_dsn",
+    "stored_event",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_event (
+    seq             bigint PRIMARY KEY CHECK (seq > 0),
+    at              timestamptz NOT NULL,
+    trace_id        text NOT NULL,
+    caller_app      text NOT NULL,
+    caller_region   text NOT NULL,
+    roles           text[] NOT NULL,
+    matter_code     text,
+    matter_name     text,
+    operation_name  text,
+    operation_type  text,
+    document_hash   text NOT NULL,
+    policy_version  text,
+    subjects        text[] NOT NULL,
+    decisions       jsonb NOT NULL,
+    hash_algorithm  text NOT NULL,
+    prev_hash       text NOT NULL,
+    hash            text NOT NULL
+);
+COMMENT ON TABLE audit_event IS
+    'deltagate audit log: append-only, hash-chained (verify with: deltagate audit verify)';
+CREATE INDEX IF NOT EXISTS audit_event_subjects ON audit_event USING gin (subjects);
+CREATE INDEX IF NOT EXISTS audit_event_trace ON audit_event (trace_id);
+CREATE INDEX IF NOT EXISTS audit_event_app ON audit_event (caller_app, seq);
+CREATE INDEX IF NOT EXISTS audit_event_matter ON audit_event (matter_code, seq);
+CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event (at);
+
+CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit events are append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE OR REPLACE TRIGGER audit_event_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_event
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
+
+CREATE OR REPLACE FUNCTION audit_event_follows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    expected text;
+BEGIN
+    IF NEW.seq = 1 THEN
+        expected := repeat('0', 64);
+    ELSE
+        SELECT hash INTO expected FROM audit_event WHERE seq = NEW.seq - 1;
+    END IF;
+    IF expected IS DISTINCT FROM NEW.prev_hash THEN
+        RAISE EXCEPTION 'audit event % does not follow event %', NEW.seq, NEW.seq - 1
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER audit_event_follows
+    BEFORE INSERT ON audit_event
+    FOR EACH ROW EXECUTE FUNCTION audit_event_follows();
+"""
+
+#: The triggers ``deltagate audit verify`` expects to find enabled.
+GUARDS = ("audit_event_append_only", "audit_event_follows")
+
+COLUMNS = (
+    "seq, at, trace_id, caller_app, caller_region, roles, matter_code, matter_name,"
+    " operation_name, operation_type, document_hash, policy_version, subjects, decisions,"
+    " hash_algorithm, prev_hash, hash"
+)
+
+#: Each column and the key it has in an event's canonical form (``events.canonical``).
+_FIELDS = (
+    ("seq", "seq", "bigint"),
+    ("at", "at", "timestamptz"),
+    ("trace_id", "traceId", "text"),
+    ("caller_app", "callerApp", "text"),
+    ("caller_region", "callerRegion", "text"),
+    ("roles", "roles", "text[]"),
+    ("matter_code", "matterCode", "text"),
+    ("matter_name", "matterName", "text"),
+    ("operation_name", "operationName", "text"),
+    ("operation_type", "operationType", "text"),
+    ("document_hash", "documentHash", "text"),
+    ("policy_version", "policyVersion", "text"),
+    ("subjects", "subjects", "text[]"),
+    ("decisions", "decisions", "jsonb"),
+    ("hash_algorithm", "hashAlgorithm", "text"),
+    ("prev_hash", "prevHash", "text"),
+    ("hash", "hash", "text"),
+)
+
+# One statement for a whole batch: the events go as one JSON array of their canonical
+# forms (hashed, not serialised again), turned into rows by jsonb_to_recordset.
+_KEYS = ", ".join(f'e."{key}"' for _, key, _ in _FIELDS)
+_RECORD = ", ".join(f'"{key}" {kind}' for _, key, kind in _FIELDS)
+INSERT = (
+    f"INSERT INTO audit_event ({COLUMNS}) SELECT {_KEYS}"
+    f" FROM jsonb_to_recordset($1::jsonb) AS e({_RECORD}) ORDER BY e.seq"
+)
+
+HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventQuery:
+    """Which events to read, newest first; every given condition must hold.
+
+    Attributes:
+        caller_app: the caller application.
+        subject: an ID number or USCC the event lists.
+        matter_code: the matter.
+        trace_id: the trace id (32 hex digits).
+        start: events at or after this time.
+        end: events before this time.
+        before: events with a smaller ``seq`` (the page after a cursor).
+        limit: at most this many.
+    """
+
+    caller_app: str | None = None
+    subject: str | None = None
+    matter_code: str | None = None
+    trace_id: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    before: int | None = None
+    limit: int = 20
+
+    def sql(self) -> tuple[str, list[Any]]:
+        conditions: list[str] = []
+        args: list[Any] = []
+        for template, value in (
+            ("caller_app = {}", self.caller_app),
+            ("subjects @> ARRAY[{}::text]", self.subject),
+            ("matter_code = {}", self.matter_code),
+            ("trace_id = {}", self.trace_id),
+            ("at >= {}", self.start),
+            ("at < {}", self.end),
+            ("seq < {}", self.before),
+        ):
+            if value is not None:
+                args.append(value)
+                conditions.append(template.format(f"${len(args)}"))
+        where = " AND ".join(conditions) or "TRUE"
+        args.append(self.limit)
+        sql = (
+            f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY seq DESC LIMIT ${len(args)}"
+        )
+        return sql, args
+
+
+def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
+    """A database row as a ``StoredEvent``."""
+    decisions = record["decisions"]
+    if isinstance(decisions, str | bytes):
+        decisions = orjson.loads(decisions)
+    return StoredEvent(
+        seq=record["seq"],
+        event=AuditEvent(
+            at=record["at"],
+            trace_id=record["trace_id"],
+            caller_app=record["caller_app"],
+            caller_region=record["caller_region"],
+            roles=tuple(record["roles"]),
+            matter_code=record["matter_code"],
+            matter_name=record["matter_name"],
+            operation_name=record["operation_name"],
+            operation_type=record["operation_type"],
+            document_hash=record["document_hash"],
+            policy_version=record["policy_version"],
+            subjects=tuple(record["subjects"]),
+            decisions=tuple(decisions),
+        ),
+        hash_algorithm=record["hash_algorithm"],
+        prev_hash=record["prev_hash"],
+        hash=record["hash"],
+    )
+
+
+async def create_schema(connection: asyncpg.Connection) -> None:
+    """Create the table, its indexes and its guards if they are missing (idempotent)."""
+    async with connection.transaction():
+        # Replicas starting together: one creates, the others wait and find it made.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('deltagate_audit'))")
+        await connection.execute(SCHEMA)
+
+
+#: The audit database's name where the gateway creates it (the demo, the tests).
+DATABASE = "deltagate_audit"
+
+
+def database_dsn(server_dsn: str, name: str = DATABASE) -> str:
+    """``server_dsn`` (a URL or libpq key/value string) with its database swapped for ``name``."""
+    if "://" in server_dsn:
+        return urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+    kept = [pair for pair in server_dsn.split() if not pair.startswith("dbname=")]
+    return " ".join([*kept, f"dbname={name}"])
+
+
+async def create_database(server_dsn: str, name: str = DATABASE, *, fresh: bool = False) -> str:
+    """Create the audit database on a server (with the right to create databases); its DSN.
+
+    An existing one is kept, unless ``fresh`` (tests) drops it first.
+    """
+    connection = await asyncpg.connect(server_dsn)
+    try:
+        if fresh:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return database_dsn(server_dsn, name)

@@ -1,0 +1,165 @@
+"""Audit events and the hash chain that links them.
+
+One event records one GraphQL operation that touched data of grade L2 or
+above: when, which trace, who (app, region, roles), for which matter, which
+operation (its name and the SHA-256 of its document), whose data (the subject
+identifiers: ID numbers and USCCs) and what was released per field coordinate
+and owning region (clear, masked or withheld, with counts).
+
+The chain: events are numbered 1, 2, 3, ... (``seq``) and each carries the
+hash of the one before (``prev_hash``; event 1 carries 64 zeros). An event's
+hash is taken over its canonical form: a JSON object of every stored field but
+the hash itself, keys sorted, no whitespace, UTF-8 (see ``canonical``). The
+algorithm is SM3 (GB/T 32905-2016, the national standard hash) where the
+platform's ``hashlib`` offers it (OpenSSL 1.1.1 and later), else SHA-256; it is
+recorded in every event, so a chain written on one platform verifies on
+another that has the same algorithm.
+
+Editing an event changes its hash; deleting one leaves a gap in ``seq`` and a
+``prev_hash`` that matches nothing; reordering breaks the links. Rewriting the
+whole chain from some event on is not detected by the chain alone: compare the
+head (``deltagate audit verify`` prints it) with one written down earlier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+#: The chain's hash: SM3 where available (the national standard), else SHA-256.
+HASH_ALGORITHM = "sm3" if "sm3" in hashlib.algorithms_available else "sha256"
+
+#: The ``prev_hash`` of the first event.
+GENESIS = "0" * 64
+
+#: China Standard Time: how times are shown to auditors and read from filters without an offset.
+CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def document_hash(document: str) -> str:
+    """The SHA-256 of a document's UTF-8 text: the hash registered operations are known by."""
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    """What one operation did, before it is numbered and chained.
+
+    Attributes:
+        at: when the operation was answered (UTC).
+        trace_id: the operation's W3C trace id (32 hex digits), as in its response.
+        caller_app: the caller application (the token's ``sub``).
+        caller_region: the caller's home region, or ``NATIONAL``.
+        roles: the caller's roles.
+        matter_code: the matter (事项) named in ``X-Matter-Code``, if any.
+        matter_name: its registered name, as it was when the event was written.
+        operation_name: the GraphQL operation's name, if it has one.
+        operation_type: ``query`` (or ``mutation``, ``subscription``).
+        document_hash: SHA-256 of the document text.
+        policy_version: the version of the policy files that decided.
+        subjects: the ID numbers and USCCs whose records the operation read, sorted.
+        decisions: per field coordinate and owning region, what was released:
+            ``{"field", "owner", "decision", "grade", "reason", "count", ...}``.
+    """
+
+    at: dt.datetime
+    trace_id: str
+    caller_app: str
+    caller_region: str
+    roles: tuple[str, ...]
+    matter_code: str | None
+    matter_name: str | None
+    operation_name: str | None
+    operation_type: str | None
+    document_hash: str
+    policy_version: str | None
+    subjects: tuple[str, ...]
+    decisions: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    """An event as the audit database keeps it: numbered and chained.
+
+    Attributes:
+        seq: the event's number (its id), from 1 without gaps.
+        event: what it records.
+        hash_algorithm: ``sm3`` or ``sha256``.
+        prev_hash: the hash of event ``seq - 1`` (``GENESIS`` for event 1).
+        hash: the hash of this event's canonical form.
+        record: the canonical form with the hash added, as the writer sends it
+            (empty for an event read back).
+    """
+
+    seq: int
+    event: AuditEvent
+    hash_algorithm: str
+    prev_hash: str
+    hash: str
+    record: bytes = field(default=b"", repr=False, compare=False)
+
+    def verify_hash(self) -> bool:
+        """Whether the stored hash is the hash of the stored contents."""
+        return self.hash == chain_hash(self.seq, self.event, self.hash_algorithm, self.prev_hash)
+
+
+def utc_text(at: dt.datetime) -> str:
+    """The canonical text of a time: UTC, microseconds (what ``timestamptz`` keeps)."""
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def canonical(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> bytes:
+    """The bytes an event's hash is taken over: every stored field but the hash."""
+    return orjson.dumps(
+        {
+            "seq": seq,
+            "at": utc_text(event.at),
+            "traceId": event.trace_id,
+            "callerApp": event.caller_app,
+            "callerRegion": event.caller_region,
+            "roles": list(event.roles),
+            "matterCode": event.matter_code,
+            "matterName": event.matter_name,
+            "operationName": event.operation_name,
+            "operationType": event.operation_type,
+            "documentHash": event.document_hash,
+            "policyVersion": event.policy_version,
+            "subjects": list(event.subjects),
+            "decisions": list(event.decisions),
+            "hashAlgorithm": algorithm,
+            "prevHash": prev_hash,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def chain_hash(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> str:
+    """The hex hash of an event at position ``seq`` following ``prev_hash``.
+
+    Raises:
+        ValueError: the platform has no such algorithm (``sm3`` needs OpenSSL 1.1.1+).
+    """
+    return hashlib.new(algorithm, canonical(seq, event, algorithm, prev_hash)).hexdigest()
+
+
+def chain(
+    events: Sequence[AuditEvent], after: tuple[int, str], algorithm: str = HASH_ALGORITHM
+) -> list[StoredEvent]:
+    """Number and link ``events`` after the event ``after`` = (seq, hash); (0, GENESIS) at first."""
+    seq, prev = after
+    out = []
+    for event in events:
+        seq += 1
+        body = canonical(seq, event, algorithm, prev)
+        digest = hashlib.new(algorithm, body).hexdigest()
+        # The same object with the hash added ("hash" sorts last): what the INSERT reads.
+        record = body[:-1] + b',"hash":"' + digest.encode() + b'"}'
+        out.append(StoredEvent(seq=seq, event=event, hash_algorithm=algorithm, prev_hash=prev,
+                               hash=digest, record=record))  # fmt: skip
+        prev = digest
+    return out

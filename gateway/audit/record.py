@@ -1,0 +1,61 @@
+"""Which operations are audited, and the event that records one.
+
+DESIGN.md: every operation that returns data of grade L2 or above writes one
+event. An operation "touched" such data when the policy decided an L2+ field
+for at least one record it read, whatever the decision: a request for
+personal data that was withheld is an access attempt, and an auditor looking
+for who tried to see a person wants it too. Reads of the audit log itself are
+recorded as well (see ``resolvers.audit``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from gateway.audit.events import AuditEvent, document_hash
+from gateway.types import Caller
+
+#: Data of this grade and above is audited (L2: internal data and every grade of personal data).
+AUDITED_FROM_GRADE = 2
+
+
+def touches_audited_data(decisions: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether any decision of an operation's policy summary covers L2+ data it read."""
+    for entry in decisions:
+        grade = entry.get("grade")
+        if entry.get("count") and grade and int(grade.removeprefix("L")) >= AUDITED_FROM_GRADE:
+            return True
+    return False
+
+
+def operation_event(
+    *,
+    trace_id: str,
+    caller: Caller,
+    matter_code: str | None,
+    matter_name: str | None,
+    operation_name: str | None,
+    operation_type: str | None,
+    document: str,
+    policy_version: str | None,
+    subjects: Iterable[str],
+    decisions: Sequence[Mapping[str, Any]],
+) -> AuditEvent:
+    """The event of one operation, timed now."""
+    return AuditEvent(
+        at=dt.datetime.now(dt.UTC),
+        trace_id=trace_id,
+        caller_app=caller.app,
+        caller_region=caller.region,
+        roles=caller.roles,
+        matter_code=matter_code,
+        matter_name=matter_name,
+        operation_name=operation_name,
+        operation_type=operation_type,
+        document_hash=document_hash(document),
+        policy_version=policy_version,
+        subjects=tuple(sorted(set(subjects))),
+        decisions=tuple(decisions),
+    )

@@ -1,0 +1,264 @@
+"""The audit store: events appended in groups, hash-chained, and read back by auditors.
+
+The database (``deltagate_audit`` by default) belongs to the audit log alone;
+its table and guards are in ``gateway.audit.database``.
+
+Writing: ``append`` hands the event to one writer task per process and
+returns once the INSERT holding it has committed. While one INSERT is in
+flight, the events that arrive wait for the next, which takes them all (group
+commit): at low load an event waits for nothing but its own write, under load
+one commit serves many requests. The writer numbers and chains the events from
+the last event it knows of; if another replica appended in between, the
+primary key on ``seq`` (or the link trigger) refuses the INSERT, and the writer
+reads the new head and chains again.
+
+A batch that fails is not retried: its requests are refused (fail closed) and
+their events are dropped, since nothing was released. If a commit's outcome is
+unknown (the link broke during COMMIT), the events may be stored although the
+requests were refused: the log may over-report, never under-report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from gateway.audit.database import HEAD, INSERT, EventQuery, create_schema, stored_event
+from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
+from gateway.errors import AuditUnavailable
+
+__all__ = ["AuditStore", "Receipt"]
+
+logger = logging.getLogger("deltagate.audit")
+
+#: Times another writer may append first before a batch gives up.
+CONFLICT_RETRIES = 8
+
+_CONFLICTS = (asyncpg.UniqueViolationError, asyncpg.IntegrityConstraintViolationError)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """An event's commit: the stored event and how many events its INSERT carried."""
+
+    stored: StoredEvent
+    batch: int
+
+
+def _payload(stored: Sequence[StoredEvent]) -> str:
+    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
+
+
+def _safe(exc: BaseException) -> str:
+    """An error for the log without what it may quote: a rejected value can be an ID number."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | AuditUnavailable):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
+
+
+class AuditStore:
+    """The audit log in its own PostgreSQL database.
+
+    Args:
+        dsn: the audit database (it must exist; the table is created on first connect).
+        timeout: seconds for connecting and for each write or read.
+        max_batch: most events one INSERT carries.
+        algorithm: the chain's hash algorithm (default: SM3 if available, else SHA-256).
+        on_queue: told how many events wait for their INSERT whenever that changes
+            (the ``deltagate_audit_queue_depth`` gauge).
+
+    Example::
+
+        store = AuditStore("postgresql://gateway@audit-db/deltagate_audit")
+        receipt = await store.append(event)   # returns once committed, else AuditUnavailable
+        print(receipt.stored.seq)
+        await store.close()                   # writes what is pending first
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        timeout: float = 5.0,
+        max_batch: int = 500,
+        algorithm: str = HASH_ALGORITHM,
+        on_queue: Callable[[int], None] | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._on_queue = on_queue
+        self._timeout = timeout
+        self._max_batch = max_batch
+        self._algorithm = algorithm
+        self._pool: asyncpg.Pool | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._head: tuple[int, str] | None = None  # (seq, hash) of the newest event known
+        self._pending: list[tuple[AuditEvent, asyncio.Future[Receipt]]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (and create the table) now; a database that is down is retried on use."""
+        self._closed = False
+        try:
+            await self._get_pool()
+        except AuditUnavailable:
+            logger.warning("audit database not reachable at start; will retry")
+
+    async def close(self) -> None:
+        """Write what is pending, stop the writer and close the pool."""
+        self._closed = True
+        if self._writer is not None:
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), self._timeout * 2)
+            except TimeoutError:
+                self._writer.cancel()
+            self._writer = None
+        self._fail(self._pending, "the gateway is shutting down")
+        self._pending = []
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self._timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
+
+    async def ping(self) -> None:
+        """Return if the audit database answers, else raise ``AuditUnavailable``."""
+        await self._run(lambda pool: pool.fetchval("SELECT 1"), "ping")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def append(self, event: AuditEvent) -> Receipt:
+        """Store ``event``; returns once it is committed.
+
+        Raises:
+            AuditUnavailable: the event could not be committed (the caller must
+                not release the data it records).
+        """
+        if self._closed:
+            raise AuditUnavailable("the audit log is closed")
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        if self._on_queue is not None:
+            self._on_queue(len(self._pending))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="deltagate-audit-writer")
+        self._wake.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            if self._on_queue is not None:
+                self._on_queue(len(self._pending))
+            try:
+                stored = await self._insert([event for event, _ in batch])
+            except Exception as exc:  # every failure refuses the batch; the loop goes on
+                self._head = None  # read it again: the outcome of the failed write is unknown
+                logger.error("audit write of %d events failed: %s", len(batch), _safe(exc))
+                self._fail(batch, "the audit log cannot be written")
+                continue
+            for (_, future), event in zip(batch, stored, strict=True):
+                if not future.done():  # a request whose client went away
+                    future.set_result(Receipt(event, len(batch)))
+
+    async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
+        pool = await self._get_pool()
+        async with asyncio.timeout(self._timeout), pool.acquire() as connection:
+            for _ in range(CONFLICT_RETRIES):
+                if self._head is None:
+                    row = await connection.fetchrow(HEAD)
+                    self._head = (row["seq"], row["hash"]) if row else (0, GENESIS)
+                stored = chain(events, self._head, self._algorithm)
+                try:
+                    await connection.execute(INSERT, _payload(stored))
+                except _CONFLICTS:
+                    self._head = None  # another replica appended first: chain after its events
+                    continue
+                self._head = (stored[-1].seq, stored[-1].hash)
+                return stored
+        raise AuditUnavailable("the audit log is too busy")
+
+    @staticmethod
+    def _fail(batch: Sequence[tuple[AuditEvent, asyncio.Future[Receipt]]], why: str) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(AuditUnavailable(why))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read(self, query: EventQuery) -> list[StoredEvent]:
+        """The events matching ``query``, newest first.
+
+        Raises:
+            AuditUnavailable: the audit database cannot be read.
+        """
+        sql, args = query.sql()
+        records = await self._run(lambda pool: pool.fetch(sql, *args), "read")
+        return [stored_event(record) for record in records]
+
+    async def _run(self, work: Any, what: str) -> Any:
+        try:
+            pool = await self._get_pool()
+            async with asyncio.timeout(self._timeout):
+                return await work(pool)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            logger.warning("audit database %s failed: %s", what, _safe(exc))
+            raise AuditUnavailable("the audit log cannot be read") from None
+
+    # -- connecting --------------------------------------------------------------------------
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._pool is None:
+                self._pool = await self._create_pool()
+        return self._pool
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        pool = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=4,
+                    reset=_keep_session,
+                    timeout=self._timeout,
+                    server_settings={"application_name": "deltagate-audit"},
+                )
+                async with pool.acquire() as connection:
+                    await create_schema(connection)
+        except Exception as exc:
+            logger.warning("audit database not reachable: %s", _safe(exc))
+            if pool is not None:
+                pool.terminate()
+            raise AuditUnavailable("the audit log is unavailable") from None
+        return pool

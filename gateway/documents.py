@@ -1,0 +1,329 @@
+"""Documents a request may run: parsed, limited and validated once per distinct text.
+
+``DocumentGuard.prepare`` is the gate between a request and execution. For a
+document text it has not seen, it checks the size, parses with a token limit,
+measures every operation's shape (depth, aliases, root fields, directives)
+before validation, so a hostile document is refused before the costlier
+validation rules see it, and then validates. The outcome, refusal included,
+is kept in an LRU keyed by the text. Per request only the operation is
+picked and its cost counted, and the cost is kept per operation and per
+size of the variables that size its lists (``first: $n``, ``idNumbers:
+$ids``), so a steady stream of the same operation counts nothing.
+
+Strawberry then executes the same parsed document: ``PreparedDocuments`` hands
+it over and skips the second validation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    Lexer,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    Source,
+    TokenKind,
+    parse,
+    specified_rules,
+    validate,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from gateway.cost import CostCounter, default_sizes, size_variables, variable_size
+from gateway.errors import GatewayError, InvalidDocument
+from gateway.limits import Limits, measure, refuse
+
+#: Costs kept per operation, one per distinct set of list sizes.
+_COSTS_PER_OPERATION = 64
+
+
+@dataclass(slots=True)
+class PreparedOperation:
+    """One operation of a valid document, ready to execute.
+
+    Attributes:
+        document: the parsed document (the same object for the same text).
+        operation: the operation to execute.
+        name: its name, or None for an anonymous operation.
+        root_fields: the names of the fields at its root (interface call statistics).
+    """
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    name: str | None
+    root_fields: tuple[str, ...]
+    sizing: dict[str, bool]
+    defaults: dict[str, Any]
+    costs: OrderedDict[tuple[int | None, ...], int | GatewayError] = field(
+        default_factory=OrderedDict
+    )
+
+
+@dataclass(slots=True)
+class _Entry:
+    document: DocumentNode | None = None
+    refusal: GatewayError | None = None
+    fragments: Mapping[str, FragmentDefinitionNode] = field(default_factory=dict)
+    operations: dict[str | None, PreparedOperation] = field(default_factory=dict)
+
+
+class DocumentGuard:
+    """Parses, limits and validates documents for one schema, keeping the outcome.
+
+    Args:
+        schema: the executable schema.
+        limits: the query limits.
+        production: validate without "did you mean" suggestions and refuse introspection.
+        cache_size: distinct document texts kept.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        limits: Limits,
+        *,
+        production: bool = False,
+        cache_size: int = 1024,
+    ) -> None:
+        self.schema = schema
+        self.limits = limits
+        self.production = production
+        self.cache_size = cache_size
+        rules = [*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule]
+        if production:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self._rules = tuple(rules)
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def prepare(
+        self, query: str, variables: Mapping[str, Any] | None, operation_name: str | None
+    ) -> PreparedOperation:
+        """The operation to run, within every limit.
+
+        Raises:
+            LimitExceeded: a limit is exceeded (``QueryTooDeep``, ``BatchTooLarge`` or
+                ``QUERY_TOO_COMPLEX``); nothing has run.
+            InvalidDocument: the document does not parse or validate, or does not
+                hold the operation asked for.
+        """
+        entry = self._checked(query)
+        prepared = entry.operations.get(operation_name)
+        if prepared is None:
+            prepared = self._operation(entry, operation_name)
+        self._check_cost(prepared, entry.fragments, variables or {})
+        return prepared
+
+    def examine(self, query: str) -> DocumentNode:
+        """The parsed document, if it passes the size, token and shape limits and validates.
+
+        Raises what ``prepare`` raises, except for cost (which needs variables).
+        """
+        document = self._checked(query).document
+        assert document is not None  # a document that passed every check was parsed
+        return document
+
+    def document(self, query: str | None) -> DocumentNode | None:
+        """The parsed document of a text that passed ``prepare``, if still kept."""
+        entry = self._entries.get(query) if query is not None else None
+        if entry is None or entry.refusal is not None:
+            return None
+        return entry.document
+
+    # -- per document ------------------------------------------------------------------------
+
+    def _checked(self, query: str) -> _Entry:
+        entry = self._entry(query)
+        if entry.refusal is not None:
+            raise entry.refusal
+        return entry
+
+    def _entry(self, query: str) -> _Entry:
+        entry = self._entries.get(query)
+        if entry is not None:
+            self._entries.move_to_end(query)
+            return entry
+        entry = _Entry()
+        try:
+            entry.document = self._parse(query)
+            entry.fragments = {
+                d.name.value: d
+                for d in entry.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            for definition in entry.document.definitions:
+                if isinstance(definition, OperationDefinitionNode):
+                    measure(definition, entry.fragments).check(self.limits)
+            errors = validate(
+                self.schema, entry.document, self._rules, hide_suggestions=self.production
+            )
+            if errors:
+                raise InvalidDocument(errors)
+        except GatewayError as error:
+            entry.refusal = error
+        self._entries[query] = entry
+        if len(self._entries) > self.cache_size:
+            self._entries.popitem(last=False)
+        return entry
+
+    def _parse(self, query: str) -> DocumentNode:
+        size = len(query.encode("utf-8"))
+        maximum = self.limits.max_document_bytes
+        if size > maximum:
+            raise refuse("documentBytes", size, maximum, f"is {size} bytes long")
+        try:
+            return parse(query, max_lexical_tokens=self.limits.max_tokens)
+        except GraphQLSyntaxError as error:
+            syntax_error = error
+        # Told apart only now: a limit the parser stopped at, or a plain syntax error.
+        tokens, nesting = _scan(query)
+        if tokens > self.limits.max_tokens:
+            raise refuse("tokens", tokens, self.limits.max_tokens, f"has {tokens} tokens")
+        if nesting > self.limits.max_depth:
+            raise refuse("depth", nesting, self.limits.max_depth, f"is {nesting} levels deep")
+        raise InvalidDocument([syntax_error])
+
+    # -- per operation -----------------------------------------------------------------------
+
+    def _operation(self, entry: _Entry, name: str | None) -> PreparedOperation:
+        assert entry.document is not None  # an entry without a refusal has its document
+        operations = [
+            d for d in entry.document.definitions if isinstance(d, OperationDefinitionNode)
+        ]
+        if name is None:
+            if len(operations) != 1:
+                raise InvalidDocument(
+                    [GraphQLError("the document holds several operations; name one")]
+                )
+            operation = operations[0]
+        else:
+            found = [o for o in operations if o.name is not None and o.name.value == name]
+            if not found:
+                raise InvalidDocument([GraphQLError(f"unknown operation named {name!r}")])
+            operation = found[0]
+        sizing = size_variables(operation, entry.fragments)
+        prepared = PreparedOperation(
+            document=entry.document,
+            operation=operation,
+            name=operation.name.value if operation.name else None,
+            root_fields=_root_fields(operation, entry.fragments),
+            sizing=sizing,
+            defaults=default_sizes(operation, tuple(sizing)),
+        )
+        entry.operations[name] = prepared
+        return prepared
+
+    def _check_cost(
+        self,
+        prepared: PreparedOperation,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+    ) -> None:
+        sizes = {
+            name: variable_size(
+                variables[name] if name in variables else prepared.defaults.get(name),
+                batch=batch,
+            )
+            for name, batch in prepared.sizing.items()
+        }
+        key = tuple(sizes.values())
+        outcome = prepared.costs.get(key)
+        if outcome is None:
+            try:
+                outcome = CostCounter(
+                    self.schema, prepared.operation, fragments, self.limits, sizes
+                ).count()
+                if outcome > self.limits.max_cost:
+                    outcome = refuse("cost", outcome, self.limits.max_cost, f"costs {outcome}")
+            except GatewayError as error:
+                outcome = error
+            prepared.costs[key] = outcome
+            if len(prepared.costs) > _COSTS_PER_OPERATION:
+                prepared.costs.popitem(last=False)
+        if isinstance(outcome, GatewayError):
+            raise outcome
+
+
+def _root_fields(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    pending = [operation.selection_set]
+    seen: set[str] = set()
+    while pending:
+        for node in pending.pop().selections:
+            if isinstance(node, FieldNode):
+                names[node.name.value] = None
+            elif isinstance(node, InlineFragmentNode):
+                pending.append(node.selection_set)
+            elif isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                if name not in seen and name in fragments:
+                    seen.add(name)
+                    pending.append(fragments[name].selection_set)
+    return tuple(sorted(names))
+
+
+_CLOSING = (TokenKind.BRACE_R, TokenKind.PAREN_R, TokenKind.BRACKET_R)
+
+
+def _scan(query: str) -> tuple[int, int]:
+    """Tokens, and the deepest nesting of selection sets, as far as the text can be read."""
+    tokens = 0
+    nesting = deepest = 0
+    brackets: list[str] = []
+    lexer = Lexer(Source(query))
+    try:
+        while (token := lexer.advance()).kind is not TokenKind.EOF:
+            tokens += 1
+            kind = token.kind
+            if kind in (TokenKind.BRACE_L, TokenKind.PAREN_L, TokenKind.BRACKET_L):
+                # A brace outside any parentheses opens a selection set; inside, an input object.
+                selection = kind is TokenKind.BRACE_L and "(" not in brackets
+                brackets.append("s" if selection else kind.value)
+                if selection:
+                    nesting += 1
+                    deepest = max(deepest, nesting)
+            elif kind in _CLOSING and brackets and brackets.pop() == "s":
+                nesting -= 1
+    except GraphQLError:
+        pass  # the text cannot be read further: count what was read
+    return tokens, deepest
+
+
+class PreparedDocuments(SchemaExtension):
+    """Hands Strawberry the document ``DocumentGuard`` parsed and validated.
+
+    For a text the guard no longer keeps, Strawberry parses and validates as usual.
+    """
+
+    def __init__(self, guard: DocumentGuard) -> None:
+        super().__init__()
+        self.guard = guard
+        self._validated = False
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        document = self.guard.document(context.query)
+        if document is not None:
+            context.graphql_document = document
+            self._validated = True
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        if self._validated:
+            self.execution_context.pre_execution_errors = []
+        yield

@@ -1,0 +1,191 @@
+"""The audit API: auditors search the audit log; a citizen sees who accessed their data.
+
+Times are ISO 8601 in China Standard Time (``2024-06-01T09:30:00.123456+08:00``);
+filters accept a date or a date and time, without an offset read as UTC+8.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from gateway.audit import CHINA_TIME, StoredEvent
+from resolvers import audit
+from schema.catalog import Decision
+from schema.types import Info, PageInfo
+
+
+def _at(stored: StoredEvent) -> str:
+    # Microseconds, as stored: an auditor can paste a time into a filter and find the event.
+    return stored.event.at.astimezone(CHINA_TIME).isoformat(timespec="microseconds")
+
+
+@strawberry.type(description="What an operation got of one field coordinate kept by one region.")
+class AuditDecision:
+    field: str = strawberry.field(description="Type.field, e.g. NaturalPerson.phone.")
+    owner: str | None = strawberry.field(description="The region that keeps the data.")
+    decision: Decision
+    count: int = strawberry.field(description="Records (or parent records, for links) it covered.")
+    grade: str | None = strawberry.field(description="L1..L4.")
+    reason: str | None = strawberry.field(description="Why, e.g. ONE_ABOVE_CLEARANCE.")
+
+
+@strawberry.type(description="One audited operation: who read whose data, when, and what they got.")
+class AuditEvent:
+    id: strawberry.ID = strawberry.field(
+        description="The event's number in the hash chain (what `deltagate audit verify` names)."
+    )
+    at: str
+    trace_id: str = strawberry.field(description="The operation's OpenTelemetry trace id.")
+    caller_app: str
+    caller_region: str
+    roles: list[str]
+    matter_code: str | None
+    matter_name: str | None
+    operation_name: str | None
+    document_hash: str = strawberry.field(description="SHA-256 of the GraphQL document.")
+    policy_version: str | None
+    subjects: list[str] = strawberry.field(description="The ID numbers and USCCs read.")
+    decisions: list[AuditDecision]
+    hash: str = strawberry.field(description="The event's hash in the chain (SM3 or SHA-256).")
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> AuditEvent:
+        event = stored.event
+        return cls(
+            id=strawberry.ID(str(stored.seq)),
+            at=_at(stored),
+            trace_id=event.trace_id,
+            caller_app=event.caller_app,
+            caller_region=event.caller_region,
+            roles=list(event.roles),
+            matter_code=event.matter_code,
+            matter_name=event.matter_name,
+            operation_name=event.operation_name,
+            document_hash=event.document_hash,
+            policy_version=event.policy_version,
+            subjects=list(event.subjects),
+            decisions=[_decision(entry) for entry in event.decisions],
+            hash=stored.hash,
+        )
+
+
+def _decision(entry: Any) -> AuditDecision:
+    return AuditDecision(
+        field=entry["field"],
+        owner=entry.get("owner"),
+        decision=Decision(entry["decision"]),
+        count=int(entry.get("count", 0)),
+        grade=entry.get("grade"),
+        reason=entry.get("reason"),
+    )
+
+
+@strawberry.type
+class AuditEventEdge:
+    cursor: str
+    node: AuditEvent
+
+
+@strawberry.type(description="A page of audit events, newest first.")
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    page_info: PageInfo
+
+
+@strawberry.input(description="Every condition given must hold.")
+class AuditEventFilter:
+    caller_app: str | None = None
+    subject_id: str | None = strawberry.field(
+        default=None, description="An ID number or USCC the event lists."
+    )
+    matter_code: str | None = None
+    trace_id: str | None = None
+    from_: str | None = strawberry.field(
+        default=None, name="from", description="From this date or time (inclusive)."
+    )
+    to: str | None = strawberry.field(
+        default=None, description="Up to this date (the whole day) or time (inclusive)."
+    )
+
+
+@strawberry.type(description="A field that was released, and how.")
+class ReleasedField:
+    field: str
+    decision: Decision
+    owner: str | None = strawberry.field(description="The region that keeps the data.")
+
+
+@strawberry.type(description="One access to a citizen's data.")
+class AccessRecord:
+    at: str
+    caller_app: str
+    caller_region: str
+    matter_code: str | None
+    matter_name: str | None
+    released: list[ReleasedField]
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> AccessRecord:
+        event = stored.event
+        return cls(
+            at=_at(stored),
+            caller_app=event.caller_app,
+            caller_region=event.caller_region,
+            matter_code=event.matter_code,
+            matter_name=event.matter_name,
+            released=[
+                ReleasedField(field=field, decision=Decision(decision), owner=owner)
+                for field, decision, owner in audit.released(event.decisions)
+            ],
+        )
+
+
+def _asks_for_subjects(selections: Any) -> bool:
+    for selection in selections:
+        if getattr(selection, "name", None) == "subjects" or _asks_for_subjects(
+            getattr(selection, "selections", ())
+        ):
+            return True
+    return False
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(
+        description="Audit events, newest first. Auditor role only; each read is itself audited."
+    )
+    async def audit_events(
+        self,
+        info: Info,
+        filter: AuditEventFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> AuditEventConnection:
+        given = None
+        if filter is not None:
+            given = audit.EventFilter(
+                caller_app=filter.caller_app,
+                subject_id=filter.subject_id,
+                matter_code=filter.matter_code,
+                trace_id=filter.trace_id,
+                start=filter.from_,
+                end=filter.to,
+            )
+        shown = _asks_for_subjects(info.selected_fields)
+        pairs, more = await audit.events(info.context, given, first, after, subjects_shown=shown)
+        edges = [AuditEventEdge(cursor=c, node=AuditEvent.of(stored)) for c, stored in pairs]
+        return AuditEventConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(
+        description="Who accessed this citizen's data, newest first: for the citizen only."
+    )
+    async def access_history(
+        self, info: Info, id_number: strawberry.ID, first: int = 50
+    ) -> list[AccessRecord]:
+        found = await audit.history(info.context, id_number, first)
+        return [AccessRecord.of(stored) for stored in found]

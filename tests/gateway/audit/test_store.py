@@ -1,0 +1,144 @@
+"""The audit store: a hash chain in its own database, append-only, group-committed, fail closed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from gateway.audit import GENESIS, AuditStore, EventQuery, create_database, database_dsn, verify
+from gateway.audit.events import chain_hash
+from gateway.errors import AuditUnavailable
+from tests.gateway.audit.conftest import event
+
+
+async def test_events_are_numbered_and_chained_from_genesis(
+    store: AuditStore, audit_dsn: str
+) -> None:
+    receipts = [await store.append(event(i)) for i in range(3)]
+    assert [r.stored.seq for r in receipts] == [1, 2, 3]
+    stored = list(reversed(await store.read(EventQuery(limit=10))))
+    assert [s.seq for s in stored] == [1, 2, 3]
+    assert stored[0].prev_hash == GENESIS
+    assert [s.prev_hash for s in stored[1:]] == [s.hash for s in stored[:-1]]
+    for s in stored:
+        assert s.hash == chain_hash(s.seq, s.event, s.hash_algorithm, s.prev_hash)
+    # SM3 (GB/T 32905) wherever hashlib offers it, and the algorithm is in every event.
+    expected = "sm3" if "sm3" in hashlib.algorithms_available else "sha256"
+    assert {s.hash_algorithm for s in stored} == {expected}
+    assert (await verify(audit_dsn)).ok
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_event SET caller_app = 'someone-else'",
+        "DELETE FROM audit_event WHERE seq = 1",
+        "TRUNCATE audit_event",
+    ],
+)
+async def test_the_database_refuses_to_change_or_remove_events(
+    store: AuditStore, audit_dsn: str, sql: str
+) -> None:
+    await store.append(event())
+    # The test server's role is a superuser: the trigger refuses even that.
+    connection = await asyncpg.connect(audit_dsn)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await connection.execute(sql)
+        assert await connection.fetchval("SELECT count(*) FROM audit_event") == 1
+    finally:
+        await connection.close()
+
+
+async def test_an_event_that_does_not_follow_the_chain_is_refused(
+    store: AuditStore, audit_dsn: str
+) -> None:
+    await store.append(event())
+    connection = await asyncpg.connect(audit_dsn)
+    try:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="does not follow"):
+            await connection.execute(
+                "INSERT INTO audit_event SELECT 2, at, trace_id, caller_app, caller_region, roles,"
+                " matter_code, matter_name, operation_name, operation_type, document_hash,"
+                " policy_version, subjects, decisions, hash_algorithm, $1, $1"
+                " FROM audit_event WHERE seq = 1",
+                "f" * 64,
+            )
+    finally:
+        await connection.close()
+
+
+async def test_concurrent_operations_share_one_insert(store: AuditStore, audit_dsn: str) -> None:
+    receipts = await asyncio.gather(*(store.append(event(i)) for i in range(200)))
+    assert sorted(r.stored.seq for r in receipts) == list(range(1, 201))
+    # All 200 were waiting before the writer ran: one INSERT, one commit.
+    assert {r.batch for r in receipts} == {200}
+    assert (await verify(audit_dsn)).events == 200
+
+
+async def test_two_replicas_writing_to_one_database_keep_one_chain(audit_dsn: str) -> None:
+    first, second = AuditStore(audit_dsn), AuditStore(audit_dsn)
+    try:
+        for _ in range(5):  # each round, both replicas append from a stale head
+            await asyncio.gather(
+                *(first.append(event(i, app="replica-1")) for i in range(10)),
+                *(second.append(event(i, app="replica-2")) for i in range(10)),
+            )
+    finally:
+        await first.close()
+        await second.close()
+    report = await verify(audit_dsn)
+    assert report.ok
+    assert report.events == 100
+
+
+async def test_closing_writes_what_is_pending(audit_dsn: str) -> None:
+    store = AuditStore(audit_dsn)
+    pending = [asyncio.create_task(store.append(event(i))) for i in range(20)]
+    await asyncio.sleep(0)  # the requests hand their events over
+    await store.close()
+    assert all(task.done() for task in pending)
+    assert sorted(task.result().stored.seq for task in pending) == list(range(1, 21))
+    with pytest.raises(AuditUnavailable):
+        await store.append(event())
+
+
+async def test_an_unreachable_database_fails_closed(admin_dsn: str) -> None:
+    store = AuditStore(database_dsn(admin_dsn, "deltagate_audit_never_created"), timeout=2.0)
+    try:
+        with pytest.raises(AuditUnavailable):
+            await store.append(event())
+        with pytest.raises(AuditUnavailable):
+            await store.read(EventQuery())
+        with pytest.raises(AuditUnavailable):
+            await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_creating_the_audit_database_keeps_an_existing_log(
+    store: AuditStore, audit_dsn: str, admin_dsn: str
+) -> None:
+    await store.append(event())
+    name = urlsplit(audit_dsn).path.lstrip("/")
+    assert await create_database(admin_dsn, name) == audit_dsn
+    assert (await verify(audit_dsn)).events == 1
+
+
+async def test_filters_select_events_by_app_subject_and_trace(store: AuditStore) -> None:
+    await store.append(event(1, app="a", subjects=("11010519491231002X",)))
+    await store.append(event(2, app="b", subjects=("360426199101010071", "91350100M000100Y43")))
+    await store.append(event(3, app="a", subjects=("91350100M000100Y43",)))
+
+    async def seqs(**conditions: object) -> list[int]:
+        return [s.seq for s in await store.read(EventQuery(**conditions))]  # type: ignore[arg-type]
+
+    assert await seqs() == [3, 2, 1]
+    assert await seqs(caller_app="a") == [3, 1]
+    assert await seqs(subject="91350100M000100Y43") == [3, 2]
+    assert await seqs(trace_id=f"{2:032x}") == [2]
+    assert await seqs(before=3, limit=1) == [2]
