@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.config import RunConfig
-    from bench.database import Database
-    from bench.runner import Options
+    from bench.runner import Options, Rig
     from bench.servers import Server
 
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -43,6 +42,8 @@ LAYERS = (
     ("policies/", "deltagate policy"),
     ("gateway/sources/", "deltagate sources (asyncpg calls)"),
     ("gateway/responses.py", "deltagate JSON response (orjson)"),
+    ("gateway/audit/", "deltagate audit log"),
+    ("gateway/telemetry.py", "deltagate tracing"),
     ("gateway/auth.py", "deltagate auth"),
     ("gateway/", "deltagate app and rest"),
     ("bench/", "floor"),
@@ -54,7 +55,12 @@ LAYERS = (
     ("starlette/", "starlette"),
     ("uvicorn/", "uvicorn"),
     ("asyncio/", "asyncio"),
-    ("opentelemetry/", "opentelemetry"),
+    ("opentelemetry/exporter/", "opentelemetry OTLP exporter (encoding spans)"),
+    ("opentelemetry/sdk/", "opentelemetry SDK (spans)"),
+    ("opentelemetry/", "opentelemetry API"),
+    ("google/protobuf/", "protobuf"),
+    ("requests/", "requests + urllib3 (span export)"),
+    ("urllib3/", "requests + urllib3 (span export)"),
 )
 
 #: Stages: a sample counts for a stage if any frame's (file, function) matches.
@@ -74,6 +80,13 @@ STAGES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
     ("policy decide + mask (policies/operation.py)",
      lambda f, fn: f == "policies/operation.py" and fn != "OperationPolicy.summary"),
     ("policy summary for extensions", lambda f, fn: fn == "OperationPolicy.summary"),
+    ("tracing: spans opened and ended (SDK, gateway/telemetry.py)",
+     lambda f, fn: f.startswith("opentelemetry/sdk/trace/") or f == "gateway/telemetry.py"),
+    ("tracing: span export (OTLP encoding, HTTP; a thread of its own)",
+     lambda f, fn: f.startswith(("opentelemetry/exporter/", "requests/", "urllib3/"))
+     or fn.startswith("BatchSpanProcessor") or fn.startswith("BatchProcessor")),
+    ("audit log (event, hash chain, group commit)", lambda f, fn: f.startswith("gateway/audit/")
+     or fn == "Gateway._audit"),
     ("response JSON (orjson)", lambda f, fn: f == "gateway/responses.py" or fn == "_json"),
     ("floor operations (bench/floor.py)",
      lambda f, fn: f == "bench/floor.py" and fn not in ("create_app.<locals>.graphql", "_json")),
@@ -81,6 +94,8 @@ STAGES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
      lambda f, fn: f.startswith("asyncio/") and fn != "Runner.run"),
 )  # fmt: skip
 
+
+_ROOT = f"{Path(__file__).resolve().parent.parent}/"
 
 #: Samples with none of the project's frames: HTTP parsing, the event loop, asyncpg's
 #: protocol callbacks (C code shows as the Python frame that called it).
@@ -99,7 +114,7 @@ def profile_server(
     config: RunConfig,
     bodies: dict[str, list[bytes]],
     options: Options,
-    db: Database,
+    rig: Rig,
     work: Path,
     operations: Iterable[str] = ("Q1", "Q2", "Q3"),
 ) -> dict[str, Any]:
@@ -124,12 +139,12 @@ def profile_server(
             recorder = subprocess.Popen(
                 [spy, "record", "--pid", str(server.pid), "--duration",
                  str(int(options.profile_seconds)), "--rate", "250", "--format", "raw",
-                 "--nonblocking", "--output", str(raw)],
+                 "--nonblocking", "--full-filenames", "--output", str(raw)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             return lambda: recorder.wait(30)
 
-        cell = measure(server, requests, options, db, options.profile_seconds + 1, during=during)
+        cell = measure(server, requests, options, rig, options.profile_seconds + 1, during=during)
         summary = summarise(raw.read_text(encoding="utf-8").splitlines())
         summary["throughput_while_profiled"] = cell["throughput"]
         summary["raw"] = str(raw)
@@ -207,6 +222,8 @@ def _parse(frame: str) -> tuple[str, str]:
 
 def _short(file: str) -> str:
     """``.../site-packages/graphql/execution/execute.py`` → ``graphql/execution/execute.py``."""
+    if file.startswith(_ROOT):
+        return file[len(_ROOT) :]
     for marker in ("site-packages/", "/lib/python3"):
         if marker in file:
             file = file.split(marker, 1)[1]
@@ -226,4 +243,4 @@ def _layer(file: str) -> str:
 if __name__ == "__main__":
     # python -m bench.profiling NAME RAW_FILE: summarise a recording made by hand.
     summary = summarise(Path(sys.argv[2]).read_text(encoding="utf-8").splitlines())
-    print(render({sys.argv[1]: {"(by hand)": {**summary, "throughput_while_profiled": 0.0}}}))
+    print(render({"(by hand)": {sys.argv[1]: {**summary, "throughput_while_profiled": 0.0}}}))

@@ -43,6 +43,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
                 "server_cpu_ms": _median(c["cpu_ms_per_request"]["server"] for c in cells),
                 "postgres_cpu_ms": _median(c["cpu_ms_per_request"]["postgres"] for c in cells),
                 "loadgen_cpu_ms": _median(c["cpu_ms_per_request"]["loadgen"] for c in cells),
+                "collector_cpu_ms": _median(
+                    c["cpu_ms_per_request"].get("collector", 0.0) for c in cells
+                ),
                 "other_cores": _median(c["cpu_cores"]["other"] for c in cells),
                 "errors": sum(c["errors"] for c in cells),
                 "backend_queries": _queries(queries),
@@ -77,6 +80,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "main": rows,
         "ratios_to_floor": ratios,
+        "costs": costs(results),
         "targets": _targets(ratios, results),
         "scale": _scale(results.get("scale", ())),
     }
@@ -138,14 +142,78 @@ def _targets(ratios: dict[str, Any], results: dict[str, Any]) -> list[dict[str, 
                 "met": None,
             }
         )
+    share = _share_of_latency(results, "Q1", "bare")
     found.append(
         {
-            "target": "policy, audit and tracing cost < 20% of Q1 latency",
-            "measured": "not measured: needs a variant with them off (see bench/README.md)",
-            "met": None,
+            "target": "policy, audit and tracing cost < 20% of Q1 latency (p50, gateway vs bare)",
+            "measured": share
+            if share is not None
+            else "not measured: run with the variants gateway and bare",
+            "met": None if share is None else share < 0.2,
         }
     )
     return found
+
+
+def _share_of_latency(results: dict[str, Any], op: str, baseline: str) -> float | None:
+    """``(gateway p50 - baseline p50) / gateway p50`` of each round, the median."""
+    windows = {
+        (c["operation"], c["variant"], c.get("round", 0)): c for c in results.get("main", ())
+    }
+    shares = []
+    for (key, variant, round_), cell in windows.items():
+        other = windows.get((key, baseline, round_))
+        if key != op or variant != "gateway" or other is None:
+            continue
+        mine, theirs = cell["latency_ms"]["p50"], other["latency_ms"]["p50"]
+        if mine:
+            shares.append((mine - theirs) / mine)
+    return _median(shares)
+
+
+def costs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the parts cost, per operation: shares of the gateway's p50 and of its CPU."""
+    windows = {
+        (c["operation"], c["variant"], c.get("round", 0)): c for c in results.get("main", ())
+    }
+    parts = (
+        ("tracing", "untraced", "gateway"),
+        ("audit log", "unaudited", "untraced"),
+        ("audit log + tracing", "unaudited", "gateway"),
+        ("policy", "bare", "unaudited"),
+        ("policy + audit log + tracing", "bare", "gateway"),
+    )
+    found = []
+    for op in dict.fromkeys(c["operation"] for c in results.get("main", ())):
+        for name, without, with_ in parts:
+            latency, cpu = [], []
+            for (key, variant, round_), cell in windows.items():
+                base = windows.get((key, without, round_))
+                gateway = windows.get((key, "gateway", round_))
+                if key != op or variant != with_ or base is None or gateway is None:
+                    continue
+                p50 = gateway["latency_ms"]["p50"]
+                if p50:
+                    latency.append((cell["latency_ms"]["p50"] - base["latency_ms"]["p50"]) / p50)
+                total = _cpu_total(gateway)
+                if total:
+                    cpu.append((_cpu_total(cell) - _cpu_total(base)) / total)
+            if latency:
+                found.append(
+                    {
+                        "operation": op,
+                        "part": name,
+                        "p50_share": _median(latency),
+                        "cpu_share": _median(cpu),
+                    }
+                )
+    return found
+
+
+def _cpu_total(cell: dict[str, Any]) -> float:
+    """CPU per request of everything the request made work for (not the load generator)."""
+    cpu = cell["cpu_ms_per_request"]
+    return float(cpu["server"] + cpu["postgres"] + cpu.get("collector", 0.0))
 
 
 def _scale(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -182,11 +250,11 @@ def render(results: dict[str, Any]) -> str:
         f"generator; Python {meta['machine']['python']}",
         "",
         "Main table: latency in ms; queries per request; CPU in ms per request (server process,"
-        " all of PostgreSQL, load generator); 'other': cores busy with anything else during the"
-        " window (kernel threads ~0.1-0.2; more means the machine was shared)",
+        " all of PostgreSQL, trace collector, load generator); 'other': cores busy with anything"
+        " else during the window (kernel threads ~0.1-0.2; more means the machine was shared)",
     ]
-    header = ("op", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "gen CPU",
-              "other", "errors")  # fmt: skip
+    header = ("op", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "coll CPU",
+              "gen CPU", "other", "errors")  # fmt: skip
     out += _table(header, [_main_row(r) for r in summary["main"]])
     out += [
         "",
@@ -205,12 +273,32 @@ def render(results: dict[str, Any]) -> str:
             "N", "variant", "req/s", "p50", "p99", "queries", "srv CPU", "PG CPU", "other", "errors"
         )  # fmt: skip
         out += _table(header, [_scale_row(r) for r in summary["scale"]])
+    if summary["costs"]:
+        out += ["", "What the parts cost: share of the gateway's p50 and of its CPU per request"
+                " (server + PostgreSQL + collector), each round's difference, median"]  # fmt: skip
+        out += _table(
+            ("op", "part", "p50", "CPU"),
+            [
+                (c["operation"], c["part"], _pct(c["p50_share"]), _pct(c["cpu_share"]))
+                for c in summary["costs"]
+            ],
+        )
+    audit, collector = results.get("audit"), results.get("collector")
+    if audit or collector:
+        out.append("")
+    if audit:
+        chain = "holds" if audit["chain_ok"] else "BROKEN"
+        out.append(f"Audit log: {audit['events']:,} events written in the run; hash chain {chain}")
+    if collector:
+        out.append(
+            f"Trace collector: {collector['spans']:,} spans in {collector['exports']:,} exports"
+        )
     out += ["", "Targets (issue 6)"]
     for target in summary["targets"]:
         met = {True: "met", False: "NOT MET", None: "-"}[target["met"]]
         measured = target["measured"]
         if isinstance(measured, float):
-            measured = _x(measured)
+            measured = _pct(measured) if "%" in target["target"] else _x(measured)
         out.append(f"  [{met:>7}] {target['target']}: {measured}")
     profile = results.get("profile")
     if profile:
@@ -224,7 +312,8 @@ def _main_row(r: dict[str, Any]) -> tuple[Any, ...]:
     return (
         r["operation"], r["variant"], f"{r['throughput']:,.0f}", _ms(r["p50_ms"]),
         _ms(r["p99_ms"]), r["backend_queries"]["text"], _ms(r["server_cpu_ms"]),
-        _ms(r["postgres_cpu_ms"]), _ms(r["loadgen_cpu_ms"]), _cores(r["other_cores"]),
+        _ms(r["postgres_cpu_ms"]), _ms(r["collector_cpu_ms"]), _ms(r["loadgen_cpu_ms"]),
+        _cores(r["other_cores"]),
         r["errors"],
     )  # fmt: skip
 
@@ -291,6 +380,10 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
 
 
 def _cores(value: float | None) -> str:

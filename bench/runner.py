@@ -39,8 +39,10 @@ from bench import database, report
 from bench.check import check_operation
 from bench.config import RunConfig, write_config
 from bench.servers import (
+    COLLECTOR,
     DEFAULT_VARIANTS,
     ROOT,
+    SCALE_VARIANTS,
     VARIANTS,
     Server,
     cpu_seconds,
@@ -48,6 +50,7 @@ from bench.servers import (
     spent,
 )
 from bench.workload import OPERATIONS, Q2, Operation
+from gateway.audit import create_database, verify
 from gateway.synthetic import Dataset
 from resolvers.cursors import CursorCodec
 
@@ -131,11 +134,29 @@ def run(options: Options) -> dict[str, Any]:
     )
     say("  kept the existing seed" if seeded is None else f"  seeded in {seeded:.0f} s")
     dataset = Dataset(options.persons, options.seed)
+    # A fresh audit log per run: it grows by an event per request.
+    audit_dsn = asyncio.run(create_database(db.dsn, fresh=True))
 
-    config = write_config(work, db.regions, mode=options.mode, extra_env=options.gateway_env)
+    collector = Server(COLLECTOR, None, {}, work)
+    collector.start()
+    try:
+        collector.wait_ready()
+    except BaseException:
+        collector.stop()
+        raise
+    config = write_config(
+        work,
+        db.regions,
+        audit_dsn=audit_dsn,
+        collector_url=collector.url,
+        apps=[op.caller.app for op in OPERATIONS.values()],
+        mode=options.mode,
+        extra_env=options.gateway_env,
+    )
     servers = {
         key: Server(VARIANTS[key], config.path, config.env, work) for key in options.variants
     }
+    rig = Rig(db, collector)
     results: dict[str, Any] = {
         "meta": _meta(options, started, seeded),
         "variants": {key: asdict(VARIANTS[key]) for key in options.variants},
@@ -161,11 +182,12 @@ def run(options: Options) -> dict[str, Any]:
             for key in options.operations
         }
         results["check"] = _check(options, config, servers, bodies)
-        results["main"] = _main_table(options, config, servers, db, bodies, work)
+        results["main"] = _main_table(options, config, servers, rig, bodies, work)
         if options.scale_sizes:
-            results["scale"] = _scale_table(options, config, servers, db, dataset, work)
+            results["scale"] = _scale_table(options, config, servers, rig, dataset, work)
         if options.soak_requests and "gateway" in servers:
-            results["soak"] = _soak(options, config, servers["gateway"], db, bodies, work, results)
+            gateway = servers["gateway"]
+            results["soak"] = _soak(options, config, gateway, rig, bodies, work, results)
         results["memory"] = {
             key: {
                 "rss_start_mb": rss_start[key],
@@ -179,14 +201,16 @@ def run(options: Options) -> dict[str, Any]:
 
             results["profile"] = {
                 key: profiling.profile_server(
-                    servers[key], config, bodies, options, db, work, options.operations
+                    servers[key], config, bodies, options, rig, work, options.operations
                 )
                 for key in ("gateway", "floor")
                 if key in servers
             }
+        results["collector"] = _collector_stats(collector)
     finally:
-        for server in servers.values():
+        for server in [*servers.values(), collector]:
             server.stop()
+    results["audit"] = asyncio.run(_audit_log(audit_dsn))
     results["summary"] = report.summarise(results)
     say("")
     say(report.render(results))
@@ -220,15 +244,21 @@ def _check(
     say(f"Check: {options.check_samples} requests per operation, every server the same data ...")
     codec = CursorCodec(config.mask_secret.encode())
     urls = {key: server.url for key, server in servers.items()}
+    unlike = [key for key, server in servers.items() if not server.variant.same_data]
     found = {}
     for key in options.operations:
         op = OPERATIONS[key]
         result = check_operation(
-            urls, bodies[key][: options.check_samples], config.headers(op.caller), codec
+            urls,
+            bodies[key][: options.check_samples],
+            config.headers(op.caller),
+            codec,
+            unlike=unlike,
         )
         found[key] = {"samples": result.samples, "backend_queries": result.queries}
         per = ", ".join(f"{v} {_span(q)}" for v, q in result.queries.items())
-        say(f"  {key}: equal over {result.samples} requests; queries per request: {per}")
+        same = "equal" if not unlike else f"equal (but {', '.join(unlike)}: not compared)"
+        say(f"  {key}: {same} over {result.samples} requests; queries per request: {per}")
     return found
 
 
@@ -236,7 +266,7 @@ def _main_table(
     options: Options,
     config: RunConfig,
     servers: dict[str, Server],
-    db: database.Database,
+    rig: Rig,
     bodies: dict[str, list[bytes]],
     work: Path,
 ) -> list[dict[str, Any]]:
@@ -247,7 +277,7 @@ def _main_table(
             requests = _requests_file(work, key, config, op, bodies[key])
             for variant, server in servers.items():
                 say(f"Main{_round(options, round_)}: {key} on {variant} ...")
-                row = measure(server, requests, options, db, options.duration)
+                row = measure(server, requests, options, rig, options.duration)
                 row.update(operation=key, variant=variant, round=round_)
                 rows.append(row)
                 say("  " + report.cell(row))
@@ -258,12 +288,13 @@ def _scale_table(
     options: Options,
     config: RunConfig,
     servers: dict[str, Server],
-    db: database.Database,
+    rig: Rig,
     dataset: Dataset,
     work: Path,
 ) -> list[dict[str, Any]]:
     rows = []
     codec = CursorCodec(config.mask_secret.encode())
+    servers = {key: s for key, s in servers.items() if key in SCALE_VARIANTS}
     urls = {key: server.url for key, server in servers.items()}
     headers = config.headers(Q2.caller)
     for size in options.scale_sizes:
@@ -272,7 +303,7 @@ def _scale_table(
         requests = _requests_file(work, f"Q2-{size}", config, Q2, bodies)
         for variant, server in servers.items():
             say(f"Scale: Q2 with {size} enterprises on {variant} ...")
-            row = measure(server, requests, options, db, options.scale_duration)
+            row = measure(server, requests, options, rig, options.scale_duration)
             row.update(
                 operation="Q2",
                 size=size,
@@ -288,7 +319,7 @@ def _soak(
     options: Options,
     config: RunConfig,
     server: Server,
-    db: database.Database,
+    rig: Rig,
     bodies: dict[str, list[bytes]],
     work: Path,
     results: dict[str, Any],
@@ -303,7 +334,7 @@ def _soak(
     window = 0
     while served < options.soak_requests:
         requests = files[window % len(files)]
-        row = measure(server, requests, options, db, 15.0)
+        row = measure(server, requests, options, rig, 15.0)
         served += row["completed"]
         series.append({"requests_served": served, "rss_mb": row["rss_mb"]})
         say(f"Soak: {served:,} requests served, resident memory {row['rss_mb']:.1f} MB")
@@ -315,7 +346,7 @@ def measure(
     server: Server,
     requests: Path,
     options: Options,
-    db: database.Database,
+    rig: Rig,
     duration: float,
     *,
     during: Any = None,
@@ -348,15 +379,16 @@ def measure(
     for line in load.stdout:
         line = line.strip()
         if line == "measure-start":
-            before = _reading(server, db)
+            before = _reading(server, rig)
             if during is not None:
                 finish = during()
         elif line == "measure-end":
-            after = _reading(server, db)
+            after = _reading(server, rig)
             if before is not None:
                 usage = {
                     "server": spent(before.server, after.server),
                     "postgres": spent(before.postgres, after.postgres),
+                    "collector": spent(before.collector, after.collector),
                     "machine": after.machine - before.machine,
                 }
             if finish is not None:
@@ -367,6 +399,7 @@ def measure(
         raise RuntimeError(f"the load generator failed against {server.variant.key}")
     usage["loadgen"] = result.pop("cpu_seconds")
     machine = usage.pop("machine")
+    # The collector works for every traced server, and only while one is under load.
     usage["other"] = max(0.0, machine - sum(usage.values()))
     count = result["requests"] or 1
     result["cpu_ms_per_request"] = {k: v * 1000 / count for k, v in usage.items() if k != "other"}
@@ -379,15 +412,39 @@ def measure(
 class Reading:
     server: dict[int, float]
     postgres: dict[int, float]
+    collector: dict[int, float]
     machine: float
 
 
-def _reading(server: Server, db: database.Database) -> Reading:
+@dataclass(frozen=True)
+class Rig:
+    """What serves every server under test: PostgreSQL and the trace collector."""
+
+    db: database.Database
+    collector: Server
+
+
+def _reading(server: Server, rig: Rig) -> Reading:
     return Reading(
         cpu_seconds([server.pid], with_children=True),
-        cpu_seconds([db.postmaster_pid], with_children=True),
+        cpu_seconds([rig.db.postmaster_pid], with_children=True),
+        cpu_seconds([rig.collector.pid], with_children=False),
         machine_busy_seconds(),
     )
+
+
+def _collector_stats(collector: Server) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{collector.url}/stats", timeout=10) as response:
+        stats: dict[str, Any] = orjson.loads(response.read())
+    return stats
+
+
+async def _audit_log(dsn: str) -> dict[str, Any]:
+    """How many events the run's audit log holds, and whether their chain holds."""
+    report = await verify(dsn)
+    return {"events": report.events, "chain_ok": report.ok}
 
 
 def _requests_file(

@@ -1,10 +1,10 @@
 """The servers under test, each a process of its own on loopback, and what they cost.
 
 A variant is how one server is started: the gateway through its own command
-(``deltagate serve --config``), with the environment the variant adds; the
-floor through ``python -m bench.floor`` with the same configuration. Adding a
-variant (say, the gateway with audit and tracing off, once they exist) is one
-entry in ``VARIANTS``.
+(``deltagate serve --config``), the floor (``bench.floor``) and the baselines
+(``bench.baseline``: the gateway with a part left out) with the same
+configuration file, each with the environment the variant adds. Adding a
+variant is one entry in ``VARIANTS``.
 
 CPU is read from the operating system (``psutil``, which comes with pgserver)
 for the server process and for every PostgreSQL process, so a table can say
@@ -30,44 +30,89 @@ import psutil
 #: The project's root: servers and the load generator run from here, so ``bench`` imports.
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Tracing off, the standard way (``gateway.telemetry``): trace ids only, no span kept.
+NO_TRACING = {"OTEL_TRACES_EXPORTER": "none"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Variant:
-    """How one server under test is started.
+    """How one server is started.
 
     Attributes:
         key: the name used in tables, JSON and ``--variants``.
         label: what it is, in a few words.
-        kind: ``gateway`` (``deltagate serve``), ``floor`` (``bench.floor``) or
-            ``stock`` (the gateway on Strawberry's per-field executor, ``bench.stock``).
-        env: environment the variant adds to the configuration.
+        command: the module to run with ``python -m``, and its first arguments
+            (``--config`` and ``--port`` follow).
+        env: environment the variant adds to the run's.
+        same_data: its ``data`` must equal the gateway's for the same request
+            (the check before timing); False for a baseline without the policy.
+        configured: it takes the run's configuration file (``--config``).
     """
 
     key: str
     label: str
-    kind: str
+    command: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    same_data: bool = True
+    configured: bool = True
 
 
 VARIANTS = {
     v.key: v
     for v in (
-        Variant(key="gateway", label="deltagate serve, as configured", kind="gateway"),
-        Variant(key="floor", label="hand-written Starlette + asyncpg + orjson", kind="floor"),
+        Variant(
+            key="gateway",
+            label="deltagate serve: policy, audit log and tracing on, as deployed",
+            command=("gateway.cli", "serve"),
+        ),
+        Variant(
+            key="floor",
+            label="hand-written Starlette + asyncpg + orjson, same SQL and masking",
+            command=("bench.floor",),
+        ),
         Variant(
             key="nobatch",
-            label="gateway, dataloaders off (one query per key)",
-            kind="gateway",
+            label="the gateway with dataloaders off (one query per key)",
+            command=("gateway.cli", "serve"),
             env={"DELTAGATE_BATCHING": "0"},
         ),
         Variant(
+            key="untraced",
+            label="the gateway without tracing (policy and audit log on)",
+            command=("gateway.cli", "serve"),
+            env=NO_TRACING,
+        ),
+        Variant(
+            key="unaudited",
+            label="the gateway without audit log and tracing (policy on)",
+            command=("bench.baseline", "--no-audit"),
+            env=NO_TRACING,
+        ),
+        Variant(
+            key="bare",
+            label="the gateway without policy, audit log and tracing",
+            command=("bench.baseline", "--no-audit", "--no-policy"),
+            env=NO_TRACING,
+            same_data=False,
+        ),
+        Variant(
             key="stock",
-            label="gateway on Strawberry's per-field executor (no direct execution)",
-            kind="stock",
+            label="the gateway on Strawberry's per-field executor (no direct execution)",
+            command=("bench.baseline", "--executor", "strawberry"),
         ),
     )
 }
-DEFAULT_VARIANTS = ("gateway", "floor", "nobatch")
+DEFAULT_VARIANTS = ("gateway", "floor", "nobatch", "untraced", "unaudited", "bare")
+#: The variants of the scale table (the issue's: gateway, floor, batching off).
+SCALE_VARIANTS = ("gateway", "floor", "nobatch")
+
+#: Where the traced servers send their spans (``bench.collector``); not a server under test.
+COLLECTOR = Variant(
+    key="collector",
+    label="OTLP/HTTP sink standing in for an OpenTelemetry collector",
+    command=("bench.collector",),
+    configured=False,
+)
 
 
 def free_port() -> int:
@@ -79,21 +124,16 @@ def free_port() -> int:
 class Server:
     """One running server process."""
 
-    def __init__(self, variant: Variant, config: Path, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, variant: Variant, config: Path | None, env: dict[str, str], log_dir: Path
+    ) -> None:
         self.variant = variant
         self.port = free_port()
         self.log_path = log_dir / f"{variant.key}.log"
-        python = sys.executable
-        if variant.kind == "gateway":
-            argv = [python, "-m", "gateway.cli", "serve", "--config", str(config)]
-        elif variant.kind == "floor":
-            argv = [python, "-m", "bench.floor", "--config", str(config)]
-        elif variant.kind == "stock":
-            argv = [python, "-m", "bench.stock", "--config", str(config)]
-        else:
-            raise ValueError(f"unknown server kind {variant.kind!r}")
-        argv += ["--port", str(self.port)]
-        self.argv = argv
+        argv = [sys.executable, "-m", *variant.command]
+        if variant.configured:
+            argv += ["--config", str(config)]
+        self.argv = [*argv, "--port", str(self.port)]
         self.env = {**os.environ, **env, **variant.env}
         self.process: subprocess.Popen[bytes] | None = None
 
