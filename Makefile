@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-quick bench-profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use
+# (about 20 s), then about fifteen minutes of load. BENCH_ARGS passes options, e.g.
+# BENCH_ARGS="--rounds 3".
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# The same, with py-spy (installed into .venv here, not a project dependency) recording the
+# gateway and the floor under each operation.
+bench-profile: $(STAMP)
+	$(BIN)/pip install --quiet py-spy
+	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
