@@ -202,7 +202,7 @@ class Gateway:
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
             batching=self.settings.batching,
-            tracer=self.telemetry.child_tracer(trace),
+            spans=self.telemetry.child_spans(trace),
             audit_log=self.audit,
         )  # fmt: skip
         result = await self.schema.execute(

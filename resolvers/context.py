@@ -14,9 +14,8 @@ from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
-
     from gateway.audit import AuditStore
+    from gateway.telemetry import SpanRecorder
 
 
 class GatewayContext:
@@ -59,7 +58,7 @@ class GatewayContext:
         engine: PolicyEngine | None = None,
         *,
         batching: bool = True,
-        tracer: Tracer | None = None,
+        spans: SpanRecorder | None = None,
         audit_log: AuditStore | None = None,
     ) -> None:
         self.caller = caller
@@ -67,7 +66,7 @@ class GatewayContext:
         self.cursors = cursors
         self.policy = policy
         self.sources = sources
-        self.loaders = Loaders(sources, policy, self.fields_of, batching=batching, tracer=tracer)
+        self.loaders = Loaders(sources, policy, self.fields_of, batching=batching, spans=spans)
         self.extensions: dict[str, Any] = {}
         self.errors: list[dict[str, Any]] = []
         self.audit_log = audit_log

@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any, cast
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
 from gateway.sources import Source
-from gateway.telemetry import child_span
 from gateway.types import RegionCode, Row
 from policies import OperationPolicy
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
+    from gateway.telemetry import SpanRecorder
 
 KEY = "_key"
 OWNER = "_owner"
@@ -151,7 +150,7 @@ class Loaders:
         policy: the operation's policy; rows are masked with it as they arrive.
         fields_of: the fields the operation selects on a GraphQL type.
         batching: False sends one query per key (the benchmark's naive baseline).
-        tracer: opens a span per batch; None opens none.
+        spans: makes a span per batch; None makes none.
 
     Attributes:
         subjects: the ID numbers and USCCs whose records were read (in first-read order).
@@ -164,13 +163,13 @@ class Loaders:
         fields_of: Callable[[str], frozenset[str]],
         *,
         batching: bool = True,
-        tracer: Tracer | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self.sources = sources
         self.batching = batching
         self.policy = policy
         self.fields_of = fields_of
-        self.tracer = tracer
+        self.spans = spans
         self.batches = 0
         self.subjects: dict[str, None] = {}
         self.scheduler = BatchScheduler()
@@ -229,11 +228,10 @@ class Loaders:
             return self.shown(spec, region, keys, raw, span)
 
     def span(self, spec: LoadSpec, region: RegionCode, keys: Sequence[str]) -> Any:
-        """The span of one batch (a no-op context without a tracer)."""
-        if self.tracer is None:
+        """The span of one batch (a no-op context when nothing is recorded)."""
+        if self.spans is None:
             return contextlib.nullcontext()
-        return child_span(
-            self.tracer,
+        return self.spans.span(
             f"batch {spec.entity}",
             {
                 "deltagate.entity": spec.entity,
