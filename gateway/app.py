@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -406,6 +407,11 @@ def create_app(gateway: Gateway) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        # What start made (schema, policy, pools, parsed documents) lives as long as the
+        # worker: frozen, the collector's full passes no longer walk it, and those
+        # passes were what stalled a request now and then (the p99 tail).
+        gc.collect()
+        gc.freeze()
         watcher = asyncio.create_task(gateway.policy.watch())
         try:
             yield
