@@ -27,13 +27,15 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from gateway.errors import ConfigError
 
-__all__ = ["OtlpHttpSpanExporter", "encode_spans"]
+__all__ = ["FinishedSpan", "OtlpHttpSpanExporter", "encode_spans"]
 
 logger = logging.getLogger("deltagate.otlp")
 
@@ -107,6 +109,38 @@ def _key_value(key: str, value: Any) -> bytes:
     return _string(1, key) + _field(2, _any_value(value))
 
 
+def _status(status: Status) -> bytes:
+    return _field(15, _string(2, status.description) + _uint(3, status.status_code.value))
+
+
+class FinishedSpan(ReadableSpan):
+    """A span made already ended, with no events or links (``telemetry.SpanRecorder``'s).
+
+    It keeps its fields at hand as well, so the encoder writes it without going
+    through ``ReadableSpan``'s properties, which copy on every read.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext,
+        resource: Resource,
+        attributes: dict[str, Any],
+        kind: SpanKind,
+        status: Status,
+        start: int,
+        end: int,
+        scope: InstrumentationScope | None,
+    ) -> None:
+        super().__init__(
+            name, context, parent, resource, attributes,
+            kind=kind, status=status, start_time=start, end_time=end,
+            instrumentation_scope=scope,
+        )  # fmt: skip
+        self.fields = (name, context, parent, attributes, kind, status, start, end)
+
+
 class _Encoder:
     """Keeps the encodings that repeat from span to span: attributes, resources, scopes."""
 
@@ -114,6 +148,8 @@ class _Encoder:
         # Keyed by type too: True == 1 == 1.0, but each encodes differently.
         self._attributes: dict[tuple[str, type, Any], bytes] = {}
         self._names: dict[str, bytes] = {}
+        self._trace_id = 0
+        self._trace_id_bytes = b""
 
     def attributes(self, number: int, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
@@ -139,7 +175,43 @@ class _Encoder:
             parts.append(encoded)
         return b"".join(parts)
 
+    def finished(self, span: FinishedSpan) -> bytes:
+        name, context, parent, attributes, kind, status, start, end = span.fields
+        encoded_name = self._names.get(name)
+        if encoded_name is None:
+            encoded_name = self._names[name] = _string(5, name)
+        state = context.trace_state
+        trace_id = context.trace_id
+        if trace_id != self._trace_id:  # a request's spans tend to come together
+            self._trace_id = trace_id
+            self._trace_id_bytes = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+        return b"".join(
+            (
+                self._trace_id_bytes,
+                b"\x12\x08",
+                context.span_id.to_bytes(8, "big"),
+                _string(3, ",".join(f"{k}={v}" for k, v in state.items())) if state else b"",
+                b"\x22\x08",
+                parent.span_id.to_bytes(8, "big"),
+                encoded_name,
+                _KINDS[kind],
+                b"\x39",
+                _pack_fixed64(start),
+                b"\x41",
+                _pack_fixed64(end),
+                self.attributes(9, attributes),
+                _UNSET_STATUS
+                if status.status_code is StatusCode.UNSET and not status.description
+                else _field(
+                    15, _string(2, status.description) + _uint(3, status.status_code.value)
+                ),
+                _REMOTE_PARENT if parent.is_remote else _LOCAL_PARENT,
+            )
+        )
+
     def span(self, span: ReadableSpan) -> bytes:
+        if type(span) is FinishedSpan:
+            return self.finished(span)
         context = span.get_span_context()
         parent = span.parent
         name = self._names.get(span.name)
@@ -191,9 +263,7 @@ class _Encoder:
         parts.append(_uint(14, span.dropped_links))
         status = span.status
         if status.description or status.status_code.value:
-            parts.append(
-                _field(15, _string(2, status.description) + _uint(3, status.status_code.value))
-            )
+            parts.append(_status(status))
         else:
             parts.append(_UNSET_STATUS)
         parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)

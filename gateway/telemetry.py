@@ -48,14 +48,14 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.errors import ConfigError
-from gateway.otlp import OtlpHttpSpanExporter
+from gateway.otlp import FinishedSpan, OtlpHttpSpanExporter
 from gateway.types import Caller
 
 __all__ = ["ChildSpan", "OperationTrace", "SpanRecorder", "Telemetry"]
@@ -113,32 +113,33 @@ class SpanRecorder:
             root.trace_id, random.getrandbits(64), False, root.trace_flags, root.trace_state
         )
         self._processor.on_end(
-            ReadableSpan(
+            FinishedSpan(
                 name,
                 context,
                 parent or root,
                 self._resource,
                 attributes,
-                kind=kind,
-                start_time=start,
-                end_time=end,
-                instrumentation_scope=self._scope,
+                kind,
+                _UNSET,
+                start,
+                end,
+                self._scope,
             )
         )
 
     def _ended(self, child: ChildSpan, end: int) -> None:
         self._processor.on_end(
-            ReadableSpan(
+            FinishedSpan(
                 child.name,
                 child.context,
                 child.parent,
                 self._resource,
                 child.attributes,
-                kind=child.kind,
-                status=child.status,
-                start_time=child.start,
-                end_time=end,
-                instrumentation_scope=self._scope,
+                child.kind,
+                child.status,
+                child.start,
+                end,
+                self._scope,
             )
         )
 
