@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy on the gateway and the floor under each operation (needs py-spy)",
     )
     parser.add_argument("--profile-seconds", type=float, help="seconds recorded per operation")
+    parser.add_argument(
+        "--profile-variants",
+        type=_csv,
+        help="the variants py-spy records (default gateway,floor)",
+    )
     parser.add_argument("--output", type=Path, help=f"JSON results ({defaults.output})")
     args = parser.parse_args(argv)
 
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode",
         "check_samples",
         "profile_seconds",
+        "profile_variants",
         "output",
     ):
         value = getattr(args, name)

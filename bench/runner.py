@@ -87,6 +87,7 @@ class Options:
         check_samples: requests per operation compared across servers before timing.
         profile: record the gateway and the floor under each operation with py-spy.
         profile_seconds: seconds recorded per profiled operation.
+        profile_variants: the variants recorded (those also run).
         output: the JSON results file (a copy is kept with a timestamp beside it).
     """
 
@@ -108,6 +109,7 @@ class Options:
     check_samples: int = 20
     profile: bool = False
     profile_seconds: float = 15.0
+    profile_variants: tuple[str, ...] = ("gateway", "floor")
     output: Path = RESULTS / "latest.json"
 
 
@@ -203,7 +205,7 @@ def run(options: Options) -> dict[str, Any]:
                 key: profiling.profile_server(
                     servers[key], config, bodies, options, rig, work, options.operations
                 )
-                for key in ("gateway", "floor")
+                for key in options.profile_variants
                 if key in servers
             }
         results["collector"] = _collector_stats(collector)
