@@ -182,6 +182,9 @@ def costs(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("audit log + tracing", "unaudited", "gateway"),
         ("policy", "bare", "unaudited"),
         ("policy + audit log + tracing", "bare", "gateway"),
+        # With the sampled variant run: tracing one request in ten, as the README advises.
+        ("tracing, 1 trace in 10", "untraced", "sampled"),
+        ("policy + audit log + tracing 1 in 10", "bare", "sampled"),
     )
     found = []
     for op in dict.fromkeys(c["operation"] for c in results.get("main", ())):

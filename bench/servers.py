@@ -96,6 +96,15 @@ VARIANTS = {
             same_data=False,
         ),
         Variant(
+            key="sampled",
+            label="the gateway keeping one trace in ten (parent-based ratio sampling)",
+            command=("gateway.cli", "serve"),
+            env={
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.1",
+            },
+        ),
+        Variant(
             key="stock",
             label="the gateway on Strawberry's per-field executor (no direct execution)",
             command=("bench.baseline", "--executor", "strawberry"),
