@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use
-# (about 20 s), then about fifteen minutes of load. BENCH_ARGS passes options, e.g.
+# (about 20 s), then about 25 minutes of load, the memory soak included. BENCH_ARGS passes options, e.g.
 # BENCH_ARGS="--rounds 3".
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -19,6 +19,7 @@ QUICK = {
     "scale_duration": 2.0,
     "check_samples": 5,
     "profile_seconds": 5.0,
+    "soak_requests": 0,
 }
 
 

@@ -81,7 +81,8 @@ class Options:
         scale_duration: seconds of each timed window of the scale table.
         soak_requests: after the tables, keep loading the gateway (Q1, Q2, Q3 in turn,
             in windows of 15 s) until it has served this many requests in the run, and
-            record its resident memory after each window (0: no soak).
+            record its resident memory after each window (0: no soak; the full run's
+            150,000 judge the memory target, the quick run has none).
         mode: the gateway's mode (``production``: RS256 tokens, as callers meet it).
         gateway_env: extra environment for every server (e.g. a feature switch).
         check_samples: requests per operation compared across servers before timing.
@@ -103,7 +104,7 @@ class Options:
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     scale_sizes: tuple[int, ...] = (10, 25, 50, 75, 100)
     scale_duration: float = 5.0
-    soak_requests: int = 0
+    soak_requests: int = 150_000
     mode: str = "production"
     gateway_env: dict[str, str] = field(default_factory=dict)
     check_samples: int = 20

@@ -111,7 +111,9 @@ VARIANTS = {
         ),
     )
 }
-DEFAULT_VARIANTS = ("gateway", "floor", "nobatch", "untraced", "unaudited", "bare")
+DEFAULT_VARIANTS = (
+    "gateway", "floor", "nobatch", "untraced", "unaudited", "bare", "sampled",
+)  # fmt: skip
 #: The variants of the scale table (the issue's: gateway, floor, batching off).
 SCALE_VARIANTS = ("gateway", "floor", "nobatch")
 
