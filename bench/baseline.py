@@ -24,6 +24,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.serving import serve
 from gateway.app import Gateway
 from gateway.types import Caller, Row
 from policies import OperationPolicy, PolicyEngine
@@ -81,7 +82,6 @@ class UnrestrictedEngine:
 
 
 def main() -> None:
-    import uvicorn
 
     from gateway.app import create_app
     from gateway.documents import PreparedDocuments
@@ -107,16 +107,7 @@ def main() -> None:
             extensions=[lambda: PreparedDocuments(guard)],
             hide_suggestions=settings.production,
         )
-    # As `deltagate serve` runs the gateway: one worker, uvloop, httptools, no access log.
-    uvicorn.run(
-        create_app(gateway),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(gateway), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.serving import serve
+
 PROTOBUF = "application/x-protobuf"
 
 
@@ -53,21 +55,12 @@ def create_app() -> Starlette:
 
 
 def main() -> None:
-    import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m bench.collector", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4318)
     args = parser.parse_args()
-    uvicorn.run(
-        create_app(),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(), args.host, args.port)
 
 
 if __name__ == "__main__":

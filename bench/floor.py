@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.serving import serve
 from gateway.auth import TokenVerifier
 from gateway.errors import BatchTooLarge, GatewayError, InvalidInput
 from gateway.identifiers import require_id_number, require_uscc, subject_region
@@ -430,7 +431,6 @@ def create_app(floor: Floor) -> Starlette:
 
 
 def main() -> None:
-    import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("--config", type=Path, help="the gateway's configuration file")
@@ -438,16 +438,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
     floor = Floor(load_settings(args.config))
-    # As `deltagate serve` runs the gateway: one worker, uvloop, httptools, no access log.
-    uvicorn.run(
-        create_app(floor),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(floor), args.host, args.port)
 
 
 if __name__ == "__main__":
