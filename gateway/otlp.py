@@ -142,14 +142,15 @@ class FinishedSpan(ReadableSpan):
 
 
 class _Encoder:
-    """Keeps the encodings that repeat from span to span: attributes, resources, scopes."""
+    """Keeps the encodings that repeat from span to span: attributes and names.
+
+    One per exporter: its caches are filled from that exporter's thread only.
+    """
 
     def __init__(self) -> None:
         # Keyed by type too: True == 1 == 1.0, but each encodes differently.
         self._attributes: dict[tuple[str, type, Any], bytes] = {}
         self._names: dict[str, bytes] = {}
-        self._trace_id = 0
-        self._trace_id_bytes = b""
 
     def attributes(self, number: int, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
@@ -181,13 +182,10 @@ class _Encoder:
         if encoded_name is None:
             encoded_name = self._names[name] = _string(5, name)
         state = context.trace_state
-        trace_id = context.trace_id
-        if trace_id != self._trace_id:  # a request's spans tend to come together
-            self._trace_id = trace_id
-            self._trace_id_bytes = b"\x0a\x10" + trace_id.to_bytes(16, "big")
         return b"".join(
             (
-                self._trace_id_bytes,
+                b"\x0a\x10",
+                context.trace_id.to_bytes(16, "big"),
                 b"\x12\x08",
                 context.span_id.to_bytes(8, "big"),
                 _string(3, ",".join(f"{k}={v}" for k, v in state.items())) if state else b"",
@@ -307,12 +305,9 @@ class _Encoder:
         return b"".join(out)
 
 
-_ENCODER = _Encoder()
-
-
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` carrying ``spans``."""
-    return _ENCODER.request(spans)
+    return _Encoder().request(spans)
 
 
 class OtlpHttpSpanExporter(SpanExporter):
@@ -360,6 +355,7 @@ class OtlpHttpSpanExporter(SpanExporter):
             if client_certificate:
                 self._ssl.load_cert_chain(client_certificate, client_key)
         self._connection: http.client.HTTPConnection | None = None
+        self._encoder = _Encoder()
         self._shutdown = False
 
     @classmethod
@@ -395,7 +391,7 @@ class OtlpHttpSpanExporter(SpanExporter):
         if self._shutdown:
             return SpanExportResult.FAILURE
         try:
-            body = encode_spans(spans)
+            body = self._encoder.request(spans)
         except Exception as error:  # a span the encoder cannot write must not stop the thread
             logger.error("OTLP: %d spans not encoded: %s", len(spans), type(error).__name__)
             return SpanExportResult.FAILURE
