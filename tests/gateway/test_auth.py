@@ -313,3 +313,41 @@ def test_both_key_sources_accept_both_algorithms(
     verifier = TokenVerifier(hs256_secret=SECRET, jwks_path=jwks_path)
     assert verifier.verify(bearer(hs256({}))).app == "counter-01"
     assert verifier.verify(bearer(rs256(signing_key, "key-1"))).app == "prod-app"
+
+
+# -- verified tokens remembered ------------------------------------------------
+
+
+def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    wall = [time.time()]
+    verifier = TokenVerifier(hs256_secret=SECRET, leeway=10, wall_clock=lambda: wall[0])
+    token = hs256({"exp": int(wall[0]) + 60})
+    assert verifier.verify(bearer(token)).app == "counter-01"
+    wall[0] += 65  # within the leeway: still the caller
+    assert verifier.verify(bearer(token)).app == "counter-01"
+    wall[0] += 10
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(bearer(token))
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_taken_out(
+    jwks_path: Path, signing_key: rsa.RSAPrivateKey
+) -> None:
+    now = [0.0]
+    verifier = TokenVerifier(jwks_path=jwks_path, jwks_reload_interval=30, clock=lambda: now[0])
+    token = rs256(signing_key, "key-1")
+    assert verifier.verify(bearer(token)).app == "prod-app"
+    write_jwks(jwks_path, jwk(new_rsa_key(), "key-2"))  # key-1 revoked
+    now[0] = 31.0
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(bearer(token))
+
+
+def test_a_token_altered_after_it_verified_is_checked_afresh(verifier: TokenVerifier) -> None:
+    token = hs256({})
+    assert verifier.verify(bearer(token)).app == "counter-01"
+    header, _, signature = token.split(".")
+    forged_claims = {"sub": "counter-01", "region": "SH", "roles": ["auditor"], "exp": 2**31}
+    forged = jwt.utils.base64url_encode(json.dumps(forged_claims).encode()).decode()
+    with pytest.raises(Unauthenticated, match="signature"):
+        verifier.verify(bearer(f"{header}.{forged}.{signature}"))
