@@ -206,8 +206,8 @@ class Gateway:
             spans=self.telemetry.child_spans(trace),
             audit_log=self.audit,
         )  # fmt: skip
-        result = await self.schema.execute(
-            query,
+        result = await self.schema.execute_prepared(
+            prepared.document,
             variable_values=operation.variables,
             context_value=context,
             operation_name=operation.operation_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import replace
@@ -206,3 +207,23 @@ async def test_a_policy_change_applies_without_restart_and_a_broken_file_keeps_t
     assert kept["data"]["naturalPerson"]["name"] == person["name"]
     assert ready.json()["policy"]["error"]
     assert ready.json()["policy"]["healthy"] is False
+
+
+async def test_an_unexpected_failure_is_internal_for_the_caller_and_logged_for_the_operator(
+    seeded: Seeded, uscc: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with serve(gateway_settings(seeded.dsn)) as client:
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("a bug, quoting 320104199001011234")
+
+        monkeypatch.setattr(client.gateway.sources["JS"], "fetch", broken)
+        with caplog.at_level(logging.ERROR, logger="deltagate.errors"):
+            body = await client.query(QUERY, {"u": uscc}, token=token("SH", "one_stop_app"))
+    assert body["data"] == {"legalPerson": None}
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert error["path"] == ["legalPerson"]
+    assert "320104199001011234" not in str(body)  # nothing of the failure reaches the caller
+    assert "unexpected error at ['legalPerson']" in caplog.text
+    assert "RuntimeError" in caplog.text  # the operator gets the traceback
