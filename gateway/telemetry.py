@@ -84,8 +84,11 @@ class SpanRecorder:
 
     def __init__(self, provider: TracerProvider, operation: trace.Span) -> None:
         # The provider's processors (all of them, as one) have no public accessor;
-        # ``add_span_processor`` feeds this one.
-        self._processor = provider._active_span_processor
+        # ``add_span_processor`` feeds this one. With a single processor (the usual
+        # batch processor) spans go to it without the fan-out in between.
+        processor = provider._active_span_processor
+        inner = getattr(processor, "_span_processors", ())
+        self._processor = inner[0] if len(inner) == 1 else processor
         self._resource = provider.resource
         self._scope = getattr(operation, "instrumentation_scope", None)
         self._root = operation.get_span_context()
@@ -229,16 +232,19 @@ class OperationTrace:
         trace_id: its trace id, 32 lower-case hex digits.
     """
 
-    __slots__ = ("recorder", "span", "trace_id")
+    __slots__ = ("attributes", "recorder", "span", "trace_id")
 
     def __init__(self, span: trace.Span, recorder: SpanRecorder | None = None) -> None:
         self.span = span
         self.recorder = recorder
         self.trace_id = format(span.get_span_context().trace_id, "032x")
+        # Gathered as the request goes and set on the span once, as it ends: each
+        # ``set_attributes`` on an SDK span takes a lock and checks every value.
+        self.attributes: dict[str, Any] | None = {} if span.is_recording() else None
 
     def caller(self, caller: Caller, matter: str | None) -> None:
-        if self.span.is_recording():
-            self.span.set_attributes(
+        if self.attributes is not None:
+            self.attributes.update(
                 {
                     "deltagate.caller.app": caller.app,
                     "deltagate.caller.region": caller.region,
@@ -248,10 +254,9 @@ class OperationTrace:
             )
 
     def operation(self, name: str | None, kind: str | None, document_hash: str) -> None:
-        span = self.span
-        if span.is_recording():
-            span.update_name(f"{kind or 'operation'} {name}" if name else kind or "operation")
-            span.set_attributes(
+        if self.attributes is not None:
+            self.span.update_name(f"{kind or 'operation'} {name}" if name else kind or "operation")
+            self.attributes.update(
                 {
                     "graphql.operation.name": name or "",
                     "graphql.operation.type": kind or "",
@@ -261,14 +266,14 @@ class OperationTrace:
 
     def decisions(self, fields: list[dict[str, Any]], policy_version: str | None) -> None:
         """The policy's outcome: how many values were masked and withheld."""
-        if self.span.is_recording():
+        if self.attributes is not None:
             masked = withheld = 0
             for entry in fields:
                 if entry["decision"] == "MASKED":
                     masked += entry["count"]
                 elif entry["decision"] == "WITHHELD":
                     withheld += entry["count"]
-            self.span.set_attributes(
+            self.attributes.update(
                 {
                     "deltagate.policy.version": policy_version or "",
                     "deltagate.policy.masked": masked,
@@ -277,14 +282,20 @@ class OperationTrace:
             )
 
     def audited(self, event_id: int) -> None:
-        if self.span.is_recording():
-            self.span.set_attribute("deltagate.audit.event_id", event_id)
+        if self.attributes is not None:
+            self.attributes["deltagate.audit.event_id"] = event_id
 
     def failed(self, code: str) -> None:
         """The request ended with an error whose ``extensions.code`` is ``code``."""
-        if self.span.is_recording():
-            self.span.set_attribute("deltagate.error.code", code)
+        if self.attributes is not None:
+            self.attributes["deltagate.error.code"] = code
             self.span.set_status(Status(StatusCode.ERROR, code))
+
+    def finish(self) -> None:
+        """Put what was gathered on the span (before it ends)."""
+        if self.attributes:
+            self.span.set_attributes(self.attributes)
+            self.attributes = {}
 
 
 class Telemetry:
@@ -367,6 +378,7 @@ class Telemetry:
                 op.failed(type(exc).__name__)
                 raise
             finally:
+                op.finish()
                 if token is not None:
                     _CURRENT.reset(token)
 
