@@ -72,12 +72,18 @@ _OTLP_GRPC = (
 _UNSET = Status(StatusCode.UNSET)
 
 
+def _span_id() -> int:
+    """A random span id; zero is the invalid one."""
+    return random.getrandbits(64) or 1
+
+
 class SpanRecorder:
     """Makes the spans below one recorded operation's span, as finished spans.
 
-    Each child goes to the provider's span processors when it ends, exactly as
-    an SDK span would, with the operation's trace id, sampling flags, resource
-    and instrumentation scope.
+    Each child goes to the provider's span processors when it ends, as an SDK
+    span would, with the operation's trace id, sampling flags, resource and
+    instrumentation scope. Processors see ``on_end`` only, never ``on_start``:
+    the batch and simple processors (the ones exporting) need nothing else.
     """
 
     __slots__ = ("_processor", "_resource", "_root", "_scope")
@@ -112,9 +118,7 @@ class SpanRecorder:
     ) -> None:
         """Record a span that already ended (``start`` and ``end`` in ns since the epoch)."""
         root = self._root
-        context = SpanContext(
-            root.trace_id, random.getrandbits(64), False, root.trace_flags, root.trace_state
-        )
+        context = SpanContext(root.trace_id, _span_id(), False, root.trace_flags, root.trace_state)
         self._processor.on_end(
             FinishedSpan(
                 name,
@@ -180,7 +184,7 @@ class ChildSpan:
         self.parent = parent
         self.status = _UNSET
         self.context = SpanContext(
-            parent.trace_id, random.getrandbits(64), False, parent.trace_flags, parent.trace_state
+            parent.trace_id, _span_id(), False, parent.trace_flags, parent.trace_state
         )
         self.start = 0
 
