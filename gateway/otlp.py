@@ -148,8 +148,9 @@ class _Encoder:
     """
 
     def __init__(self) -> None:
-        # Keyed by type too: True == 1 == 1.0, but each encodes differently.
-        self._attributes: dict[tuple[str, type, Any], bytes] = {}
+        # Keyed by the field number the pair is written as (span, event, link, resource),
+        # and by type: True == 1 == 1.0, but each encodes differently.
+        self._attributes: dict[tuple[int, str, type, Any], bytes] = {}
         self._names: dict[str, bytes] = {}
 
     def attributes(self, number: int, attributes: Mapping[str, Any] | None) -> bytes:
@@ -159,7 +160,7 @@ class _Encoder:
         parts = []
         for key, value in attributes.items():
             try:
-                entry = (key, type(value), value)
+                entry = (number, key, type(value), value)
                 encoded = cache.get(entry)
             except TypeError:  # a list value: not hashable, not kept
                 entry, encoded = None, None
@@ -180,6 +181,8 @@ class _Encoder:
         name, context, parent, attributes, kind, status, start, end = span.fields
         encoded_name = self._names.get(name)
         if encoded_name is None:
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
             encoded_name = self._names[name] = _string(5, name)
         state = context.trace_state
         return b"".join(

@@ -59,6 +59,7 @@ def spans_of_every_shape() -> list[ReadableSpan]:
             links=[Link(op.get_span_context(), {"why": "follows"})],
         ) as batch:
             batch.set_attribute("deltagate.batch.rows", 0)
+            batch.set_attribute("attempt", 2)  # as on the event: written under another field
         recorder = SpanRecorder(provider, op)
         with recorder.span("batch residence", {"deltagate.region": "ZJ"}) as child:
             recorder.finished(
