@@ -425,6 +425,8 @@ class OtlpHttpSpanExporter(SpanExporter):
             if connection is None:
                 connection = self._connect(timeout)
             connection.timeout = timeout
+            if connection.sock is not None:  # kept alive: the socket has the old deadline
+                connection.sock.settimeout(timeout)
             connection.request("POST", self._path, body=body, headers=self._headers)
             response = connection.getresponse()
             response.read()
