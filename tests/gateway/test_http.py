@@ -226,3 +226,24 @@ async def test_production_mode_gives_no_suggestions_and_no_introspection(
     assert "introspection has been disabled" in schema.json()["errors"][0]["message"]
     assert "data" not in schema.json()
     assert typename.json()["data"] == {"__typename": "Query"}
+
+
+async def test_graphiql_loads_the_whole_schema_in_development(seeded: Seeded) -> None:
+    # The introspection query GraphiQL sends, answered as the SDL snapshot describes.
+    from graphql import (
+        build_client_schema,
+        build_schema,
+        get_introspection_query,
+        lexicographic_sort_schema,
+        print_schema,
+    )
+
+    from schema import SDL_PATH
+
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        response = await post(client, get_introspection_query(descriptions=True))
+    body = response.json()
+    assert "errors" not in body
+    served = lexicographic_sort_schema(build_client_schema(body["data"]))
+    snapshot = lexicographic_sort_schema(build_schema(SDL_PATH.read_text(encoding="utf-8")))
+    assert print_schema(served) == print_schema(snapshot)
