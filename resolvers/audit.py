@@ -102,12 +102,7 @@ def _query(ctx: GatewayContext, given: EventFilter, first: int, after: str | Non
         trace_id = given.trace_id.strip().lower()
         if not _TRACE_ID.match(trace_id):
             raise InvalidInput("traceId must be 32 hexadecimal digits", argument="traceId")
-    before = None
-    if after is not None:
-        position = ctx.cursors.decode(after)
-        if len(position) != 1 or not position[0].isdigit():
-            raise InvalidInput("after is not a cursor of this list", argument="after")
-        before = int(position[0])
+    before = _position(ctx, after)
     return EventQuery(
         caller_app=_text(given.caller_app, "callerApp"),
         subject=None if given.subject_id is None else require_subject_id(given.subject_id),
@@ -151,8 +146,12 @@ async def events(
     return pairs, len(found) > first
 
 
-async def history(ctx: GatewayContext, id_number: str, first: int) -> list[StoredEvent]:
-    """The newest ``first`` events that list ``id_number`` as a subject.
+async def history(
+    ctx: GatewayContext, id_number: str, first: int, after: str | None = None
+) -> list[tuple[str, StoredEvent]]:
+    """The newest ``first`` events that list ``id_number`` as a subject, older than ``after``.
+
+    Returns (cursor, event) pairs; a record's cursor as ``after`` reads on from it.
 
     Raises:
         Forbidden: the caller is not that citizen (role ``citizen`` and a matching ``subject``).
@@ -162,7 +161,19 @@ async def history(ctx: GatewayContext, id_number: str, first: int) -> list[Store
     if CITIZEN_ROLE not in ctx.caller.roles or subject != key:
         raise Forbidden("accessHistory shows a citizen their own history only")
     check_count(first)
-    return await _store(ctx).read(EventQuery(subject=key, limit=first))
+    query = EventQuery(subject=key, limit=first, before=_position(ctx, after))
+    found = await _store(ctx).read(query)
+    return [(ctx.cursors.encode([str(stored.seq)]), stored) for stored in found]
+
+
+def _position(ctx: GatewayContext, after: str | None) -> int | None:
+    """The ``seq`` a cursor stands for; None without one."""
+    if after is None:
+        return None
+    position = ctx.cursors.decode(after)
+    if len(position) != 1 or not position[0].isdigit():
+        raise InvalidInput("after is not a cursor of this list", argument="after")
+    return int(position[0])
 
 
 def released(decisions: Sequence[dict[str, Any]]) -> list[tuple[str, str, str | None]]:

@@ -119,6 +119,9 @@ class ReleasedField:
 
 @strawberry.type(description="One access to a citizen's data.")
 class AccessRecord:
+    cursor: str = strawberry.field(
+        description="Pass as `after` to read the records older than this one."
+    )
     at: str
     caller_app: str
     caller_region: str
@@ -127,9 +130,10 @@ class AccessRecord:
     released: list[ReleasedField]
 
     @classmethod
-    def of(cls, stored: StoredEvent) -> AccessRecord:
+    def of(cls, cursor: str, stored: StoredEvent) -> AccessRecord:
         event = stored.event
         return cls(
+            cursor=cursor,
             at=_at(stored),
             caller_app=event.caller_app,
             caller_region=event.caller_region,
@@ -185,7 +189,11 @@ class AuditQuery:
         description="Who accessed this citizen's data, newest first: for the citizen only."
     )
     async def access_history(
-        self, info: Info, id_number: strawberry.ID, first: int = 50
+        self,
+        info: Info,
+        id_number: strawberry.ID,
+        first: int = 50,
+        after: str | None = None,
     ) -> list[AccessRecord]:
-        found = await audit.history(info.context, id_number, first)
-        return [AccessRecord.of(stored) for stored in found]
+        found = await audit.history(info.context, id_number, first, after)
+        return [AccessRecord.of(cursor, stored) for cursor, stored in found]

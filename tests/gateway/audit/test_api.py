@@ -261,3 +261,45 @@ async def test_without_an_audit_database_personal_data_is_refused(seeded: Seeded
     assert person["name"] not in personal.text
     assert personal.json()["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
     assert public["data"]["legalPerson"]["name"]
+
+
+PAGED_HISTORY = """
+query($id: ID!, $first: Int!, $after: String) {
+  accessHistory(idNumber: $id, first: $first, after: $after) { cursor at callerApp }
+}
+"""
+
+
+async def test_a_citizen_pages_back_through_the_whole_history(seeded: Seeded) -> None:
+    id_number = seeded.dataset.person("ZJ", 7)["id_number"]
+    app = unique_app("history")
+    citizen = token("ZJ", "citizen", subject=id_number)
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        for _ in range(5):
+            body = await client.query(
+                PERSONS, {"ids": [id_number]},
+                token=token("JS", "joint_handling_officer", app=app), matter=JH,
+            )  # fmt: skip
+            assert body["data"]["naturalPersons"][0]["name"]
+        pages, after = [], None
+        while True:
+            body = await client.query(
+                PAGED_HISTORY, {"id": id_number, "first": 2, "after": after}, token=citizen
+            )
+            page = body["data"]["accessHistory"]
+            if not page:
+                break
+            assert len(page) <= 2
+            pages.append(page)
+            after = page[-1]["cursor"]
+        bad = await client.query(
+            PAGED_HISTORY, {"id": id_number, "first": 2, "after": "not-a-cursor"}, token=citizen
+        )
+    records = [record for page in pages for record in page]
+    assert len({record["cursor"] for record in records}) == len(records)  # no record twice
+    ours = [record for record in records if record["callerApp"] == app]
+    assert len(ours) == 5
+    assert [r["at"] for r in records] == sorted((r["at"] for r in records), reverse=True)
+    [error] = bad["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert error["extensions"]["argument"] == "after"
