@@ -84,7 +84,6 @@ class UnrestrictedEngine:
 def main() -> None:
 
     from gateway.app import create_app
-    from gateway.documents import PreparedDocuments
     from gateway.settings import load_settings
     from schema import build_schema
 
@@ -101,11 +100,8 @@ def main() -> None:
     if args.no_policy:
         gateway.policy = UnrestrictedEngine(gateway.policy)  # type: ignore[assignment]
     if args.executor == "strawberry":
-        guard = gateway.documents
         gateway.schema = build_schema(
-            direct=False,
-            extensions=[lambda: PreparedDocuments(guard)],
-            hide_suggestions=settings.production,
+            direct=False, extensions=[], hide_suggestions=settings.production
         )
     serve(create_app(gateway), args.host, args.port)
 

@@ -28,9 +28,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
-from gateway.audit import AuditStore, document_hash, operation_event, touches_audited_data
+from gateway.audit import AuditStore, operation_event, touches_audited_data
 from gateway.auth import TokenVerifier
-from gateway.documents import DocumentGuard, PreparedDocuments, PreparedOperation
+from gateway.documents import DocumentGuard, PreparedOperation
 from gateway.errors import AuditUnavailable, GatewayError, InvalidInput, SourceUnavailable
 from gateway.http import negotiate, read_operation
 from gateway.metrics import Metrics
@@ -122,11 +122,9 @@ class Gateway:
             audience=settings.audience,
             issuer=settings.issuer,
         )
-        # The schema executes the documents the guard parsed and validated (``guard`` is
-        # bound below, before any request can reach the extension).
-        schema = build_schema(
-            extensions=[lambda: PreparedDocuments(guard)], hide_suggestions=settings.production
-        )
+        # No extensions: requests are executed with ``execute_prepared`` on the document
+        # the guard parsed and validated, so Strawberry's own caches would never be read.
+        schema = build_schema(extensions=[], hide_suggestions=settings.production)
         guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,
@@ -194,7 +192,9 @@ class Gateway:
                 raise InvalidInput("'query' must be a non-empty string")
             prepared = self.documents.prepare(query, operation.variables, operation.operation_name)
             seen.operation = self.metrics.operation_label(prepared.name)
-            trace.operation(prepared.name, prepared.operation.operation.value, document_hash(query))
+            trace.operation(
+                prepared.name, prepared.operation.operation.value, prepared.document_hash
+            )
             policy = self.policy.begin(caller, matter)
         except GatewayError as error:
             seen.outcome = error.code
@@ -216,7 +216,7 @@ class Gateway:
         # lists the masked and withheld ones.
         summary = policy.summary(include_clear=True)
         try:
-            await self._audit(trace, caller, policy, context, query, prepared, summary)
+            await self._audit(trace, caller, policy, context, prepared, summary)
         except AuditUnavailable as error:
             # Fail closed: without its audit event, none of the operation's data leaves.
             logger.error("audit event not written; response refused (trace %s)", trace.trace_id)
@@ -253,7 +253,6 @@ class Gateway:
         caller: Caller,
         policy: OperationPolicy,
         context: GatewayContext,
-        document: str,
         prepared: PreparedOperation,
         summary: dict[str, Any],
     ) -> None:
@@ -271,7 +270,7 @@ class Gateway:
             matter_name=policy.matter.name if policy.matter is not None else None,
             operation_name=prepared.name,
             operation_type=prepared.operation.operation.value,
-            document=document,
+            document_hash=prepared.document_hash,
             policy_version=policy.policy_version,
             subjects=context.loaders.subjects,
             decisions=[*decisions, *context.audit_reads],

@@ -10,14 +10,15 @@ picked and its cost counted, and the cost is kept per operation and per
 size of the variables that size its lists (``first: $n``, ``idNumbers:
 $ids``), so a steady stream of the same operation counts nothing.
 
-Strawberry then executes the same parsed document: ``PreparedDocuments`` hands
-it over and skips the second validation.
+The gateway then executes the same parsed document on graphql-core
+(``GatewaySchema.execute_prepared``), without parsing or validating it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,6 @@ from graphql import (
     specified_rules,
     validate,
 )
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
@@ -60,12 +60,14 @@ class PreparedOperation:
         operation: the operation to execute.
         name: its name, or None for an anonymous operation.
         root_fields: the names of the fields at its root (interface call statistics).
+        document_hash: the SHA-256 of the document's text (``document_hash``).
     """
 
     document: DocumentNode
     operation: OperationDefinitionNode
     name: str | None
     root_fields: tuple[str, ...]
+    document_hash: str
     sizing: dict[str, bool]
     defaults: dict[str, Any]
     costs: OrderedDict[tuple[int | None, ...], int | GatewayError] = field(
@@ -79,6 +81,16 @@ class _Entry:
     refusal: GatewayError | None = None
     fragments: Mapping[str, FragmentDefinitionNode] = field(default_factory=dict)
     operations: dict[str | None, PreparedOperation] = field(default_factory=dict)
+    hash: str = ""
+
+
+def document_hash(document: str) -> str:
+    """The SHA-256 of a document's UTF-8 text, in lower-case hex.
+
+    Registered operations are known by it (as persisted queries are), and the
+    audit log and traces name a document by it, never by its text.
+    """
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
 class DocumentGuard:
@@ -136,13 +148,6 @@ class DocumentGuard:
         assert document is not None  # a document that passed every check was parsed
         return document
 
-    def document(self, query: str | None) -> DocumentNode | None:
-        """The parsed document of a text that passed ``prepare``, if still kept."""
-        entry = self._entries.get(query) if query is not None else None
-        if entry is None or entry.refusal is not None:
-            return None
-        return entry.document
-
     # -- per document ------------------------------------------------------------------------
 
     def _checked(self, query: str) -> _Entry:
@@ -156,7 +161,7 @@ class DocumentGuard:
         if entry is not None:
             self._entries.move_to_end(query)
             return entry
-        entry = _Entry()
+        entry = _Entry(hash=document_hash(query))
         try:
             entry.document = self._parse(query)
             entry.fragments = {
@@ -220,6 +225,7 @@ class DocumentGuard:
             operation=operation,
             name=operation.name.value if operation.name else None,
             root_fields=_root_fields(operation, entry.fragments),
+            document_hash=entry.hash,
             sizing=sizing,
             defaults=default_sizes(operation, tuple(sizing)),
         )
@@ -302,28 +308,3 @@ def _scan(query: str) -> tuple[int, int]:
     except GraphQLError:
         pass  # the text cannot be read further: count what was read
     return tokens, deepest
-
-
-class PreparedDocuments(SchemaExtension):
-    """Hands Strawberry the document ``DocumentGuard`` parsed and validated.
-
-    For a text the guard no longer keeps, Strawberry parses and validates as usual.
-    """
-
-    def __init__(self, guard: DocumentGuard) -> None:
-        super().__init__()
-        self.guard = guard
-        self._validated = False
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        document = self.guard.document(context.query)
-        if document is not None:
-            context.graphql_document = document
-            self._validated = True
-        yield
-
-    def on_validate(self) -> Iterator[None]:
-        if self._validated:
-            self.execution_context.pre_execution_errors = []
-        yield

@@ -22,7 +22,6 @@ limits first) and read again by a running gateway when it changes::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import tempfile
@@ -34,14 +33,9 @@ from typing import Any
 from graphql import OperationDefinitionNode
 
 from gateway.datafile import WatchedFile
-from gateway.documents import DocumentGuard
+from gateway.documents import DocumentGuard, document_hash
 from gateway.errors import ConfigError, Forbidden, GatewayError, InvalidDocument, InvalidInput
 from gateway.http import OperationRequest
-
-
-def document_hash(document: str) -> str:
-    """The SHA-256 of a document's UTF-8 text, in lower-case hex (the persisted-query hash)."""
-    return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
 def load_manifest(path: Path) -> dict[str, dict[str, Any]]:

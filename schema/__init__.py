@@ -78,7 +78,8 @@ def build_schema(
     ``direct`` answers planned operations from rows (``schema.direct``); without
     it every operation runs on Strawberry's per-field executor (same responses).
     ``extensions`` replaces the default parse and validation caches (the gateway
-    passes its own document cache, which also applies the query limits).
+    passes none: it executes with ``execute_prepared`` what its ``DocumentGuard``
+    parsed, limited and validated).
     ``hide_suggestions`` keeps "did you mean" out of execution errors (production).
     """
     context_class: type[StrawberryGraphQLCoreExecutionContext] = (

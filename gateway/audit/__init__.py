@@ -19,7 +19,6 @@ from gateway.audit.events import (
     HASH_ALGORITHM,
     AuditEvent,
     StoredEvent,
-    document_hash,
 )
 from gateway.audit.record import operation_event, touches_audited_data
 from gateway.audit.store import AuditStore, Receipt
@@ -41,7 +40,6 @@ __all__ = [
     "create_database",
     "create_schema",
     "database_dsn",
-    "document_hash",
     "operation_event",
     "tail",
     "touches_audited_data",

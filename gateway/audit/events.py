@@ -41,11 +41,6 @@ GENESIS = "0" * 64
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
-def document_hash(document: str) -> str:
-    """The SHA-256 of a document's UTF-8 text: the hash registered operations are known by."""
-    return hashlib.sha256(document.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEvent:
     """What one operation did, before it is numbered and chained.

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.audit.events import AuditEvent, document_hash
+from gateway.audit.events import AuditEvent
 from gateway.types import Caller
 
 #: Data of this grade and above is audited (L2: internal data and every grade of personal data).
@@ -38,7 +38,7 @@ def operation_event(
     matter_name: str | None,
     operation_name: str | None,
     operation_type: str | None,
-    document: str,
+    document_hash: str,
     policy_version: str | None,
     subjects: Iterable[str],
     decisions: Sequence[Mapping[str, Any]],
@@ -54,7 +54,7 @@ def operation_event(
         matter_name=matter_name,
         operation_name=operation_name,
         operation_type=operation_type,
-        document_hash=document_hash(document),
+        document_hash=document_hash,
         policy_version=policy_version,
         subjects=tuple(sorted(set(subjects))),
         decisions=tuple(decisions),

@@ -3,6 +3,7 @@ subject can read, each only what is theirs to read."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -76,6 +77,8 @@ async def test_one_event_lists_all_fifty_persons_and_each_sees_it(seeded: Seeded
         assert (found["callerRegion"], found["roles"]) == ("JS", ["joint_handling_officer"])
         assert (found["matterCode"], found["matterName"]) == (JH, "户口迁移")
         assert found["operationName"] == "CaseFiles"
+        # The document is named by the SHA-256 of its text, as registered operations are.
+        assert found["documentHash"] == hashlib.sha256(PERSONS.encode()).hexdigest()
         names = {(d["field"], d["owner"]): d for d in found["decisions"]}
         assert names["NaturalPerson.name", "SH"]["decision"] == "CLEAR"
         assert (
