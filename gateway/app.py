@@ -203,7 +203,7 @@ class Gateway:
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
             batching=self.settings.batching,
-            spans=self.telemetry.child_spans(trace),
+            spans=trace.recorder,
             audit_log=self.audit,
         )  # fmt: skip
         result = await self.schema.execute_prepared(

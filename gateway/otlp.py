@@ -177,13 +177,18 @@ class _Encoder:
             parts.append(encoded)
         return b"".join(parts)
 
-    def finished(self, span: FinishedSpan) -> bytes:
-        name, context, parent, attributes, kind, status, start, end = span.fields
-        encoded_name = self._names.get(name)
-        if encoded_name is None:
+    def name(self, name: str) -> bytes:
+        """A span's name as field 5 of its ``Span`` message."""
+        encoded = self._names.get(name)
+        if encoded is None:
             if len(self._names) >= _CACHE_LIMIT:
                 self._names.clear()
-            encoded_name = self._names[name] = _string(5, name)
+            encoded = self._names[name] = _string(5, name)
+        return encoded
+
+    def finished(self, span: FinishedSpan) -> bytes:
+        name, context, parent, attributes, kind, status, start, end = span.fields
+        encoded_name = self.name(name)
         state = context.trace_state
         return b"".join(
             (
@@ -215,11 +220,7 @@ class _Encoder:
             return self.finished(span)
         context = span.get_span_context()
         parent = span.parent
-        name = self._names.get(span.name)
-        if name is None:
-            name = self._names[span.name] = _string(5, span.name)
-            if len(self._names) > _CACHE_LIMIT:
-                self._names.clear()
+        name = self.name(span.name)
         parts = [
             b"\x0a\x10",
             context.trace_id.to_bytes(16, "big"),

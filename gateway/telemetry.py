@@ -72,9 +72,10 @@ _OTLP_GRPC = (
 _UNSET = Status(StatusCode.UNSET)
 
 
-def _span_id() -> int:
-    """A random span id; zero is the invalid one."""
-    return random.getrandbits(64) or 1
+def _child_of(parent: SpanContext) -> SpanContext:
+    """A new span's context under ``parent``: same trace, flags and state, a random id."""
+    span_id = random.getrandbits(64) or 1  # zero is the invalid id
+    return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
 
 
 class SpanRecorder:
@@ -114,16 +115,14 @@ class SpanRecorder:
         kind: SpanKind,
         start: int,
         end: int,
-        parent: SpanContext | None = None,
+        parent: SpanContext,
     ) -> None:
-        """Record a span that already ended (``start`` and ``end`` in ns since the epoch)."""
-        root = self._root
-        context = SpanContext(root.trace_id, _span_id(), False, root.trace_flags, root.trace_state)
+        """Record a span under ``parent`` that already ended (``start``, ``end``: ns, epoch)."""
         self._processor.on_end(
             FinishedSpan(
                 name,
-                context,
-                parent or root,
+                _child_of(parent),
+                parent,
                 self._resource,
                 attributes,
                 kind,
@@ -183,9 +182,7 @@ class ChildSpan:
         self.kind = kind
         self.parent = parent
         self.status = _UNSET
-        self.context = SpanContext(
-            parent.trace_id, _span_id(), False, parent.trace_flags, parent.trace_state
-        )
+        self.context = _child_of(parent)
         self.start = 0
 
     def set_attribute(self, key: str, value: Any) -> None:
@@ -233,6 +230,8 @@ class OperationTrace:
 
     Attributes:
         span: the operation's span (not recording when nothing is exported).
+        recorder: makes the spans below it; None when the span is not recorded (a
+            request the sampler left out opens no span below its operation's).
         trace_id: its trace id, 32 lower-case hex digits.
     """
 
@@ -350,14 +349,6 @@ class Telemetry:
         for exporter in exporters:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         return cls(provider, owned=True)
-
-    def child_spans(self, operation: OperationTrace) -> SpanRecorder | None:
-        """What makes the spans below ``operation``'s; None unless that span is recorded.
-
-        A request the sampler left out opens no span below its operation's:
-        under ratio sampling, the requests not sampled cost almost nothing.
-        """
-        return operation.recorder
 
     @contextlib.contextmanager
     def operation(self, headers: Mapping[str, str]) -> Iterator[OperationTrace]:
