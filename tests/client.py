@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -71,3 +72,14 @@ async def serve(
             yield GatewayClient(http, gateway)
     finally:
         await gateway.close()
+
+
+@contextmanager
+def serve_on(loop: asyncio.AbstractEventLoop, settings: Settings) -> Iterator[GatewayClient]:
+    """``serve`` for synchronous tests (hypothesis drives them): entered and left on ``loop``."""
+    context = serve(settings)
+    client = loop.run_until_complete(context.__aenter__())
+    try:
+        yield client
+    finally:
+        loop.run_until_complete(context.__aexit__(None, None, None))

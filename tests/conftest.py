@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +96,11 @@ def gateway_settings(dsn: str, **changes: object) -> Settings:
         audit_dsn=database_dsn(dsn),
     )
     return replace(settings, **changes).check()
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop for a module's synchronous tests (hypothesis drives them) to run on."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()

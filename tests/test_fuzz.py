@@ -47,7 +47,7 @@ from gateway.identifiers import id_number_region, uscc_region
 from gateway.types import DELTA_REGIONS, Caller
 from policies import SHIPPED_POLICY_DIR, Decision, PolicyEngine
 from schema import build_schema
-from tests.client import GatewayClient, serve
+from tests.client import GatewayClient, serve_on
 from tests.conftest import MASK_SECRET, Seeded, gateway_settings, token
 
 SCHEMA = build_schema()._schema
@@ -198,19 +198,10 @@ def _is_list(field_type: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
 def client(seeded: Seeded, loop: asyncio.AbstractEventLoop) -> Iterator[GatewayClient]:
     # Rate limits would only turn the run into 429s; they have tests of their own.
-    context = serve(gateway_settings(seeded.dsn, rate_limits=False))
-    gateway_client = loop.run_until_complete(context.__aenter__())
-    yield gateway_client
-    loop.run_until_complete(context.__aexit__(None, None, None))
+    with serve_on(loop, gateway_settings(seeded.dsn, rate_limits=False)) as gateway_client:
+        yield gateway_client
 
 
 @pytest.fixture(scope="module")

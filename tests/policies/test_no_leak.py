@@ -22,7 +22,7 @@ from gateway.types import DELTA_REGIONS, Caller
 from policies import SHIPPED_POLICY_DIR, Decision, OperationPolicy, PolicyEngine
 from policies.catalog import snake_case
 from policies.masks import build_rules
-from tests.client import GatewayClient, serve
+from tests.client import GatewayClient, serve_on
 from tests.conftest import MASK_SECRET, Seeded, gateway_settings, token
 
 ROLES = ("one_stop_app", "joint_handling_officer", "public_portal", "citizen", "auditor")
@@ -178,18 +178,9 @@ def normalise(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
 def client(seeded: Seeded, loop: asyncio.AbstractEventLoop) -> Iterator[GatewayClient]:
-    context = serve(gateway_settings(seeded.dsn))
-    gateway_client = loop.run_until_complete(context.__aenter__())
-    yield gateway_client
-    loop.run_until_complete(context.__aexit__(None, None, None))
+    with serve_on(loop, gateway_settings(seeded.dsn)) as gateway_client:
+        yield gateway_client
 
 
 @pytest.fixture(scope="module")

@@ -89,13 +89,6 @@ FRAGMENT = "fragment Insurance on NaturalPerson { socialInsurance { region insur
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
 def gateway(seeded: Seeded, loop: asyncio.AbstractEventLoop) -> Iterator[Gateway]:
     gateway = Gateway.from_settings(gateway_settings(seeded.dsn))
     yield gateway
