@@ -142,8 +142,7 @@ async def events(
         for stored in chosen:
             ctx.loaders.subjects.update(dict.fromkeys(stored.event.subjects))
     ctx.audit_reads.append(_read_decision("Query.auditEvents", len(chosen)))
-    pairs = [(ctx.cursors.encode([str(stored.seq)]), stored) for stored in chosen]
-    return pairs, len(found) > first
+    return [(_cursor(ctx, stored), stored) for stored in chosen], len(found) > first
 
 
 async def history(
@@ -163,11 +162,16 @@ async def history(
     check_count(first)
     query = EventQuery(subject=key, limit=first, before=_position(ctx, after))
     found = await _store(ctx).read(query)
-    return [(ctx.cursors.encode([str(stored.seq)]), stored) for stored in found]
+    return [(_cursor(ctx, stored), stored) for stored in found]
+
+
+def _cursor(ctx: GatewayContext, stored: StoredEvent) -> str:
+    """The cursor of an event in a list, newest first: its ``seq``, encrypted."""
+    return ctx.cursors.encode([str(stored.seq)])
 
 
 def _position(ctx: GatewayContext, after: str | None) -> int | None:
-    """The ``seq`` a cursor stands for; None without one."""
+    """The ``seq`` a cursor (``_cursor``) stands for; None without one."""
     if after is None:
         return None
     position = ctx.cursors.decode(after)
