@@ -236,7 +236,7 @@ class Gateway:
             seen.resources = prepared.root_fields
         elif media_type == GRAPHQL_RESPONSE:
             status = 400
-        shown = {**summary, "fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
+        shown = policy.explained(summary)
         payload["extensions"] = {
             "policy": shown,
             "backendQueries": context.loaders.batches,
@@ -244,7 +244,8 @@ class Gateway:
             **traced,
         }
         seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
-        seen.policy = shown
+        # Metrics are the operator's: they keep the owners the caller's view leaves out.
+        seen.policy = {"fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
         return json_response(payload, status, media_type)
 
     async def _audit(

@@ -87,6 +87,11 @@ class TypeSpec:
             record is about a natural person; None for other types.
         fields: the type's fields by GraphQL name.
         note: the catalog's remark.
+        owner_field: the field whose value is the region that keeps a record
+            (``householdRegion`` of a person: the home region is where the base
+            record is kept). Where the caller may not see that field in clear,
+            explanations do not name the owner either; None: the owner is never
+            named to the caller.
     """
 
     name: str
@@ -94,6 +99,7 @@ class TypeSpec:
     natural_person_min_grade: int | None
     fields: Mapping[str, FieldSpec]
     note: str
+    owner_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +163,10 @@ def _load_type(type_name: str, raw: Mapping[str, Any], file: str) -> TypeSpec:
         fields[name] = _load_field(
             type_name, name, _table(entry, f"{where}.fields.{name}"), personal
         )
-    unknown = set(raw) - {"personal", "natural_person_min_grade", "fields", "note"}
+    owner_field = raw.get("owner_field")
+    if owner_field is not None and owner_field not in fields:
+        raise ConfigError(f"{where}.owner_field: {owner_field!r} is not a field of the type")
+    unknown = set(raw) - {"personal", "natural_person_min_grade", "fields", "note", "owner_field"}
     if unknown:
         raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
     return TypeSpec(
@@ -166,6 +175,7 @@ def _load_type(type_name: str, raw: Mapping[str, Any], file: str) -> TypeSpec:
         natural_person_min_grade=min_grade,
         fields=fields,
         note=str(raw.get("note", "")),
+        owner_field=owner_field,
     )
 
 

@@ -110,6 +110,22 @@ class OperationPolicy:
         self._counts[key] = self._counts.get(key, 0) + 1
         return decision.released
 
+    def looks_up(self, coordinate: str, owner_region: str) -> bool:
+        """Whether a look-up by the key field ``coordinate`` may be answered at all.
+
+        Answering "is there a record for this ID number in region R" tells the
+        caller that the number belongs to somebody: a use of the key field as
+        much as reading it. So a look-up is answered only where the caller would
+        see the key field of R's records in clear; a caller who would see it
+        masked could otherwise confirm a guess at the masked part. Counted in
+        the summary (one per key asked), so the attempt is audited whatever the
+        answer.
+        """
+        key = (coordinate, owner_region, False)
+        decision = self._decide(key)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return decision.decision is Decision.CLEAR
+
     def apply(
         self,
         type_name: str,
@@ -194,9 +210,44 @@ class OperationPolicy:
             "fields": entries,
         }
 
+    def explained(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """The caller's view of ``summary``: masked and withheld entries only, and each
+        entry's owner named only where the caller may see the owner.
+
+        A record's owner is a value too: a person's is their household region.
+        An explanation that named the owner of a withheld ``householdRegion``
+        would carry what the decision withheld. So where the type's
+        ``owner_field`` of that owner is not clear to the caller, ``owner`` is
+        null, and entries that then read alike are added up. The audit event
+        keeps the full summary.
+        """
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for entry in summary["fields"]:
+            if entry["decision"] == Decision.CLEAR:
+                continue
+            shown = dict(entry)
+            if not self._owner_visible(entry):
+                shown["owner"] = None
+            key = tuple((k, v) for k, v in shown.items() if k != "count")
+            found = merged.get(key)
+            if found is None:
+                merged[key] = shown
+            else:
+                found["count"] += shown["count"]
+        return {**summary, "fields": list(merged.values())}
+
     # -- internals -----------------------------------------------------------
 
-    def _decide(self, key: DecisionKey) -> FieldDecision:
+    def _owner_visible(self, entry: Mapping[str, Any]) -> bool:
+        type_name = entry["field"].partition(".")[0]
+        type_spec = self.snapshot.catalog.types.get(type_name)
+        if type_spec is None or type_spec.owner_field is None:
+            return False
+        about_person = entry.get("subjectType") == NATURAL_PERSON
+        key = (f"{type_name}.{type_spec.owner_field}", entry["owner"], about_person)
+        return self._decide(key, remember=False).decision is Decision.CLEAR
+
+    def _decide(self, key: DecisionKey, *, remember: bool = True) -> FieldDecision:
         found = self._decisions.get(key)
         if found is not None:
             return found
@@ -221,7 +272,8 @@ class OperationPolicy:
                 raise PolicyError("the access policy could not be evaluated") from exc
             if self._shared is not None:
                 self._shared[shared_key] = found
-        self._decisions[key] = found
+        if remember:  # a decision asked only to explain another is not one of the operation's
+            self._decisions[key] = found
         return found
 
     def _plan(

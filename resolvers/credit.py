@@ -9,8 +9,8 @@ from gateway.errors import InvalidId, InvalidInput
 from gateway.identifiers import is_valid_id_number, is_valid_uscc
 from gateway.types import Row
 from resolvers.context import GatewayContext
-from resolvers.loaders import CREDIT, KEY, ORDER, OWNER
-from resolvers.persons import fan_out
+from resolvers.loaders import CREDIT, ENTERPRISE, KEY, KIND, ORDER, OWNER, PERSON
+from resolvers.persons import fan_out, lookup_region
 
 
 def newest_first(per_region: Sequence[Sequence[Row]], kinds: Collection[str] | None) -> list[Row]:
@@ -18,7 +18,8 @@ def newest_first(per_region: Sequence[Sequence[Row]], kinds: Collection[str] | N
     rows = [row for region in per_region for row in region]
     if kinds is not None:
         wanted = frozenset(kinds)
-        rows = [row for row in rows if row["kind"] in wanted]
+        # The raw kind (``_kind``): the shown one is None unless the operation selects it.
+        rows = [row for row in rows if row.get(KIND) in wanted]
     rows.sort(key=lambda row: (row[OWNER], row[KEY]))
     rows.sort(key=lambda row: row[ORDER], reverse=True)
     return rows
@@ -42,14 +43,30 @@ async def page(
     first: int,
     after: str | None,
     path: Any,
-) -> tuple[list[tuple[str, Row]], bool]:
-    """One page of a subject's records, newest first: (cursor, row) pairs, more to come?."""
+) -> tuple[list[tuple[str, Row]], bool] | None:
+    """One page of a subject's records, newest first: (cursor, row) pairs, more to come?.
+
+    None, with nothing read, where the policy withholds the list: the look-up of
+    the subject by its identifier, or the subject's credit records as a link
+    from the subject (``NaturalPerson.creditRecords`` of the person's home
+    region). Its edges, cursors and page info are withheld with it: a count of
+    withheld records tells as much as the records.
+    """
     key = require_subject_id(subject_id)
+    if not _released(ctx, key):
+        return None
     rows = newest_first(await fan_out(ctx, CREDIT, key, path), kinds)
     start = 0 if after is None else _start_after(rows, ctx.cursors.decode(after))
     chosen = rows[start : start + first]
     pairs = [(ctx.cursors.encode(_position(row)), row) for row in chosen]
     return pairs, start + first < len(rows)
+
+
+def _released(ctx: GatewayContext, key: str) -> bool:
+    """Whether the caller may look the subject up and follow it to its credit records."""
+    subject = PERSON if is_valid_id_number(key) else ENTERPRISE
+    home = lookup_region(ctx, subject, key)
+    return home is not None and ctx.policy.allows(f"{subject.type_name}.creditRecords", home)
 
 
 def _position(row: Row) -> list[str]:

@@ -31,6 +31,8 @@ from aiodataloader import DataLoader, Loader, dispatch_queue
 from gateway.sources import Source
 from gateway.types import RegionCode, Row
 from policies import OperationPolicy
+from policies.catalog import NATURAL_PERSON
+from policies.decisions import Decision
 
 if TYPE_CHECKING:
     from gateway.telemetry import SpanRecorder
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 KEY = "_key"
 OWNER = "_owner"
 ORDER = "_order"
+KIND = "_kind"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,11 @@ class LoadSpec:
         order: a field to sort merged rows by (copied raw to ``_order``), if any.
         subject: the field naming whose data a row is (an ID number or USCC),
             if not ``identity``; the audit event lists it.
+        lookup: the coordinate of the key field a root field looks rows up by;
+            a look-up is decided as a use of that field (``OperationPolicy.looks_up``).
+        kind: a field that list arguments filter on (``kinds``), copied raw to
+            ``_kind`` where the caller may see it in clear, so that a filter works
+            whatever the operation selects and tells nothing the caller may not see.
     """
 
     entity: str
@@ -60,17 +68,27 @@ class LoadSpec:
     identity: str
     order: str | None = None
     subject: str | None = None
+    lookup: str | None = None
+    kind: str | None = None
 
 
-PERSON = LoadSpec("person", "id_number", "NaturalPerson", "id_number")
+PERSON = LoadSpec(
+    "person", "id_number", "NaturalPerson", "id_number", lookup="NaturalPerson.idNumber"
+)
 RESIDENCES = LoadSpec("residence", "person_id", "Residence", "person_id", order="since")
 SOCIAL_INSURANCE = LoadSpec(
     "social_insurance", "person_id", "SocialInsurance", "person_id", order="since"
 )
-ENTERPRISE = LoadSpec("enterprise", "uscc", "LegalPerson", "uscc")
+ENTERPRISE = LoadSpec("enterprise", "uscc", "LegalPerson", "uscc", lookup="LegalPerson.uscc")
 REPRESENTED = LoadSpec("enterprise", "legal_rep_id", "LegalPerson", "uscc")
 CREDIT = LoadSpec(
-    "credit_record", "subject_id", "CreditRecord", "id", order="decided_on", subject="subject_id"
+    "credit_record",
+    "subject_id",
+    "CreditRecord",
+    "id",
+    order="decided_on",
+    subject="subject_id",
+    kind="kind",
 )
 
 
@@ -264,12 +282,31 @@ class Loaders:
         shown = self.policy.apply(
             spec.type_name, region, raw, fields=self.fields_of(spec.type_name)
         )
+        if spec.kind is not None:
+            self._keep_kind(spec, region, raw, shown)
         groups: dict[str, list[Row]] = {key: [] for key in keys}
         for original, row in zip(raw, shown, strict=True):
             group = groups.get(original[spec.by])
             if group is not None:
                 group.append(row)
         return [groups[key] for key in keys]
+
+    def _keep_kind(
+        self, spec: LoadSpec, region: RegionCode, raw: Sequence[Row], shown: Sequence[Row]
+    ) -> None:
+        """Give each shown row its raw kind (``_kind``) where the caller may see it in clear.
+
+        A filter on the masked ``kind`` would drop every row whose kind the
+        operation did not select; a filter on the raw kind of a row whose kind is
+        withheld would tell it. So a withheld kind matches no filter.
+        """
+        coordinate = f"{spec.type_name}.{spec.kind}"
+        policy = self.policy
+        for original, row in zip(raw, shown, strict=True):
+            # As ``apply`` does: anything but an enterprise's record counts as a person's.
+            about = None if original.get("subject_type") == "LEGAL_PERSON" else NATURAL_PERSON
+            decision = policy.decide(coordinate, region, subject_type=about)
+            row[KIND] = original.get(spec.kind) if decision.decision is Decision.CLEAR else None
 
     async def one(self, spec: LoadSpec, region: RegionCode, key: str) -> Row | None:
         """The row identified by ``key`` in its home region, or None."""

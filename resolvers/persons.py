@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.errors import SourceUnavailable
 from gateway.identifiers import require_id_number, subject_region
-from gateway.types import Row
+from gateway.types import RegionCode, Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import PERSON, LoadSpec
 
@@ -22,12 +22,34 @@ async def person(ctx: GatewayContext, id_number: str, argument: str = "idNumber"
 
 
 def home_record(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[Row | None]:
-    """The record of ``key`` from its home region only (一数一源); None outside the delta."""
-    home = subject_region(key)
+    """The record of ``key`` from its home region only (一数一源); None outside the delta.
+
+    Also None, without asking the source, where the caller may not look records
+    of that region up by key (``lookup_region``): the same answer for a known
+    and an unknown key.
+    """
+    home = lookup_region(ctx, spec, key)
     if home is None:
-        # Outside the delta: an upper-level source's, once the cascade exists.
         return _none()
     return _first(ctx.loaders.many(spec, home, key))
+
+
+def lookup_region(ctx: GatewayContext, spec: LoadSpec, key: str) -> RegionCode | None:
+    """The region to look ``key`` up in, or None if there is nothing the caller may learn.
+
+    None outside the configured regions (an upper-level source's, once the
+    cascade exists), and None where the policy withholds the look-up itself:
+    whether an ID number is in a region's register is personal data, decided
+    as a use of the key field (``OperationPolicy.looks_up``). The key is noted
+    for the audit event either way: an attempt is an access worth recording.
+    """
+    ctx.loaders.subjects[key] = None
+    home = subject_region(key)
+    if home is None or home not in ctx.sources:
+        return None
+    if spec.lookup is not None and not ctx.policy.looks_up(spec.lookup, home):
+        return None
+    return home
 
 
 async def _first(rows: Awaitable[list[Row]]) -> Row | None:

@@ -26,12 +26,13 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import SourceUnavailable
-from gateway.identifiers import require_id_number, require_uscc, subject_region
+from gateway.identifiers import require_id_number, require_uscc
 from gateway.types import RegionCode, Row
 from resolvers import enterprises
 from resolvers.context import GatewayContext
 from resolvers.links import LINKS, follow, regions_for
 from resolvers.loaders import ENTERPRISE, PERSON, LoadSpec
+from resolvers.persons import lookup_region
 from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar, plan_operation
 from schema.query import _check_batch as check_batch
 from schema.query import _check_page as check_page
@@ -128,9 +129,9 @@ class _Run:
                 null_data = null_data or root.non_null
                 continue
             for index, key in keys:
-                home = subject_region(key)
-                if home is None or home not in self.ctx.sources:
-                    continue  # outside the delta: null
+                home = lookup_region(self.ctx, spec, key)
+                if home is None:
+                    continue  # outside the delta, or the look-up is withheld: null
                 wanted.setdefault((spec, home), {})[key] = None
                 jobs.append((root, index, (spec, home), key))
         fetched, found = await asyncio.gather(

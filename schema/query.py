@@ -112,7 +112,10 @@ class Query(CatalogQuery, AuditQuery):
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )
 
-    @strawberry.field(description="Credit records about a person or an enterprise, newest first.")
+    @strawberry.field(
+        description="Credit records about a person or an enterprise, newest first; "
+        "null where the policy withholds them."
+    )
     async def credit_records(
         self,
         info: Info,
@@ -120,10 +123,13 @@ class Query(CatalogQuery, AuditQuery):
         kinds: list[CreditKind] | None = None,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
-    ) -> CreditRecordConnection:
+    ) -> CreditRecordConnection | None:
         _check_page(first)
         info.context.plan(info)
-        pairs, more = await credit.page(info.context, subject_id, kinds, first, after, info.path)
+        found = await credit.page(info.context, subject_id, kinds, first, after, info.path)
+        if found is None:
+            return None  # withheld: no edges, cursors or page info either
+        pairs, more = found
         edges = [CreditRecordEdge(cursor=c, node=CreditRecord.from_row(row)) for c, row in pairs]
         return CreditRecordConnection(
             edges=edges,

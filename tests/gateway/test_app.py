@@ -184,27 +184,29 @@ async def test_a_policy_change_applies_without_restart_and_a_broken_file_keeps_t
     seeded: Seeded, tmp_path: Path
 ) -> None:
     policy_dir = shutil.copytree(SHIPPED_POLICY_DIR, tmp_path / "policies")
-    person = seeded.dataset.person("JS", 4)
-    document = "query($id: ID!) { naturalPerson(idNumber: $id) { name } }"
+    company = seeded.dataset.enterprise("JS", 4)
+    person = seeded.dataset.person(*seeded.dataset.representative_of("JS", 4))
+    # Through the enterprise: without a matter, the officer may not look persons up by ID.
+    document = "query($id: ID!) { legalPerson(uscc: $id) { legalRepresentative { name } } }"
     officer = token("AH", "joint_handling_officer")
     settings = gateway_settings(seeded.dsn, policy_dir=policy_dir, policy_reload_interval=0)
     async with serve(settings) as client:
-        before = await client.query(document, {"id": person["id_number"]}, token=officer)
-        assert before["data"]["naturalPerson"]["name"] != person["name"]  # masked
+        before = await client.query(document, {"id": company["uscc"]}, token=officer)
+        assert before["data"]["legalPerson"]["legalRepresentative"]["name"] != person["name"]
 
         append(
             policy_dir / "policy.csv",
             "p, joint_handling_officer, *, *, NaturalPerson.name, L2, allow\n",
         )
         touch_later(policy_dir / "policy.csv")
-        granted = await client.query(document, {"id": person["id_number"]}, token=officer)
-        assert granted["data"]["naturalPerson"]["name"] == person["name"]
+        granted = await client.query(document, {"id": company["uscc"]}, token=officer)
+        assert granted["data"]["legalPerson"]["legalRepresentative"]["name"] == person["name"]
 
         append(policy_dir / "policy.csv", "p, this line, is, broken\n")
         touch_later(policy_dir / "policy.csv")
-        kept = await client.query(document, {"id": person["id_number"]}, token=officer)
+        kept = await client.query(document, {"id": company["uscc"]}, token=officer)
         ready = await client.http.get("/readyz")
-    assert kept["data"]["naturalPerson"]["name"] == person["name"]
+    assert kept["data"]["legalPerson"]["legalRepresentative"]["name"] == person["name"]
     assert ready.json()["policy"]["error"]
     assert ready.json()["policy"]["healthy"] is False
 

@@ -19,6 +19,7 @@ from tests.gateway.test_cli import serving
 
 OFFICER = token("JS", "joint_handling_officer", app="jh-js")
 MATTER = "JH-HUKOU-MIGRATION"
+MATTER = "JH-HUKOU-MIGRATION"
 HUKOU = """query HukouMigration($id: ID!) {
   naturalPerson(idNumber: $id) { name ethnicity householdRegion residences { region } }
 }"""
@@ -94,7 +95,7 @@ async def test_breaker_states_and_the_audit_queue_are_exposed(seeded: Seeded) ->
     person = seeded.dataset.person_id("ZJ", 0)
     async with serve(replace(settings, sources=broken)) as client:
         body = await client.query("query($i: ID!) { naturalPerson(idNumber: $i) { name } }",
-                                  {"i": person}, token=OFFICER)  # fmt: skip
+                                  {"i": person}, token=OFFICER, matter=MATTER)  # fmt: skip
         assert body["errors"][0]["extensions"]["code"] == "SOURCE_UNAVAILABLE"
         client.gateway.metrics.set_audit_queue_depth(7)
         samples = await scrape(client)

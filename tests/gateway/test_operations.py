@@ -144,12 +144,15 @@ async def test_a_gateway_with_a_manifest_runs_registered_operations_only(
         # Registered while the gateway runs: accepted without a restart.
         register(manifest, [EXAMPLES / "counter-lookup.graphql"], guard())
         person = {"idNumber": seeded.dataset.person_id("SH", 1)}
-        answer = await client.query(lookup, person, token=PORTAL)
+        # As the example's caller sends it: a Shanghai counter app under its matter.
+        clerk = token("SH", "one_stop_app", app="counter-sh")
+        answer = await client.query(lookup, person, token=clerk, matter="OS-ENTERPRISE-OPENING")
         assert answer["data"]["naturalPerson"] is not None
 
         # A manifest broken by hand leaves the registered operations in force.
         manifest.write_text("{ not json", encoding="utf-8")
-        assert (await client.query(lookup, person, token=PORTAL))["data"]["naturalPerson"]
+        again = await client.query(lookup, person, token=clerk, matter="OS-ENTERPRISE-OPENING")
+        assert again["data"]["naturalPerson"]
 
 
 def test_a_gateway_refuses_to_start_without_its_manifest(seeded: Seeded, tmp_path: Path) -> None:

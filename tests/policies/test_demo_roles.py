@@ -6,12 +6,17 @@ from typing import Any
 
 import pytest
 
+from gateway.types import Row
 from policies.masks import mask_name
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
 
 PERSON = "query($id: ID!) { naturalPerson(idNumber: $id) { idNumber name phone ethnicity } }"
 COMPANY = "query($u: ID!) { legalPerson(uscc: $u) { uscc name registeredCapital } }"
+REPRESENTATIVE = (
+    "query($u: ID!) { legalPerson(uscc: $u) "
+    "{ legalRepresentative { idNumber name phone ethnicity } } }"
+)
 
 
 async def ask(
@@ -25,7 +30,7 @@ async def ask(
     return body
 
 
-def withheld(body: dict[str, Any], coordinate: str, owner: str) -> dict[str, Any]:
+def withheld(body: dict[str, Any], coordinate: str, owner: str | None) -> dict[str, Any]:
     [entry] = [
         e for e in body["extensions"]["policy"]["fields"]
         if e["field"] == coordinate and e["owner"] == owner
@@ -34,18 +39,35 @@ def withheld(body: dict[str, Any], coordinate: str, owner: str) -> dict[str, Any
     return entry
 
 
+def represented_by_own_region(seeded: Seeded, region: str) -> tuple[Row, Row]:
+    """An enterprise of ``region`` whose legal representative lives there too, and that person."""
+    dataset = seeded.dataset
+    for index in range(dataset.enterprise_count(region)):
+        home, person = dataset.representative_of(region, index)
+        if home == region:
+            return dataset.enterprise(region, index), dataset.person(home, person)
+    raise AssertionError(f"no enterprise of {region} has a representative from {region}")
+
+
 async def test_one_stop_app_sees_names_in_another_region_without_a_matter(
     seeded: Seeded,
 ) -> None:
-    company = seeded.dataset.enterprise("JS", 3)
-    person = seeded.dataset.person("JS", 3)
+    company, person = represented_by_own_region(seeded, "JS")
     body = await ask(seeded, COMPANY, company["uscc"], "SH", "one_stop_app", None)
     assert body["data"]["legalPerson"]["name"] == company["name"]
-    body = await ask(seeded, PERSON, person["id_number"], "SH", "one_stop_app", None)
-    assert body["data"]["naturalPerson"]["name"] == person["name"]
+    body = await ask(seeded, REPRESENTATIVE, company["uscc"], "SH", "one_stop_app", None)
+    got = body["data"]["legalPerson"]["legalRepresentative"]
+    assert got["name"] == person["name"]
     # Sensitive data needs a matter: withheld, and the reason is given.
-    assert body["data"]["naturalPerson"]["phone"] is None
+    assert got["phone"] is None
     assert withheld(body, "NaturalPerson.phone", "JS")["reason"] == "NO_MATTER"
+
+
+async def test_without_a_matter_nobody_looks_a_person_up_by_id_number(seeded: Seeded) -> None:
+    person = seeded.dataset.person("JS", 3)
+    body = await ask(seeded, PERSON, person["id_number"], "SH", "one_stop_app", None)
+    assert body["data"]["naturalPerson"] is None
+    assert withheld(body, "NaturalPerson.idNumber", "JS")["reason"] == "NO_MATTER"
 
 
 async def test_joint_handling_officer_under_the_matter(seeded: Seeded) -> None:
@@ -59,9 +81,9 @@ async def test_joint_handling_officer_under_the_matter(seeded: Seeded) -> None:
 
 
 async def test_joint_handling_officer_without_a_matter_gets_masked_names(seeded: Seeded) -> None:
-    person = seeded.dataset.person("AH", 5)
-    body = await ask(seeded, PERSON, person["id_number"], "JS", "joint_handling_officer", None)
-    got = body["data"]["naturalPerson"]
+    company, person = represented_by_own_region(seeded, "AH")
+    body = await ask(seeded, REPRESENTATIVE, company["uscc"], "JS", "joint_handling_officer", None)
+    got = body["data"]["legalPerson"]["legalRepresentative"]
     assert got["name"] == mask_name(person["name"])
     assert got["name"] != person["name"]
     [entry] = [e for e in body["extensions"]["policy"]["fields"]
@@ -72,9 +94,11 @@ async def test_joint_handling_officer_without_a_matter_gets_masked_names(seeded:
 
 @pytest.mark.parametrize("owner", ["SH", "JS", "ZJ", "AH"])
 async def test_public_portal_never_sees_id_numbers(seeded: Seeded, owner: str) -> None:
-    person = seeded.dataset.person(owner, 7)
+    company, person = represented_by_own_region(seeded, owner)
     body = await ask(seeded, PERSON, person["id_number"], "AH", "public_portal", None)
-    assert body["data"]["naturalPerson"]["idNumber"] is None
+    assert body["data"]["naturalPerson"] is None
+    body = await ask(seeded, REPRESENTATIVE, company["uscc"], "AH", "public_portal", None)
+    assert body["data"]["legalPerson"]["legalRepresentative"]["idNumber"] is None
 
 
 async def test_public_portal_sees_the_registry(seeded: Seeded) -> None:
@@ -86,9 +110,13 @@ async def test_public_portal_sees_the_registry(seeded: Seeded) -> None:
 
 
 async def test_the_auditor_sees_no_natural_person_field(seeded: Seeded) -> None:
-    person = seeded.dataset.person("SH", 9)
+    company, person = represented_by_own_region(seeded, "SH")
     body = await ask(seeded, PERSON, person["id_number"], "NATIONAL", "auditor", None)
-    assert body["data"]["naturalPerson"] == {
+    assert body["data"]["naturalPerson"] is None
+    # Not even the owner: a person's home region is their household region, denied too.
+    assert withheld(body, "NaturalPerson.idNumber", None)["reason"] == "DENIED"
+    body = await ask(seeded, REPRESENTATIVE, company["uscc"], "NATIONAL", "auditor", None)
+    assert body["data"]["legalPerson"]["legalRepresentative"] == {
         "idNumber": None, "name": None, "phone": None, "ethnicity": None,
     }  # fmt: skip
     reasons = {e["field"]: e["reason"] for e in body["extensions"]["policy"]["fields"]}

@@ -96,6 +96,40 @@ class Oracle:
                 subject: str | None = None) -> dict[str, Any]:  # fmt: skip
         return {n: self.shown(type_name, owner, row[snake_case(n)], n, subject) for n in names}
 
+    def looks_up(self, type_name: str, key_field: str, key: str) -> bool:
+        """A look-up by key answers only where the key field would be clear (existence is data)."""
+        owner = id_number_region(key) if type_name == "NaturalPerson" else uscc_region(key)
+        assert owner is not None
+        decision = self.policy.decide(f"{type_name}.{key_field}", owner)
+        return decision.decision is Decision.CLEAR
+
+    def looked_up_person(self, id_number: str, selection: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.looks_up("NaturalPerson", "idNumber", id_number):
+            return None
+        return self.person(id_number, selection)
+
+    def credit_page(self, subject_id: str) -> dict[str, Any] | None:
+        """``creditRecords(subjectId:) { edges { cursor } pageInfo { hasNextPage } }``: null, with
+        no count and no page info, unless the subject may be looked up and followed."""
+        person = id_number_region(subject_id) is not None
+        type_name, key_field = ("NaturalPerson", "idNumber") if person else ("LegalPerson", "uscc")
+        owner = id_number_region(subject_id) or uscc_region(subject_id)
+        if not self.looks_up(type_name, key_field, subject_id):
+            return None
+        if not self.policy.decide(f"{type_name}.creditRecords", str(owner)).released:
+            return None
+        return {"pageInfo": {"hasNextPage": len(self.data.credit_records_of(subject_id)) > 100}}
+
+    def owner_named(self, entry: dict[str, Any]) -> bool:
+        """Whether an explanation may name this entry's owner: only where the record's own
+        owner field (a person's household region, a record's region) would be clear."""
+        type_name = entry["field"].partition(".")[0]
+        owner_field = {"NaturalPerson": "householdRegion"}.get(type_name, "region")
+        subject = entry.get("subjectType")
+        decision = self.policy.decide(f"{type_name}.{owner_field}", entry["owner"],
+                                      subject_type=subject)  # fmt: skip
+        return decision.decision is Decision.CLEAR
+
     def person(self, id_number: str, selection: dict[str, Any]) -> dict[str, Any] | None:
         located = self.data.locate_person(id_number)
         if located is None:
@@ -197,8 +231,9 @@ def engine() -> PolicyEngine:
     region=st.sampled_from(CALLER_REGIONS),
     roles=st.lists(st.sampled_from(ROLES), min_size=1, max_size=2, unique=True),
     matter=st.sampled_from(MATTERS),
-    root=st.sampled_from(("person", "company")),
-    subject_index=st.integers(min_value=0, max_value=40),
+    root=st.sampled_from(("person", "company", "credit")),
+    # Past the seeded persons: valid ID numbers nobody holds, to compare with known ones.
+    subject_index=st.integers(min_value=0, max_value=40) | st.integers(10_000, 10_040),
     subject_region=st.sampled_from(DELTA_REGIONS),
     data=st.data(),
 )
@@ -225,19 +260,33 @@ def test_every_value_is_what_the_policy_allows(
         assert response.status_code == 403
         return
     oracle = Oracle(seeded, policy)
+    if root == "company":
+        subject_index %= 10_000  # enterprises: the seeded ones
     if root == "person":
         key = seeded.dataset.person_id(subject_region, subject_index)
         selection = data.draw(person_selection())
         document = f'{{ naturalPerson(idNumber: "{key}") {{ {render(selection)} }} }}'
-        expected = {"naturalPerson": oracle.person(key, selection)}
-    else:
+        expected = {"naturalPerson": oracle.looked_up_person(key, selection)}
+    elif root == "company":
         key = seeded.dataset.uscc(subject_region, subject_index)
         selection = data.draw(company_selection())
         document = f'{{ legalPerson(uscc: "{key}") {{ {render(selection)} }} }}'
         expected = {"legalPerson": oracle.company(key, selection)}
+    else:
+        key = data.draw(
+            st.sampled_from([seeded.dataset.person_id(subject_region, subject_index),
+                             seeded.dataset.uscc(subject_region, subject_index % 10_000)])
+        )  # fmt: skip
+        document = (
+            f'{{ creditRecords(subjectId: "{key}", first: 100) {{ pageInfo {{ hasNextPage }} }} }}'
+        )
+        expected = {"creditRecords": oracle.credit_page(key)}
     body = loop.run_until_complete(
         client.query(document, token=token(region, *roles, app="prop"), matter=matter)
     )
     assert "errors" not in body, body["errors"]
     assert normalise(body["data"]) == normalise(expected)
     assert id_number_region(key) or uscc_region(key)
+    # Explanations name an owner only where the caller may see it.
+    for entry in body["extensions"]["policy"]["fields"]:
+        assert entry["owner"] is None or oracle.owner_named(entry), entry

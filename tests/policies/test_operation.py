@@ -188,7 +188,7 @@ def test_natural_person_credit_records_masked_with_pseudonyms_joinable_across_re
         "kind": "ADMIN_PENALTY",
     }
     sh, js = (policy.apply("CreditRecord", region, [row])[0] for region in ("SH", "JS"))
-    assert js["subject_id"] == "110105********002X"
+    assert js["subject_id"] == "110105************"
     assert js["decided_on"] == "2024-**-**"
     assert js["kind"] is None  # an enum cannot be masked
     assert js["document_number"] != row["document_number"]

@@ -135,11 +135,16 @@ async def test_a_request_for_withheld_personal_data_is_recorded_as_an_attempt(
             {"id": person["id_number"]},
             token=token("JS", "public_portal", app=app),
         )
-        assert body["data"]["naturalPerson"]["phone"] is None
+        # Not even whether the ID number is in the register: the look-up itself is withheld.
+        assert body["data"]["naturalPerson"] is None
         [found] = await events(client, callerApp=app)
     assert found["subjects"] == [person["id_number"]]
-    [phone] = [d for d in found["decisions"] if d["field"] == "NaturalPerson.phone"]
-    assert (phone["decision"], phone["reason"], phone["grade"]) == ("WITHHELD", "NO_MATTER", "L3")
+    [lookup] = [d for d in found["decisions"] if d["field"] == "NaturalPerson.idNumber"]
+    assert (lookup["decision"], lookup["reason"], lookup["grade"]) == (
+        "WITHHELD",
+        "NO_MATTER",
+        "L3",
+    )
 
 
 @pytest.mark.parametrize(
