@@ -143,7 +143,8 @@ async def run(
 async def main(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.gettempdir()) / "deltagate-bench-audit-pg"
     print(f"embedded PostgreSQL in {data_dir}; seeding {args.persons} persons per region ...")
-    dsn = await asyncio.to_thread(start_embedded, data_dir)
+    # Stopped when this process exits (gateway.embedded's exit hook).
+    dsn = (await asyncio.to_thread(start_embedded, data_dir)).uri
     await seed_regions(dsn, args.persons, args.seed)
     audit_dsn = await create_database(dsn, fresh=True)
     dataset = Dataset(args.persons, args.seed)

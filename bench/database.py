@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
+from gateway.embedded import EmbeddedServer
 from gateway.synthetic import database_name, region_dsn, seed_regions
 from gateway.types import DELTA_REGIONS, RegionCode
 
@@ -39,12 +38,12 @@ class Database:
     Attributes:
         dsn: the ``postgres`` maintenance database.
         postmaster_pid: the server's main process (its children are the backends).
-        server: pgserver's handle; the server stops when the last handle goes.
+        server: the embedded server; it stops when this process exits.
     """
 
     dsn: str
     postmaster_pid: int
-    server: object
+    server: EmbeddedServer
 
     @property
     def regions(self) -> dict[RegionCode, str]:
@@ -56,51 +55,21 @@ def start(data_dir: Path) -> Database:
     """Start (or reuse) the server in ``data_dir``, with the settings a load test needs.
 
     The settings are written with ``ALTER SYSTEM``; when they change, the server is
-    restarted once so they apply. The server stops when this process exits.
+    restarted once so they apply. The server stops when this process exits
+    (``gateway.embedded``'s exit hook, which a SIGTERM'd run reaches too).
     """
-    server = _server(data_dir)
-    dsn = str(server.get_uri("postgres"))  # type: ignore[attr-defined]
-    if asyncio.run(_configure(dsn)):
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedServer(data_dir)
+    if asyncio.run(_configure(server.uri)):
         logger.info("restarting PostgreSQL to apply max_connections and shared_buffers")
-        server.cleanup()  # type: ignore[attr-defined]
-        server = _server(data_dir)
-        dsn = str(server.get_uri("postgres"))  # type: ignore[attr-defined]
-        if asyncio.run(_configure(dsn)):
+        server.stop()
+        server.start()
+        if asyncio.run(_configure(server.uri)):
             raise RuntimeError(
                 f"PostgreSQL in {data_dir} kept its old settings after a restart; another"
                 " process may hold it open. Stop it, or use another --data-dir."
             )
-    return Database(dsn, int(server.get_pid()), server)  # type: ignore[attr-defined]
-
-
-def _server(data_dir: Path) -> object:
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    _forget_dead_handles(data_dir)
-    with warnings.catch_warnings():
-        # platformdirs asks for XDG_RUNTIME_DIR, which containers rarely set; harmless here.
-        warnings.simplefilter("ignore", UserWarning)
-        import pgserver
-
-        return pgserver.get_server(data_dir, cleanup_mode="stop")
-
-
-def _forget_dead_handles(data_dir: Path) -> None:
-    """Drop processes that no longer exist from pgserver's list of the server's users.
-
-    pgserver stops the server when its last user exits, and counts users in
-    ``.handle_pids.json``; a run that was killed stays on that list for ever,
-    and the server would then never be stopped (nor restarted to take new settings).
-    """
-    import psutil
-
-    path = data_dir / ".handle_pids.json"
-    try:
-        pids = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-    if alive != pids:
-        path.write_text(json.dumps(alive))
+    return Database(server.uri, server.pid(), server)
 
 
 async def _configure(dsn: str) -> bool:

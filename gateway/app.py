@@ -296,26 +296,27 @@ class Gateway:
                 return "unavailable"
             return "ok"
 
-        async def audit() -> str:
+        async def audit() -> tuple[str, str | None]:
             if self.audit is None:
-                return "off"
+                return "off", None
             try:
                 await self.audit.ping()
             except AuditUnavailable:
-                return "unavailable"
-            return "ok"
+                return "unavailable", self.audit.problem
+            return "ok", None
 
-        *states, audit_state = await asyncio.gather(
+        *states, (audit_state, audit_error) = await asyncio.gather(
             *(ping(s) for s in self.sources.values()), audit()
         )
         return {
             "sources": dict(zip(self.sources, states, strict=True)),
             "audit": audit_state,
+            "auditError": audit_error,
             "policy": self.policy.status.as_dict(),
         }
 
     async def start(self) -> None:
-        """Connect to the audit database (creating its table) before the first request."""
+        """Connect to the audit database (checking its table) before the first request."""
         if self.audit is not None:
             await self.audit.start()
 

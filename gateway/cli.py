@@ -161,19 +161,27 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from gateway.embedded import DEFAULT_DATA_DIR, start_embedded
+
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
+    server = start_embedded(data_dir)
+    try:
+        return _serve_demo(args, server.uri)
+    finally:
+        server.close()  # Ctrl-C or SIGTERM ends uvicorn.run, and the server goes with it
+
+
+def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     import uvicorn
 
     from gateway.app import Gateway, create_app
     from gateway.audit import create_database
     from gateway.auth import mint_token
-    from gateway.embedded import DEFAULT_DATA_DIR, start_embedded
     from gateway.settings import Settings, local_sources
     from gateway.synthetic import Dataset, region_dsn, seed_regions
     from gateway.types import DELTA_REGIONS
 
-    data_dir = args.data_dir or DEFAULT_DATA_DIR
-    print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
-    dsn = start_embedded(data_dir)
     print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
     report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
     print(f"Seeded in {report.elapsed:.1f} s.")

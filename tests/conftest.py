@@ -36,20 +36,40 @@ class Seeded:
     report: SeedReport
 
 
+def embedded_data_dir(suffix: str = "") -> Path:
+    """The data folder of an embedded test server: ``DELTAGATE_TEST_PGDATA`` plus ``suffix``.
+
+    Under the system temp folder by default: run as root, pgserver opens every parent of its
+    data dir. DELTAGATE_TEST_PGDATA lets two checkouts run their suites side by side.
+    """
+    base = os.environ.get("DELTAGATE_TEST_PGDATA") or str(
+        Path(tempfile.gettempdir()) / "deltagate-test-pg"
+    )
+    return Path(base + suffix)
+
+
 @pytest.fixture(scope="session")
-def admin_dsn() -> str:
-    """A DSN with the right to create databases: DELTAGATE_TEST_DSN, else an embedded server."""
+def admin_dsn() -> Iterator[str]:
+    """A DSN with the right to create databases: DELTAGATE_TEST_DSN, else an embedded server,
+    stopped when the session ends (also when a test failed)."""
     configured = os.environ.get("DELTAGATE_TEST_DSN")
     if configured:
-        return configured
-    import pgserver
+        yield configured
+        return
+    from gateway.embedded import EmbeddedServer
 
-    # Under the system temp folder: run as root, pgserver opens every parent of its data dir.
-    # DELTAGATE_TEST_PGDATA lets two checkouts run their suites side by side.
-    data = Path(
-        os.environ.get("DELTAGATE_TEST_PGDATA") or Path(tempfile.gettempdir()) / "deltagate-test-pg"
-    )
-    return pgserver.get_server(data, cleanup_mode="stop").get_uri("postgres")
+    server = EmbeddedServer(embedded_data_dir())
+    try:
+        yield server.uri
+    finally:
+        server.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Safety net: stop any embedded server a test started and left open."""
+    from gateway.embedded import close_all
+
+    close_all()
 
 
 @pytest.fixture(scope="session")

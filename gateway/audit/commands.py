@@ -1,7 +1,9 @@
-"""``deltagate audit verify`` and ``deltagate audit tail``.
+"""``deltagate audit init``, ``deltagate audit verify`` and ``deltagate audit tail``.
 
-Both read the audit database named by ``--dsn`` (default: ``DELTAGATE_AUDIT_DSN``).
-``verify`` exits 0 if the chain holds and its guards are in place, 1 if not.
+Each works on the audit database named by ``--dsn`` (default: ``DELTAGATE_AUDIT_DSN``).
+``init``, run as the role that is to own the table, creates it with its indexes
+and guards (idempotent); the gateway's own role runs no DDL. ``verify`` exits 0
+if the chain holds and its guards are in place, 1 if not.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 
+from gateway.audit.database import GUARDS, init_schema
 from gateway.audit.events import CHINA_TIME, StoredEvent
 from gateway.audit.verify import tail, verify
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 
 
 def add_audit_commands(commands: Any) -> None:
@@ -24,6 +28,13 @@ def add_audit_commands(commands: Any) -> None:
     audit = commands.add_parser("audit", help="check and read the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     dsn_help = "the audit database (default: DELTAGATE_AUDIT_DSN)"
+
+    init = audit_commands.add_parser(
+        "init",
+        help="create the table, its indexes and guards (run as the role that is to own them)",
+    )
+    init.add_argument("--dsn", help=dsn_help)
+    init.set_defaults(run=run_init)
 
     check = audit_commands.add_parser(
         "verify", help="walk the hash chain; report the first missing or altered event"
@@ -57,6 +68,16 @@ def _anchor(text: str | None) -> tuple[int, str] | None:
     if not seq.isdigit() or len(digest) != 64:
         raise ConfigError("--anchor takes SEQ:HASH, as verify prints the head")
     return int(seq), digest.lower()
+
+
+def run_init(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(init_schema(_dsn(args)))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Most often "must be owner": init is for the role that is to own the table.
+        raise GatewayError(f"audit init failed: {exc}") from None
+    print(f"audit log ready: table audit_event, guards {', '.join(GUARDS)}")
+    return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:

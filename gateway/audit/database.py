@@ -1,11 +1,14 @@
 """The audit database's tables and statements: the schema and its guards, reading events back.
 
-The table is created when the gateway first connects (``create_schema``).
-Two triggers guard it: one refuses every UPDATE, DELETE and TRUNCATE, even a
-superuser's (who must disable the trigger first, which only the table's owner
-can do: the gateway's own role should be granted INSERT and SELECT and own
-nothing); the other refuses an event whose ``prev_hash`` is not the hash of
-the event before it, so two writers can never fork the chain.
+The table is created by its owner, once, with ``deltagate audit init``
+(``create_schema``); the gateway's own role runs no DDL (it may only INSERT
+and SELECT) and checks, once per pool, that the table is there and its guards
+enabled (``check_schema``), refusing to write otherwise. Two triggers guard
+it: one refuses every UPDATE, DELETE and TRUNCATE, even a superuser's (who
+must disable the trigger first, which only the table's owner can do: the
+gateway's own role should be granted INSERT and SELECT and own nothing); the
+other refuses an event whose ``prev_hash`` is not the hash of the event
+before it, so two writers can never fork the chain.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncpg
 import orjson
 
 from gateway.audit.events import AuditEvent, StoredEvent
+from gateway.errors import AuditUnavailable
 
 __all__ = [
     "COLUMNS",
@@ -28,9 +32,12 @@ __all__ = [
     "INSERT",
     "SCHEMA",
     "EventQuery",
+    "check_schema",
     "create_database",
     "create_schema",
     "database_dsn",
+    "guard_states",
+    "init_schema",
     "stored_event",
 ]
 
@@ -211,11 +218,46 @@ def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
 
 
 async def create_schema(connection: asyncpg.Connection) -> None:
-    """Create the table, its indexes and its guards if they are missing (idempotent)."""
+    """Create the table, its indexes and its guards if they are missing (idempotent).
+
+    Run as the role that is to own the table (``deltagate audit init``), never as the
+    gateway's: only the owner can change the table or disable its guards.
+    """
     async with connection.transaction():
-        # Replicas starting together: one creates, the others wait and find it made.
+        # Two inits at once: one creates, the other waits and finds it made.
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext('deltagate_audit'))")
         await connection.execute(SCHEMA)
+
+
+async def guard_states(connection: asyncpg.Connection) -> dict[str, bool]:
+    """Each guard trigger of ``GUARDS`` and whether it is there and enabled."""
+    rows = await connection.fetch(
+        # 'O' fires in ordinary sessions, 'A' always; 'D' is disabled, 'R' replicas only.
+        "SELECT tgname, tgenabled::text IN ('O', 'A') AS enabled FROM pg_trigger"
+        " WHERE tgrelid = to_regclass('audit_event') AND NOT tgisinternal"
+    )
+    found = {row["tgname"]: row["enabled"] for row in rows}
+    return {name: found.get(name, False) for name in GUARDS}
+
+
+async def check_schema(connection: asyncpg.Connection) -> None:
+    """Return if the table is there with every guard enabled (catalog reads only, no DDL).
+
+    Raises:
+        AuditUnavailable: saying what is missing; the gateway then writes nothing
+            (an unguarded table is no audit log).
+    """
+    if not await connection.fetchval("SELECT to_regclass('audit_event') IS NOT NULL"):
+        raise AuditUnavailable(
+            "the audit database has no table audit_event: run deltagate audit init"
+            " as the role that is to own it"
+        )
+    off = [name for name, enabled in (await guard_states(connection)).items() if not enabled]
+    if off:
+        raise AuditUnavailable(
+            f"audit_event guard(s) missing or disabled: {', '.join(off)}"
+            " (the table's owner restores them with deltagate audit init)"
+        )
 
 
 #: The audit database's name where the gateway creates it (the demo, the tests).
@@ -230,8 +272,18 @@ def database_dsn(server_dsn: str, name: str = DATABASE) -> str:
     return " ".join([*kept, f"dbname={name}"])
 
 
+async def init_schema(dsn: str) -> None:
+    """``deltagate audit init``: connect to the audit database at ``dsn`` and ``create_schema``."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await create_schema(connection)
+    finally:
+        await connection.close()
+
+
 async def create_database(server_dsn: str, name: str = DATABASE, *, fresh: bool = False) -> str:
-    """Create the audit database on a server (with the right to create databases); its DSN.
+    """Create the audit database on a server (with the right to create databases) and its
+    schema, as ``deltagate audit init`` would (the demo, the tests); its DSN.
 
     An existing one is kept, unless ``fresh`` (tests) drops it first.
     """
@@ -244,4 +296,6 @@ async def create_database(server_dsn: str, name: str = DATABASE, *, fresh: bool 
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-    return database_dsn(server_dsn, name)
+    dsn = database_dsn(server_dsn, name)
+    await init_schema(dsn)
+    return dsn

@@ -1,7 +1,9 @@
 """The audit store: events appended in groups, hash-chained, and read back by auditors.
 
 The database (``deltagate_audit`` by default) belongs to the audit log alone;
-its table and guards are in ``gateway.audit.database``.
+its table and guards are in ``gateway.audit.database``, created beforehand by
+their owner (``deltagate audit init``): the store only checks, once per pool,
+that they are in place, and is unavailable until they are.
 
 Writing: ``append`` hands the event to one writer task per process and
 returns once the INSERT holding it has committed. While one INSERT is in
@@ -28,7 +30,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.audit.database import HEAD, INSERT, EventQuery, create_schema, stored_event
+from gateway.audit.database import HEAD, INSERT, EventQuery, check_schema, stored_event
 from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
 from gateway.errors import AuditUnavailable
 
@@ -71,7 +73,8 @@ class AuditStore:
     """The audit log in its own PostgreSQL database.
 
     Args:
-        dsn: the audit database (it must exist; the table is created on first connect).
+        dsn: the audit database, its table made by ``deltagate audit init``; the
+            gateway's role needs only INSERT and SELECT on it.
         timeout: seconds for connecting and for each write or read.
         max_batch: most events one INSERT carries.
         algorithm: the chain's hash algorithm (default: SM3 if available, else SHA-256).
@@ -107,11 +110,13 @@ class AuditStore:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        #: Why the last attempt to connect failed, for ``/readyz`` (None once connected).
+        self.problem: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect (and create the table) now; a database that is down is retried on use."""
+        """Connect (and check the table) now; a database that is down is retried on use."""
         self._closed = False
         try:
             await self._get_pool()
@@ -255,10 +260,16 @@ class AuditStore:
                     server_settings={"application_name": "deltagate-audit"},
                 )
                 async with pool.acquire() as connection:
-                    await create_schema(connection)
+                    await check_schema(connection)
         except Exception as exc:
-            logger.warning("audit database not reachable: %s", _safe(exc))
+            if isinstance(exc, AuditUnavailable):  # reachable, but not set up, or a guard is off
+                self.problem = str(exc)
+                logger.error("audit database not usable: %s", exc)
+            else:
+                self.problem = "the audit database is not reachable"
+                logger.warning("audit database not reachable: %s", _safe(exc))
             if pool is not None:
                 pool.terminate()
             raise AuditUnavailable("the audit log is unavailable") from None
+        self.problem = None
         return pool

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from gateway.audit.database import COLUMNS, GUARDS, stored_event
+from gateway.audit.database import COLUMNS, guard_states, stored_event
 from gateway.audit.events import GENESIS, StoredEvent
 from gateway.errors import GatewayError
 
@@ -127,13 +127,7 @@ async def verify(dsn: str, *, anchor: tuple[int, str] | None = None) -> VerifyRe
         GatewayError: the database cannot be reached or holds no audit log.
     """
     async with _connect(dsn) as connection:
-        rows = await connection.fetch(
-            # 'O' fires in ordinary sessions, 'A' always; 'D' is disabled, 'R' replicas only.
-            "SELECT tgname, tgenabled::text IN ('O', 'A') AS enabled FROM pg_trigger"
-            " WHERE tgrelid = 'audit_event'::regclass AND NOT tgisinternal"
-        )
-        found = {row["tgname"]: row["enabled"] for row in rows}
-        guards = {name: found.get(name, False) for name in GUARDS}
+        guards = await guard_states(connection)
         count = 0
         prev = GENESIS
         head: tuple[int, str] | None = None

@@ -5,55 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.embedded import EmbeddedServer
 from gateway.synthetic import region_dsn, seed_regions
 from tests.client import GatewayClient, serve
-from tests.conftest import PERSONS, SEED, Seeded, gateway_settings, token
-
-
-class RegionalServer:
-    """A second embedded PostgreSQL, for one region, that a test may stop and start."""
-
-    def __init__(self, data_dir: Path) -> None:
-        import pgserver
-
-        self.data_dir = data_dir
-        self.server = pgserver.get_server(data_dir, cleanup_mode="stop")
-        self.uri = str(self.server.get_uri("postgres"))
-
-    def stop(self) -> None:
-        import pgserver
-
-        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
-                        user=self.server.system_user, timeout=30)  # fmt: skip
-
-    def start(self) -> None:
-        import pgserver
-
-        pgserver.pg_ctl(
-            ["-w", "-o", '-h ""', "-o", f"-k {self.data_dir}", "-l", str(self.data_dir / "log"),
-             "start"],
-            pgdata=self.data_dir, user=self.server.system_user, timeout=30,
-        )  # fmt: skip
+from tests.conftest import PERSONS, SEED, Seeded, embedded_data_dir, gateway_settings, token
 
 
 @pytest.fixture(scope="module")
-def zhejiang() -> RegionalServer:
+def zhejiang() -> Iterator[EmbeddedServer]:
+    """A second embedded PostgreSQL, for ZJ, that the test stops and starts; stopped after."""
     if os.environ.get("DELTAGATE_TEST_DSN"):
         pytest.skip("the outage test stops an embedded server of its own")
-    base = os.environ.get("DELTAGATE_TEST_PGDATA") or str(
-        Path(tempfile.gettempdir()) / "deltagate-test-pg"
-    )
-    server = RegionalServer(Path(base + "-zj"))
-    asyncio.run(seed_regions(server.uri, PERSONS, SEED, regions=["ZJ"], processes=1))
-    return server
+    server = EmbeddedServer(embedded_data_dir("-zj"))
+    try:
+        asyncio.run(seed_regions(server.uri, PERSONS, SEED, regions=["ZJ"], processes=1))
+        yield server
+    finally:
+        server.close()
 
 
 QUERY = """
@@ -68,7 +43,7 @@ async def ask(client: GatewayClient, uscc: str) -> dict[str, Any]:
 
 
 async def test_a_region_down_gives_partial_answers_and_comes_back(
-    seeded: Seeded, zhejiang: RegionalServer
+    seeded: Seeded, zhejiang: EmbeddedServer
 ) -> None:
     settings = gateway_settings(seeded.dsn)
     sources = tuple(

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 from gateway.audit import create_database, verify
+from gateway.embedded import EmbeddedServer
 from tests.client import GatewayClient, serve
-from tests.conftest import Seeded, gateway_settings, token
-from tests.resolvers.test_outage import RegionalServer
+from tests.conftest import Seeded, embedded_data_dir, gateway_settings, token
 
 PERSON = "query($id: ID!) { naturalPerson(idNumber: $id) { name phone } }"
 COMPANY = "query($u: ID!) { legalPerson(uscc: $u) { name status } }"
@@ -26,14 +25,15 @@ MOST_REQUESTS = 3000
 
 
 @pytest.fixture(scope="module")
-def audit_server() -> tuple[RegionalServer, str]:
+def audit_server() -> Iterator[tuple[EmbeddedServer, str]]:
+    """An audit database on a server of its own, that the test stops and starts; stopped after."""
     if os.environ.get("DELTAGATE_TEST_DSN"):
         pytest.skip("the audit outage test stops an embedded server of its own")
-    base = os.environ.get("DELTAGATE_TEST_PGDATA") or str(
-        Path(tempfile.gettempdir()) / "deltagate-test-pg"
-    )
-    server = RegionalServer(Path(base + "-audit"))
-    return server, asyncio.run(create_database(server.uri, fresh=True))
+    server = EmbeddedServer(embedded_data_dir("-audit"))
+    try:
+        yield server, asyncio.run(create_database(server.uri, fresh=True))
+    finally:
+        server.close()
 
 
 class Run:
@@ -78,7 +78,7 @@ class Run:
 
 
 async def test_with_the_audit_database_down_nothing_is_served_unaudited(
-    seeded: Seeded, audit_server: tuple[RegionalServer, str]
+    seeded: Seeded, audit_server: tuple[EmbeddedServer, str]
 ) -> None:
     server, dsn = audit_server
     persons = [seeded.dataset.person("SH", i) for i in range(20)]
