@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from gateway.auth import TokenVerifier
-from gateway.cli import main
+from gateway.cli import demo_settings, main
 from gateway.synthetic import region_dsn
 from tests.conftest import JWT_SECRET, MASK_SECRET, PERSONS, SEED, Seeded, token
 
@@ -54,6 +54,23 @@ def test_policy_explain_prints_the_decision_and_its_rules(
     assert out.startswith("decision: WITHHELD")
     assert "NEGATIVE_LIST" in out
     assert "policy.csv" in out
+
+
+def test_the_demo_makes_its_secrets_for_each_run(seeded: Seeded) -> None:
+    root = Path(__file__).resolve().parents[2]
+    sources = [
+        path.read_text(encoding="utf-8")
+        for package in ("gateway", "policies", "resolvers", "schema")
+        for path in (root / package).rglob("*")
+        if path.suffix in (".py", ".toml", ".csv", ".conf")
+    ]
+    runs = [demo_settings(seeded.dsn, seeded.dsn, 8000, {}) for _ in range(2)]
+    secrets = [secret for run in runs for secret in (run.jwt_secret, run.mask_secret)]
+    assert all(secret and len(secret) >= 32 for secret in secrets)
+    assert len(set(secrets)) == 4  # per run, and the token key is not the mask key
+    assert [s for s in secrets if s and any(s in text for text in sources)] == []
+    given = demo_settings(seeded.dsn, seeded.dsn, 8000, {"DELTAGATE_MASK_SECRET": MASK_SECRET})
+    assert given.mask_secret == MASK_SECRET  # the environment still wins
 
 
 def test_seed_reports_rows_and_sizes(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
