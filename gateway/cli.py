@@ -33,6 +33,9 @@ DEMO_CALLERS = (
     ("audit-national", "NATIONAL", ("auditor",), None, "auditor, national level"),
 )
 
+#: The demo's tokens last a working day: it serves only 127.0.0.1, in development mode.
+DEMO_TOKEN_LIFETIME = 8 * 3600
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -199,7 +202,12 @@ def _demo(args: argparse.Namespace) -> int:
                     person["id_number"]))  # fmt: skip
     for app, region, roles, matter, what, subject in callers:
         minted = mint_token(
-            sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600, subject=subject
+            sub=app,
+            region=region,
+            roles=roles,
+            secret=secret,
+            ttl=int(settings.max_token_lifetime),
+            subject=subject,
         )
         headers = {"Authorization": f"Bearer {minted}"}
         if matter:
@@ -244,6 +252,7 @@ def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -
         port=port,
         jwt_secret=env.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32),
         mask_secret=env.get("DELTAGATE_MASK_SECRET") or secrets.token_urlsafe(32),
+        max_token_lifetime=DEMO_TOKEN_LIFETIME,
         sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
         audit_dsn=audit_dsn,
     ).check()
