@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -151,3 +152,36 @@ def test_serve_runs_a_real_server_from_a_config_file(seeded: Seeded, tmp_path: P
     # A graceful stop: uvicorn finishes the lifespan, then re-raises the SIGTERM it caught.
     assert "Application shutdown complete" in output
     assert server.returncode in (0, -15), output
+
+
+@pytest.mark.slow
+def test_workers_without_a_mask_secret_share_the_one_serve_generates(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    # Each worker builds its own gateway; a cursor one made must page on at any other.
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    search = """query($name: String!, $after: String) {
+      searchLegalPersons(name: $name, first: 1, after: $after) { pageInfo { endCursor } } }"""
+    name = seeded.dataset.enterprise("SH", 0)["name"][:1]
+    headers = {"Authorization": f"Bearer {token('SH', 'public_portal')}"}
+    with serving(
+        seeded, tmp_path, "--workers", "2", config=["[limits]", "rate_limits = false"],
+        DELTAGATE_MASK_SECRET="", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    ) as server:  # fmt: skip
+
+        def page(after: str | None) -> dict[str, object]:
+            body = {"query": search, "variables": {"name": name, "after": after}}
+            return httpx.post(
+                f"{server.base}/graphql", json=body, headers=headers, timeout=5
+            ).json()
+
+        cursor = page(None)["data"]["searchLegalPersons"]["pageInfo"]["endCursor"]  # type: ignore[index]
+        answers = []
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for _ in range(10):
+                answers += list(pool.map(page, [cursor] * 32))
+                if len(list(metrics_dir.glob("counter_*.db"))) == 2:
+                    break
+    assert len(list(metrics_dir.glob("counter_*.db"))) == 2, server.output  # both answered
+    assert [a for a in answers if "errors" in a] == []
