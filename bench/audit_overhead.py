@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
 import time
@@ -49,7 +50,8 @@ from gateway.synthetic import Dataset, region_dsn, seed_regions
 from gateway.types import DELTA_REGIONS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SECRET = "deltagate-bench-secret-0123456789abcdef0123"
+# Made for each run: a secret written in the source is known to every reader.
+SECRET = secrets.token_urlsafe(32)
 
 
 class Dropped(SpanExporter):

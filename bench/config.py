@@ -42,6 +42,8 @@ from policies import SHIPPED_POLICY_DIR
 AUDIENCE = "deltagate"
 ISSUER = "https://idp.bench.invalid"
 KEY_ID = "bench-1"
+#: A run lasts hours with the tokens made at its start; the gateways it runs allow them.
+TOKEN_LIFETIME = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class RunConfig:
     mask_secret: str
     _signing_key: object
 
-    def token(self, caller: BenchCaller, ttl: int = 24 * 3600) -> str:
+    def token(self, caller: BenchCaller, ttl: int = TOKEN_LIFETIME) -> str:
         """A bearer token for ``caller``, signed as the run's identity provider would."""
         if self.mode == "development":
             return mint_token(
@@ -127,6 +129,7 @@ def write_config(
         f"dsn = {json.dumps(audit_dsn)}",
         "",
         "[auth]",
+        f"max_token_lifetime = {TOKEN_LIFETIME}",
     ]
     signing_key = None
     if mode == "production":

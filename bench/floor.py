@@ -153,10 +153,11 @@ class Floor:
             settings.policy_dir, mask_secret=mask_secret, reload_interval=3600
         )
         self.verifier = TokenVerifier(
-            hs256_secret=settings.jwt_secret,
+            hs256_secret=settings.hs256_secret,
             jwks_path=settings.jwks_path,
             audience=settings.audience,
             issuer=settings.issuer,
+            max_lifetime=settings.max_token_lifetime,
         )
         self.cursors = CursorCodec(mask_secret)
         self.regions = tuple(s.region for s in settings.sources)

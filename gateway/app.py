@@ -117,10 +117,11 @@ class Gateway:
             shared_cache_size=4096,
         )
         verifier = TokenVerifier(
-            hs256_secret=settings.jwt_secret,
+            hs256_secret=settings.hs256_secret,
             jwks_path=settings.jwks_path,
             audience=settings.audience,
             issuer=settings.issuer,
+            max_lifetime=settings.max_token_lifetime,
         )
         # No extensions: requests are executed with ``execute_prepared`` on the document
         # the guard parsed and validated, so Strawberry's own caches would never be read.

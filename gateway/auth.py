@@ -7,9 +7,15 @@ a citizen's own token also carries ``subject``, their ID number.
 Two ways to sign:
 
 - HS256 with a shared secret (``DELTAGATE_JWT_SECRET``): development and the
-  demo; ``mint_token`` makes such tokens.
+  demo; ``mint_token`` makes such tokens. Never in production, whatever the
+  environment holds: whoever has the secret (every process that verifies with
+  it, every shell the demo printed it in) could sign any roles it liked.
 - RS256 against the public keys of a JWKS file: production. The file is
   re-read when it changes, so keys can be rotated without a restart.
+
+``exp`` (and ``iat``, ``nbf`` when present) must be NumericDates, JSON numbers
+of seconds (RFC 7519 §2); and a token may live at most ``max_lifetime``
+seconds, from its ``iat`` and from now, so a stolen token is not good for days.
 
 A token that verified is remembered (by its exact text, signature included)
 until it expires, so an app calling with the same token again is not checked
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +61,10 @@ MAX_TOKEN_CHARS = 8192
 # Verified tokens remembered at the most: a gateway's callers are apps, each with a
 # token or a few at a time; the oldest is forgotten first.
 VERIFIED_TOKENS = 4096
+#: The longest a token may live (``[auth] max_token_lifetime``): an hour, the usual
+#: ceiling for an access token an identity provider issues to a government app.
+DEFAULT_MAX_TOKEN_LIFETIME = 3600
+_NUMERIC_DATES = ("exp", "iat", "nbf")
 # Each role is one more policy question per field, so their number is bounded.
 MAX_ROLES = 16
 _MAX_NAME_CHARS = 128
@@ -68,13 +79,15 @@ class TokenVerifier:
         audience: if set, the ``aud`` claim must name it.
         issuer: if set, the ``iss`` claim must equal it.
         leeway: seconds of clock skew tolerated on ``exp``/``nbf``/``iat``.
+        max_lifetime: the most seconds a token may span, ``iat`` to ``exp``, or
+            have left to live.
         jwks_reload_interval: seconds between checks of the JWKS file for changes.
         clock: monotonic seconds, for the JWKS checks.
         wall_clock: seconds since the epoch, for the expiry of remembered tokens.
 
     Raises:
-        ConfigError: neither key source is given, the secret is too short, or the
-            JWKS file holds no usable RSA key.
+        ConfigError: neither key source is given, the secret is too short, the
+            JWKS file holds no usable RSA key, or ``max_lifetime`` is not positive.
 
     Example::
 
@@ -90,17 +103,21 @@ class TokenVerifier:
         audience: str | None = None,
         issuer: str | None = None,
         leeway: float = 10.0,
+        max_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME,
         jwks_reload_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if hs256_secret is None and jwks_path is None:
             raise ConfigError("authentication needs an HS256 secret or a JWKS file")
+        if not max_lifetime > 0:
+            raise ConfigError("the maximum token lifetime must be a positive number of seconds")
         self._secret = _secret_bytes(hs256_secret) if hs256_secret is not None else None
         self._jwks_path = Path(jwks_path) if jwks_path is not None else None
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
+        self.max_lifetime = max_lifetime
         self._reload_interval = jwks_reload_interval
         self._clock = clock
         self._wall_clock = wall_clock
@@ -175,9 +192,33 @@ class TokenVerifier:
             raise Unauthenticated("token was not issued for this gateway") from None
         except jwt.MissingRequiredClaimError as exc:
             raise Unauthenticated(f"token lacks the '{exc.claim}' claim") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
+            # PyJWT casts dates with int(): a float out of range escapes its own errors.
             raise Unauthenticated("malformed token") from None
-        return caller_from_claims(claims), float(claims["exp"])
+        expires = self._check_lifetime(claims)
+        return caller_from_claims(claims), expires
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> float:
+        """``exp``, once the dates are numbers and span no more than ``max_lifetime``."""
+        for name in _NUMERIC_DATES:
+            value = claims.get(name)
+            # PyJWT takes "4102444800" (a string) for a date; RFC 7519 says a number.
+            if name in claims and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise Unauthenticated(f"token claim '{name}' must be a number of seconds")
+        expires = float(claims["exp"])
+        issued = claims.get("iat")
+        # The span is on the issuer's clock alone; what is left to live, on ours too.
+        if (issued is not None and expires - issued > self.max_lifetime) or (
+            expires - self._wall_clock() > self.max_lifetime + self.leeway
+        ):
+            raise Unauthenticated(
+                f"token lives longer than the {self.max_lifetime:g} seconds this gateway allows"
+            )
+        return expires
 
     def _rsa_key(self, kid: str | None) -> jwt.PyJWK:
         self._maybe_reload_jwks(force=kid not in self._keys)

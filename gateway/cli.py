@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,9 @@ DEMO_CALLERS = (
     ("portal-ah", "AH", ("public_portal",), None, "public credit portal, Anhui"),
     ("audit-national", "NATIONAL", ("auditor",), None, "auditor, national level"),
 )
+
+#: The demo's tokens last a working day: it serves only 127.0.0.1, in development mode.
+DEMO_TOKEN_LIFETIME = 8 * 3600
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +134,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)  # fail here, with a clear message, not in a worker
     if args.config is not None:
         os.environ["DELTAGATE_CONFIG"] = str(args.config.resolve())
+    if not settings.production and not settings.mask_secret:
+        # Each worker builds its own gateway: without one secret for them all, a cursor
+        # made by one worker would be refused by the next.
+        os.environ["DELTAGATE_MASK_SECRET"] = secrets.token_urlsafe(32)
     host = args.host or settings.host
     port = args.port or settings.port
     metrics_dir = None
@@ -178,25 +185,17 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     from gateway.app import Gateway, create_app
     from gateway.audit import create_database
     from gateway.auth import mint_token
-    from gateway.settings import Settings, local_sources
-    from gateway.synthetic import Dataset, region_dsn, seed_regions
-    from gateway.types import DELTA_REGIONS
+    from gateway.synthetic import Dataset, seed_regions
 
     print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
     report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
     print(f"Seeded in {report.elapsed:.1f} s.")
     audit_dsn = asyncio.run(create_database(dsn))
 
-    secret = os.environ.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32)
-    settings = Settings(
-        mode="development",
-        host="127.0.0.1",
-        port=args.port,
-        jwt_secret=secret,
-        mask_secret=os.environ.get("DELTAGATE_MASK_SECRET"),
-        sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
-        audit_dsn=audit_dsn,
-    ).check()
+    settings = demo_settings(dsn, audit_dsn, args.port, os.environ)
+    secret = settings.jwt_secret
+    if secret is None:  # demo_settings always makes one; this narrows the type
+        raise ConfigError("the demo needs an HS256 secret")
     dataset = Dataset(args.persons, args.seed)
     base = f"http://127.0.0.1:{args.port}/graphql"
     print()
@@ -211,7 +210,12 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
                     person["id_number"]))  # fmt: skip
     for app, region, roles, matter, what, subject in callers:
         minted = mint_token(
-            sub=app, region=region, roles=roles, secret=secret, ttl=8 * 3600, subject=subject
+            sub=app,
+            region=region,
+            roles=roles,
+            secret=secret,
+            ttl=int(settings.max_token_lifetime),
+            subject=subject,
         )
         headers = {"Authorization": f"Bearer {minted}"}
         if matter:
@@ -238,6 +242,28 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
         log_level="info",
     )
     return 0
+
+
+def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -> Settings:
+    """The demo's settings over the embedded server, with secrets made for this run.
+
+    A secret from the environment is used as given; any other is generated
+    here, never taken from the source, where every reader would find it.
+    """
+    from gateway.settings import Settings, local_sources
+    from gateway.synthetic import region_dsn
+    from gateway.types import DELTA_REGIONS
+
+    return Settings(
+        mode="development",
+        host="127.0.0.1",
+        port=port,
+        jwt_secret=env.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32),
+        mask_secret=env.get("DELTAGATE_MASK_SECRET") or secrets.token_urlsafe(32),
+        max_token_lifetime=DEMO_TOKEN_LIFETIME,
+        sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
+        audit_dsn=audit_dsn,
+    ).check()
 
 
 # -- seed, token, policy -----------------------------------------------------------------------

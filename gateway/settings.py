@@ -10,6 +10,7 @@ Example ``gateway.toml``::
     [auth]
     jwks_path = "/etc/deltagate/jwks.json"   # RS256; or jwt_secret / DELTAGATE_JWT_SECRET for HS256
     audience = "deltagate"
+    max_token_lifetime = 3600    # seconds a token may live, iat to exp (default 3600)
 
     [policy]
     directory = "/etc/deltagate/policies"    # default: the shipped policies/
@@ -45,12 +46,14 @@ Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetr
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.auth import DEFAULT_MAX_TOKEN_LIFETIME
 from gateway.datafile import read_toml
 from gateway.errors import ConfigError
 from gateway.limits import Limits
@@ -61,6 +64,8 @@ from policies import SHIPPED_POLICY_DIR
 SHIPPED_MAPPINGS = Path(__file__).with_name("mappings")
 
 MODES = ("development", "production")
+
+logger = logging.getLogger("deltagate.settings")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +97,9 @@ class SourceSettings:
 class Settings:
     """Everything the gateway process needs to start.
 
-    Attributes (those of the audit log; the others are described in the module):
+    Attributes (those of the audit log and tokens; the others are described in the module):
+        max_token_lifetime: the most seconds a bearer token may live (``iat`` to
+            ``exp``, and from now); a longer-lived token is refused.
         audit_dsn: the audit database. Without one, every operation that would
             need an audit event is refused (``AUDIT_UNAVAILABLE``); production
             mode requires it.
@@ -106,6 +113,7 @@ class Settings:
     jwks_path: Path | None = None
     audience: str | None = None
     issuer: str | None = None
+    max_token_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME
     mask_secret: str | None = None
     policy_dir: Path = SHIPPED_POLICY_DIR
     policy_reload_interval: float = 2.0
@@ -121,6 +129,11 @@ class Settings:
     def production(self) -> bool:
         return self.mode == "production"
 
+    @property
+    def hs256_secret(self) -> str | None:
+        """The secret HS256 tokens are checked with: none in production, whatever is set."""
+        return None if self.production else self.jwt_secret
+
     def check(self) -> Settings:
         """Refuse a configuration the gateway cannot run safely with."""
         if self.mode not in MODES:
@@ -131,6 +144,10 @@ class Settings:
             raise ConfigError("set DELTAGATE_JWT_SECRET (HS256) or auth.jwks_path (RS256)")
         if self.production and self.jwt_secret is not None and self.jwks_path is None:
             raise ConfigError("production mode takes RS256 tokens (auth.jwks_path), not HS256")
+        if self.production and self.jwt_secret is not None:
+            logger.warning("production mode: the HS256 secret is ignored; only RS256 is accepted")
+        if not self.max_token_lifetime > 0:
+            raise ConfigError("auth.max_token_lifetime must be a positive number of seconds")
         if self.production and not self.mask_secret:
             raise ConfigError("production mode needs DELTAGATE_MASK_SECRET")
         if self.production and not self.audit_dsn:
@@ -213,7 +230,9 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
     gateway = _section(raw, "gateway", {"mode", "host", "port", "batching"})
-    auth = _section(raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer"})
+    auth = _section(
+        raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer", "max_token_lifetime"}
+    )
     policy = _section(raw, "policy", {"directory", "reload_interval"})
     limits = dict(_section(raw, "limits", None))
     rate_limits = limits.pop("rate_limits", True)
@@ -233,6 +252,9 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         jwks_path=base / auth["jwks_path"] if "jwks_path" in auth else None,
         audience=auth.get("audience"),
         issuer=auth.get("issuer"),
+        max_token_lifetime=_number(
+            auth.get("max_token_lifetime", DEFAULT_MAX_TOKEN_LIFETIME), "auth.max_token_lifetime"
+        ),
         policy_dir=base / policy["directory"] if "directory" in policy else SHIPPED_POLICY_DIR,
         policy_reload_interval=float(policy.get("reload_interval", 2.0)),
         sources=tuple(sources),
@@ -281,6 +303,12 @@ def _section(raw: Mapping[str, Any], name: str, keys: set[str] | None) -> dict[s
     if keys is not None and set(table) - keys:
         raise ConfigError(f"[{name}]: unknown keys {', '.join(sorted(set(table) - keys))}")
     return table
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number, not {value!r}")
+    return float(value)
 
 
 def _int(value: Any, where: str) -> int:

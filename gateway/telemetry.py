@@ -20,9 +20,15 @@ attribute: no ID number, name or phone, and no document (its SHA-256 only,
 the same hash the audit event carries). Exceptions are recorded by type, never
 by message, since a message may quote a value.
 
-A ``traceparent`` header from the caller is continued (W3C Trace Context);
-without one a new trace starts. Either way the trace id is returned in the
-response's ``extensions.traceId`` and written into the audit event.
+Every request starts a trace of the gateway's own, and that trace id is
+returned in the response's ``extensions.traceId`` and written into the audit
+event. A caller's ``traceparent`` (W3C Trace Context) is kept as a link of the
+operation's span, so the caller's trace and the gateway's still lead to each
+other, but it is never the gateway's trace: a caller who chose its trace id
+could otherwise give its request the trace id of another caller's request,
+and an auditor looking up that trace would find both audit events. The
+sampler decides for the new trace as for any root, so a caller's sampled flag
+does not make the gateway record (and export) its requests either.
 
 Exporters come from the standard environment variables, read by
 ``Telemetry.from_environment``: ``OTEL_TRACES_EXPORTER`` (``otlp``,
@@ -31,7 +37,7 @@ Exporters come from the standard environment variables, read by
 set, over ``http/protobuf`` or ``grpc`` (``OTEL_EXPORTER_OTLP_PROTOCOL``);
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER``
 apply as the SDK defines them. With no exporter nothing is recorded: trace ids
-are still made (and continued), but no span is kept and no child span is opened.
+are still made, but no span is kept and no child span is opened.
 """
 
 from __future__ import annotations
@@ -47,11 +53,12 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.errors import ConfigError
@@ -70,6 +77,11 @@ _OTLP_GRPC = (
 )
 
 _UNSET = Status(StatusCode.UNSET)
+
+# An empty context: the operation's span is a root whatever is current, a trace of its own.
+_NEW_TRACE = Context()
+# Marks the link to the caller's trace (the span that called, in the caller's system).
+_CALLER_LINK = {"deltagate.link": "caller"}
 
 
 def _child_of(parent: SpanContext) -> SpanContext:
@@ -306,7 +318,7 @@ class Telemetry:
 
     Args:
         tracer_provider: where spans go. None records nothing (trace ids are
-            still made and continued). Passed in, never global, so a test can
+            still made). Passed in, never global, so a test can
             hand in a provider with an in-memory exporter.
         owned: shut the provider down with the gateway (one it made itself);
             a provider handed in is left to whoever made it.
@@ -352,11 +364,13 @@ class Telemetry:
 
     @contextlib.contextmanager
     def operation(self, headers: Mapping[str, str]) -> Iterator[OperationTrace]:
-        """The span of one request, current while the block runs, continuing ``traceparent``."""
-        parent = _PROPAGATOR.extract(headers)
+        """The span of one request, in a new trace, linked to the caller's ``traceparent``."""
+        caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+        links = [Link(caller, _CALLER_LINK)] if caller.is_valid else None
         with self.tracer.start_as_current_span(
             "operation",
-            context=parent,
+            context=_NEW_TRACE,
+            links=links,
             kind=SpanKind.SERVER,
             record_exception=False,
             set_status_on_exception=False,

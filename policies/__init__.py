@@ -19,13 +19,12 @@ Usage, once per GraphQL operation::
 from policies.decisions import Decision, FieldDecision, Reason
 from policies.engine import SHIPPED_POLICY_DIR, PolicyEngine, PolicyStatus
 from policies.explain import explain
-from policies.masks import DEV_MASK_SECRET, resolve_mask_secret
+from policies.masks import resolve_mask_secret
 from policies.matters import Matter
 from policies.operation import OperationPolicy
 from policies.resources import CatalogEntry, RegionDecision, catalog_entries, matter_entries
 
 __all__ = [
-    "DEV_MASK_SECRET",
     "SHIPPED_POLICY_DIR",
     "CatalogEntry",
     "Decision",

@@ -23,6 +23,7 @@ HASH          nothing: a keyed pseudonym (HMAC-SHA256)     ``9f2c…`` (32 hex)
 pseudonym of one value is the same in every region and masked records can still
 be joined) and kept from callers (so a pseudonym cannot be reversed by hashing
 guesses). The secret is passed in, never read here: see ``resolve_mask_secret``.
+No secret is ever a constant of the source: whatever is published can be recomputed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,8 +42,10 @@ from gateway.errors import ConfigError
 #: A mask rule: the clear value in, the masked value out.
 MaskFunction = Callable[[Any], str]
 
-#: Used for ``HASH`` only in development mode, when no secret is configured.
-DEV_MASK_SECRET = b"deltagate-development-mask-secret-not-for-production"
+logger = logging.getLogger("deltagate.policy")
+
+#: Bytes of the secret a development gateway generates when none is configured.
+GENERATED_SECRET_BYTES = 32
 
 _FILL = "*"
 
@@ -175,14 +180,20 @@ def build_rules(secret: bytes) -> dict[str, MaskFunction]:
 
 
 def resolve_mask_secret(configured: str | bytes | None, *, dev_mode: bool) -> bytes:
-    """The ``HASH`` secret to use: the configured one, else the development default.
+    """The secret of ``HASH`` pseudonyms and page cursors: the configured one, else a random one.
 
-    The default is allowed only in development mode; a production gateway
-    without ``DELTAGATE_MASK_SECRET`` refuses to start rather than publish
-    pseudonyms anyone could recompute.
+    Only development mode may go without one, and then gets a secret generated
+    for this call (a gateway calls once, as it starts): its pseudonyms and
+    cursors change at every start. A fixed default would be in the source for
+    anyone to read, letting any caller recompute pseudonyms and open cursors. A
+    production gateway without ``DELTAGATE_MASK_SECRET`` refuses to start.
     """
     if configured:
         return configured.encode("utf-8") if isinstance(configured, str) else configured
     if dev_mode:
-        return DEV_MASK_SECRET
+        logger.warning(
+            "no DELTAGATE_MASK_SECRET: generated one for this run; "
+            "pseudonyms and cursors will not survive a restart"
+        )
+        return secrets.token_bytes(GENERATED_SECRET_BYTES)
     raise ConfigError("DELTAGATE_MASK_SECRET must be set outside development mode")

@@ -154,6 +154,57 @@ async def test_graphiql_is_served_in_development_only(seeded: Seeded, tmp_path: 
     assert refused.status_code == 401  # HS256 development tokens are not accepted
 
 
+async def test_production_refuses_hs256_tokens_even_with_a_secret_in_the_environment(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    # DELTAGATE_JWT_SECRET set beside the JWKS (the demo prints one): in production it
+    # must sign nothing, or anyone holding it chooses their own roles.
+    key = new_rsa_key()
+    write_jwks(tmp_path / "jwks.json", jwk(key, "k1"))
+    production = gateway_settings(
+        seeded.dsn, mode="production", jwt_secret=JWT_SECRET, jwks_path=tmp_path / "jwks.json"
+    )
+    person = seeded.dataset.person("JS", 0)["id_number"]
+    document = "query($i: ID!) { naturalPerson(idNumber: $i) { phone } }"
+    async with serve(production) as client:
+        chosen = await client.post(
+            document,
+            {"i": person},
+            token=token("JS", "joint_handling_officer"),
+            matter="JH-HUKOU-MIGRATION",
+        )
+        signed = await client.post(
+            document,
+            {"i": person},
+            token=rs256(key, "k1", region="JS"),
+            matter="JH-HUKOU-MIGRATION",
+        )
+    assert chosen.status_code == 401
+    assert chosen.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "data" not in chosen.json()
+    assert signed.status_code == 200  # the identity provider's tokens still work
+    assert signed.json()["data"]["naturalPerson"]["phone"]
+
+
+async def test_a_token_longer_lived_than_configured_is_refused(seeded: Seeded) -> None:
+    short = gateway_settings(seeded.dsn, max_token_lifetime=600)
+    now = int(time.time())
+    claims = {"sub": "app", "region": "SH", "roles": ["one_stop_app"], "iat": now}
+    async with serve(short) as client:
+        day = await client.post(
+            "{ __typename }", token=jwt.encode({**claims, "exp": now + 86400}, JWT_SECRET)
+        )
+        text = await client.post(
+            "{ __typename }", token=jwt.encode({**claims, "exp": str(now + 60)}, JWT_SECRET)
+        )
+        minutes = await client.post(
+            "{ __typename }", token=jwt.encode({**claims, "exp": now + 600}, JWT_SECRET)
+        )
+    assert [day.status_code, text.status_code, minutes.status_code] == [401, 401, 200]
+    assert day.json()["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+    assert "600 seconds" in day.json()["errors"][0]["message"]
+
+
 async def test_health_and_readiness_name_every_region(seeded: Seeded) -> None:
     async with serve(gateway_settings(seeded.dsn)) as client:
         health = await client.http.get("/healthz")

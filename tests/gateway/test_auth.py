@@ -315,6 +315,67 @@ def test_both_key_sources_accept_both_algorithms(
     assert verifier.verify(bearer(rs256(signing_key, "key-1"))).app == "prod-app"
 
 
+# -- dates and lifetime --------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("kind", [str, float, bool])
+def test_a_date_that_is_not_a_number_is_refused(
+    verifier: TokenVerifier, claim: str, kind: type
+) -> None:
+    now = int(time.time())
+    value = {"exp": now + 600, "iat": now, "nbf": now - 1}[claim]
+    odd: Any = {str: str(value), float: float("inf"), bool: True}[kind]
+    if kind is float and claim != "exp":
+        odd = float("-inf")
+    with pytest.raises(Unauthenticated) as refused:
+        verifier.verify(bearer(hs256({claim: odd})))
+    assert refused.value.message in (
+        f"token claim '{claim}' must be a number of seconds",
+        "malformed token",
+        "token has expired",
+    )
+
+
+def test_a_string_exp_is_refused_with_its_reason(verifier: TokenVerifier) -> None:
+    # PyJWT on its own takes "1700000600" for a date: the gateway does not.
+    with pytest.raises(Unauthenticated, match="'exp' must be a number"):
+        verifier.verify(bearer(hs256({"exp": str(int(time.time()) + 600)})))
+
+
+@pytest.mark.parametrize(
+    ("iat", "exp"),
+    [
+        (0, 3600 + 1),  # issued now, one second too long
+        (-86400 + 60, 60),  # issued yesterday for a day: a minute left, but too long a span
+        (None, 7 * 86400),  # no iat: what is left to live counts
+    ],
+)
+def test_a_token_living_longer_than_the_maximum_is_refused(
+    verifier: TokenVerifier, iat: int | None, exp: int
+) -> None:
+    now = int(time.time())
+    claims: dict[str, Any] = {"exp": now + exp}
+    if iat is not None:
+        claims["iat"] = now + iat
+    with pytest.raises(Unauthenticated, match="longer than the 3600 seconds"):
+        verifier.verify(bearer(hs256(claims)))
+
+
+def test_the_maximum_token_lifetime_is_configurable() -> None:
+    now = int(time.time())
+    two_hours = hs256({"iat": now, "exp": now + 7200})
+    with pytest.raises(Unauthenticated, match="longer than"):
+        TokenVerifier(hs256_secret=SECRET).verify(bearer(two_hours))
+    longer = TokenVerifier(hs256_secret=SECRET, max_lifetime=7200)
+    assert longer.verify(bearer(two_hours)).app == "counter-01"
+    shorter = TokenVerifier(hs256_secret=SECRET, max_lifetime=60)
+    with pytest.raises(Unauthenticated, match="longer than the 60 seconds"):
+        shorter.verify(bearer(mint_token(sub="a", region="SH", roles=["x"], secret=SECRET)))
+    with pytest.raises(ConfigError, match="lifetime"):
+        TokenVerifier(hs256_secret=SECRET, max_lifetime=0)
+
+
 # -- verified tokens remembered ------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from gateway.auth import TokenVerifier
-from gateway.cli import main
+from gateway.cli import demo_settings, main
 from gateway.synthetic import region_dsn
 from tests.conftest import JWT_SECRET, MASK_SECRET, PERSONS, SEED, Seeded, token
 
@@ -54,6 +55,23 @@ def test_policy_explain_prints_the_decision_and_its_rules(
     assert out.startswith("decision: WITHHELD")
     assert "NEGATIVE_LIST" in out
     assert "policy.csv" in out
+
+
+def test_the_demo_makes_its_secrets_for_each_run(seeded: Seeded) -> None:
+    root = Path(__file__).resolve().parents[2]
+    sources = [
+        path.read_text(encoding="utf-8")
+        for package in ("gateway", "policies", "resolvers", "schema")
+        for path in (root / package).rglob("*")
+        if path.suffix in (".py", ".toml", ".csv", ".conf")
+    ]
+    runs = [demo_settings(seeded.dsn, seeded.dsn, 8000, {}) for _ in range(2)]
+    secrets = [secret for run in runs for secret in (run.jwt_secret, run.mask_secret)]
+    assert all(secret and len(secret) >= 32 for secret in secrets)
+    assert len(set(secrets)) == 4  # per run, and the token key is not the mask key
+    assert [s for s in secrets if s and any(s in text for text in sources)] == []
+    given = demo_settings(seeded.dsn, seeded.dsn, 8000, {"DELTAGATE_MASK_SECRET": MASK_SECRET})
+    assert given.mask_secret == MASK_SECRET  # the environment still wins
 
 
 def test_seed_reports_rows_and_sizes(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,3 +152,36 @@ def test_serve_runs_a_real_server_from_a_config_file(seeded: Seeded, tmp_path: P
     # A graceful stop: uvicorn finishes the lifespan, then re-raises the SIGTERM it caught.
     assert "Application shutdown complete" in output
     assert server.returncode in (0, -15), output
+
+
+@pytest.mark.slow
+def test_workers_without_a_mask_secret_share_the_one_serve_generates(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    # Each worker builds its own gateway; a cursor one made must page on at any other.
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    search = """query($name: String!, $after: String) {
+      searchLegalPersons(name: $name, first: 1, after: $after) { pageInfo { endCursor } } }"""
+    name = seeded.dataset.enterprise("SH", 0)["name"][:1]
+    headers = {"Authorization": f"Bearer {token('SH', 'public_portal')}"}
+    with serving(
+        seeded, tmp_path, "--workers", "2", config=["[limits]", "rate_limits = false"],
+        DELTAGATE_MASK_SECRET="", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    ) as server:  # fmt: skip
+
+        def page(after: str | None) -> dict[str, object]:
+            body = {"query": search, "variables": {"name": name, "after": after}}
+            return httpx.post(
+                f"{server.base}/graphql", json=body, headers=headers, timeout=5
+            ).json()
+
+        cursor = page(None)["data"]["searchLegalPersons"]["pageInfo"]["endCursor"]  # type: ignore[index]
+        answers = []
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for _ in range(10):
+                answers += list(pool.map(page, [cursor] * 32))
+                if len(list(metrics_dir.glob("counter_*.db"))) == 2:
+                    break
+    assert len(list(metrics_dir.glob("counter_*.db"))) == 2, server.output  # both answered
+    assert [a for a in answers if "errors" in a] == []

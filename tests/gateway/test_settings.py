@@ -82,6 +82,28 @@ def test_production_needs_a_mask_secret(tmp_path: Path) -> None:
         load_settings(write(tmp_path, text), env={"DELTAGATE_DSN_SH": "postgresql://x/y"})
 
 
+def test_production_takes_no_hs256_secret_whatever_the_environment_says(tmp_path: Path) -> None:
+    (tmp_path / "jwks.json").write_text('{"keys": []}', encoding="utf-8")
+    text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
+    env = {"DELTAGATE_DSN_SH": "postgresql://x/y", "DELTAGATE_JWT_SECRET": SECRET,
+           "DELTAGATE_MASK_SECRET": SECRET, "DELTAGATE_AUDIT_DSN": "postgresql://x/a"}  # fmt: skip
+    production = load_settings(write(tmp_path, text), env=env)
+    assert production.hs256_secret is None
+    development = load_settings(write(tmp_path, text.replace("production", "development")), env=env)
+    assert development.hs256_secret == SECRET
+
+
+def test_the_maximum_token_lifetime_is_configured(tmp_path: Path) -> None:
+    env = {"DELTAGATE_JWT_SECRET": SECRET}
+    sources = '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n'
+    assert load_settings(write(tmp_path, sources), env=env).max_token_lifetime == 3600
+    text = "[auth]\nmax_token_lifetime = 900\n" + sources
+    assert load_settings(write(tmp_path, text), env=env).max_token_lifetime == 900
+    for bad, message in (("0", "positive"), ("'1h'", "must be a number")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(write(tmp_path, text.replace("900", bad)), env=env)
+
+
 def test_limits_and_the_operations_manifest_are_configured(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -1,5 +1,6 @@
 """Tracing: one span per operation with its batches, queries and audit write below it; the
-caller's trace continued; the trace id in every response; no personal value in any span."""
+caller's trace linked, never adopted; the trace id in every response; no personal value in any
+span."""
 
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ async def test_no_personal_value_reaches_a_span(seeded: Seeded, traces: Traces) 
     assert leaked == []
 
 
-async def test_the_caller_trace_is_continued(seeded: Seeded, traces: Traces) -> None:
+async def test_the_caller_trace_is_linked_not_adopted(seeded: Seeded, traces: Traces) -> None:
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     async with serve(gateway_settings(seeded.dsn), tracer_provider=traces.provider) as client:
         response = await client.post(
@@ -168,11 +169,16 @@ async def test_the_caller_trace_is_continued(seeded: Seeded, traces: Traces) -> 
             token=token("SH", "public_portal"),
             headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
         )
-    assert response.json()["extensions"]["traceId"] == trace_id
-    [root] = [s for s in traces.of(trace_id) if s.name.startswith("query")]
-    assert root.parent is not None
-    assert root.parent.is_remote
-    assert format(root.parent.span_id, "016x") == parent_id
+    own = response.json()["extensions"]["traceId"]
+    assert own != trace_id  # the gateway's own trace, not one the caller chose
+    assert traces.of(trace_id) == []
+    [root] = [s for s in traces.of(own) if s.name.startswith("query")]
+    assert root.parent is None
+    [link] = root.links  # from the gateway's trace back to the caller's
+    assert format(link.context.trace_id, "032x") == trace_id
+    assert format(link.context.span_id, "016x") == parent_id
+    assert link.context.is_remote
+    assert link.attributes == {"deltagate.link": "caller"}
 
 
 @pytest.mark.parametrize("recording", [True, False])
@@ -204,7 +210,7 @@ async def test_every_response_carries_its_trace_id(seeded: Seeded, recording: bo
     assert [answer.status_code for answer in answers] == [401, 200, 403, 200, 200]
     assert all(len(t) == 32 and int(t, 16) for t in trace_ids)
     assert len(set(trace_ids)) == len(trace_ids)
-    assert trace_ids[-1] == given  # continued even when nothing is recorded
+    assert given not in trace_ids  # the gateway's own, even when nothing is recorded
 
 
 def test_nothing_is_exported_unless_the_environment_says_so() -> None:

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from gateway.errors import ConfigError
 from gateway.synthetic.divisions import DIVISIONS, STREETS
 from policies.masks import (
-    DEV_MASK_SECRET,
     RULE_NAMES,
     build_rules,
     keyed_pseudonym,
@@ -122,9 +121,11 @@ def test_empty_secret_is_refused() -> None:
         build_rules(b"")
 
 
-def test_mask_secret_default_only_in_dev_mode() -> None:
+def test_without_a_configured_mask_secret_development_generates_a_fresh_one() -> None:
     assert resolve_mask_secret("configured", dev_mode=False) == b"configured"
-    assert resolve_mask_secret(None, dev_mode=True) == DEV_MASK_SECRET
+    generated = {resolve_mask_secret(None, dev_mode=True) for _ in range(3)}
+    assert len(generated) == 3  # none is a default anyone could read
+    assert all(len(secret) >= 32 for secret in generated)
     with pytest.raises(ConfigError):
         resolve_mask_secret(None, dev_mode=False)
     with pytest.raises(ConfigError):

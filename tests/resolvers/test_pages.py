@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gateway.errors import InvalidInput
 from gateway.types import DELTA_REGIONS
+from resolvers.cursors import CursorCodec
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, gateway_settings, token
 
@@ -92,6 +99,55 @@ async def test_a_cursor_the_gateway_did_not_make_is_refused(seeded: Seeded) -> N
             {"name": "上", "first": 5, "after": "eyJuYW1lIjoieCJ9"},
             token=PORTAL,
         )
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST", "argument": "after"}
+    assert body["data"] is None
+
+
+def source_literals() -> set[bytes]:
+    """Every string and bytes constant in the gateway's packages: what any reader knows."""
+    root = Path(__file__).resolve().parents[2]
+    found: set[bytes] = set()
+    for package in ("gateway", "policies", "resolvers", "schema"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+                    value = node.value
+                    found.add(value.encode() if isinstance(value, str) else value)
+    return found
+
+
+async def test_no_key_in_the_source_opens_a_development_gateways_cursors(seeded: Seeded) -> None:
+    # Development with no DELTAGATE_MASK_SECRET: the cursor key must still be nobody's to know.
+    subject = seeded.dataset.multi_region_credit_subject("JS", "NATURAL_PERSON")
+    async with serve(gateway_settings(seeded.dsn, mask_secret=None)) as client:
+        body = await client.query(CREDIT, {"s": subject, "first": 1}, token=PORTAL)
+        cursor = body["data"]["creditRecords"]["pageInfo"]["endCursor"]
+        after = {"s": subject, "first": 1, "after": cursor}
+        again = await client.query(CREDIT, after, token=PORTAL)
+    assert cursor
+    assert "errors" not in again  # the gateway that made it reads it back
+    literals = source_literals()
+    assert len(literals) > 1000
+    opened = []
+    for literal in literals:
+        with contextlib.suppress(InvalidInput):
+            opened.append(CursorCodec(literal).decode(cursor))
+    assert opened == []
+
+
+@pytest.mark.parametrize("where", [0, 20, -5])
+async def test_a_tampered_cursor_is_refused(seeded: Seeded, where: int) -> None:
+    prefix = common_first_character(seeded)
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        first = await client.query(SEARCH, {"name": prefix, "first": 2}, token=PORTAL)
+        cursor = first["data"]["searchLegalPersons"]["pageInfo"]["endCursor"]
+        flipped = "A" if cursor[where] != "A" else "B"
+        tampered = cursor[:where] + flipped + cursor[where:][1:]
+        body = await client.query(
+            SEARCH, {"name": prefix, "first": 2, "after": tampered}, token=PORTAL
+        )
+    assert tampered != cursor
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_REQUEST", "argument": "after"}
     assert body["data"] is None

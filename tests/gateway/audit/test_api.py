@@ -112,6 +112,29 @@ async def test_an_audit_event_and_its_trace_lead_to_each_other(seeded: Seeded) -
     assert by_trace["subjects"] == [person["id_number"]]
 
 
+async def test_a_caller_cannot_put_its_event_in_another_callers_trace(seeded: Seeded) -> None:
+    officer, portal = unique_app("jh-js"), unique_app("portal")
+    person = seeded.dataset.person("JS", 4)["id_number"]
+    async with serve(gateway_settings(seeded.dsn)) as client:
+        first = await client.query(
+            PERSONS, {"ids": [person]}, token=token("JS", "joint_handling_officer", app=officer),
+            matter=JH,
+        )  # fmt: skip
+        officers_trace = first["extensions"]["traceId"]
+        # The portal sends the officer's trace id as its own traceparent.
+        copied = await client.post(
+            "query($i: ID!) { naturalPerson(idNumber: $i) { name } }",
+            {"i": person},
+            token=token("AH", "public_portal", app=portal),
+            headers={"traceparent": f"00-{officers_trace}-00f067aa0ba902b7-01"},
+        )
+        by_trace = await events(client, traceId=officers_trace)
+        [portals] = await events(client, callerApp=portal)
+    assert copied.status_code == 200
+    assert [event["callerApp"] for event in by_trace] == [officer]
+    assert portals["traceId"] == copied.json()["extensions"]["traceId"] != officers_trace
+
+
 async def test_operations_on_public_data_only_write_no_event(seeded: Seeded) -> None:
     app = unique_app("portal")
     async with serve(gateway_settings(seeded.dsn)) as client:
