@@ -119,7 +119,8 @@ def source_literals() -> set[bytes]:
 
 async def test_no_key_in_the_source_opens_a_development_gateways_cursors(seeded: Seeded) -> None:
     # Development with no DELTAGATE_MASK_SECRET: the cursor key must still be nobody's to know.
-    subject = seeded.dataset.multi_region_credit_subject("JS", "NATURAL_PERSON")
+    # (A person's credit history is withheld from the portal altogether, cursors included.)
+    subject = seeded.dataset.multi_region_credit_subject("JS", "LEGAL_PERSON")
     async with serve(gateway_settings(seeded.dsn, mask_secret=None)) as client:
         body = await client.query(CREDIT, {"s": subject, "first": 1}, token=PORTAL)
         cursor = body["data"]["creditRecords"]["pageInfo"]["endCursor"]
