@@ -114,6 +114,13 @@ class SourceUnavailable(SourceError):
         super().__init__(message or f"source for region {region} is unavailable", region=region)
         self.region = region
 
+    def unnamed(self) -> SourceUnavailable:
+        """The same outage without the region, for a caller who may not know which region
+        keeps the record (a representative's home region is their household region)."""
+        error = SourceUnavailable(self.region, "the source that keeps this record is unavailable")
+        error.extensions = {}
+        return error
+
 
 class PolicyError(GatewayError):
     """The policy could not be evaluated; the gateway refuses rather than guess."""

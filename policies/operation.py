@@ -238,14 +238,20 @@ class OperationPolicy:
 
     # -- internals -----------------------------------------------------------
 
-    def _owner_visible(self, entry: Mapping[str, Any]) -> bool:
-        type_name = entry["field"].partition(".")[0]
+    def names_owner(self, type_name: str, owner_region: str, *, about_person: bool = False) -> bool:
+        """Whether the caller may be told that ``owner_region`` keeps a ``type_name`` record:
+        only where it may see the type's ``owner_field`` of that region in clear. Not a
+        decision of the operation (not counted or listed)."""
         type_spec = self.snapshot.catalog.types.get(type_name)
         if type_spec is None or type_spec.owner_field is None:
             return False
-        about_person = entry.get("subjectType") == NATURAL_PERSON
-        key = (f"{type_name}.{type_spec.owner_field}", entry["owner"], about_person)
+        key = (f"{type_name}.{type_spec.owner_field}", owner_region, about_person)
         return self._decide(key, remember=False).decision is Decision.CLEAR
+
+    def _owner_visible(self, entry: Mapping[str, Any]) -> bool:
+        type_name = entry["field"].partition(".")[0]
+        about_person = entry.get("subjectType") == NATURAL_PERSON
+        return self.names_owner(type_name, entry["owner"], about_person=about_person)
 
     def _decide(self, key: DecisionKey, *, remember: bool = True) -> FieldDecision:
         found = self._decisions.get(key)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.errors import SourceUnavailable
 from gateway.identifiers import subject_region
 from gateway.types import Row
 from resolvers.context import GatewayContext
@@ -117,5 +118,17 @@ async def resolve(
     regions = regions_for(ctx, link, key)
     if not regions:
         return None
-    rows = await ctx.loaders.many(link.load, regions[0], key)
+    try:
+        rows = await ctx.loaders.many(link.load, regions[0], key)
+    except SourceUnavailable as error:
+        raise home_unavailable(ctx, link, error) from None
     return rows[0] if rows else None
+
+
+def home_unavailable(ctx: GatewayContext, link: Link, error: SourceUnavailable) -> Exception:
+    """The error for a record whose home region is down: the region is named only where the
+    caller may know which region keeps it (a fan-out asks every region, so naming one there
+    tells nothing about the record)."""
+    if ctx.policy.names_owner(link.load.type_name, error.region):
+        return error
+    return error.unnamed()

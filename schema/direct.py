@@ -30,7 +30,7 @@ from gateway.identifiers import require_id_number, require_uscc
 from gateway.types import RegionCode, Row
 from resolvers import enterprises
 from resolvers.context import GatewayContext
-from resolvers.links import LINKS, follow, regions_for
+from resolvers.links import LINKS, follow, home_unavailable, regions_for
 from resolvers.loaders import ENTERPRISE, PERSON, LoadSpec
 from resolvers.persons import lookup_region
 from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar, plan_operation
@@ -249,6 +249,9 @@ class _Run:
                 if isinstance(got, SourceUnavailable) and link.fan_out:
                     ctx.unavailable(path, got)  # a partial list: what the others keep
                     per_region.append([])
+                elif isinstance(got, SourceUnavailable):
+                    failed = home_unavailable(ctx, link, got)
+                    break
                 elif isinstance(got, Exception):
                     failed = got
                     break

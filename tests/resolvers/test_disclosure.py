@@ -6,6 +6,7 @@ an explanation never names what its decision withheld. Every attempt is in the a
 from __future__ import annotations
 
 import calendar
+from dataclasses import replace
 from typing import Any
 
 from gateway.identifiers import is_valid_id_number, make_id_number
@@ -226,3 +227,31 @@ async def test_an_explanation_does_not_name_the_owner_of_a_withheld_household_re
     assert clerk["data"]["legalPerson"]["legalRepresentative"]["householdRegion"] == "SH"
     assert {e["owner"] for e in clerk["extensions"]["policy"]["fields"]} == {"SH"}
     assert person["household_region"] == "SH"
+
+
+async def test_an_outage_names_a_representatives_home_region_only_to_who_may_know_it(
+    seeded: Seeded,
+) -> None:
+    [(company, _)] = represented_from(seeded, "AH", "ZJ", 1)
+    settings = gateway_settings(seeded.dsn)
+    down = tuple(
+        replace(s, dsn="postgresql://nobody@127.0.0.1:9/none", timeout=1.0)
+        if s.region == "ZJ"
+        else s
+        for s in settings.sources
+    )
+    document = "query($u: ID!) { legalPerson(uscc: $u) { name legalRepresentative { name } } }"
+    async with serve(replace(settings, sources=down)) as client:
+        portal = await client.query(document, {"u": company["uscc"]},
+                                    token=token("AH", "public_portal"))  # fmt: skip
+        clerk = await client.query(document, {"u": company["uscc"]},
+                                   token=token("AH", "one_stop_app"))  # fmt: skip
+    for body in (portal, clerk):
+        assert body["data"]["legalPerson"]["legalRepresentative"] is None
+        [error] = body["errors"]
+        assert error["path"] == ["legalPerson", "legalRepresentative"]
+    # The portal may not see the representative's household region: the outage is not
+    # named, or it would say it.
+    assert portal["errors"][0]["extensions"] == {"code": "SOURCE_UNAVAILABLE"}
+    assert "ZJ" not in str(portal)
+    assert clerk["errors"][0]["extensions"] == {"code": "SOURCE_UNAVAILABLE", "region": "ZJ"}
