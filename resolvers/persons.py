@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from gateway.errors import SourceUnavailable
-from gateway.identifiers import require_id_number, subject_region
+from gateway.identifiers import key_region, require_id_number
 from gateway.types import Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import PERSON, LoadSpec
@@ -23,7 +23,7 @@ async def person(ctx: GatewayContext, id_number: str, argument: str = "idNumber"
 
 def home_record(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[Row | None]:
     """The record of ``key`` from its home region only (一数一源); None outside the delta."""
-    home = subject_region(key)
+    home = key_region(spec.by, key)
     if home is None:
         # Outside the delta: an upper-level source's, once the cascade exists.
         return _none()

@@ -26,7 +26,7 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import SourceUnavailable
-from gateway.identifiers import require_id_number, require_uscc, subject_region
+from gateway.identifiers import key_region, require_id_number, require_uscc
 from gateway.types import RegionCode, Row
 from resolvers import enterprises
 from resolvers.context import GatewayContext
@@ -128,7 +128,7 @@ class _Run:
                 null_data = null_data or root.non_null
                 continue
             for index, key in keys:
-                home = subject_region(key)
+                home = key_region(spec.by, key)
                 if home is None or home not in self.ctx.sources:
                     continue  # outside the delta: null
                 wanted.setdefault((spec, home), {})[key] = None
