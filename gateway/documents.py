@@ -46,6 +46,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from gateway.cost import CostCounter, default_sizes, size_variables, variable_size
 from gateway.errors import GatewayError, InvalidDocument
 from gateway.limits import Limits, measure, refuse
+from gateway.text import StorableStringsRule
 
 #: Costs kept per operation, one per distinct set of list sizes.
 _COSTS_PER_OPERATION = 64
@@ -115,7 +116,12 @@ class DocumentGuard:
         self.limits = limits
         self.production = production
         self.cache_size = cache_size
-        rules = [*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule]
+        rules = [
+            *specified_rules,
+            MaybeNullValidationRule,
+            OneOfInputValidationRule,
+            StorableStringsRule,  # no literal a source cannot store reaches SQL
+        ]
         if production:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)

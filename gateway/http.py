@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from gateway.errors import InvalidInput, RequestTooLarge
 from gateway.responses import GRAPHQL_RESPONSE, JSON
+from gateway.text import check_variables
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -121,6 +122,7 @@ async def read_operation(request: Request, max_body_bytes: int) -> OperationRequ
     extensions = payload.get("extensions")
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("'variables' must be an object")
+    check_variables(variables)
     if operation_name is not None and not isinstance(operation_name, str):
         raise InvalidInput("'operationName' must be a string")
     if extensions is not None and not isinstance(extensions, dict):
