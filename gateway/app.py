@@ -159,7 +159,17 @@ class Gateway:
         seen = _Seen()
         try:
             with self.telemetry.operation(request.headers) as trace:
-                return await self._answer(request, seen, trace)
+                try:
+                    return await self._answer(request, seen, trace)
+                except Exception:
+                    # Unexpected: INTERNAL with no detail, as JSON like every other error;
+                    # the detail goes to the log with the trace id.
+                    logger.exception("request failed (trace %s)", trace.trace_id)
+                    seen.outcome = "INTERNAL"
+                    trace.failed(seen.outcome)
+                    media_type = negotiate(request.headers.get("accept")) or GRAPHQL_RESPONSE
+                    error = GatewayError("internal error")
+                    return request_error(error, media_type, extensions={"traceId": trace.trace_id})
         finally:
             self.metrics.observe_request(
                 app=seen.app,

@@ -25,20 +25,24 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    IntValueNode,
     Lexer,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     Source,
     TokenKind,
+    Visitor,
     parse,
     specified_rules,
     validate,
+    visit,
 )
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
@@ -178,7 +182,7 @@ class DocumentGuard:
             for definition in entry.document.definitions:
                 if isinstance(definition, OperationDefinitionNode):
                     measure(definition, entry.fragments).check(self.limits)
-            errors = validate(
+            errors = _long_numbers(entry.document) or validate(
                 self.schema, entry.document, self._rules, hide_suggestions=self.production
             )
             if errors:
@@ -314,3 +318,26 @@ def _scan(query: str) -> tuple[int, int]:
     except GraphQLError:
         pass  # the text cannot be read further: count what was read
     return tokens, deepest
+
+
+#: Longer than any Int (``-2147483648``) or finite Float literal needs.
+_MAX_NUMBER_CHARS = 400
+
+
+def _long_numbers(document: DocumentNode) -> list[GraphQLError]:
+    """Number literals too long for any GraphQL number, refused before validation reads them.
+
+    Validation would turn a literal of more than 4,300 digits into an ``int`` and fail
+    with Python's own ``ValueError`` (an INTERNAL error) instead of saying what is wrong.
+    """
+    errors: list[GraphQLError] = []
+
+    class Numbers(Visitor):
+        def enter(self, node: Any, *_: Any) -> None:
+            number = isinstance(node, IntValueNode | FloatValueNode)
+            if number and len(node.value) > _MAX_NUMBER_CHARS:
+                message = f"a number literal of {len(node.value)} characters is not a number"
+                errors.append(GraphQLError(message, node))
+
+    visit(document, Numbers())
+    return errors
