@@ -44,7 +44,7 @@ from starlette.routing import Route
 from bench.serving import serve
 from gateway.auth import TokenVerifier
 from gateway.errors import BatchTooLarge, GatewayError, InvalidInput
-from gateway.identifiers import require_id_number, require_uscc, subject_region
+from gateway.identifiers import id_number_region, require_id_number, require_uscc, uscc_region
 from gateway.mapping import load_mapping
 from gateway.settings import Settings, load_settings
 from gateway.sql import prefix_bounds
@@ -228,7 +228,7 @@ class Floor:
 async def counter_lookup(floor: Floor, policy: FloorPolicy, variables: dict[str, Any]) -> Any:
     """Q1: one person from the home region; residences and insurance from every region."""
     key = require_id_number(variables["idNumber"], "idNumber")
-    home = subject_region(key)
+    home = id_number_region(key)
     if home is None or home not in floor.pools:
         return {"naturalPerson": None}, 0
     rows = await floor.fetch("person", home, [key])
@@ -267,7 +267,7 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
     queries = 0
     wanted: dict[str, dict[str, None]] = {}
     for key in keys:
-        home = subject_region(key)
+        home = uscc_region(key)
         if home is not None and home in floor.pools:
             wanted.setdefault(home, {})[key] = None
     companies = await floor.fetch_by("enterprise", "uscc", wanted)
@@ -278,7 +278,7 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
     rep_keys: dict[str, dict[str, None]] = {}
     credit_keys: dict[str, None] = {}
     for key in keys:
-        home = subject_region(key)
+        home = uscc_region(key)
         rows = companies.get(home, {}).get(key) if home else None
         if not rows:
             found.append(None)
@@ -288,7 +288,7 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
         out["legalRepresentative"] = out["creditRecords"] = None
         rep = row["legal_rep_id"]
         if rep and policy.allows("LegalPerson.legalRepresentative", home):
-            rep_home = subject_region(rep)
+            rep_home = id_number_region(rep)
             if rep_home is not None and rep_home in floor.pools:
                 rep_keys.setdefault(rep_home, {})[rep] = None
         if policy.allows("LegalPerson.creditRecords", home):

@@ -28,11 +28,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
+from gateway.admission import Admission
 from gateway.audit import AuditStore, operation_event, touches_audited_data
 from gateway.auth import TokenVerifier
 from gateway.documents import DocumentGuard, PreparedOperation
 from gateway.errors import AuditUnavailable, GatewayError, InvalidInput, SourceUnavailable
 from gateway.http import negotiate, read_operation
+from gateway.limits import Limits
 from gateway.metrics import Metrics
 from gateway.operations import OperationManifest
 from gateway.ratelimit import RateLimiter
@@ -70,6 +72,9 @@ class Gateway:
     manifest: OperationManifest | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     audit: AuditStore | None = None
+    admission: Admission = field(
+        default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
+    )
 
     @classmethod
     def from_settings(
@@ -153,6 +158,7 @@ class Gateway:
             ),
             telemetry=telemetry,
             audit=audit,
+            admission=Admission(settings.limits.max_unauthenticated_per_client),
         )
 
     async def execute(self, request: Request) -> Response:
@@ -160,7 +166,17 @@ class Gateway:
         seen = _Seen()
         try:
             with self.telemetry.operation(request.headers) as trace:
-                return await self._answer(request, seen, trace)
+                try:
+                    return await self._answer(request, seen, trace)
+                except Exception:
+                    # Unexpected: INTERNAL with no detail, as JSON like every other error;
+                    # the detail goes to the log with the trace id.
+                    logger.exception("request failed (trace %s)", trace.trace_id)
+                    seen.outcome = "INTERNAL"
+                    trace.failed(seen.outcome)
+                    media_type = negotiate(request.headers.get("accept")) or GRAPHQL_RESPONSE
+                    error = GatewayError("internal error")
+                    return request_error(error, media_type, extensions={"traceId": trace.trace_id})
         finally:
             self.metrics.observe_request(
                 app=seen.app,
@@ -178,14 +194,19 @@ class Gateway:
             seen.outcome = "NOT_ACCEPTABLE"
             trace.failed(seen.outcome)
             return _not_acceptable(traced)
+        limits = self.settings.limits
+        operation = None
         try:
-            caller = self.verifier.verify(request.headers.get("authorization"))
-            seen.app = caller.app
-            matter = request.headers.get(MATTER_HEADER, "").strip() or None
-            trace.caller(caller, matter)
-            if self.rate_limiter is not None:
-                self.rate_limiter.take(caller.app)
-            operation = await read_operation(request, self.settings.limits.max_body_bytes)
+            with self.admission.pending(request.client.host if request.client else "-"):
+                caller = self.verifier.verify(request.headers.get("authorization"))
+                seen.app = caller.app
+                matter = request.headers.get(MATTER_HEADER, "").strip() or None
+                trace.caller(caller, matter)
+                if self.rate_limiter is not None:
+                    self.rate_limiter.take(caller.app)
+                operation = await read_operation(
+                    request, limits.max_body_bytes, limits.body_timeout
+                )
             query = operation.query
             if self.manifest is not None:
                 query = self.manifest.document_for(operation)
@@ -200,7 +221,12 @@ class Gateway:
         except GatewayError as error:
             seen.outcome = error.code
             trace.failed(error.code)
-            return request_error(error, media_type, extensions=traced)
+            response = request_error(error, media_type, extensions=traced)
+            if operation is None:
+                # Refused before its body was read: the connection is not kept for a body
+                # nobody will read (an unauthenticated client could trickle it for ever).
+                response.headers["Connection"] = "close"
+            return response
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
             batching=self.settings.batching,

@@ -83,11 +83,32 @@ def variable_size(value: Any, *, batch: bool) -> int | None:
         return None
     if batch:
         return len(value) if isinstance(value, list) else 1
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return _graphql_int(value)
+
+
+#: GraphQL's ``Int`` is a signed 32-bit integer; coercion refuses anything outside it.
+_INT_RANGE = range(-(2**31), 2**31)
+
+
+def _graphql_int(value: int | float | str) -> int | None:
+    """``value`` as a GraphQL ``Int``, or None where coercion will refuse it anyway.
+
+    A size outside the range would only be echoed in a refusal: ``1e300`` as an int
+    is more than JSON encoders write, and 5,000 digits more than ``int()`` reads.
+    """
+    if isinstance(value, str):
+        if len(value) > 11:  # "-2147483648"
+            return None
+        value = int(value)
+    elif isinstance(value, float):
+        if not value.is_integer():
+            return None
+        if not -(2.0**31) <= value < 2.0**31:
+            return None
+        value = int(value)
+    return value if value in _INT_RANGE else None
 
 
 class CostCounter:
@@ -182,7 +203,7 @@ class CostCounter:
             return None
         if batch:
             return len(value.values) if isinstance(value, ListValueNode) else 1
-        return int(value.value) if isinstance(value, IntValueNode) else None
+        return _graphql_int(value.value) if isinstance(value, IntValueNode) else None
 
 
 def default_sizes(operation: OperationDefinitionNode, names: tuple[str, ...]) -> dict[str, Any]:

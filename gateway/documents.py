@@ -25,20 +25,24 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    IntValueNode,
     Lexer,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     Source,
     TokenKind,
+    Visitor,
     parse,
     specified_rules,
     validate,
+    visit,
 )
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
@@ -46,6 +50,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from gateway.cost import CostCounter, default_sizes, size_variables, variable_size
 from gateway.errors import GatewayError, InvalidDocument
 from gateway.limits import Limits, measure, refuse
+from gateway.text import StorableStringsRule
 
 #: Costs kept per operation, one per distinct set of list sizes.
 _COSTS_PER_OPERATION = 64
@@ -115,7 +120,12 @@ class DocumentGuard:
         self.limits = limits
         self.production = production
         self.cache_size = cache_size
-        rules = [*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule]
+        rules = [
+            *specified_rules,
+            MaybeNullValidationRule,
+            OneOfInputValidationRule,
+            StorableStringsRule,  # no literal a source cannot store reaches SQL
+        ]
         if production:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)
@@ -172,7 +182,7 @@ class DocumentGuard:
             for definition in entry.document.definitions:
                 if isinstance(definition, OperationDefinitionNode):
                     measure(definition, entry.fragments).check(self.limits)
-            errors = validate(
+            errors = _long_numbers(entry.document) or validate(
                 self.schema, entry.document, self._rules, hide_suggestions=self.production
             )
             if errors:
@@ -308,3 +318,26 @@ def _scan(query: str) -> tuple[int, int]:
     except GraphQLError:
         pass  # the text cannot be read further: count what was read
     return tokens, deepest
+
+
+#: Longer than any Int (``-2147483648``) or finite Float literal needs.
+_MAX_NUMBER_CHARS = 400
+
+
+def _long_numbers(document: DocumentNode) -> list[GraphQLError]:
+    """Number literals too long for any GraphQL number, refused before validation reads them.
+
+    Validation would turn a literal of more than 4,300 digits into an ``int`` and fail
+    with Python's own ``ValueError`` (an INTERNAL error) instead of saying what is wrong.
+    """
+    errors: list[GraphQLError] = []
+
+    class Numbers(Visitor):
+        def enter(self, node: Any, *_: Any) -> None:
+            number = isinstance(node, IntValueNode | FloatValueNode)
+            if number and len(node.value) > _MAX_NUMBER_CHARS:
+                message = f"a number literal of {len(node.value)} characters is not a number"
+                errors.append(GraphQLError(message, node))
+
+    visit(document, Numbers())
+    return errors

@@ -10,7 +10,8 @@
     │   ├── InvalidId                 INVALID_ID
     │   ├── InvalidDocument           BAD_REQUEST (GraphQL request errors: does not parse or
     │   │                             validate; HTTP 200 as application/json, else 400)
-    │   └── RequestTooLarge           BAD_REQUEST (HTTP 413)
+    │   ├── RequestTooLarge           BAD_REQUEST (HTTP 413)
+    │   └── RequestTimeout            BAD_REQUEST (HTTP 408: the body came too slowly)
     ├── LimitExceeded                 QUERY_TOO_COMPLEX
     │   ├── QueryTooDeep              QUERY_TOO_DEEP
     │   ├── BatchTooLarge             BATCH_TOO_LARGE
@@ -84,6 +85,12 @@ class RequestTooLarge(InvalidInput):
     """The request body is larger than the gateway reads."""
 
     http_status = 413
+
+
+class RequestTimeout(InvalidInput):
+    """The request body did not arrive within the gateway's deadline."""
+
+    http_status = 408
 
 
 class LimitExceeded(GatewayError):

@@ -10,14 +10,16 @@ and ``curl`` do), and ``406`` when it accepts neither.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
-from gateway.errors import InvalidInput, RequestTooLarge
+from gateway.errors import InvalidInput, RequestTimeout, RequestTooLarge
 from gateway.responses import GRAPHQL_RESPONSE, JSON
+from gateway.text import check_variables
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -82,11 +84,16 @@ class OperationRequest:
         return None
 
 
-async def read_operation(request: Request, max_body_bytes: int) -> OperationRequest:
+async def read_operation(
+    request: Request, max_body_bytes: int, body_seconds: float | None = None
+) -> OperationRequest:
     """The operation of a ``POST``, or ``InvalidInput`` saying what is wrong with the request.
 
     The body is read in chunks and refused (HTTP 413) as soon as it passes
-    ``max_body_bytes``, whatever ``Content-Length`` claims.
+    ``max_body_bytes``, whatever ``Content-Length`` claims, and refused (HTTP 408)
+    if it has not all arrived ``body_seconds`` after the headers: a client
+    trickling a byte at a time would otherwise hold a connection and a worker's
+    attention for as long as it likes.
     """
     header = request.headers.get("content-type", "")
     content_type, *params = (part.strip().lower() for part in header.split(";"))
@@ -105,10 +112,18 @@ async def read_operation(request: Request, max_body_bytes: int) -> OperationRequ
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_body_bytes:
-            raise too_large
+    try:
+        async with asyncio.timeout(body_seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_body_bytes:
+                    raise too_large
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {body_seconds:g} seconds",
+            limit="bodySeconds",
+            maximum=body_seconds,
+        ) from None
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -121,6 +136,7 @@ async def read_operation(request: Request, max_body_bytes: int) -> OperationRequ
     extensions = payload.get("extensions")
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("'variables' must be an object")
+    check_variables(variables)
     if operation_name is not None and not isinstance(operation_name, str):
         raise InvalidInput("'operationName' must be a string")
     if extensions is not None and not isinstance(extensions, dict):

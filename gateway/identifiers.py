@@ -95,11 +95,27 @@ def uscc_region(value: str) -> RegionCode | None:
     return REGION_PREFIXES.get(value[2:4])
 
 
-def subject_region(value: str) -> RegionCode | None:
-    """The home region of either kind of subject identifier."""
-    if _ID_RE.match(value):
-        return id_number_region(value)
-    return uscc_region(value)
+#: The unified key fields, each with where its home region is written.
+_HOME_REGION = {"id_number": id_number_region, "uscc": uscc_region}
+
+
+def key_region(kind: str, value: str) -> RegionCode | None:
+    """The home region of a key of a known kind: ``id_number`` or ``uscc``.
+
+    The kind comes from where the key was given (the argument's or field's
+    type), never from the key's look: a USCC may be all digits (e.g.
+    ``913101011000000249``, SH) and would read as an ID number from outside
+    the delta, or, for authority codes 3x, as one from inside it.
+
+    ::
+
+        key_region("uscc", "913101011000000249")  # 'SH'
+    """
+    try:
+        region_of = _HOME_REGION[kind]
+    except KeyError:
+        raise ValueError(f"{kind!r} is not a key kind with a home region") from None
+    return region_of(value)
 
 
 def require_id_number(value: str, argument: str = "idNumber") -> str:

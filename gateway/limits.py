@@ -56,6 +56,9 @@ class Limits:
         list_size: how many items cost assumes for a list field with no size argument.
         max_batch_keys: keys in one batch argument (``idNumbers``, ``usccs``); at most 100.
         max_page_size: ``first`` of a paged field; at most 100.
+        body_timeout: seconds to receive the whole request body (a slow body gets 408).
+        max_unauthenticated_per_client: requests of one client address in flight before
+            they are admitted (token verified and body read); more get 429 at once.
     """
 
     max_body_bytes: int = 256 * 1024
@@ -69,6 +72,8 @@ class Limits:
     list_size: int = 10
     max_batch_keys: int = KEYS_CEILING
     max_page_size: int = KEYS_CEILING
+    body_timeout: int = 10
+    max_unauthenticated_per_client: int = 16
 
     def __post_init__(self) -> None:
         for item in fields(self):

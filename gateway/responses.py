@@ -8,6 +8,7 @@ message (the detail is in the server log only).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -15,6 +16,8 @@ from graphql import GraphQLError
 from starlette.responses import Response
 
 from gateway.errors import GatewayError, InvalidDocument, PolicyError, Unauthenticated
+
+logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -61,12 +64,37 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
 def json_response(
     payload: dict[str, Any], status: int = 200, media_type: str = JSON, **headers: str
 ) -> Response:
-    return Response(
-        orjson.dumps(payload, default=str),
-        status_code=status,
-        media_type=media_type,
-        headers=headers or None,
-    )
+    """``payload`` as JSON; a payload orjson refuses still leaves as a JSON GraphQL error."""
+    try:
+        body = orjson.dumps(payload, default=str)
+    except orjson.JSONEncodeError:
+        # orjson writes no integer beyond 64 bits (and calls no ``default`` for one): an
+        # error that echoes a caller's 1e300 would otherwise become a plain-text 500.
+        try:
+            body = orjson.dumps(_writable(payload), default=str)
+        except orjson.JSONEncodeError:
+            logger.exception("response could not be encoded")
+            status, body = (
+                500,
+                orjson.dumps(
+                    {"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]}
+                ),
+            )
+    return Response(body, status_code=status, media_type=media_type, headers=headers or None)
+
+
+_INT64 = range(-(2**63), 2**64)
+
+
+def _writable(value: Any) -> Any:
+    """``value`` with every integer orjson cannot write turned into its decimal text."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        return str(value) if value.bit_length() < 14_000 else "a very large integer"
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_writable(item) for item in value]
+    return value
 
 
 def request_error(

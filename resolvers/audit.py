@@ -21,6 +21,7 @@ from typing import Any
 from gateway.audit import CHINA_TIME, AuditStore, EventQuery, StoredEvent
 from gateway.errors import AuditUnavailable, BatchTooLarge, Forbidden, InvalidInput
 from gateway.identifiers import require_id_number
+from gateway.text import require_text
 from resolvers.context import GatewayContext
 from resolvers.credit import require_subject_id
 
@@ -85,9 +86,7 @@ def parse_time(text: str, argument: str, *, end: bool = False) -> dt.datetime:
 def _text(value: str | None, argument: str) -> str | None:
     if value is None:
         return None
-    if not value.strip() or len(value) > _MAX_TEXT:
-        raise InvalidInput(f"{argument} must be 1 to {_MAX_TEXT} characters", argument=argument)
-    return value.strip()
+    return require_text(value, argument, max_length=_MAX_TEXT)
 
 
 def _store(ctx: GatewayContext) -> AuditStore:

@@ -64,6 +64,8 @@ async def page(
 
 def _released(ctx: GatewayContext, key: str) -> bool:
     """Whether the caller may look the subject up and follow it to its credit records."""
+    # subjectId's type does not say which kind of key it is; a key that is a valid ID
+    # number is decided as a person's, the stricter, even if it is also a valid USCC.
     subject = PERSON if is_valid_id_number(key) else ENTERPRISE
     home = lookup_region(ctx, subject, key)
     return home is not None and ctx.policy.allows(f"{subject.type_name}.creditRecords", home)

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.errors import InvalidInput, SourceUnavailable
 from gateway.identifiers import require_uscc
+from gateway.text import require_text
 from gateway.types import RegionCode, Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import ENTERPRISE, KEY, OWNER
@@ -49,9 +50,7 @@ async def search(
     Each region's source returns its own first ``first + 1`` matches after the
     cursor; merging them gives the page across the delta and whether more follow.
     """
-    prefix = name.strip()
-    if not prefix or len(prefix) > MAX_PREFIX:
-        raise InvalidInput(f"name must be 1 to {MAX_PREFIX} characters", argument="name")
+    prefix = require_text(name, "name", max_length=MAX_PREFIX)
     position = None if after is None else ctx.cursors.decode(after)
     if position is not None and len(position) != 2:
         raise InvalidInput("after is not a cursor of this list", argument="after")

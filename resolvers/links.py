@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import SourceUnavailable
-from gateway.identifiers import subject_region
+from gateway.identifiers import key_region
 from gateway.types import Row
 from resolvers.context import GatewayContext
 from resolvers.credit import newest_first
@@ -98,7 +98,7 @@ def regions_for(ctx: GatewayContext, link: Link, key: str) -> tuple[str, ...]:
     """Where to read ``key``: every region, or its home region (none outside the delta)."""
     if link.fan_out:
         return ctx.regions
-    home = subject_region(key)
+    home = key_region(link.load.by, key)
     return (home,) if home is not None and home in ctx.sources else ()
 
 

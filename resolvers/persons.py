@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from gateway.errors import SourceUnavailable
-from gateway.identifiers import require_id_number, subject_region
+from gateway.identifiers import key_region, require_id_number
 from gateway.types import RegionCode, Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import PERSON, LoadSpec
@@ -44,7 +44,7 @@ def lookup_region(ctx: GatewayContext, spec: LoadSpec, key: str) -> RegionCode |
     for the audit event either way: an attempt is an access worth recording.
     """
     ctx.loaders.subjects[key] = None
-    home = subject_region(key)
+    home = key_region(spec.by, key)
     if home is None or home not in ctx.sources:
         return None
     if spec.lookup is not None and not ctx.policy.looks_up(spec.lookup, home):

@@ -268,3 +268,64 @@ def test_the_oracle_catches_a_withheld_value(
     auditor.check({"naturalPerson": {"name": None}}, document)
     with pytest.raises(AssertionError, match=r"NaturalPerson\.name withheld"):
         auditor.check({"naturalPerson": {"name": "张三"}}, document)
+
+
+# -- variables -------------------------------------------------------------------------------
+
+#: Operations whose variables stand in every kind of position: a page size, a batch of keys,
+#: a key, free text, an input object; each with and without a default.
+VARIABLE_OPERATIONS = (
+    'query($n: Int!) { searchLegalPersons(name: "上", first: $n) { edges { cursor } } }',
+    "query($s: String!, $n: Int = 3) { searchLegalPersons(name: $s, first: $n) {"
+    " edges { node { name } } } }",
+    "query($ids: [ID!]!) { naturalPersons(idNumbers: $ids) { name } }",
+    "query($u: ID!) { legalPerson(uscc: $u) { name } }",
+    "query($s: ID!, $n: Int!) { creditRecords(subjectId: $s, first: $n) { edges { cursor } } }",
+    "query($f: AuditEventFilter, $n: Int! = 5) { auditEvents(filter: $f, first: $n) {"
+    " edges { node { traceId } } } }",
+)
+#: JSON values at and past every edge a number or a string has.
+EDGES = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([2**31, -(2**31) - 1, 2**63, 2**64 - 1, 2**64, 10**30]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e300, -1e300, 1.7976931348623157e308, 5e-324, 0.5]),
+    st.text(max_size=20),
+    st.sampled_from(["\x00", "上\x00", "NaN", "Infinity", "9" * 40]),
+    st.booleans(),
+    st.none(),
+)
+JSON_VALUES = st.recursive(
+    EDGES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(query=st.sampled_from(VARIABLE_OPERATIONS), data=st.data())
+def test_no_variable_value_crashes_or_leaves_without_a_code(
+    client: GatewayClient,
+    loop: asyncio.AbstractEventLoop,
+    oracles: list[tuple[str, str | None, Withheld]],
+    query: str,
+    data: st.DataObject,
+) -> None:
+    names = re.findall(r"\$(\w+):", query)
+    variables = {
+        name: data.draw(JSON_VALUES) for name in names if data.draw(st.integers(0, 4)) != 0
+    }
+    if data.draw(st.booleans()) and "f" in variables:
+        variables["f"] = data.draw(st.dictionaries(st.sampled_from(["callerApp", "from"]), EDGES))
+    for bearer, matter, _ in oracles[3:]:  # a public caller and the auditor
+        response = loop.run_until_complete(
+            client.post(query, variables, token=bearer, matter=matter)
+        )
+        assert response.status_code < 500, (variables, response.text)
+        for error in response.json().get("errors", ()):
+            assert error["extensions"]["code"] in CODES, (variables, error)
+            assert not LEAKS.search(error["message"]), (variables, error)

@@ -5,7 +5,9 @@ After ``failures`` consecutive failures the breaker opens: calls fail with
 outage does not hold every request for its timeout. After ``reset_after``
 seconds one trial call goes through (half-open): success closes the breaker,
 failure opens it again. Only ``SourceUnavailable`` counts as a failure; a
-programming error is not the region's fault.
+programming error is not the region's fault, and neither is a caller's value
+the backend refused (``InvalidInput``): counted, it would let one caller's
+requests open the breaker for everyone.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from gateway.entities import ENTITY_FIELDS
-from gateway.errors import ConfigError, SourceUnavailable
+from gateway.errors import ConfigError, InvalidInput, SourceUnavailable
 from gateway.sources.base import QueryObserver, Source
 from gateway.sql import SEARCH_KEYS, prefix_bounds
 
@@ -43,6 +43,13 @@ _LINK_ERRORS = (
     asyncpg.exceptions.InternalClientError,
 )
 _BACKEND_ERRORS = (*_LINK_ERRORS, asyncpg.PostgresError)
+# Failures caused by the values sent, not by the region: SQLSTATE class 22 (data
+# exceptions: 22021 a character the encoding cannot hold, 22P05, 22001 a string too long
+# for its type, ...), and a value the driver cannot encode (its DataError and
+# UnicodeEncodeError are ValueErrors). They are the caller's errors: the edge refuses
+# such values before any SQL, and one that gets through must not count against the
+# region's circuit breaker, or one caller could take a region away from every other.
+_VALUE_ERRORS = (asyncpg.DataError, ValueError)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -63,7 +70,9 @@ class PostgresSource(Source):
     database that is down when the gateway starts, or that comes back later,
     is picked up without a restart. Every failure to answer, whether the link
     or the statement, raises :class:`SourceUnavailable` naming the region only;
-    the driver's message and the SQL go to the log.
+    the driver's message and the SQL go to the log. A failure caused by the
+    values sent (a data exception) raises :class:`InvalidInput` instead, naming
+    neither the region nor the backend.
 
     Attributes:
         region: the region code this database serves.
@@ -178,6 +187,9 @@ class PostgresSource(Source):
             async with asyncio.timeout(self._timeout):
                 pool = await self._get_pool()
                 records = await pool.fetch(sql, *args)
+        except _VALUE_ERRORS as exc:
+            self._log_failure(exc, f"{entity}.{field}", None)
+            raise InvalidInput("a value in the request cannot match any record") from None
         except _BACKEND_ERRORS as exc:
             self._log_failure(exc, f"{entity}.{field}", sql)
             raise SourceUnavailable(self.region) from None
@@ -232,9 +244,12 @@ class PostgresSource(Source):
 
     def _log_failure(self, exc: BaseException, what: str, sql: str | None) -> None:
         # Parameters are never logged (they are ID numbers); a client-side
-        # encoding error (a ValueError) would quote them, so only its type goes out.
+        # encoding error (a ValueError) or a data exception would quote them, so only
+        # its type (and SQLSTATE) goes out.
         detail = type(exc).__name__
-        if not isinstance(exc, ValueError):
+        if isinstance(exc, asyncpg.PostgresError):
+            detail += f" (SQLSTATE {exc.sqlstate})"
+        if not isinstance(exc, _VALUE_ERRORS):
             detail += f": {exc}"
         if sql is None or isinstance(exc, _LINK_ERRORS):
             logger.warning("source %s: %s failed: %s", self.region, what, detail)

@@ -322,9 +322,9 @@ class Dataset:
 
     def credit_records_of(self, subject_id: str) -> list[Row]:
         """A subject's credit records in every region, in region then record order."""
-        if len(subject_id) == 18 and subject_id[:17].isdigit():
-            subject_type, found = NATURAL, self.locate_person(subject_id)
-        else:
+        # Either kind may be all digits: ask both registers rather than judge by the look.
+        subject_type, found = NATURAL, self.locate_person(subject_id)
+        if found is None:
             subject_type, found = LEGAL, self.locate_enterprise(subject_id)
         if found is None:
             return []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import SourceUnavailable
+from gateway.errors import InvalidInput, SourceUnavailable
 from gateway.settings import shipped_mapping
 from gateway.sources import BreakerState, CircuitBreaker, PostgresSource
 from gateway.synthetic import region_dsn
@@ -86,4 +86,39 @@ async def test_readiness_probes_reach_the_backend_even_when_open(seeded: Seeded)
     breaker._opened_at = clock.now
     await breaker.ping()  # the region answers: the breaker closes without waiting
     assert breaker.state is BreakerState.CLOSED
+    await breaker.close()
+
+
+@pytest.mark.parametrize(
+    ("entity", "value"),
+    [
+        ("search", "\x00"),  # NUL: PostgreSQL's text cannot hold it (22021)
+        ("search", "上海\x00"),
+        ("search", "\ud800"),  # a lone surrogate: UTF-8 cannot encode it (the driver refuses)
+        ("person", "31010119900101\x001X"),
+    ],
+    ids=["nul", "nul-after-text", "surrogate", "nul-key"],
+)
+async def test_a_value_the_backend_refuses_is_the_callers_error_and_never_opens_the_breaker(
+    seeded: Seeded, entity: str, value: str
+) -> None:
+    # The edge refuses such values before any SQL; this is the source's own line of defence.
+    breaker = CircuitBreaker(
+        source(region_dsn(seeded.dsn, "JS"), shipped_mapping("JS")), failures=2, reset_after=60.0
+    )
+
+    async def send() -> object:
+        if entity == "search":
+            return await breaker.search("enterprise", "name", value, after=None, limit=3)
+        return await breaker.fetch("person", "id_number", [value])
+
+    for _ in range(5):
+        with pytest.raises(InvalidInput) as refused:
+            await send()
+        assert not isinstance(refused.value, SourceUnavailable)
+        assert "JS" not in refused.value.message
+    assert breaker.state is BreakerState.CLOSED
+    person = seeded.dataset.person("JS", 0)
+    rows = await breaker.fetch("person", "id_number", [person["id_number"]])
+    assert [row["name"] for row in rows] == [person["name"]]
     await breaker.close()

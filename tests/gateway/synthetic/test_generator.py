@@ -14,7 +14,7 @@ from gateway.identifiers import (
     id_number_region,
     is_valid_id_number,
     is_valid_uscc,
-    subject_region,
+    key_region,
     uscc_region,
 )
 from gateway.synthetic import Dataset
@@ -235,7 +235,8 @@ def test_credit_records_follow_their_conventions(big: Dataset) -> None:
                 assert big.locate_person(subject) is not None
             else:
                 assert big.locate_enterprise(subject) is not None
-            same_region += subject_region(subject) == region
+            kind = "id_number" if row["subject_type"] == "NATURAL_PERSON" else "uscc"
+            same_region += key_region(kind, subject) == region
             if row["valid_until"] is not None:
                 assert row["valid_until"] > row["decided_on"]
             assert "2015-01-01" <= row["decided_on"] <= "2024-12-31"
@@ -259,7 +260,8 @@ def test_examples_for_cross_region_tests_exist(dataset: Dataset) -> None:
 
         for subject_type in ("NATURAL_PERSON", "LEGAL_PERSON"):
             subject = dataset.multi_region_credit_subject(region, subject_type)
-            assert subject_region(subject) == region
+            kind = "id_number" if subject_type == "NATURAL_PERSON" else "uscc"
+            assert key_region(kind, subject) == region
             records = dataset.credit_records_of(subject)
             assert {r["subject_type"] for r in records} == {subject_type}
             assert len({r["region"] for r in records}) >= 2
