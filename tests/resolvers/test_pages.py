@@ -113,7 +113,9 @@ def source_literals() -> set[bytes]:
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
                     value = node.value
-                    found.add(value.encode() if isinstance(value, str) else value)
+                    found.add(
+                        value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+                    )
     return found
 
 
