@@ -41,6 +41,7 @@ from gateway.settings import Settings
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.telemetry import OperationTrace, Telemetry
 from gateway.types import Caller, RegionCode
+from gateway.validation_budget import ValidationBudget
 from policies import OperationPolicy, PolicyEngine, resolve_mask_secret
 from resolvers.context import GatewayContext
 from resolvers.cursors import CursorCodec
@@ -67,6 +68,7 @@ class Gateway:
     documents: DocumentGuard
     metrics: Metrics
     rate_limiter: RateLimiter | None = None
+    validation_budget: ValidationBudget | None = None
     manifest: OperationManifest | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     audit: AuditStore | None = None
@@ -142,6 +144,11 @@ class Gateway:
                 if settings.rate_limits
                 else None
             ),
+            validation_budget=(
+                ValidationBudget(settings.limits.validation_ms_per_second)
+                if settings.rate_limits
+                else None
+            ),
             manifest=(
                 OperationManifest(
                     settings.operations_manifest,
@@ -190,7 +197,9 @@ class Gateway:
                 query = self.manifest.document_for(operation)
             if query is None:
                 raise InvalidInput("'query' must be a non-empty string")
-            prepared = self.documents.prepare(query, operation.variables, operation.operation_name)
+            prepared = await self._prepare(
+                caller.app, query, operation.variables, operation.operation_name
+            )
             seen.operation = self.metrics.operation_label(prepared.name)
             trace.operation(
                 prepared.name, prepared.operation.operation.value, prepared.document_hash
@@ -246,6 +255,19 @@ class Gateway:
         seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
         seen.policy = shown
         return json_response(payload, status, media_type)
+
+    async def _prepare(
+        self, app: str, query: str, variables: Mapping[str, Any] | None, name: str | None
+    ) -> PreparedOperation:
+        """``DocumentGuard.prepare``, a new document charged to its app's validation time."""
+        if self.validation_budget is None or self.documents.knows(query):
+            return self.documents.prepare(query, variables, name)
+        await self.validation_budget.wait_turn(app)
+        started = time.perf_counter()
+        try:
+            return self.documents.prepare(query, variables, name)
+        finally:
+            self.validation_budget.charge(app, time.perf_counter() - started)
 
     async def _audit(
         self,

@@ -45,7 +45,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gateway.cost import CostCounter, default_sizes, size_variables, variable_size
 from gateway.errors import GatewayError, InvalidDocument
-from gateway.limits import Limits, measure, refuse
+from gateway.limits import Limits, check_width, measure, refuse
 
 #: Costs kept per operation, one per distinct set of list sizes.
 _COSTS_PER_OPERATION = 64
@@ -139,6 +139,10 @@ class DocumentGuard:
         self._check_cost(prepared, entry.fragments, variables or {})
         return prepared
 
+    def knows(self, query: str) -> bool:
+        """Whether ``query`` is cached, so that preparing it costs next to nothing."""
+        return query in self._entries
+
     def examine(self, query: str) -> DocumentNode:
         """The parsed document, if it passes the size, token and shape limits and validates.
 
@@ -172,6 +176,7 @@ class DocumentGuard:
             for definition in entry.document.definitions:
                 if isinstance(definition, OperationDefinitionNode):
                     measure(definition, entry.fragments).check(self.limits)
+                    check_width(definition, entry.fragments, self.limits)
             errors = validate(
                 self.schema, entry.document, self._rules, hide_suggestions=self.production
             )
