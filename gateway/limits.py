@@ -68,6 +68,8 @@ class Limits:
         list_size: how many items cost assumes for a list field with no size argument.
         max_batch_keys: keys in one batch argument (``idNumbers``, ``usccs``); at most 100.
         max_page_size: ``first`` of a paged field; at most 100.
+        document_cache_bytes: what the cache of parsed and validated documents may hold, in
+            bytes as estimated from their text and tokens (``gateway.documents``).
         validation_ms_per_second: time one app may spend per second on documents not yet
             known (parse and validation), in milliseconds (``gateway.validation_budget``).
     """
@@ -85,6 +87,7 @@ class Limits:
     list_size: int = 10
     max_batch_keys: int = KEYS_CEILING
     max_page_size: int = KEYS_CEILING
+    document_cache_bytes: int = 64 * 1024 * 1024
     validation_ms_per_second: int = 100
 
     def __post_init__(self) -> None:
