@@ -37,6 +37,7 @@ from gateway.metrics import Metrics
 from gateway.operations import OperationManifest
 from gateway.ratelimit import RateLimiter
 from gateway.responses import GRAPHQL_RESPONSE, format_error, json_response, request_error
+from gateway.schema_names import hide_schema_names
 from gateway.settings import Settings
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.telemetry import OperationTrace, Telemetry
@@ -235,6 +236,10 @@ class Gateway:
         payload: dict[str, Any] = {}
         status = 200
         errors = [format_error(error) for error in result.errors or ()] + context.errors
+        if self.settings.production:  # variables that do not coerce: no types named either
+            for entry in errors:
+                if entry["extensions"]["code"] == "BAD_REQUEST":
+                    entry["message"] = hide_schema_names(entry["message"])
         if errors:
             payload["errors"] = errors
             trace.failed(errors[0]["extensions"]["code"])

@@ -48,6 +48,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from gateway.cost import CostCounter, default_sizes, size_variables, variable_size
 from gateway.errors import GatewayError, InvalidDocument
 from gateway.limits import Limits, check_width, measure, refuse
+from gateway.schema_names import hide_schema_names
 
 #: Costs kept per operation, one per distinct set of list sizes.
 _COSTS_PER_OPERATION = 64
@@ -194,7 +195,7 @@ class DocumentGuard:
             if errors:
                 raise InvalidDocument(errors)
         except GatewayError as error:
-            entry.refusal = _detached(error)
+            entry.refusal = _detached(error, hide_schema=self.production)
             entry.document = None  # nothing of a refused document's tree is kept
             entry.fragments = {}
         entry.size = _ENTRY_BYTES + len(query.encode("utf-8"))
@@ -313,15 +314,17 @@ def _root_fields(
     return tuple(sorted(names))
 
 
-def _detached(error: GatewayError) -> GatewayError:
+def _detached(error: GatewayError, *, hide_schema: bool) -> GatewayError:
     """The refusal as it is kept: no traceback (its frames hold the parse tree), and, for an
-    invalid document, errors that keep their messages and locations but not their nodes."""
+    invalid document, errors that keep their messages (without the schema's names in
+    production) and locations but not their nodes."""
     error = error.with_traceback(None)
     error.__context__ = error.__cause__ = None
     if isinstance(error, InvalidDocument):
         kept = []
         for original in error.errors:
-            copy = GraphQLError(original.message, extensions=original.extensions)
+            message = hide_schema_names(original.message) if hide_schema else original.message
+            copy = GraphQLError(message, extensions=original.extensions)
             copy.locations = original.locations
             kept.append(copy)
         error.errors = kept
