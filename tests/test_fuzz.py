@@ -10,12 +10,19 @@ Documents come from the schema, in positive mode (they validate) and negative
 mode (one schema violation each), some cut short into syntax errors; key
 arguments are swapped for real keys of the seeded data often enough that many
 operations read rows. Each example is sent as each of the callers.
+
+A second property widens the documents into what is costly to validate rather
+than to execute: a selection set repeated many times over, directly or in
+inline fragments, at any level. Whatever the document, the gateway's document
+guard must decide on it (answer or refuse) within a bounded time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +36,7 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    InlineFragmentNode,
     IntValueNode,
     ListValueNode,
     NullValueNode,
@@ -43,6 +51,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, queries
 
+from gateway.errors import GatewayError
 from gateway.identifiers import id_number_region, uscc_region
 from gateway.types import DELTA_REGIONS, Caller
 from policies import SHIPPED_POLICY_DIR, Decision, PolicyEngine
@@ -268,3 +277,66 @@ def test_the_oracle_catches_a_withheld_value(
     auditor.check({"naturalPerson": {"name": None}}, document)
     with pytest.raises(AssertionError, match=r"NaturalPerson\.name withheld"):
         auditor.check({"naturalPerson": {"name": "张三"}}, document)
+
+
+# -- what validation costs -----------------------------------------------------------------------
+
+#: The most one new document may take to be parsed, measured and validated, in seconds: a few
+#: times what the slowest document within the default limits takes on a loaded machine.
+PREPARE_SECONDS = 0.1
+
+
+def repeated(document: DocumentNode, draw: st.DrawFn) -> DocumentNode:
+    """The document with one of its selection sets repeated many times, as is or in fragments."""
+    sets: list[SelectionSetNode] = []
+
+    class Collect(Visitor):
+        def enter_selection_set(self, node: SelectionSetNode, *_: Any) -> None:
+            sets.append(node)
+
+    visit(document, Collect())
+    target = sets[draw(st.integers(0, len(sets) - 1))]
+    # About as long as a document may be: longer ones are refused unread, and only slow to print.
+    most = max(2, 16_000 // len(graphql.print_ast(target)))
+    times = draw(st.integers(2, min(800, most)))
+    wrapped = draw(st.booleans())
+
+    class Repeat(Visitor):
+        # On leaving, so that the repeated selections are not visited again.
+        def leave_selection_set(self, node: SelectionSetNode, *_: Any) -> SelectionSetNode | None:
+            if node is not target:
+                return None
+            inner = tuple(node.selections)
+            if not wrapped:
+                return SelectionSetNode(selections=inner * times)
+            fragment = InlineFragmentNode(
+                type_condition=None, directives=(), selection_set=SelectionSetNode(selections=inner)
+            )
+            return SelectionSetNode(selections=(fragment,) * times)
+
+    return visit(document, Repeat())
+
+
+def prepare_seconds(client: GatewayClient, text: str) -> float:
+    started = time.perf_counter()
+    with contextlib.suppress(GatewayError):  # refused: what matters is how long deciding took
+        client.gateway.documents.examine(text)
+    return time.perf_counter() - started
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
+    ],
+)  # fmt: skip
+@given(document=queries(SCHEMA, print_ast=lambda d: d, fields=DATA_ROOTS), data=st.data())
+def test_no_document_takes_long_to_validate(
+    client: GatewayClient, document: DocumentNode, data: st.DataObject
+) -> None:
+    text = graphql.print_ast(repeated(document, data.draw))
+    # Each text new to the cache (as a trailing comment makes it); the faster of two tries,
+    # so that a busy machine's pause is not taken for the document's cost.
+    took = min(prepare_seconds(client, f"{text} # {i} {id(data)}") for i in range(2))
+    assert took < PREPARE_SECONDS, f"{took * 1000:.0f} ms to prepare:\n{text[:2000]}"
