@@ -39,10 +39,12 @@ from gateway.metrics import Metrics
 from gateway.operations import OperationManifest
 from gateway.ratelimit import RateLimiter
 from gateway.responses import GRAPHQL_RESPONSE, format_error, json_response, request_error
+from gateway.schema_names import hide_schema_names
 from gateway.settings import Settings
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.telemetry import OperationTrace, Telemetry
 from gateway.types import Caller, RegionCode
+from gateway.validation_budget import ValidationBudget
 from policies import OperationPolicy, PolicyEngine, resolve_mask_secret
 from resolvers.context import GatewayContext
 from resolvers.cursors import CursorCodec
@@ -69,6 +71,7 @@ class Gateway:
     documents: DocumentGuard
     metrics: Metrics
     rate_limiter: RateLimiter | None = None
+    validation_budget: ValidationBudget | None = None
     manifest: OperationManifest | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     audit: AuditStore | None = None
@@ -148,6 +151,11 @@ class Gateway:
                 if settings.rate_limits
                 else None
             ),
+            validation_budget=(
+                ValidationBudget(settings.limits.validation_ms_per_second)
+                if settings.rate_limits
+                else None
+            ),
             manifest=(
                 OperationManifest(
                     settings.operations_manifest,
@@ -212,7 +220,9 @@ class Gateway:
                 query = self.manifest.document_for(operation)
             if query is None:
                 raise InvalidInput("'query' must be a non-empty string")
-            prepared = self.documents.prepare(query, operation.variables, operation.operation_name)
+            prepared = await self._prepare(
+                caller.app, query, operation.variables, operation.operation_name
+            )
             seen.operation = self.metrics.operation_label(prepared.name)
             trace.operation(
                 prepared.name, prepared.operation.operation.value, prepared.document_hash
@@ -253,6 +263,10 @@ class Gateway:
         payload: dict[str, Any] = {}
         status = 200
         errors = [format_error(error) for error in result.errors or ()] + context.errors
+        if self.settings.production:  # variables that do not coerce: no types named either
+            for entry in errors:
+                if entry["extensions"]["code"] == "BAD_REQUEST":
+                    entry["message"] = hide_schema_names(entry["message"])
         if errors:
             payload["errors"] = errors
             trace.failed(errors[0]["extensions"]["code"])
@@ -274,6 +288,19 @@ class Gateway:
         # Metrics are the operator's: they keep the owners the caller's view leaves out.
         seen.policy = {"fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
         return json_response(payload, status, media_type)
+
+    async def _prepare(
+        self, app: str, query: str, variables: Mapping[str, Any] | None, name: str | None
+    ) -> PreparedOperation:
+        """``DocumentGuard.prepare``, a new document charged to its app's validation time."""
+        if self.validation_budget is None or self.documents.knows(query):
+            return self.documents.prepare(query, variables, name)
+        await self.validation_budget.wait_turn(app)
+        started = time.perf_counter()
+        try:
+            return self.documents.prepare(query, variables, name)
+        finally:
+            self.validation_budget.charge(app, time.perf_counter() - started)
 
     async def _audit(
         self,

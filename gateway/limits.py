@@ -7,6 +7,15 @@ bombs"), each fragment is measured once and reused, and a spread that closes a
 cycle adds nothing (validation then refuses the document), so neither a cycle
 nor a long chain of fragments can make the measuring itself expensive.
 
+Two of the limits bound what validation costs, since a new document is
+validated before it can be cached and every distinct text is new: graphql-core's
+rule for overlapping fields compares every pair of same-named fields that land
+in one selection set, recursively, so its cost grows with the square of the
+widest merged selection set. ``selections`` bounds the whole document once every
+fragment is expanded, and ``selectionFields`` the widest set once fields of the
+same name are merged (as execution merges them), which keeps that square small
+whatever the document repeats.
+
 Cost and the sizes of batches and pages depend on the variables too; they are
 counted in ``gateway.cost``.
 
@@ -52,6 +61,9 @@ class Limits:
         max_aliases: aliased fields, a fragment counting at each spread.
         max_root_fields: fields at the root of the operation, a fragment counting at each spread.
         max_directives: directive uses (``@include``, ``@skip``), a fragment at each spread.
+        max_selections: selections (fields, inline fragments, spreads), a fragment at each spread.
+        max_selection_fields: fields in one selection set, fragments expanded and the
+            selections of same-named fields merged, as execution collects them.
         max_cost: fields the response can hold (see ``gateway.cost``).
         list_size: how many items cost assumes for a list field with no size argument.
         max_batch_keys: keys in one batch argument (``idNumbers``, ``usccs``); at most 100.
@@ -59,6 +71,10 @@ class Limits:
         body_timeout: seconds to receive the whole request body (a slow body gets 408).
         max_unauthenticated_per_client: requests of one client address in flight before
             they are admitted (token verified and body read); more get 429 at once.
+        document_cache_bytes: what the cache of parsed and validated documents may hold, in
+            bytes as estimated from their text and tokens (``gateway.documents``).
+        validation_ms_per_second: time one app may spend per second on documents not yet
+            known (parse and validation), in milliseconds (``gateway.validation_budget``).
     """
 
     max_body_bytes: int = 256 * 1024
@@ -68,12 +84,16 @@ class Limits:
     max_aliases: int = 30
     max_root_fields: int = 10
     max_directives: int = 20
+    max_selections: int = 1000
+    max_selection_fields: int = 50
     max_cost: int = 10_000
     list_size: int = 10
     max_batch_keys: int = KEYS_CEILING
     max_page_size: int = KEYS_CEILING
     body_timeout: int = 10
     max_unauthenticated_per_client: int = 16
+    document_cache_bytes: int = 64 * 1024 * 1024
+    validation_ms_per_second: int = 100
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -116,6 +136,7 @@ class Shape:
     aliases: int
     root_fields: int
     directives: int
+    selections: int
 
     def check(self, limits: Limits) -> None:
         """Raise the first limit this shape exceeds."""
@@ -125,9 +146,10 @@ class Shape:
             ("aliases", self.aliases, limits.max_aliases),
             ("rootFields", self.root_fields, limits.max_root_fields),
             ("directives", self.directives, limits.max_directives),
+            ("selections", self.selections, limits.max_selections),
         ):
             if found > maximum:
-                words = {"aliases": "aliases", "rootFields": "root fields"}.get(limit, limit)
+                words = {"rootFields": "root fields"}.get(limit, limit)
                 raise refuse(limit, found, maximum, f"has {found} {words}")
 
 
@@ -139,6 +161,7 @@ class _Local:
     aliases: int = 0
     root_fields: int = 0
     directives: int = 0
+    selections: int = 0
     spreads: list[tuple[str, int]] | None = None  # (fragment, fields above the spread)
 
 
@@ -148,6 +171,7 @@ def _measure_local(selection_set: SelectionSetNode) -> _Local:
     while stack:  # no recursion: nesting is bounded by the parser, not by Python's stack
         node_set, level = stack.pop()
         for node in node_set.selections:
+            local.selections += 1
             local.directives += len(node.directives or ())
             if isinstance(node, FieldNode):
                 if level == 0:
@@ -220,7 +244,7 @@ def measure(
     own.directives += len(operation.directives or ())
     own.directives += sum(len(v.directives or ()) for v in operation.variable_definitions or ())
     total = _combine(own, totals)
-    return Shape(total.depth, total.aliases, total.root_fields, total.directives)
+    return Shape(total.depth, total.aliases, total.root_fields, total.directives, total.selections)
 
 
 def _combine(local: _Local, totals: Mapping[str, _Local]) -> _Local:
@@ -231,7 +255,55 @@ def _combine(local: _Local, totals: Mapping[str, _Local]) -> _Local:
         local.depth = max(local.depth, level + inner.depth)
         local.aliases += inner.aliases
         local.directives += inner.directives
+        local.selections += inner.selections
         if level == 0:
             local.root_fields += inner.root_fields
     local.spreads = None
     return local
+
+
+# -- width: fields of one selection set, as execution merges them ---------------------------
+
+
+def check_width(
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    limits: Limits,
+) -> None:
+    """Refuse ``operation`` if a merged selection set holds more than ``max_selection_fields``.
+
+    Run after ``Shape.check``: the walk expands every fragment where it is spread,
+    so it is only as long as the ``selections`` that check allowed (and is cut
+    short past that, should a fragment cycle make the expansion longer).
+    """
+    widths: dict[int, int] = {}
+    merged: dict[tuple[int, str], int] = {}  # (set, response name) -> the set under that name
+    stack: list[tuple[SelectionSetNode, int, frozenset[str]]] = [
+        (operation.selection_set, 0, frozenset())
+    ]
+    visited = 0
+    while stack:
+        node_set, into, path = stack.pop()
+        visited += len(node_set.selections)
+        if visited > limits.max_selections:
+            found = visited
+            raise refuse("selections", found, limits.max_selections, f"has {found} selections")
+        for node in node_set.selections:
+            if isinstance(node, FieldNode):
+                widths[into] = widths.get(into, 0) + 1
+                if node.selection_set is not None:
+                    name = (node.alias or node.name).value
+                    under = merged.setdefault((into, name), len(merged) + 1)
+                    stack.append((node.selection_set, under, path))
+            elif isinstance(node, InlineFragmentNode):
+                stack.append((node.selection_set, into, path))
+            elif isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                if name in fragments and name not in path:  # a cycle: validation refuses it
+                    stack.append((fragments[name].selection_set, into, path | {name}))
+    widest = max(widths.values(), default=0)
+    if widest > limits.max_selection_fields:
+        maximum = limits.max_selection_fields
+        raise refuse(
+            "selectionFields", widest, maximum, f"has {widest} fields in one selection set"
+        )

@@ -10,11 +10,17 @@ Documents come from the schema, in positive mode (they validate) and negative
 mode (one schema violation each), some cut short into syntax errors; key
 arguments are swapped for real keys of the seeded data often enough that many
 operations read rows. Each example is sent as each of the callers.
+
+A second property widens the documents into what is costly to validate rather
+than to execute: a selection set repeated many times over, directly or in
+inline fragments, at any level. Whatever the document, the gateway's document
+guard must decide on it (answer or refuse) within a bounded time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    InlineFragmentNode,
     IntValueNode,
     ListValueNode,
     NullValueNode,
@@ -39,10 +46,12 @@ from graphql import (
     get_named_type,
     visit,
 )
+from graphql.validation.rules import overlapping_fields_can_be_merged as overlapping
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, queries
 
+from gateway.errors import GatewayError
 from gateway.identifiers import id_number_region, uscc_region
 from gateway.types import DELTA_REGIONS, Caller
 from policies import SHIPPED_POLICY_DIR, Decision, PolicyEngine
@@ -329,3 +338,80 @@ def test_no_variable_value_crashes_or_leaves_without_a_code(
         for error in response.json().get("errors", ()):
             assert error["extensions"]["code"] in CODES, (variables, error)
             assert not LEAKS.search(error["message"]), (variables, error)
+
+
+# -- what validation costs -----------------------------------------------------------------------
+
+#: The most field pairs validation may compare for one new document. graphql-core's
+#: OverlappingFieldsCanBeMerged rule compares the fields of each merged selection set pair by
+#: pair, which is where an 800-field document spent its 0.2 s (about 320,000 pairs); a count,
+#: unlike a time, says the same on a busy machine.
+MOST_PAIRS = 20_000
+
+
+def repeated(document: DocumentNode, draw: st.DrawFn) -> DocumentNode:
+    """The document with one of its selection sets repeated many times, as is or in fragments."""
+    sets: list[SelectionSetNode] = []
+
+    class Collect(Visitor):
+        def enter_selection_set(self, node: SelectionSetNode, *_: Any) -> None:
+            sets.append(node)
+
+    visit(document, Collect())
+    target = sets[draw(st.integers(0, len(sets) - 1))]
+    # About as long as a document may be: longer ones are refused unread, and only slow to print.
+    most = max(2, 16_000 // len(graphql.print_ast(target)))
+    times = draw(st.integers(2, min(800, most)))
+    wrapped = draw(st.booleans())
+
+    class Repeat(Visitor):
+        # On leaving, so that the repeated selections are not visited again.
+        def leave_selection_set(self, node: SelectionSetNode, *_: Any) -> SelectionSetNode | None:
+            if node is not target:
+                return None
+            inner = tuple(node.selections)
+            if not wrapped:
+                return SelectionSetNode(selections=inner * times)
+            fragment = InlineFragmentNode(
+                type_condition=None, directives=(), selection_set=SelectionSetNode(selections=inner)
+            )
+            return SelectionSetNode(selections=(fragment,) * times)
+
+    return visit(document, Repeat())
+
+
+def pairs_compared(client: GatewayClient, text: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many field pairs deciding on ``text`` (parse, limits, validation) compared."""
+    calls = 0
+    original = overlapping.find_conflict
+
+    def counted(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(overlapping, "find_conflict", counted)
+        with contextlib.suppress(GatewayError):  # refused or not, what it cost is what counts
+            client.gateway.documents.examine(text)
+    return calls
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
+    ],
+)  # fmt: skip
+@given(document=queries(SCHEMA, print_ast=lambda d: d, fields=DATA_ROOTS), data=st.data())
+def test_no_document_takes_long_to_validate(
+    client: GatewayClient,
+    document: DocumentNode,
+    data: st.DataObject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = graphql.print_ast(repeated(document, data.draw))
+    # A text new to the cache, as a trailing comment makes it.
+    pairs = pairs_compared(client, f"{text} # {id(data)}", monkeypatch)
+    assert pairs <= MOST_PAIRS, f"{pairs} field pairs compared:\n{text[:2000]}"

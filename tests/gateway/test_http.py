@@ -4,6 +4,7 @@ media type, requests refused with a clear 4xx, and what production mode keeps to
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,44 @@ async def test_production_mode_gives_no_suggestions_and_no_introspection(
     assert "introspection has been disabled" in schema.json()["errors"][0]["message"]
     assert "data" not in schema.json()
     assert typename.json()["data"] == {"__typename": "Query"}
+
+
+# (document, variables, what the message must still name)
+TYPE_NAMING = [
+    ("{ naturalPerson { name } }", None, "'idNumber' of 'naturalPerson' is required"),
+    ("{ naturalPerson(idNumber: true) { name } }", None, "value: true"),
+    ('{ naturalPerson(idNumber: "x") }', None, "'naturalPerson' must have a selection"),
+    ('{ legalPerson(uscc: "x") { name { x } } }', None, "'name' must not have a selection"),
+    ('{ legalPerson(uscc: "x") { nmae } }', None, "'nmae'"),
+    ('{ legalPerson(uscc: "x") { creditRecords(kinds: [ADMIN_PENALTI]) { id } } }', None,
+     "'ADMIN_PENALTI' does not exist"),
+    ('{ legalPerson(uscc: "x") { creditRecords(kinds: "x") { id } } }', None, '"x"'),
+    ('{ legalPerson(uscc: "x") { creditRecords(kindz: "x") { id } } }', None, "'kindz'"),
+    ('query($k: Int) { naturalPerson(idNumber: $k) { name } }', None, "'$k'"),
+    ('{ searchLegalPersons(name: "x", first: "a") { edges { node { name } } } }', None, '"a"'),
+    ("{ auditEvents(filter: {foo: 1}) { edges { node { at } } } }", None, "'foo'"),
+    # Variables that do not coerce, found as the operation starts executing.
+    ("query($f: AuditEventFilter) { auditEvents(filter: $f) { edges { node { at } } } }",
+     {"f": {"from": 5, "region": "SH"}}, "'region'"),
+]  # fmt: skip
+
+
+async def test_production_errors_name_no_type_the_caller_did_not_write(
+    seeded: Seeded, production: tuple[Any, str]
+) -> None:
+    from schema import build_schema
+
+    types = [name for name in build_schema()._schema.type_map if not name.startswith("__")]
+    settings, bearer = production
+    async with serve(settings) as client:
+        for document, variables, named in TYPE_NAMING:
+            response = await client.post(document, variables, token=bearer)
+            assert "data" not in response.json(), document
+            messages = " ".join(e["message"] for e in response.json()["errors"])
+            assert named in messages, (document, messages)
+            assert not re.search(r"'\w+\.\w+", messages), (document, messages)  # no coordinate
+            shown = [t for t in types if re.search(rf"\b{t}\b", messages)]
+            assert all(t in document for t in shown), (document, messages)
 
 
 async def test_graphiql_loads_the_whole_schema_in_development(seeded: Seeded) -> None:

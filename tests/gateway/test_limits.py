@@ -102,6 +102,31 @@ CASES = [
         "QUERY_TOO_COMPLEX", "directives", 3, 2,
         id="directives",
     ),
+    # Selections count every field, inline fragment and spread, fragments at each spread.
+    pytest.param(
+        Limits(max_selections=4),
+        COMPANY % "name uscc region",
+        COMPANY % "name ... on LegalPerson { uscc region }",
+        "QUERY_TOO_COMPLEX", "selections", 5, 4,
+        id="selections",
+    ),
+    # A selection set holds the fields of its fragments and of every same-named field beside
+    # it (merged as execution merges them): what validation compares pair by pair.
+    pytest.param(
+        Limits(max_selection_fields=3),
+        COMPANY % "name uscc region",
+        "query($u: ID!) { legalPerson(uscc: $u) { name ...F } }"
+        " fragment F on LegalPerson { uscc region name }",
+        "QUERY_TOO_COMPLEX", "selectionFields", 4, 3,
+        id="selection-fields-through-fragments",
+    ),
+    pytest.param(
+        Limits(max_selection_fields=3),
+        COMPANY % "legalRepresentative { name gender } legalRepresentative { householdRegion }",
+        COMPANY % "legalRepresentative { name gender } legalRepresentative { name phone }",
+        "QUERY_TOO_COMPLEX", "selectionFields", 4, 3,
+        id="selection-fields-merged-by-name",
+    ),
     # query ( $ u : ID ! ) { legalPerson ( uscc : $ u ) { name } } is 20 tokens;
     # comments and white space are not tokens.
     pytest.param(
@@ -309,7 +334,8 @@ def chain(length: int, step: str) -> str:
 async def test_deeply_nested_fragments_are_measured_and_answered_or_refused(
     seeded: Seeded,
 ) -> None:
-    wide = Limits(max_tokens=20_000, max_document_bytes=200_000)
+    # Each fragment adds its field to one selection set: 151 there, wider than the default.
+    wide = Limits(max_tokens=20_000, max_document_bytes=200_000, max_selection_fields=1000)
     async with serve(gateway_settings(seeded.dsn, limits=wide)) as client:
         # 150 fragments deep, each adding no depth: a valid query, answered.
         data = await answered(client, chain(150, "uscc {next}"), company(seeded))
