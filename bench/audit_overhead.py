@@ -41,13 +41,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from starlette.requests import Request
 
-from gateway.app import Gateway
 from gateway.audit import create_database, verify
-from gateway.auth import mint_token
-from gateway.embedded import start_embedded
-from gateway.settings import Settings, local_sources
+from gateway.core.types import DELTA_REGIONS
+from gateway.edge.app import Gateway
+from gateway.edge.auth import mint_token
+from gateway.edge.embedded import start_embedded
+from gateway.edge.settings import Settings, local_sources
 from gateway.synthetic import Dataset, region_dsn, seed_regions
-from gateway.types import DELTA_REGIONS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Made for each run: a secret written in the source is known to every reader.
@@ -145,7 +145,7 @@ async def run(
 async def main(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.gettempdir()) / "deltagate-bench-audit-pg"
     print(f"embedded PostgreSQL in {data_dir}; seeding {args.persons} persons per region ...")
-    # Stopped when this process exits (gateway.embedded's exit hook).
+    # Stopped when this process exits (gateway.edge.embedded's exit hook).
     dsn = (await asyncio.to_thread(start_embedded, data_dir)).uri
     await seed_regions(dsn, args.persons, args.seed)
     audit_dsn = await create_database(dsn, fresh=True)

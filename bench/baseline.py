@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.serving import serve
-from gateway.app import Gateway
-from gateway.types import Caller, Row
+from gateway.core.types import Caller, Row
+from gateway.edge.app import Gateway
 from policies import OperationPolicy, PolicyEngine
 
 
@@ -83,8 +83,8 @@ class UnrestrictedEngine:
 
 def main() -> None:
 
-    from gateway.app import create_app
-    from gateway.settings import load_settings
+    from gateway.edge.app import create_app
+    from gateway.edge.settings import load_settings
     from schema import build_schema
 
     parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__)

@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from bench.workload import BenchCaller
-from gateway.auth import mint_token
-from gateway.types import RegionCode
+from gateway.core.types import RegionCode
+from gateway.edge.auth import mint_token
 from policies import SHIPPED_POLICY_DIR
 
 AUDIENCE = "deltagate"

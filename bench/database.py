@@ -17,9 +17,9 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.embedded import EmbeddedServer
+from gateway.core.types import DELTA_REGIONS, RegionCode
+from gateway.edge.embedded import EmbeddedServer
 from gateway.synthetic import database_name, region_dsn, seed_regions
-from gateway.types import DELTA_REGIONS, RegionCode
 
 #: Three servers hold a pool of up to 10 connections per region each: 120, above
 #: PostgreSQL's default of 100.
@@ -56,7 +56,7 @@ def start(data_dir: Path) -> Database:
 
     The settings are written with ``ALTER SYSTEM``; when they change, the server is
     restarted once so they apply. The server stops when this process exits
-    (``gateway.embedded``'s exit hook, which a SIGTERM'd run reaches too).
+    (``gateway.edge.embedded``'s exit hook, which a SIGTERM'd run reaches too).
     """
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = EmbeddedServer(data_dir)

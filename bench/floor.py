@@ -5,7 +5,7 @@ Starlette and uvicorn (uvloop, httptools) as the gateway uses them, one asyncpg
 pool per region with the same sizes and the same no-op reset, and orjson. It
 does what the gateway must do to give the same answer, and nothing more:
 
-- the same bearer-token check (``gateway.auth.TokenVerifier``) and matter check;
+- the same bearer-token check (``gateway.edge.auth.TokenVerifier``) and matter check;
 - the same SQL, compiled from the same mappings, with the same batching: one
   ``= ANY($1)`` query per (entity, region) per level, the levels read in the
   same order (so the same number of queries and round trips);
@@ -42,14 +42,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.serving import serve
-from gateway.auth import TokenVerifier
-from gateway.errors import BatchTooLarge, GatewayError, InvalidInput
-from gateway.identifiers import id_number_region, require_id_number, require_uscc, uscc_region
-from gateway.mapping import load_mapping
-from gateway.settings import Settings, load_settings
-from gateway.sql import prefix_bounds
+from gateway.core.errors import BatchTooLarge, GatewayError, InvalidInput
+from gateway.core.identifiers import id_number_region, require_id_number, require_uscc, uscc_region
+from gateway.edge.auth import TokenVerifier
+from gateway.edge.settings import Settings, load_settings
+from gateway.sources.mapping import load_mapping
+from gateway.sources.sql import prefix_bounds
 from policies import Decision, OperationPolicy, PolicyEngine, resolve_mask_secret
-from policies.catalog import NATURAL_PERSON
+from policies.grades import NATURAL_PERSON
 from resolvers.cursors import CursorCodec
 
 #: Most keys a list argument may carry (as ``schema.query.MAX_KEYS``).

@@ -41,10 +41,10 @@ LAYERS = (
     ("resolvers/", "deltagate resolvers and loaders"),
     ("policies/", "deltagate policy"),
     ("gateway/sources/", "deltagate sources (asyncpg calls)"),
-    ("gateway/responses.py", "deltagate JSON response (orjson)"),
+    ("gateway/edge/responses.py", "deltagate JSON response (orjson)"),
     ("gateway/audit/", "deltagate audit log"),
-    ("gateway/telemetry.py", "deltagate tracing"),
-    ("gateway/auth.py", "deltagate auth"),
+    ("gateway/telemetry/spans.py", "deltagate tracing"),
+    ("gateway/edge/auth.py", "deltagate auth"),
     ("gateway/", "deltagate app and rest"),
     ("bench/", "floor"),
     ("casbin/", "casbin"),
@@ -65,7 +65,7 @@ LAYERS = (
 
 #: Stages: a sample counts for a stage if any frame's (file, function) matches.
 STAGES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
-    ("token check (PyJWT, RSA)", lambda f, fn: f == "gateway/auth.py"),
+    ("token check (PyJWT, RSA)", lambda f, fn: f == "gateway/edge/auth.py"),
     ("request body and JSON parse", lambda f, fn: fn == "_read_operation"),
     ("policy begin (matter, roles)", lambda f, fn: fn == "PolicyEngine.begin"),
     ("GraphQL parse + validate (cached)",
@@ -80,14 +80,14 @@ STAGES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
     ("policy decide + mask (policies/operation.py)",
      lambda f, fn: f == "policies/operation.py" and fn != "OperationPolicy.summary"),
     ("policy summary for extensions", lambda f, fn: fn == "OperationPolicy.summary"),
-    ("tracing: spans opened and ended (SDK, gateway/telemetry.py)",
-     lambda f, fn: f.startswith("opentelemetry/sdk/trace/") or f == "gateway/telemetry.py"),
+    ("tracing: spans opened and ended (SDK, gateway/telemetry/spans.py)",
+     lambda f, fn: f.startswith("opentelemetry/sdk/trace/") or f == "gateway/telemetry/spans.py"),
     ("tracing: span export (OTLP encoding, HTTP; a thread of its own)",
      lambda f, fn: f.startswith(("opentelemetry/exporter/", "requests/", "urllib3/"))
      or fn.startswith("BatchSpanProcessor") or fn.startswith("BatchProcessor")),
     ("audit log (event, hash chain, group commit)", lambda f, fn: f.startswith("gateway/audit/")
      or fn == "Gateway._audit"),
-    ("response JSON (orjson)", lambda f, fn: f == "gateway/responses.py" or fn == "_json"),
+    ("response JSON (orjson)", lambda f, fn: f == "gateway/edge/responses.py" or fn == "_json"),
     ("floor operations (bench/floor.py)",
      lambda f, fn: f == "bench/floor.py" and fn not in ("create_app.<locals>.graphql", "_json")),
     ("asyncio task machinery (gather, tasks, timeouts)",

@@ -30,7 +30,7 @@ import psutil
 #: The project's root: servers and the load generator run from here, so ``bench`` imports.
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Tracing off, the standard way (``gateway.telemetry``): trace ids only, no span kept.
+#: Tracing off, the standard way (``gateway.telemetry.spans``): trace ids only, no span kept.
 NO_TRACING = {"OTEL_TRACES_EXPORTER": "none"}
 
 
@@ -63,7 +63,7 @@ VARIANTS = {
         Variant(
             key="gateway",
             label="deltagate serve: policy, audit log and tracing on, as deployed",
-            command=("gateway.cli", "serve"),
+            command=("gateway.edge.cli", "serve"),
         ),
         Variant(
             key="floor",
@@ -73,13 +73,13 @@ VARIANTS = {
         Variant(
             key="nobatch",
             label="the gateway with dataloaders off (one query per key)",
-            command=("gateway.cli", "serve"),
+            command=("gateway.edge.cli", "serve"),
             env={"DELTAGATE_BATCHING": "0"},
         ),
         Variant(
             key="untraced",
             label="the gateway without tracing (policy and audit log on)",
-            command=("gateway.cli", "serve"),
+            command=("gateway.edge.cli", "serve"),
             env=NO_TRACING,
         ),
         Variant(
@@ -98,7 +98,7 @@ VARIANTS = {
         Variant(
             key="sampled",
             label="the gateway keeping one trace in ten (parent-based ratio sampling)",
-            command=("gateway.cli", "serve"),
+            command=("gateway.edge.cli", "serve"),
             env={
                 "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
                 "OTEL_TRACES_SAMPLER_ARG": "0.1",

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
+from gateway.core.types import DELTA_REGIONS
 from gateway.synthetic import Dataset
-from gateway.types import DELTA_REGIONS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from gateway.types import DELTA_REGIONS
-from policies.catalog import LOWEST_GRADE, grade_name
+from gateway.core.types import DELTA_REGIONS
+from policies.grades import LOWEST_GRADE, grade_name
 from policies.rules import PolicyLine
 from policies.snapshot import PolicySnapshot
 
@@ -142,7 +142,7 @@ def evaluate(
         return _withheld(None, None, Reason.NOT_IN_CATALOG, "catalog.toml")
     if owner not in DELTA_REGIONS:
         note(f"owner {owner!r} is not one of {', '.join(DELTA_REGIONS)}: withheld")
-        return _withheld(spec.grade, None, Reason.UNKNOWN_OWNER, "gateway.types.DELTA_REGIONS")
+        return _withheld(spec.grade, None, Reason.UNKNOWN_OWNER, "gateway.core.types.DELTA_REGIONS")
 
     grade, personal = spec.grade, spec.personal
     type_spec = snapshot.catalog.types[spec.type_name]

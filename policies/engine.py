@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError, PolicyError
-from gateway.types import Caller
+from gateway.core.errors import ConfigError, PolicyError
+from gateway.core.types import Caller
 from policies.decisions import FieldDecision
 from policies.masks import build_rules
 from policies.operation import OperationPolicy

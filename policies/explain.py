@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.errors import Forbidden
-from gateway.types import Caller
+from gateway.core.errors import Forbidden
+from gateway.core.types import Caller
 from policies.decisions import evaluate
 from policies.engine import PolicyEngine
 

@@ -37,7 +37,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 #: A mask rule: the clear value in, the masked value out.
 MaskFunction = Callable[[Any], str]

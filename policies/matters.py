@@ -2,7 +2,7 @@
 
 Loaded from ``matters.toml``. The ``X-Matter-Code`` header names one; the
 gateway refuses an unregistered code and a matter none of the caller's roles
-may use (``gateway.errors.Forbidden``). Personal data of grade L3 and above is
+may use (``gateway.core.errors.Forbidden``). Personal data of grade L3 and above is
 released only under a matter, the purpose limitation of PIPL arts. 6 and 34.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.errors import ConfigError, Forbidden
+from gateway.core.errors import ConfigError, Forbidden
 
 # Codes travel in an HTTP header: keep them to a plain, bounded shape.
 _CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,63}$")

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from gateway.errors import PolicyError
-from gateway.types import Caller, Row
-from policies.catalog import NATURAL_PERSON, snake_case
+from gateway.core.errors import PolicyError
+from gateway.core.types import Caller, Row
 from policies.decisions import Decision, FieldDecision, evaluate
+from policies.grades import NATURAL_PERSON, snake_case
 from policies.masks import MaskFunction
 from policies.matters import Matter
 from policies.snapshot import PolicySnapshot

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.types import DELTA_REGIONS, Caller
-from policies.catalog import NATURAL_PERSON, grade_name
+from gateway.core.types import DELTA_REGIONS, Caller
 from policies.decisions import FieldDecision
 from policies.engine import PolicyEngine
+from policies.grades import NATURAL_PERSON, grade_name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,9 +20,9 @@ from typing import Any
 import casbin
 from casbin.persist import Adapter
 
-from gateway.errors import ConfigError
-from gateway.types import DELTA_REGIONS
-from policies.catalog import Catalog
+from gateway.core.errors import ConfigError
+from gateway.core.types import DELTA_REGIONS
+from policies.grades import Catalog
 from policies.matters import MatterRegistry
 
 _ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

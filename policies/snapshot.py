@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.errors import ConfigError
-from policies.catalog import Catalog, load_catalog
+from gateway.core.errors import ConfigError
+from policies.grades import Catalog, load_catalog
 from policies.masks import MaskFunction
 from policies.matters import MatterRegistry, load_matters
 from policies.rules import PolicyRules, load_rules

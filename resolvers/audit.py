@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.audit import CHINA_TIME, AuditStore, EventQuery, StoredEvent
-from gateway.errors import AuditUnavailable, BatchTooLarge, Forbidden, InvalidInput
-from gateway.identifiers import require_id_number
-from gateway.text import require_text
+from gateway.core.errors import AuditUnavailable, BatchTooLarge, Forbidden, InvalidInput
+from gateway.core.identifiers import require_id_number
+from gateway.core.text import require_text
 from resolvers.context import GatewayContext
 from resolvers.credit import require_subject_id
 

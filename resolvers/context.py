@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gateway.errors import SourceUnavailable
+from gateway.core.errors import SourceUnavailable
+from gateway.core.types import Caller, RegionCode
 from gateway.sources import Source
-from gateway.types import Caller, RegionCode
 from policies import OperationPolicy, PolicyEngine
 from resolvers.cursors import CursorCodec
 from resolvers.loaders import Loaders
@@ -15,7 +15,7 @@ from resolvers.selection import Selection, selected_fields
 
 if TYPE_CHECKING:
     from gateway.audit import AuditStore
-    from gateway.telemetry import SpanRecorder
+    from gateway.telemetry.spans import SpanRecorder
 
 
 class GatewayContext:

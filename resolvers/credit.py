@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from gateway.errors import InvalidId, InvalidInput
-from gateway.identifiers import is_valid_id_number, is_valid_uscc
-from gateway.types import Row
+from gateway.core.errors import InvalidId, InvalidInput
+from gateway.core.identifiers import is_valid_id_number, is_valid_uscc
+from gateway.core.types import Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import CREDIT, ENTERPRISE, KEY, KIND, ORDER, OWNER, PERSON
 from resolvers.persons import fan_out, lookup_region

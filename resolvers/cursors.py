@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
-from gateway.errors import InvalidInput
+from gateway.core.errors import InvalidInput
 
 
 class CursorCodec:

@@ -7,10 +7,10 @@ import heapq
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from gateway.errors import InvalidInput, SourceUnavailable
-from gateway.identifiers import require_uscc
-from gateway.text import require_text
-from gateway.types import RegionCode, Row
+from gateway.core.errors import InvalidInput, SourceUnavailable
+from gateway.core.identifiers import require_uscc
+from gateway.core.text import require_text
+from gateway.core.types import RegionCode, Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import ENTERPRISE, KEY, OWNER
 from resolvers.persons import home_record

@@ -13,9 +13,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import SourceUnavailable
-from gateway.identifiers import key_region
-from gateway.types import Row
+from gateway.core.errors import SourceUnavailable
+from gateway.core.identifiers import key_region
+from gateway.core.types import Row
 from resolvers.context import GatewayContext
 from resolvers.credit import newest_first
 from resolvers.loaders import (

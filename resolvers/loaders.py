@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
+from gateway.core.types import RegionCode, Row
 from gateway.sources import Source
-from gateway.types import RegionCode, Row
 from policies import OperationPolicy
-from policies.catalog import NATURAL_PERSON
 from policies.decisions import Decision
+from policies.grades import NATURAL_PERSON
 
 if TYPE_CHECKING:
-    from gateway.telemetry import SpanRecorder
+    from gateway.telemetry.spans import SpanRecorder
 
 KEY = "_key"
 OWNER = "_owner"
@@ -48,7 +48,7 @@ class LoadSpec:
     """What one family of loaders reads.
 
     Attributes:
-        entity: the unified entity (``gateway/entities.py``).
+        entity: the unified entity (``gateway/core/entities.py``).
         by: the field the keys are matched against.
         type_name: the GraphQL type the rows become (its grades apply).
         identity: the field that identifies a row (copied to ``_key``).

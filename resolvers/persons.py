@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from gateway.errors import SourceUnavailable
-from gateway.identifiers import key_region, require_id_number
-from gateway.types import RegionCode, Row
+from gateway.core.errors import SourceUnavailable
+from gateway.core.identifiers import key_region, require_id_number
+from gateway.core.types import RegionCode, Row
 from resolvers.context import GatewayContext
 from resolvers.loaders import PERSON, LoadSpec
 

@@ -14,7 +14,7 @@ from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 from schema.direct import DirectExecutionContext
 from schema.query import Query
 

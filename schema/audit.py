@@ -12,7 +12,7 @@ import strawberry
 
 from gateway.audit import CHINA_TIME, StoredEvent
 from resolvers import audit
-from schema.catalog import Decision
+from schema.resource_catalog import Decision
 from schema.types import Info, PageInfo
 
 

@@ -25,9 +25,9 @@ from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.errors import SourceUnavailable
-from gateway.identifiers import require_id_number, require_uscc
-from gateway.types import RegionCode, Row
+from gateway.core.errors import SourceUnavailable
+from gateway.core.identifiers import require_id_number, require_uscc
+from gateway.core.types import RegionCode, Row
 from resolvers import enterprises
 from resolvers.context import GatewayContext
 from resolvers.links import LINKS, follow, home_unavailable, regions_for

@@ -35,7 +35,7 @@ from graphql import (
     get_named_type,
 )
 
-from policies.catalog import snake_case
+from policies.grades import snake_case
 from resolvers.selection import Selection, selected_fields
 
 #: Root fields the direct executor answers.

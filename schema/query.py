@@ -1,5 +1,5 @@
 """The root Query: look-ups by identifier, enterprise search, a subject's credit records, and
-(from ``schema.catalog`` and ``schema.audit``) the resource catalog and the audit log."""
+(from ``schema.resource_catalog`` and ``schema.audit``) the resource catalog and the audit log."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import Awaitable
 
 import strawberry
 
-from gateway.errors import BatchTooLarge, InvalidInput
-from gateway.types import Row
+from gateway.core.errors import BatchTooLarge, InvalidInput
+from gateway.core.types import Row
 from resolvers import credit, enterprises, persons
 from schema.audit import AuditQuery
-from schema.catalog import CatalogQuery
 from schema.enums import CreditKind, Region
+from schema.resource_catalog import CatalogQuery
 from schema.types import (
     CreditRecord,
     CreditRecordConnection,

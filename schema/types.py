@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 
-from gateway.types import Row
+from gateway.core.types import Row
 from resolvers import links
 from resolvers.context import GatewayContext
 from resolvers.loaders import KEY, OWNER

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from gateway.app import Gateway, create_app
-from gateway.settings import Settings
+from gateway.edge.app import Gateway, create_app
+from gateway.edge.settings import Settings
 from gateway.sources import QueryObserver
 
 if TYPE_CHECKING:

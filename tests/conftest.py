@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
+from gateway.edge.settings import Settings
 from gateway.synthetic import Dataset, SeedReport, seed_regions
 
 #: Small enough to seed in seconds, big enough for every cross-region example.
@@ -56,7 +56,7 @@ def admin_dsn() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from gateway.embedded import EmbeddedServer
+    from gateway.edge.embedded import EmbeddedServer
 
     server = EmbeddedServer(embedded_data_dir())
     try:
@@ -67,7 +67,7 @@ def admin_dsn() -> Iterator[str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Safety net: stop any embedded server a test started and left open."""
-    from gateway.embedded import close_all
+    from gateway.edge.embedded import close_all
 
     close_all()
 
@@ -95,7 +95,7 @@ MASK_SECRET = "deltagate-tests-mask-secret-0123456789abcdef"
 
 def token(region: str, *roles: str, app: str = "test-app", subject: str | None = None) -> str:
     """A valid bearer token for a test caller."""
-    from gateway.auth import mint_token
+    from gateway.edge.auth import mint_token
 
     return mint_token(sub=app, region=region, roles=list(roles), secret=JWT_SECRET, subject=subject)
 
@@ -105,9 +105,9 @@ def gateway_settings(dsn: str, **changes: object) -> Settings:
     from dataclasses import replace
 
     from gateway.audit import database_dsn
-    from gateway.settings import Settings, local_sources
+    from gateway.core.types import DELTA_REGIONS
+    from gateway.edge.settings import Settings, local_sources
     from gateway.synthetic import region_dsn
-    from gateway.types import DELTA_REGIONS
 
     settings = Settings(
         jwt_secret=JWT_SECRET,

@@ -51,9 +51,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, queries
 
-from gateway.errors import GatewayError
-from gateway.identifiers import id_number_region, uscc_region
-from gateway.types import DELTA_REGIONS, Caller
+from gateway.core.errors import GatewayError
+from gateway.core.identifiers import id_number_region, uscc_region
+from gateway.core.types import DELTA_REGIONS, Caller
 from policies import SHIPPED_POLICY_DIR, Decision, PolicyEngine
 from schema import build_schema
 from tests.client import GatewayClient, serve_on

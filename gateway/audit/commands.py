@@ -20,7 +20,7 @@ import orjson
 from gateway.audit.database import GUARDS, init_schema
 from gateway.audit.events import CHINA_TIME, StoredEvent
 from gateway.audit.verify import tail, verify
-from gateway.errors import ConfigError, GatewayError
+from gateway.core.errors import ConfigError, GatewayError
 
 
 def add_audit_commands(commands: Any) -> None:

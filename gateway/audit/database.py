@@ -22,7 +22,7 @@ import asyncpg
 import orjson
 
 from gateway.audit.events import AuditEvent, StoredEvent
-from gateway.errors import AuditUnavailable
+from gateway.core.errors import AuditUnavailable
 
 __all__ = [
     "COLUMNS",

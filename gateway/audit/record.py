@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gateway.audit.events import AuditEvent
-from gateway.types import Caller
+from gateway.core.types import Caller
 
 #: Data of this grade and above is audited (L2: internal data and every grade of personal data).
 AUDITED_FROM_GRADE = 2

@@ -32,7 +32,7 @@ import asyncpg
 
 from gateway.audit.database import HEAD, INSERT, EventQuery, check_schema, stored_event
 from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
-from gateway.errors import AuditUnavailable
+from gateway.core.errors import AuditUnavailable
 
 __all__ = ["AuditStore", "Receipt"]
 

@@ -18,7 +18,7 @@ import asyncpg
 
 from gateway.audit.database import COLUMNS, guard_states, stored_event
 from gateway.audit.events import GENESIS, StoredEvent
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 #: Events fetched per round trip while walking the chain.
 CHUNK = 1000

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError
-from gateway.mapping import RegionMapping, load_mapping
+from gateway.core.errors import ConfigError
 from gateway.sources.base import QueryObserver, Source
 from gateway.sources.breaker import BreakerState, CircuitBreaker
+from gateway.sources.mapping import RegionMapping, load_mapping
 from gateway.sources.postgres import PostgresSource
 
 __all__ = [
@@ -34,7 +34,7 @@ def build_source(kind: str, **options: Any) -> Source:
     and ``region`` defaults to the mapping's region.
 
     >>> build_source("postgres", dsn="postgresql://gw@db-zj/zj",
-    ...              mapping="gateway/mappings/zj.toml", timeout=3.0)  # doctest: +SKIP
+    ...              mapping="gateway/sources/mappings/zj.toml", timeout=3.0)  # doctest: +SKIP
     <gateway.sources.postgres.PostgresSource object at ...>
     """
     source_class = _KINDS.get(kind)

@@ -1,7 +1,7 @@
 """The extension point for regional sources: one class per source kind.
 
 A source serves the rows of one region in the unified vocabulary
-(``gateway/entities.py``). It answers two batched questions, each in one
+(``gateway/core/entities.py``). It answers two batched questions, each in one
 backend round trip, and nothing else, so that a source which is itself another
 gateway (the national - provincial - city cascade) fits the same shape:
 
@@ -9,7 +9,7 @@ gateway (the national - provincial - city cascade) fits the same shape:
   ("persons with these ID numbers", "credit records of these subjects");
 - :meth:`Source.search`: a page of rows whose field starts with a prefix.
 
-A source raises :class:`~gateway.errors.SourceUnavailable` naming its region
+A source raises :class:`~gateway.core.errors.SourceUnavailable` naming its region
 when its backend cannot answer, so the gateway can return a partial result.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
 
-from gateway.types import Row
+from gateway.core.types import Row
 
 __all__ = ["QueryObserver", "Source"]
 
@@ -88,7 +88,7 @@ class Source(ABC):
         """Up to ``limit`` rows whose ``field`` starts with ``prefix``, in one round trip.
 
         Rows are ordered by (``field``, key) in code-point order, the key being
-        the entity's unique key (``gateway.sql.SEARCH_KEYS``); ``after`` is the
+        the entity's unique key (``gateway.sources.sql.SEARCH_KEYS``); ``after`` is the
         (field, key) of the last row of the previous page.
         """
 

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import TypeVar
 
-from gateway.errors import SourceUnavailable
+from gateway.core.errors import SourceUnavailable
+from gateway.core.types import Row
 from gateway.sources.base import Source
-from gateway.types import Row
 
 T = TypeVar("T")
 

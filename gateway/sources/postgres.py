@@ -1,7 +1,7 @@
 """The ``postgres`` source kind: one region's PostgreSQL database, read through its mapping.
 
 Every statement is compiled once, when the source is made, from the region's
-mapping (``gateway.sql``), and each look-up sends the same SQL text with its
+mapping (``gateway.sources.sql``), and each look-up sends the same SQL text with its
 values as one ``text[]`` parameter. asyncpg keeps a prepared statement per SQL
 text on each connection, so after the first use a batch costs one
 bind/execute round trip and no parsing or planning beyond PostgreSQL's own
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from gateway.entities import ENTITY_FIELDS
-from gateway.errors import ConfigError, InvalidInput, SourceUnavailable
+from gateway.core.entities import ENTITY_FIELDS
+from gateway.core.errors import ConfigError, InvalidInput, SourceUnavailable
 from gateway.sources.base import QueryObserver, Source
-from gateway.sql import SEARCH_KEYS, prefix_bounds
+from gateway.sources.sql import SEARCH_KEYS, prefix_bounds
 
 if TYPE_CHECKING:
-    from gateway.mapping import RegionMapping
-    from gateway.types import Row
+    from gateway.core.types import Row
+    from gateway.sources.mapping import RegionMapping
 
 __all__ = ["PostgresSource"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.types import RegionCode
+from gateway.core.types import RegionCode
 
 
 @dataclass(frozen=True, slots=True)

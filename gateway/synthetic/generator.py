@@ -2,7 +2,7 @@
 
 ``Dataset(persons_per_region, seed)`` describes, without storing it, the data
 every regional database is seeded with; its rows are exactly the unified rows
-(``gateway/entities.py``) the gateway must return, so tests compare gateway
+(``gateway/core/entities.py``) the gateway must return, so tests compare gateway
 output with them. Every record is a pure function of (seed, region, index)
 (see ``hashing``), so a region streams into its database in constant memory
 and any record can be asked for on its own.
@@ -17,8 +17,9 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from gateway.entities import CREDIT_KINDS
-from gateway.identifiers import id_number_region, uscc_region
+from gateway.core.entities import CREDIT_KINDS
+from gateway.core.identifiers import id_number_region, uscc_region
+from gateway.core.types import DELTA_REGIONS, Entity, RegionCode, Row
 from gateway.synthetic import keys
 from gateway.synthetic.divisions import Division
 from gateway.synthetic.hashing import Weighted, draw
@@ -44,7 +45,6 @@ from gateway.synthetic.records import (
     wan_yuan,
 )
 from gateway.synthetic.relations import Relations
-from gateway.types import DELTA_REGIONS, Entity, RegionCode, Row
 
 _ETHNICITIES = Weighted([(name, weight) for name, weight, _ in ETHNICITIES])
 _ENTITY_TYPES = Weighted([((name, suffix), weight) for name, weight, suffix in ENTITY_TYPES])

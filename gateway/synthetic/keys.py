@@ -14,7 +14,7 @@ in the USCC character set, so bodies are unique within a region and the
 area code in the USCC keeps regions apart.
 
 The check characters are computed here from partial sums rather than by
-``gateway.identifiers`` so that building a record costs a few table look-ups;
+``gateway.core.identifiers`` so that building a record costs a few table look-ups;
 the tests hold both to the same answers.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import cache
 
-from gateway.identifiers import USCC_CHARSET
+from gateway.core.identifiers import USCC_CHARSET
 
 #: Birth dates are drawn from 1950-01-01 onwards, over a prime number of days (to 2005).
 BIRTH_START = dt.date(1950, 1, 1).toordinal()

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.core.types import DELTA_REGIONS, RegionCode
 from gateway.synthetic import keys
 from gateway.synthetic.divisions import ABBREVIATIONS, DIVISIONS, STREETS, Division
 from gateway.synthetic.hashing import Affine, stream_key
-from gateway.types import DELTA_REGIONS, RegionCode
 
 LEGAL = "LEGAL_PERSON"
 NATURAL = "NATURAL_PERSON"

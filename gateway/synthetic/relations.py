@@ -25,9 +25,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 
+from gateway.core.types import RegionCode
 from gateway.synthetic.hashing import draw
 from gateway.synthetic.plan import LEGAL, NATURAL, RegionPlan
-from gateway.types import RegionCode
 
 #: enterprise index % 20 -> how far back the enterprise whose representative it shares is.
 _SHARES_WITH = {9: 1, 18: 1, 19: 2}

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from gateway.core.types import DELTA_REGIONS, RegionCode
 from gateway.synthetic.generator import Dataset
 from gateway.synthetic.native import NATIVE_TABLES
-from gateway.types import DELTA_REGIONS, RegionCode
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.types import Caller
+from gateway.core.types import Caller
 from policies import SHIPPED_POLICY_DIR, PolicyEngine
 from policies.snapshot import POLICY_FILES
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import Forbidden
-from gateway.types import DELTA_REGIONS
+from gateway.core.errors import Forbidden
+from gateway.core.types import DELTA_REGIONS
 from policies import Decision, PolicyEngine, Reason
 from tests.policies.conftest import MASK_SECRET, append, caller
 

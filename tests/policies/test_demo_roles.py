@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.types import Row
+from gateway.core.types import Row
 from policies.masks import mask_name
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token

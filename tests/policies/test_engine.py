@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import ConfigError, PolicyError
+from gateway.core.errors import ConfigError, PolicyError
 from policies import Decision, PolicyEngine
 from tests.policies.conftest import MASK_SECRET, append, caller
 

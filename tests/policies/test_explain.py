@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import PolicyError
+from gateway.core.errors import PolicyError
 from policies import SHIPPED_POLICY_DIR, PolicyEngine, explain
 from tests.policies.conftest import MASK_SECRET, append
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.synthetic.divisions import DIVISIONS, STREETS
 from policies.masks import (
     RULE_NAMES,

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.identifiers import id_number_region, uscc_region
-from gateway.types import DELTA_REGIONS, Caller
+from gateway.core.identifiers import id_number_region, uscc_region
+from gateway.core.types import DELTA_REGIONS, Caller
 from policies import SHIPPED_POLICY_DIR, Decision, OperationPolicy, PolicyEngine
-from policies.catalog import snake_case
+from policies.grades import snake_case
 from policies.masks import build_rules
 from tests.client import GatewayClient, serve_on
 from tests.conftest import MASK_SECRET, Seeded, gateway_settings, token

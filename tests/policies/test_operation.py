@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import PolicyError
-from gateway.types import Row
+from gateway.core.errors import PolicyError
+from gateway.core.types import Row
 from policies import SHIPPED_POLICY_DIR, OperationPolicy, PolicyEngine
 from tests.policies.conftest import MASK_SECRET, append, caller
 

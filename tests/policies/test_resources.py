@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gateway.errors import Forbidden
-from gateway.types import DELTA_REGIONS
+from gateway.core.errors import Forbidden
+from gateway.core.types import DELTA_REGIONS
 from policies import PolicyEngine, catalog_entries, matter_entries
 from tests.policies.conftest import caller
 

@@ -9,8 +9,8 @@ import calendar
 from dataclasses import replace
 from typing import Any
 
-from gateway.identifiers import is_valid_id_number, make_id_number
-from gateway.types import Row
+from gateway.core.identifiers import is_valid_id_number, make_id_number
+from gateway.core.types import Row
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, gateway_settings, token
 from tests.gateway.audit.test_api import events, unique_app

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.identifiers import make_id_number, make_uscc
-from gateway.types import DELTA_REGIONS
+from gateway.core.identifiers import make_id_number, make_uscc
+from gateway.core.types import DELTA_REGIONS
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
 

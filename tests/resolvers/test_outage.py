@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.embedded import EmbeddedServer
+from gateway.edge.embedded import EmbeddedServer
 from gateway.synthetic import region_dsn, seed_regions
 from tests.client import GatewayClient, serve
 from tests.conftest import PERSONS, SEED, Seeded, embedded_data_dir, gateway_settings, token

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import InvalidInput
-from gateway.types import DELTA_REGIONS
+from gateway.core.errors import InvalidInput
+from gateway.core.types import DELTA_REGIONS
 from resolvers.cursors import CursorCodec
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, gateway_settings, token

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from gateway.identifiers import is_valid_id_number, is_valid_uscc, key_region, uscc_check_char
+from gateway.core.identifiers import is_valid_id_number, is_valid_uscc, key_region, uscc_check_char
 from gateway.synthetic import region_dsn
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.app import Gateway
-from gateway.identifiers import make_id_number
-from gateway.types import DELTA_REGIONS, Caller
+from gateway.core.identifiers import make_id_number
+from gateway.core.types import DELTA_REGIONS, Caller
+from gateway.edge.app import Gateway
 from resolvers.context import GatewayContext
 from schema import build_schema
 from schema.plan import plan_operation

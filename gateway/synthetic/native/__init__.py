@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.core.types import RegionCode
 from gateway.synthetic.native import ah, js, sh, zj
 from gateway.synthetic.native.table import NativeTable
-from gateway.types import RegionCode
 
 #: Native tables per region, in the order they are created and loaded.
 NATIVE_TABLES: Mapping[RegionCode, tuple[NativeTable, ...]] = {

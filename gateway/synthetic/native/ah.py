@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
+from gateway.core.types import Row
 from gateway.synthetic.divisions import PROVINCE_CODES
 from gateway.synthetic.native.table import NativeTable
-from gateway.types import Row
 
 REGION = "AH"
 

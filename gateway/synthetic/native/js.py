@@ -7,8 +7,8 @@ kept in yuan, so the mapping scales it to 万元.
 
 from __future__ import annotations
 
+from gateway.core.types import Row
 from gateway.synthetic.native.table import NativeTable, to_date, yuan
-from gateway.types import Row
 
 REGION = "JS"
 

@@ -13,9 +13,9 @@ outside penalties.
 
 from __future__ import annotations
 
+from gateway.core.types import Row
 from gateway.synthetic.names import ETHNICITIES, INSURANCE_TYPES
 from gateway.synthetic.native.table import NativeTable, to_date
-from gateway.types import Row
 
 REGION = "SH"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway.types import Entity, Row
+from gateway.core.types import Entity, Row
 
 
 @dataclass(frozen=True, slots=True)

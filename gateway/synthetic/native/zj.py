@@ -8,8 +8,8 @@ spreadsheet exports. Credit records share one table with a catalogue code.
 
 from __future__ import annotations
 
+from gateway.core.types import Row
 from gateway.synthetic.native.table import NativeTable, compact_date, plain
-from gateway.types import Row
 
 REGION = "ZJ"
 

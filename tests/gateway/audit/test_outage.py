@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from gateway.audit import create_database, verify
-from gateway.embedded import EmbeddedServer
+from gateway.edge.embedded import EmbeddedServer
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, embedded_data_dir, gateway_settings, token
 

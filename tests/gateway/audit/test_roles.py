@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from gateway.audit import database_dsn, verify
-from gateway.cli import main
+from gateway.edge.cli import main
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, gateway_settings, token
 

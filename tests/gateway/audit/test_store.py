@@ -11,7 +11,7 @@ import pytest
 
 from gateway.audit import GENESIS, AuditStore, EventQuery, create_database, database_dsn, verify
 from gateway.audit.events import chain_hash
-from gateway.errors import AuditUnavailable
+from gateway.core.errors import AuditUnavailable
 from tests.gateway.audit.conftest import event
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.audit import AuditStore, verify
-from gateway.cli import main
+from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, superuser_sql
 
 EVENTS = 6

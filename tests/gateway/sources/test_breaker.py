@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import InvalidInput, SourceUnavailable
-from gateway.settings import shipped_mapping
+from gateway.core.errors import InvalidInput, SourceUnavailable
+from gateway.edge.settings import shipped_mapping
 from gateway.sources import BreakerState, CircuitBreaker, PostgresSource
 from gateway.synthetic import region_dsn
 from tests.conftest import Seeded
@@ -22,7 +22,7 @@ class Clock:
 
 
 def source(dsn: str, mapping: Path) -> PostgresSource:
-    from gateway.mapping import load_mapping
+    from gateway.sources.mapping import load_mapping
 
     return PostgresSource("JS", dsn, load_mapping(mapping), timeout=1.0)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.errors import ConfigError, SourceUnavailable
-from gateway.mapping import RegionMapping, parse_mapping
+from gateway.core.errors import ConfigError, SourceUnavailable
 from gateway.sources import PostgresSource, Source, build_source
+from gateway.sources.mapping import RegionMapping, parse_mapping
 from tests.gateway.sources.database import dsn_for, execute_sql
 
 # One region's native tables, deliberately in every style the mappings meet:

@@ -9,17 +9,17 @@ from itertools import islice
 
 import pytest
 
-from gateway.entities import CREDIT_KINDS, DATE_FIELDS, ENTITY_FIELDS, MONEY_FIELDS
-from gateway.identifiers import (
+from gateway.core.entities import CREDIT_KINDS, DATE_FIELDS, ENTITY_FIELDS, MONEY_FIELDS
+from gateway.core.identifiers import (
     id_number_region,
     is_valid_id_number,
     is_valid_uscc,
     key_region,
     uscc_region,
 )
+from gateway.core.types import DELTA_REGIONS, Row
 from gateway.synthetic import Dataset
 from gateway.synthetic.divisions import DIVISIONS
-from gateway.types import DELTA_REGIONS, Row
 
 ENTITY_STREAMS = {
     "person": "persons",

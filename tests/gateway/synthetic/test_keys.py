@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.identifiers import (
+from gateway.core.identifiers import (
     USCC_CHARSET,
     is_valid_id_number,
     is_valid_uscc,

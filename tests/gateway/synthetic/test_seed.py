@@ -13,15 +13,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.entities import ENTITY_FIELDS, MONEY_FIELDS
-from gateway.mapping import RegionMapping, load_mapping
+from gateway.core.entities import ENTITY_FIELDS, MONEY_FIELDS
+from gateway.core.types import DELTA_REGIONS, Row
+from gateway.sources.mapping import RegionMapping, load_mapping
 from gateway.sources.postgres import PostgresSource
 from gateway.synthetic import database_name, region_dsn, seed_regions
 from gateway.synthetic.native import NATIVE_TABLES
-from gateway.types import DELTA_REGIONS, Row
 from tests.conftest import Seeded
 
-MAPPINGS = Path(__file__).parents[3] / "gateway" / "mappings"
+MAPPINGS = Path(__file__).parents[3] / "gateway" / "sources" / "mappings"
 STREAMS = {
     "person": "persons",
     "residence": "residences",

@@ -1,0 +1,366 @@
+"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy, and
+check or read the audit log."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.audit import add_audit_commands
+from gateway.core.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.edge.settings import Settings
+
+logger = logging.getLogger("deltagate")
+
+#: Who the demo prints a token for: (app, region, roles, matter, what it is for).
+DEMO_CALLERS = (
+    ("counter-sh", "SH", ("one_stop_app",), "OS-ENTERPRISE-OPENING", "一网通办 counter, Shanghai"),
+    ("jh-js", "JS", ("joint_handling_officer",), "JH-HUKOU-MIGRATION", "跨省通办 officer, Jiangsu"),
+    ("portal-ah", "AH", ("public_portal",), None, "public credit portal, Anhui"),
+    ("audit-national", "NATIONAL", ("auditor",), None, "auditor, national level"),
+)
+
+#: The demo's tokens last a working day: it serves only 127.0.0.1, in development mode.
+DEMO_TOKEN_LIFETIME = 8 * 3600
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Both log their whole configuration at INFO; only their warnings concern an operator.
+    logging.getLogger("casbin").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as exc:
+        print(f"deltagate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"deltagate: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deltagate", description="GraphQL gateway for Yangtze River Delta data sharing."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the gateway from a configuration file")
+    serve.add_argument("--config", type=Path, help="gateway.toml (see gateway/edge/settings.py)")
+    serve.add_argument("--host", help="override gateway.host")
+    serve.add_argument("--port", type=int, help="override gateway.port")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="embedded PostgreSQL, seeded data and GraphiQL on 127.0.0.1"
+    )
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--persons", type=int, default=1000, help="persons per region")
+    demo.add_argument("--seed", type=int, default=20240601)
+    demo.add_argument("--data-dir", type=Path, help="the embedded server's data folder")
+    demo.set_defaults(run=_demo)
+
+    seed = commands.add_parser("seed", help="create and fill the four regional databases")
+    seed.add_argument("--dsn", required=True, help="a server DSN with the right to create DBs")
+    seed.add_argument("--persons", type=int, required=True, help="persons per region")
+    seed.add_argument("--seed", type=int, default=20240601)
+    seed.add_argument("--regions", default="SH,JS,ZJ,AH", help="comma-separated region codes")
+    seed.set_defaults(run=_seed)
+
+    token = commands.add_parser(
+        "token", help="mint a development token (HS256 with DELTAGATE_JWT_SECRET)"
+    )
+    token.add_argument("--sub", required=True, help="the caller app id")
+    token.add_argument("--region", required=True, help="SH, JS, ZJ, AH or NATIONAL")
+    token.add_argument("--role", action="append", required=True, help="a role (repeatable)")
+    token.add_argument("--subject", help="for a citizen: the ID number the token speaks for")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.set_defaults(run=_token)
+
+    policy = commands.add_parser("policy", help="ask the access policy")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    explain = policy_commands.add_parser("explain", help="a decision and the rules behind it")
+    explain.add_argument("--sub", default="cli", help="the caller app id")
+    explain.add_argument("--region", required=True, help="the caller's region")
+    explain.add_argument("--roles", required=True, help="comma-separated roles")
+    explain.add_argument("--matter", help="the matter code (X-Matter-Code)")
+    explain.add_argument("--field", required=True, help="e.g. NaturalPerson.phone")
+    explain.add_argument("--owner", required=True, help="the region that keeps the data")
+    explain.add_argument("--subject-type", choices=("NATURAL_PERSON", "LEGAL_PERSON"))
+    explain.add_argument("--policy-dir", type=Path, help="default: the shipped policies/")
+    explain.set_defaults(run=_explain)
+
+    operations = commands.add_parser("operations", help="the manifest of registered operations")
+    operation_commands = operations.add_subparsers(dest="operations_command", required=True)
+    register = operation_commands.add_parser(
+        "register", help="check documents against the schema and limits, add them to the manifest"
+    )
+    register.add_argument("files", nargs="+", type=Path, metavar="FILE.graphql")
+    listing = operation_commands.add_parser("list", help="the registered operations")
+    for command in (register, listing):
+        command.add_argument("--manifest", type=Path, help="default: operations.manifest")
+        command.add_argument("--config", type=Path, help="gateway.toml: its manifest and limits")
+    register.set_defaults(run=_register_operations)
+    listing.set_defaults(run=_list_operations)
+
+    add_audit_commands(commands)
+    return parser
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.edge.settings import load_settings
+
+    settings = load_settings(args.config)  # fail here, with a clear message, not in a worker
+    if args.config is not None:
+        os.environ["DELTAGATE_CONFIG"] = str(args.config.resolve())
+    if not settings.production and not settings.mask_secret:
+        # Each worker builds its own gateway: without one secret for them all, a cursor
+        # made by one worker would be refused by the next.
+        os.environ["DELTAGATE_MASK_SECRET"] = secrets.token_urlsafe(32)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here and /metrics, whichever worker answers, adds
+        # them all up. Set before the workers start: they read it when they import the client.
+        metrics_dir = tempfile.mkdtemp(prefix="deltagate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "gateway.edge.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.edge.embedded import DEFAULT_DATA_DIR, start_embedded
+
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
+    server = start_embedded(data_dir)
+    try:
+        return _serve_demo(args, server.uri)
+    finally:
+        server.close()  # Ctrl-C or SIGTERM ends uvicorn.run, and the server goes with it
+
+
+def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
+    import uvicorn
+
+    from gateway.audit import create_database
+    from gateway.edge.app import Gateway, create_app
+    from gateway.edge.auth import mint_token
+    from gateway.synthetic import Dataset, seed_regions
+
+    print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
+    report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
+    print(f"Seeded in {report.elapsed:.1f} s.")
+    audit_dsn = asyncio.run(create_database(dsn))
+
+    settings = demo_settings(dsn, audit_dsn, args.port, os.environ)
+    secret = settings.jwt_secret
+    if secret is None:  # demo_settings always makes one; this narrows the type
+        raise ConfigError("the demo needs an HS256 secret")
+    dataset = Dataset(args.persons, args.seed)
+    base = f"http://127.0.0.1:{args.port}/graphql"
+    print()
+    print("deltagate demo: development mode, bound to 127.0.0.1 only (development secrets).")
+    print(f"GraphiQL: {base}")
+    print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
+    print()
+    person = dataset.cross_region_person("SH")
+    callers = [(*caller, None) for caller in DEMO_CALLERS]
+    # A citizen's own token speaks for one person: the one suggested below.
+    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
+                    person["id_number"]))  # fmt: skip
+    for app, region, roles, matter, what, subject in callers:
+        minted = mint_token(
+            sub=app,
+            region=region,
+            roles=roles,
+            secret=secret,
+            ttl=int(settings.max_token_lifetime),
+            subject=subject,
+        )
+        headers = {"Authorization": f"Bearer {minted}"}
+        if matter:
+            headers["X-Matter-Code"] = matter
+        link = f"{base}?headers={urllib.parse.quote(json.dumps(headers))}"
+        print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
+        print(f"  token: {minted}")
+        print(f"  GraphiQL with these headers: {link}")
+    enterprise = dataset.cross_region_enterprise("JS")
+    print()
+    print("Keys to try:")
+    print(f"  an enterprise in JS with a representative from elsewhere: {enterprise['uscc']}")
+    print(f"  a person of SH with records in another region: {person['id_number']}")
+    print("  example operations: examples/*.graphql (README: Example operations)")
+    print(f"Audit log: deltagate audit tail --dsn '{audit_dsn}' (or audit verify)")
+    print()
+    gateway = Gateway.from_settings(settings)
+    uvicorn.run(
+        create_app(gateway),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+    )
+    return 0
+
+
+def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -> Settings:
+    """The demo's settings over the embedded server, with secrets made for this run.
+
+    A secret from the environment is used as given; any other is generated
+    here, never taken from the source, where every reader would find it.
+    """
+    from gateway.core.types import DELTA_REGIONS
+    from gateway.edge.settings import Settings, local_sources
+    from gateway.synthetic import region_dsn
+
+    return Settings(
+        mode="development",
+        host="127.0.0.1",
+        port=port,
+        jwt_secret=env.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32),
+        mask_secret=env.get("DELTAGATE_MASK_SECRET") or secrets.token_urlsafe(32),
+        max_token_lifetime=DEMO_TOKEN_LIFETIME,
+        sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
+        audit_dsn=audit_dsn,
+    ).check()
+
+
+# -- seed, token, policy -----------------------------------------------------------------------
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from gateway.synthetic import seed_regions
+
+    regions = [r.strip().upper() for r in args.regions.split(",") if r.strip()]
+    report = asyncio.run(seed_regions(args.dsn, args.persons, args.seed, regions))
+    for region in regions:
+        rows = ", ".join(f"{n} {entity}" for entity, n in report.rows[region].items())
+        size = report.database_bytes[region] / 2**20
+        print(f"{region}: {rows}; {size:.0f} MiB; {report.seconds[region]:.1f} s")
+    total = sum(report.database_bytes.values()) / 2**20
+    print(f"total: {total:.0f} MiB in {report.elapsed:.1f} s")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from gateway.edge.auth import mint_token
+
+    secret = os.environ.get("DELTAGATE_JWT_SECRET")
+    if not secret:
+        raise ConfigError("set DELTAGATE_JWT_SECRET to the gateway's HS256 secret")
+    print(
+        mint_token(
+            sub=args.sub,
+            region=args.region.upper(),
+            roles=args.role,
+            secret=secret,
+            ttl=args.ttl,
+            subject=args.subject,
+        )
+    )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from policies import SHIPPED_POLICY_DIR, PolicyEngine, explain, resolve_mask_secret
+
+    engine = PolicyEngine.from_directory(
+        args.policy_dir or SHIPPED_POLICY_DIR,
+        mask_secret=resolve_mask_secret(os.environ.get("DELTAGATE_MASK_SECRET"), dev_mode=True),
+        strict=True,
+    )
+    print(
+        explain(
+            engine,
+            app=args.sub,
+            region=args.region.upper(),
+            roles=args.roles,
+            matter=args.matter,
+            coordinate=args.field,
+            owner=args.owner.upper(),
+            subject_type=args.subject_type,
+        )
+    )
+    return 0
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+def _manifest_settings(args: argparse.Namespace) -> tuple[Path, Settings]:
+    from gateway.edge.settings import load_settings
+
+    settings = load_settings(args.config, check=False)
+    manifest = args.manifest or settings.operations_manifest
+    if manifest is None:
+        raise ConfigError("name the manifest: --manifest, or operations.manifest in --config")
+    return manifest, settings
+
+
+def _register_operations(args: argparse.Namespace) -> int:
+    from gateway.edge.documents import DocumentGuard
+    from gateway.edge.operations import register
+    from schema import build_schema
+
+    manifest, settings = _manifest_settings(args)
+    guard = DocumentGuard(build_schema()._schema, settings.limits, production=settings.production)
+    for entry in register(manifest, args.files, guard):
+        state = "registered" if entry.new else "already registered"
+        print(f"{entry.sha256}  {entry.file}  {', '.join(entry.names)}  ({state})")
+    print(f"manifest: {manifest}")
+    return 0
+
+
+def _list_operations(args: argparse.Namespace) -> int:
+    from gateway.edge.operations import load_manifest
+
+    manifest, _ = _manifest_settings(args)
+    for digest, entry in load_manifest(manifest).items():
+        fields = (str(entry.get(key, "")) for key in ("name", "file", "registeredAt"))
+        print("  ".join((digest, *fields)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

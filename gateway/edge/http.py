@@ -1,0 +1,149 @@
+"""GraphQL over HTTP: which media type to answer with, and reading a request's operation.
+
+deltagate follows the GraphQL over HTTP specification (Stage 2 draft, with its
+legacy watershed of 1 January 2025 passed): operations come as ``POST`` with
+an ``application/json`` body; the response is ``application/graphql-response+json``
+when the client accepts it or sends no ``Accept`` at all, ``application/json``
+when the client asks for that (or accepts anything, ``*/*``, as older clients
+and ``curl`` do), and ``406`` when it accepts neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.core.errors import InvalidInput, RequestTimeout, RequestTooLarge
+from gateway.core.text import check_variables
+from gateway.edge.responses import GRAPHQL_RESPONSE, JSON
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an ``Accept`` header; None if neither is acceptable."""
+    if accept is None or not accept.strip():
+        return GRAPHQL_RESPONSE
+    best: tuple[float, int, int] | None = None
+    chosen = None
+    for media_type in (GRAPHQL_RESPONSE, JSON):
+        quality, specificity = _quality(accept, media_type)
+        if quality <= 0:
+            continue
+        # Named outright, the modern type wins a tie; matched by a wildcard, the legacy one does.
+        preferred = (media_type == GRAPHQL_RESPONSE) == (specificity == 2)
+        rank = (quality, specificity, int(preferred))
+        if best is None or rank > best:
+            best, chosen = rank, media_type
+    return chosen
+
+
+def _quality(accept: str, media_type: str) -> tuple[float, int]:
+    """The q-value ``accept`` gives ``media_type`` and how specific the matching range is."""
+    major = media_type.split("/")[0]
+    found = (0.0, -1)
+    for item in accept.split(","):
+        kind, *params = (part.strip() for part in item.split(";"))
+        kind = kind.lower()
+        specificity = {media_type: 2, f"{major}/*": 1, "*/*": 0}.get(kind)
+        if specificity is None or specificity < found[1]:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+        found = (quality, specificity)
+    return found if found[1] >= 0 else (0.0, -1)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRequest:
+    """The parameters of a GraphQL-over-HTTP request.
+
+    ``query`` is None only when the client sends the document's hash instead
+    (``extensions.persistedQuery.sha256Hash``), for a gateway that keeps a
+    manifest of registered operations.
+    """
+
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+    @property
+    def persisted_hash(self) -> str | None:
+        persisted = (self.extensions or {}).get("persistedQuery")
+        if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
+            return persisted["sha256Hash"].lower()
+        return None
+
+
+async def read_operation(
+    request: Request, max_body_bytes: int, body_seconds: float | None = None
+) -> OperationRequest:
+    """The operation of a ``POST``, or ``InvalidInput`` saying what is wrong with the request.
+
+    The body is read in chunks and refused (HTTP 413) as soon as it passes
+    ``max_body_bytes``, whatever ``Content-Length`` claims, and refused (HTTP 408)
+    if it has not all arrived ``body_seconds`` after the headers: a client
+    trickling a byte at a time would otherwise hold a connection and a worker's
+    attention for as long as it likes.
+    """
+    header = request.headers.get("content-type", "")
+    content_type, *params = (part.strip().lower() for part in header.split(";"))
+    if content_type != JSON:
+        raise InvalidInput("the request body must be application/json")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise InvalidInput("the request body must be encoded in UTF-8")
+    too_large = RequestTooLarge(
+        f"the request body exceeds {max_body_bytes} bytes",
+        limit="bodyBytes",
+        maximum=max_body_bytes,
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        raise too_large
+    body = bytearray()
+    try:
+        async with asyncio.timeout(body_seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_body_bytes:
+                    raise too_large
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {body_seconds:g} seconds",
+            limit="bodySeconds",
+            maximum=body_seconds,
+        ) from None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    query = payload.get("query")
+    variables = payload.get("variables")
+    operation_name = payload.get("operationName") or None
+    extensions = payload.get("extensions")
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidInput("'variables' must be an object")
+    check_variables(variables)
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise InvalidInput("'operationName' must be a string")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise InvalidInput("'extensions' must be an object")
+    operation = OperationRequest(query, variables, operation_name, extensions)
+    if query is None and operation.persisted_hash is not None:
+        return operation
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInput("'query' must be a non-empty string")
+    return operation

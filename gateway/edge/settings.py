@@ -1,0 +1,318 @@
+"""Gateway configuration: a TOML file, with secrets and a few deployment knobs from the environment.
+
+Example ``gateway.toml``::
+
+    [gateway]
+    mode = "production"          # or "development": GraphiQL, dev secrets allowed
+    host = "0.0.0.0"
+    port = 8000
+
+    [auth]
+    jwks_path = "/etc/deltagate/jwks.json"   # RS256; or jwt_secret / DELTAGATE_JWT_SECRET for HS256
+    audience = "deltagate"
+    max_token_lifetime = 3600    # seconds a token may live, iat to exp (default 3600)
+
+    [policy]
+    directory = "/etc/deltagate/policies"    # default: the shipped policies/
+
+    [sources.SH]
+    kind = "postgres"
+    dsn = "postgresql://gateway@db-sh/deltagate_sh"
+    mapping = "sh"               # a shipped mapping, or the path of a mapping file
+    timeout = 3.0                # seconds per backend call
+    breaker_failures = 3         # consecutive failures that open the region's circuit
+    breaker_reset = 5.0          # seconds before a trial call
+
+    [limits]                     # every key optional; defaults in gateway/edge/query_limits.py
+    max_depth = 10
+    max_cost = 10000
+    rate_limits = true           # per caller app, sized by quotas.toml in the policy folder
+
+    [operations]
+    manifest = "operations.json" # when set, only registered operations are accepted
+
+    [audit]
+    dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
+    timeout = 5.0                # seconds for one audit write or read
+
+Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
+``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
+``DELTAGATE_POLICY_DIR``, ``DELTAGATE_OPERATIONS_MANIFEST``, ``DELTAGATE_BATCHING``
+(``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN`` and
+``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
+Secrets belong in the environment, not in the file.
+Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry.spans``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.core.errors import ConfigError
+from gateway.core.types import DELTA_REGIONS, RegionCode
+from gateway.edge.auth import DEFAULT_MAX_TOKEN_LIFETIME
+from gateway.edge.datafile import read_toml
+from gateway.edge.query_limits import Limits
+from gateway.sources.mapping import SHIPPED_MAPPINGS
+from policies import SHIPPED_POLICY_DIR
+
+#: The mapping files shipped for the four regions' synthetic schemas.
+
+MODES = ("development", "production")
+
+logger = logging.getLogger("deltagate.settings")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """One region's source: its kind and the options the kind takes."""
+
+    region: RegionCode
+    kind: str = "postgres"
+    dsn: str
+    mapping: Path
+    timeout: float = 5.0
+    pool_min: int = 1
+    pool_max: int = 10
+    breaker_failures: int = 3
+    breaker_reset: float = 5.0
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "dsn": self.dsn,
+            "mapping": self.mapping,
+            "timeout": self.timeout,
+            "min_size": self.pool_min,
+            "max_size": self.pool_max,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the gateway process needs to start.
+
+    Attributes (those of the audit log and tokens; the others are described in the module):
+        max_token_lifetime: the most seconds a bearer token may live (``iat`` to
+            ``exp``, and from now); a longer-lived token is refused.
+        audit_dsn: the audit database. Without one, every operation that would
+            need an audit event is refused (``AUDIT_UNAVAILABLE``); production
+            mode requires it.
+        audit_timeout: seconds for one audit write or read.
+    """
+
+    mode: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_secret: str | None = None
+    jwks_path: Path | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    max_token_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME
+    mask_secret: str | None = None
+    policy_dir: Path = SHIPPED_POLICY_DIR
+    policy_reload_interval: float = 2.0
+    batching: bool = True
+    sources: tuple[SourceSettings, ...] = field(default_factory=tuple)
+    limits: Limits = field(default_factory=Limits)
+    rate_limits: bool = True
+    operations_manifest: Path | None = None
+    audit_dsn: str | None = None
+    audit_timeout: float = 5.0
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def hs256_secret(self) -> str | None:
+        """The secret HS256 tokens are checked with: none in production, whatever is set."""
+        return None if self.production else self.jwt_secret
+
+    def check(self) -> Settings:
+        """Refuse a configuration the gateway cannot run safely with."""
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not self.sources:
+            raise ConfigError("no sources are configured")
+        if self.jwt_secret is None and self.jwks_path is None:
+            raise ConfigError("set DELTAGATE_JWT_SECRET (HS256) or auth.jwks_path (RS256)")
+        if self.production and self.jwt_secret is not None and self.jwks_path is None:
+            raise ConfigError("production mode takes RS256 tokens (auth.jwks_path), not HS256")
+        if self.production and self.jwt_secret is not None:
+            logger.warning("production mode: the HS256 secret is ignored; only RS256 is accepted")
+        if not self.max_token_lifetime > 0:
+            raise ConfigError("auth.max_token_lifetime must be a positive number of seconds")
+        if self.production and not self.mask_secret:
+            raise ConfigError("production mode needs DELTAGATE_MASK_SECRET")
+        if self.production and not self.audit_dsn:
+            raise ConfigError("production mode needs an audit database (DELTAGATE_AUDIT_DSN)")
+        if self.audit_timeout <= 0:
+            raise ConfigError("audit.timeout must be positive")
+        return self
+
+
+def shipped_mapping(region: RegionCode) -> Path:
+    return SHIPPED_MAPPINGS / f"{region.lower()}.toml"
+
+
+def local_sources(dsn_for: Mapping[RegionCode, str]) -> tuple[SourceSettings, ...]:
+    """Sources for the shipped mappings, one per region, e.g. over the embedded server."""
+    return tuple(
+        SourceSettings(region=region, dsn=dsn, mapping=shipped_mapping(region))
+        for region, dsn in dsn_for.items()
+    )
+
+
+def load_settings(
+    path: str | Path | None, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> Settings:
+    """Read the file (if any), apply the environment, and check the result.
+
+    ``check=False`` skips the checks a serving gateway needs (sources, secrets),
+    for commands that read only part of the configuration.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value is wrong.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        base = path.parent
+        raw = read_toml(path)
+    settings = apply_environment(_from_table(raw, base), env)
+    return settings.check() if check else settings
+
+
+def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """The settings with the ``DELTAGATE_*`` environment variables applied."""
+    changes: dict[str, Any] = {}
+    for name, attr in (
+        ("MODE", "mode"),
+        ("HOST", "host"),
+        ("JWT_SECRET", "jwt_secret"),
+        ("MASK_SECRET", "mask_secret"),
+        ("AUDIT_DSN", "audit_dsn"),
+    ):
+        if env.get(f"DELTAGATE_{name}"):
+            changes[attr] = env[f"DELTAGATE_{name}"]
+    if env.get("DELTAGATE_PORT"):
+        changes["port"] = _int(env["DELTAGATE_PORT"], "DELTAGATE_PORT")
+    if env.get("DELTAGATE_BATCHING"):
+        changes["batching"] = env["DELTAGATE_BATCHING"].lower() not in ("0", "false", "no", "off")
+    if env.get("DELTAGATE_POLICY_DIR"):
+        changes["policy_dir"] = Path(env["DELTAGATE_POLICY_DIR"])
+    if env.get("DELTAGATE_OPERATIONS_MANIFEST"):
+        changes["operations_manifest"] = Path(env["DELTAGATE_OPERATIONS_MANIFEST"])
+    sources = {s.region: s for s in settings.sources}
+    for key, value in env.items():
+        if key.startswith("DELTAGATE_DSN_") and value:
+            region = key.removeprefix("DELTAGATE_DSN_").upper()
+            current = sources.get(region)
+            sources[region] = (
+                replace(current, dsn=value)
+                if current
+                else SourceSettings(region=region, dsn=value, mapping=shipped_mapping(region))
+            )
+    changes["sources"] = tuple(sources.values())
+    return replace(settings, **changes)
+
+
+def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
+    unknown = set(raw) - {"gateway", "auth", "policy", "sources", "limits", "operations", "audit"}
+    if unknown:
+        raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
+    gateway = _section(raw, "gateway", {"mode", "host", "port", "batching"})
+    auth = _section(
+        raw, "auth", {"jwt_secret", "jwks_path", "audience", "issuer", "max_token_lifetime"}
+    )
+    policy = _section(raw, "policy", {"directory", "reload_interval"})
+    limits = dict(_section(raw, "limits", None))
+    rate_limits = limits.pop("rate_limits", True)
+    if not isinstance(rate_limits, bool):
+        raise ConfigError("limits.rate_limits must be true or false")
+    operations = _section(raw, "operations", {"manifest"})
+    audit = _section(raw, "audit", {"dsn", "timeout"})
+    sources = []
+    for region, table in _section(raw, "sources", None).items():
+        sources.append(_source(region, table, base))
+    return Settings(
+        mode=str(gateway.get("mode", "development")),
+        host=str(gateway.get("host", "127.0.0.1")),
+        port=_int(gateway.get("port", 8000), "gateway.port"),
+        batching=bool(gateway.get("batching", True)),
+        jwt_secret=auth.get("jwt_secret"),
+        jwks_path=base / auth["jwks_path"] if "jwks_path" in auth else None,
+        audience=auth.get("audience"),
+        issuer=auth.get("issuer"),
+        max_token_lifetime=_number(
+            auth.get("max_token_lifetime", DEFAULT_MAX_TOKEN_LIFETIME), "auth.max_token_lifetime"
+        ),
+        policy_dir=base / policy["directory"] if "directory" in policy else SHIPPED_POLICY_DIR,
+        policy_reload_interval=float(policy.get("reload_interval", 2.0)),
+        sources=tuple(sources),
+        limits=Limits.from_table(limits),
+        rate_limits=rate_limits,
+        operations_manifest=base / operations["manifest"] if "manifest" in operations else None,
+        audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
+        audit_timeout=float(audit.get("timeout", 5.0)),
+    )
+
+
+def _source(region: str, table: Any, base: Path) -> SourceSettings:
+    where = f"sources.{region}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    known = {"kind", "dsn", "mapping", "timeout", "pool_min", "pool_max", "breaker_failures",
+             "breaker_reset"}  # fmt: skip
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    if "dsn" not in table:
+        raise ConfigError(f"{where}: dsn is required (or set DELTAGATE_DSN_{region.upper()})")
+    mapping = str(table.get("mapping", region.lower()))
+    mapping_path = (
+        shipped_mapping(mapping)
+        if mapping.upper() in DELTA_REGIONS and not mapping.endswith(".toml")
+        else base / mapping
+    )
+    return SourceSettings(
+        region=region.upper(),
+        kind=str(table.get("kind", "postgres")),
+        dsn=str(table["dsn"]),
+        mapping=mapping_path,
+        timeout=float(table.get("timeout", 5.0)),
+        pool_min=_int(table.get("pool_min", 1), f"{where}.pool_min"),
+        pool_max=_int(table.get("pool_max", 10), f"{where}.pool_max"),
+        breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
+        breaker_reset=float(table.get("breaker_reset", 5.0)),
+    )
+
+
+def _section(raw: Mapping[str, Any], name: str, keys: set[str] | None) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    if keys is not None and set(table) - keys:
+        raise ConfigError(f"[{name}]: unknown keys {', '.join(sorted(set(table) - keys))}")
+    return table
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number, not {value!r}")
+    return float(value)
+
+
+def _int(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be an integer, not {value!r}") from None

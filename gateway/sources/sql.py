@@ -1,0 +1,211 @@
+"""SQL compiled from a regional mapping: one statement per (entity, look-up field).
+
+Every transform runs inside PostgreSQL, so rows arrive already in the value
+conventions of ``gateway/core/entities.py``: ISO date text for date fields,
+``numeric`` rounded to four places (a ``Decimal`` through asyncpg) for money,
+text for everything else. Constants, code tables and table names come from a
+checked mapping (``gateway.sources.mapping``); caller values only ever travel as
+parameters.
+
+Look-ups compare as text. A plain column is compared as ``("col")::text``:
+for a text or varchar column the planner sees through that cast, so an
+ordinary index on the column serves the batch, and a column of another type
+(a bigint id) still compares, served by an expression index ``((col::text))``.
+Any other field is compared as its compiled expression. For a JSON path that
+is ``("doc" #>> '{idNumber}')``: a native expression index must be written
+with exactly that operator and path (``doc ->> 'idNumber'`` is a different
+expression and will not be used).
+
+Prefix search compares in the "C" collation (code-point order, which is how
+Python sorts strings, so pages from several regions merge without
+re-collating) over the range ``>= prefix AND < successor`` rather than
+``LIKE $1``: PostgreSQL turns a LIKE into an index range only when the pattern
+is a constant, and once a prepared statement switches to its generic plan a
+``LIKE $1`` scans the whole index (measured: 80 ms against 0.03 ms on 200k
+rows). A first page and a following page are separate statements because a
+"from the start" cursor such as ``('', '')`` makes the scan begin at the start
+of the index. The index that serves a search on (name, key) is
+``(name COLLATE "C", uscc COLLATE "C")``, or for a document
+``((("doc" #>> '{name}') COLLATE "C"), (("doc" #>> '{uscc}') COLLATE "C"))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from gateway.core.entities import ENTITY_FIELDS, ENTITY_KEYS, MONEY_FIELDS
+
+if TYPE_CHECKING:
+    from gateway.sources.mapping import EntityMapping, FieldSpec, Part
+
+__all__ = ["SEARCH_KEYS", "fetch_sql", "prefix_bounds", "search_sql"]
+
+#: The tie-breaking key of a search page: ENTITY_KEYS, except that a credit
+#: record's subject is not unique (a keyset on it would skip or repeat rows), so
+#: records page by their own id. Residences and social insurance have no unique
+#: field and cannot be searched.
+SEARCH_KEYS: Mapping[str, str] = {
+    "person": ENTITY_KEYS["person"],
+    "enterprise": ENTITY_KEYS["enterprise"],
+    "credit_record": "id",
+}
+
+
+# The largest code point: a noncharacter, so no real name starts with it.
+_MAX_CHAR = "\U0010ffff"
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str]:
+    """The ``[lower, upper)`` range of strings that start with ``prefix``, in code-point order.
+
+    >>> prefix_bounds("上海")
+    ('上海', '上浸')
+    """
+    stem = prefix.rstrip(_MAX_CHAR)
+    if not stem:
+        return prefix, _MAX_CHAR * (len(prefix) + 1)
+    last = ord(stem[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates cannot be stored; skip past them
+        last = 0xE000
+    return prefix, stem[:-1] + chr(last)
+
+
+def fetch_sql(mapping: EntityMapping, field: str) -> str:
+    """The rows whose ``field`` is one of ``$1::text[]``.
+
+    Each part filters its own table, so each can use its own index::
+
+        SELECT <fields> FROM "a" WHERE ("k")::text = ANY($1::text[])
+        UNION ALL SELECT <fields> FROM "b" WHERE ("doc" #>> '{k}') = ANY($1::text[])
+    """
+    _check_field(mapping.entity, field)
+    return " UNION ALL ".join(
+        f"SELECT {_select_list(part)} FROM {_quote_table(part.table)}"
+        f" WHERE {_lookup_expr(part, field)} = ANY($1::text[])"
+        for part in mapping.parts
+    )
+
+
+def search_sql(mapping: EntityMapping, field: str, *, after: bool) -> str:
+    """One page of rows whose ``field`` starts with a prefix, by (field, key) in "C" order.
+
+    The key is ``SEARCH_KEYS[entity]``. Parameters: ``$1``, ``$2`` the bounds
+    from :func:`prefix_bounds`; with ``after``, ``$3``, ``$4`` the (field, key)
+    of the last row of the previous page; last, the page size::
+
+        SELECT <fields> FROM "e" WHERE ("name")::text COLLATE "C" >= $1
+          AND ("name")::text COLLATE "C" < $2
+          AND (("name")::text COLLATE "C", ("uscc")::text COLLATE "C") > ($3::text, $4::text)
+          ORDER BY ("name")::text COLLATE "C", ("uscc")::text COLLATE "C" LIMIT $5
+
+    Several parts each take their own page, and the union is cut to one page.
+    """
+    entity = mapping.entity
+    _check_field(entity, field)
+    key = SEARCH_KEYS.get(entity)
+    if key is None:
+        raise ValueError(f"entity {entity!r} has no unique key to page by")
+    limit = "$5" if after else "$3"
+
+    def one(part: Part) -> str:
+        f = f'{_lookup_expr(part, field)} COLLATE "C"'
+        k = f'{_lookup_expr(part, key)} COLLATE "C"'
+        where = f"{f} >= $1 AND {f} < $2"
+        if after:
+            where += f" AND ({f}, {k}) > ($3::text, $4::text)"
+        return (
+            f"SELECT {_select_list(part)} FROM {_quote_table(part.table)}"
+            f" WHERE {where} ORDER BY {f}, {k} LIMIT {limit}"
+        )
+
+    if len(mapping.parts) == 1:
+        return one(mapping.parts[0])
+    columns = ", ".join(_quote(name) for name in ENTITY_FIELDS[entity])
+    union = " UNION ALL ".join(f"({one(part)})" for part in mapping.parts)
+    return (
+        f"SELECT {columns} FROM ({union}) AS u"
+        f' ORDER BY {_quote(field)} COLLATE "C", {_quote(key)} COLLATE "C" LIMIT {limit}'
+    )
+
+
+def _check_field(entity: str, field: str) -> None:
+    if field not in ENTITY_FIELDS[entity]:
+        raise ValueError(f"entity {entity!r} has no field {field!r}")
+
+
+def _quote(identifier: str) -> str:
+    # Only names matching _IDENT reach here, so quoting is just the delimiters;
+    # quoted names match case exactly.
+    return f'"{identifier}"'
+
+
+def _quote_table(table: str) -> str:
+    return ".".join(_quote(part) for part in table.split("."))
+
+
+def _literal(value: str) -> str:
+    quoted = value.replace("'", "''")
+    if "\\" in value:
+        # E'' reads the same whatever standard_conforming_strings says.
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return f"'{quoted}'"
+
+
+def _source_expr(part: Part, spec: FieldSpec) -> str:
+    """The native value, before any transform."""
+    if spec.const is not None:
+        return _literal(spec.const)
+    if spec.path is not None:
+        return f"({_quote(part.document or '')} #>> '{{{','.join(spec.path)}}}')"
+    return _quote(spec.column or "")
+
+
+def _as_text(part: Part, spec: FieldSpec) -> str:
+    value = _source_expr(part, spec)
+    return value if spec.path is not None else f"({value})::text"
+
+
+def _value_expr(part: Part, spec: FieldSpec) -> str:
+    """The unified value, by the value conventions of gateway/core/entities.py."""
+    name = spec.name
+    if spec.const is not None:
+        if name in MONEY_FIELDS:
+            return f"round({_literal(spec.const)}::numeric, 4)"
+        return _literal(spec.const)
+    if name in MONEY_FIELDS:
+        # '' (a blank text amount) is no amount, not an error that fails the batch.
+        value = f"nullif({_as_text(part, spec)}, '')::numeric"
+        if spec.scale is not None:
+            value += f" * {format(spec.scale, 'f')}"
+        return f"round({value}, 4)"
+    if spec.date == "date":
+        return f"to_char(({_source_expr(part, spec)})::date, 'YYYY-MM-DD')"
+    if spec.date == "YYYYMMDD":
+        v = _as_text(part, spec)
+        # Anything but eight digits becomes null rather than a malformed date.
+        return (
+            f"CASE WHEN {v} ~ '^[0-9]{{8}}$' THEN substr({v}, 1, 4) || '-'"
+            f" || substr({v}, 5, 2) || '-' || substr({v}, 7, 2) END"
+        )
+    if spec.codes is not None:
+        whens = " ".join(f"WHEN {_literal(k)} THEN {_literal(v)}" for k, v in spec.codes)
+        return f"CASE {_as_text(part, spec)} {whens} END"
+    return _as_text(part, spec)
+
+
+def _lookup_expr(part: Part, field: str) -> str:
+    """The text expression a look-up compares, parenthesised for COLLATE."""
+    spec = part.fields[field]
+    value = _value_expr(part, spec)
+    if field in MONEY_FIELDS:
+        return f"({value})::text"
+    if spec.path is not None or (spec.column is not None and value == _as_text(part, spec)):
+        return value  # already ("doc" #>> '{...}') or ("col")::text
+    return f"({value})"
+
+
+def _select_list(part: Part) -> str:
+    return ", ".join(
+        f"{_value_expr(part, spec)} AS {_quote(name)}" for name, spec in part.fields.items()
+    )

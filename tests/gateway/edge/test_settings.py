@@ -1,0 +1,146 @@
+"""Configuration: a TOML file, the DELTAGATE_ environment over it, and clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.core.errors import ConfigError
+from gateway.edge.settings import load_settings, shipped_mapping
+
+SECRET = "settings-tests-secret-0123456789abcdefgh"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_file_configures_sources_and_the_environment_wins(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [gateway]
+        port = 9000
+        [sources.SH]
+        dsn = "postgresql://gw@db-sh/deltagate_sh"
+        timeout = 2.5
+        [sources.JS]
+        dsn = "postgresql://gw@db-js/deltagate_js"
+        mapping = "custom/js.toml"
+        """,
+    )
+    settings = load_settings(
+        path,
+        env={
+            "DELTAGATE_JWT_SECRET": SECRET,
+            "DELTAGATE_PORT": "9100",
+            "DELTAGATE_DSN_SH": "postgresql://gw@other-sh/deltagate_sh",
+            "DELTAGATE_DSN_AH": "postgresql://gw@db-ah/deltagate_ah",
+        },
+    )
+    sources = {s.region: s for s in settings.sources}
+    assert settings.port == 9100
+    assert sources["SH"].dsn == "postgresql://gw@other-sh/deltagate_sh"
+    assert sources["SH"].timeout == 2.5
+    assert sources["SH"].mapping == shipped_mapping("SH")
+    assert sources["JS"].mapping == tmp_path / "custom/js.toml"
+    assert sources["AH"].mapping == shipped_mapping("AH")
+    assert settings.jwt_secret == SECRET
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[nonsense]\n", {"DELTAGATE_JWT_SECRET": SECRET}, "unknown configuration sections"),
+        ("[gateway]\nport = 'x'\n", {"DELTAGATE_JWT_SECRET": SECRET}, "gateway.port"),
+        ("[sources.SH]\ntimeout = 1\n", {"DELTAGATE_JWT_SECRET": SECRET}, "dsn is required"),
+        ("", {"DELTAGATE_JWT_SECRET": SECRET}, "no sources"),
+        ("", {"DELTAGATE_DSN_SH": "postgresql://x/y"}, "DELTAGATE_JWT_SECRET"),
+        (
+            "[gateway]\nmode = 'production'\n",
+            {"DELTAGATE_DSN_SH": "postgresql://x/y", "DELTAGATE_JWT_SECRET": SECRET},
+            "RS256",
+        ),
+        ("[gateway\n", {}, "gateway.toml"),
+    ],
+)
+def test_a_wrong_configuration_is_refused_with_its_reason(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), env=env)
+
+
+def test_production_needs_a_mask_secret(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}', encoding="utf-8")
+    text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
+    with pytest.raises(ConfigError, match="DELTAGATE_MASK_SECRET"):
+        load_settings(write(tmp_path, text), env={"DELTAGATE_DSN_SH": "postgresql://x/y"})
+
+
+def test_production_takes_no_hs256_secret_whatever_the_environment_says(tmp_path: Path) -> None:
+    (tmp_path / "jwks.json").write_text('{"keys": []}', encoding="utf-8")
+    text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
+    env = {"DELTAGATE_DSN_SH": "postgresql://x/y", "DELTAGATE_JWT_SECRET": SECRET,
+           "DELTAGATE_MASK_SECRET": SECRET, "DELTAGATE_AUDIT_DSN": "postgresql://x/a"}  # fmt: skip
+    production = load_settings(write(tmp_path, text), env=env)
+    assert production.hs256_secret is None
+    development = load_settings(write(tmp_path, text.replace("production", "development")), env=env)
+    assert development.hs256_secret == SECRET
+
+
+def test_the_maximum_token_lifetime_is_configured(tmp_path: Path) -> None:
+    env = {"DELTAGATE_JWT_SECRET": SECRET}
+    sources = '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n'
+    assert load_settings(write(tmp_path, sources), env=env).max_token_lifetime == 3600
+    text = "[auth]\nmax_token_lifetime = 900\n" + sources
+    assert load_settings(write(tmp_path, text), env=env).max_token_lifetime == 900
+    for bad, message in (("0", "positive"), ("'1h'", "must be a number")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(write(tmp_path, text.replace("900", bad)), env=env)
+
+
+def test_limits_and_the_operations_manifest_are_configured(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [limits]
+        max_depth = 6
+        max_cost = 5000
+        rate_limits = false
+        [operations]
+        manifest = "operations.json"
+        [sources.SH]
+        dsn = "postgresql://gw@db-sh/deltagate_sh"
+        """,
+    )
+    settings = load_settings(path, env={"DELTAGATE_JWT_SECRET": SECRET})
+    assert (settings.limits.max_depth, settings.limits.max_cost) == (6, 5000)
+    assert settings.limits.max_aliases == 30  # the default
+    assert settings.rate_limits is False
+    assert settings.operations_manifest == tmp_path / "operations.json"
+    moved = load_settings(
+        path,
+        env={"DELTAGATE_JWT_SECRET": SECRET, "DELTAGATE_OPERATIONS_MANIFEST": "/etc/ops.json"},
+    )
+    assert moved.operations_manifest == Path("/etc/ops.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[limits]\nmax_width = 3\n", "unknown keys max_width"),
+        ("[limits]\nmax_depth = -1\n", "limits.max_depth must be a positive integer"),
+        ("[limits]\nmax_page_size = 1000\n", "limits.max_page_size is at most 100"),
+        ("[limits]\nrate_limits = 'no'\n", "rate_limits must be true or false"),
+        ("[operations]\nmanifests = 'x'\n", "unknown keys manifests"),
+    ],
+)
+def test_bad_limits_are_refused_at_start(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text + '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n')
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env={"DELTAGATE_JWT_SECRET": SECRET})
