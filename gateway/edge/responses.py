@@ -110,10 +110,7 @@ REFUSALS: Mapping[type[GatewayError], Refusal] = {
         " can store (U+0000, a lone surrogate), at any depth",
     ),
     InvalidId: Refusal(
-        400,
-        400,
-        "a key with a wrong check character (`INVALID_ID`) refusing the whole request"
-        " (in a field, a field error)",
+        400, 400, "`INVALID_ID` refusing a whole request (today only a field error, 200)"
     ),
     RequestTooLarge: Refusal(413, 413, "body larger than `max_body_bytes`"),
     RequestTimeout: Refusal(408, 408, "body not all arrived within `body_timeout` seconds"),
@@ -132,10 +129,7 @@ REFUSALS: Mapping[type[GatewayError], Refusal] = {
         429, 429, "over the app's rate limit (`RATE_LIMITED`, with `Retry-After`)"
     ),
     SourceUnavailable: Refusal(
-        503,
-        503,
-        "a region unavailable for the whole request (`SOURCE_UNAVAILABLE`; in a field,"
-        " a field error)",
+        503, 503, "`SOURCE_UNAVAILABLE` refusing a whole request (today only a field error, 200)"
     ),
     AuditUnavailable: Refusal(
         503, 503, "the audit event could not be committed (`AUDIT_UNAVAILABLE`, no data)"
