@@ -29,7 +29,8 @@ class GatewayContext:
         cursors: the codec of page cursors.
         engine: the policy engine (for the resource catalog).
         extensions: extra entries for the response's ``extensions``.
-        errors: errors of fields answered in part (a region that could not be read).
+        errors: errors of fields answered in part (a region that could not be read), each
+            with its path; the edge writes them into the response.
         audit_log: the audit store, for the auditor's and the citizen's queries (None: none).
         audit_reads: decisions recorded for reads of the audit log itself; with
             any, the operation writes an audit event whatever else it touched.
@@ -68,7 +69,7 @@ class GatewayContext:
         self.sources = sources
         self.loaders = Loaders(sources, policy, self.fields_of, batching=batching, spans=spans)
         self.extensions: dict[str, Any] = {}
-        self.errors: list[dict[str, Any]] = []
+        self.errors: list[tuple[list[str | int], SourceUnavailable]] = []
         self.audit_log = audit_log
         self.audit_reads: list[dict[str, Any]] = []
         self._selection: Selection | None = None
@@ -96,10 +97,4 @@ class GatewayContext:
 
     def unavailable(self, path: Any, error: SourceUnavailable) -> None:
         """Record that the field at ``path`` lacks what ``error``'s region keeps."""
-        self.errors.append(
-            {
-                "message": str(error),
-                "path": path.as_list() if hasattr(path, "as_list") else list(path),
-                "extensions": {"code": error.code, **error.extensions},
-            }
-        )
+        self.errors.append((path.as_list() if hasattr(path, "as_list") else list(path), error))

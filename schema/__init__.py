@@ -40,8 +40,8 @@ class GatewaySchema(strawberry.Schema):
         Strawberry's ``execute`` would run its extension hooks and look the document
         up again (about 75 µs a request, a few percent of a counter look-up): the
         gateway's ``DocumentGuard`` has done that work, so the document goes straight
-        to graphql-core with the schema's executor. Errors are processed as
-        ``execute`` processes them.
+        to graphql-core with the schema's executor. Unexpected errors are not logged
+        here: the edge logs them as it writes them, with the request's trace id.
         """
         result = execute(
             self._schema,
@@ -55,8 +55,6 @@ class GatewaySchema(strawberry.Schema):
         if isawaitable(result):
             result = await result
         assert isinstance(result, ExecutionResult)
-        if result.errors:
-            self.process_errors(result.errors)
         return result
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:

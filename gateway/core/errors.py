@@ -1,28 +1,33 @@
-"""The gateway's error tree, and the one place it becomes ``extensions.code``.
+"""The gateway's error tree: every error a caller can be shown, with its ``extensions.code``.
 
 ::
 
     GatewayError                      INTERNAL
     ├── ConfigError                   INTERNAL (raised at start-up, never to a caller)
-    ├── Unauthenticated               UNAUTHENTICATED (HTTP 401)
+    ├── Unauthenticated               UNAUTHENTICATED
     ├── Forbidden                     FORBIDDEN
     ├── InvalidInput                  BAD_REQUEST
     │   ├── InvalidId                 INVALID_ID
     │   ├── InvalidDocument           BAD_REQUEST (GraphQL request errors: does not parse or
-    │   │                             validate; HTTP 200 as application/json, else 400)
-    │   ├── RequestTooLarge           BAD_REQUEST (HTTP 413)
-    │   └── RequestTimeout            BAD_REQUEST (HTTP 408: the body came too slowly)
+    │   │                             validate, or the variables do not coerce)
+    │   ├── RequestTooLarge           BAD_REQUEST (the body is too large)
+    │   ├── RequestTimeout            BAD_REQUEST (the body came too slowly)
+    │   ├── MethodNotAllowed          BAD_REQUEST (an operation sent by GET)
+    │   └── NotAcceptable             BAD_REQUEST (the Accept header allows no response type)
     ├── LimitExceeded                 QUERY_TOO_COMPLEX
     │   ├── QueryTooDeep              QUERY_TOO_DEEP
     │   ├── BatchTooLarge             BATCH_TOO_LARGE
-    │   └── RateLimited               RATE_LIMITED (HTTP 429)
+    │   └── RateLimited               RATE_LIMITED
     ├── SourceError                   INTERNAL
-    │   └── SourceUnavailable         SOURCE_UNAVAILABLE (names the region)
+    │   └── SourceUnavailable         SOURCE_UNAVAILABLE (names the region, unless ``unnamed``)
     ├── PolicyError                   FORBIDDEN (fails closed)
     └── AuditUnavailable              AUDIT_UNAVAILABLE
 
-Anything that is not a ``GatewayError`` is reported as ``INTERNAL`` with no
-detail: the message, the stack and any SQL stay in the log.
+The code is the class's; how an error is shown to a caller (its JSON entry)
+and which HTTP status it gives a request it refuses are decided at the edge,
+in one place (``gateway.edge.responses``). Anything that is not a
+``GatewayError`` is shown as ``INTERNAL`` with no detail: the message, the
+stack and any SQL stay in the log, with the trace id.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ class GatewayError(Exception):
     """Base class: an error whose message is safe to show to the caller."""
 
     code: ClassVar[str] = "INTERNAL"
-    http_status: ClassVar[int] = 200
 
     def __init__(self, message: str, **extensions: Any) -> None:
         super().__init__(message)
@@ -51,15 +55,20 @@ class ConfigError(GatewayError):
 
 
 class Unauthenticated(GatewayError):
+    """No token, or one that is malformed, expired, too long-lived or forged."""
+
     code = "UNAUTHENTICATED"
-    http_status = 401
 
 
 class Forbidden(GatewayError):
+    """A matter the caller may not use, or an operation not registered with the gateway."""
+
     code = "FORBIDDEN"
 
 
 class InvalidInput(GatewayError):
+    """Something the caller sent that the gateway does not take: the request, a value, a key."""
+
     code = "BAD_REQUEST"
 
 
@@ -84,16 +93,23 @@ class InvalidDocument(InvalidInput):
 class RequestTooLarge(InvalidInput):
     """The request body is larger than the gateway reads."""
 
-    http_status = 413
-
 
 class RequestTimeout(InvalidInput):
     """The request body did not arrive within the gateway's deadline."""
 
-    http_status = 408
+
+class MethodNotAllowed(InvalidInput):
+    """An operation sent by ``GET`` (or GraphiQL asked of a production gateway): only ``POST``
+    runs operations, so personal keys stay out of URLs and a mutation never runs by ``GET``."""
+
+
+class NotAcceptable(InvalidInput):
+    """The ``Accept`` header allows neither response media type the gateway writes."""
 
 
 class LimitExceeded(GatewayError):
+    """An operation over a query limit the operator configured; refused before it runs."""
+
     code = "QUERY_TOO_COMPLEX"
 
 
@@ -107,7 +123,6 @@ class BatchTooLarge(LimitExceeded):
 
 class RateLimited(LimitExceeded):
     code = "RATE_LIMITED"
-    http_status = 429
 
 
 class SourceError(GatewayError):
@@ -115,6 +130,8 @@ class SourceError(GatewayError):
 
 
 class SourceUnavailable(SourceError):
+    """A region's source cannot be read (down, timed out, its breaker open)."""
+
     code = "SOURCE_UNAVAILABLE"
 
     def __init__(self, region: str, message: str | None = None) -> None:
@@ -136,11 +153,6 @@ class PolicyError(GatewayError):
 
 
 class AuditUnavailable(GatewayError):
+    """The audit event could not be committed: the data it records does not leave (fail closed)."""
+
     code = "AUDIT_UNAVAILABLE"
-
-
-def error_code(error: BaseException) -> str:
-    """The ``extensions.code`` for any exception; unknown ones are ``INTERNAL``."""
-    if isinstance(error, GatewayError):
-        return error.code
-    return "INTERNAL"

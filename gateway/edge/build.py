@@ -1,0 +1,222 @@
+"""Building a gateway from settings: the long-lived parts one worker serves requests with.
+
+``GatewayParts.from_settings`` makes the regional sources (each behind its
+circuit breaker), the audit store, the policy engine, the token verifier, the
+schema and its document guard, the limits, the metrics and the telemetry, and
+checks them together; ``start`` and ``close`` bracket their lifetime, and
+``ready`` reports whether each can be reached. Serving a request with them is
+``gateway.edge.pipeline``'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self
+
+from gateway.audit import AuditStore
+from gateway.core.errors import AuditUnavailable, SourceUnavailable
+from gateway.core.types import RegionCode
+from gateway.edge.admission import Admission
+from gateway.edge.auth import TokenVerifier
+from gateway.edge.documents import DocumentGuard
+from gateway.edge.metrics import Metrics
+from gateway.edge.operations import OperationManifest
+from gateway.edge.query_limits import Limits
+from gateway.edge.rate_limits import RateLimiter
+from gateway.edge.settings import Settings
+from gateway.edge.validation_budget import ValidationBudget
+from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
+from gateway.telemetry.spans import Telemetry
+from policies import PolicyEngine, resolve_mask_secret
+from resolvers.cursors import CursorCodec
+from schema import GatewaySchema, build_schema
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+logger = logging.getLogger("deltagate")
+
+
+@dataclass
+class GatewayParts:
+    """The long-lived parts one worker serves requests with.
+
+    Attributes:
+        settings: the checked settings the parts were built from.
+        sources: each region's source, behind its circuit breaker, in configuration order.
+        policy: the policy engine (its files reload while the worker runs).
+        verifier: checks bearer tokens.
+        cursors: the codec of page cursors (keyed with the mask secret).
+        schema: the unified schema, executing prepared documents.
+        documents: parses, limits and validates documents, and keeps them.
+        metrics: the Prometheus metrics.
+        rate_limiter: each app's token bucket (None: rate limits off).
+        validation_budget: each app's validation time (None: rate limits off).
+        manifest: the registered operations (None: any document may run).
+        telemetry: spans and their export.
+        audit: the audit store (None: data of grade L2+ is refused).
+        admission: requests each client address may have waiting to be admitted.
+    """
+
+    settings: Settings
+    sources: Mapping[RegionCode, Source]
+    policy: PolicyEngine
+    verifier: TokenVerifier
+    cursors: CursorCodec
+    schema: GatewaySchema
+    documents: DocumentGuard
+    metrics: Metrics
+    rate_limiter: RateLimiter | None = None
+    validation_budget: ValidationBudget | None = None
+    manifest: OperationManifest | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    audit: AuditStore | None = None
+    admission: Admission = field(
+        default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
+    )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        observer: QueryObserver | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> Self:
+        """Build every part from checked settings; ``ConfigError`` names what is wrong.
+
+        ``observer`` is told of every backend query any source completes.
+        ``tracer_provider`` receives the spans; without one, the ``OTEL_*``
+        environment decides (see ``gateway.telemetry.spans``).
+        """
+        metrics = Metrics()
+        observer = _both(metrics.observe_backend_query, observer)
+        telemetry = (
+            Telemetry.from_environment() if tracer_provider is None else Telemetry(tracer_provider)
+        )
+        if telemetry.recording:
+            observer = _both(telemetry.observe_query, observer)
+        audit = None
+        if settings.audit_dsn:
+            audit = AuditStore(
+                settings.audit_dsn,
+                timeout=settings.audit_timeout,
+                on_queue=metrics.set_audit_queue_depth,
+            )
+        else:
+            logger.warning("no audit database is configured: data of grade L2+ will be refused")
+        mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
+        sources: dict[RegionCode, Source] = {
+            s.region: CircuitBreaker(
+                build_source(s.kind, **s.options(), observer=observer),
+                failures=s.breaker_failures,
+                reset_after=s.breaker_reset,
+            )
+            for s in settings.sources
+        }
+        policy = PolicyEngine.from_directory(
+            settings.policy_dir,
+            mask_secret=mask_secret,
+            reload_interval=settings.policy_reload_interval,
+            shared_cache_size=4096,
+        )
+        verifier = TokenVerifier(
+            hs256_secret=settings.hs256_secret,
+            jwks_path=settings.jwks_path,
+            audience=settings.audience,
+            issuer=settings.issuer,
+            max_lifetime=settings.max_token_lifetime,
+        )
+        # No extensions: requests are executed with ``execute_prepared`` on the document
+        # the guard parsed and validated, so Strawberry's own caches would never be read.
+        schema = build_schema(extensions=[], hide_suggestions=settings.production)
+        guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
+        return cls(
+            settings=settings,
+            sources=sources,
+            policy=policy,
+            verifier=verifier,
+            cursors=CursorCodec(mask_secret),
+            schema=schema,
+            documents=guard,
+            metrics=metrics,
+            rate_limiter=(
+                RateLimiter.from_policy_dir(
+                    settings.policy_dir, reload_interval=settings.policy_reload_interval
+                )
+                if settings.rate_limits
+                else None
+            ),
+            validation_budget=(
+                ValidationBudget(settings.limits.validation_ms_per_second)
+                if settings.rate_limits
+                else None
+            ),
+            manifest=(
+                OperationManifest(
+                    settings.operations_manifest,
+                    reload_interval=settings.policy_reload_interval,
+                )
+                if settings.operations_manifest is not None
+                else None
+            ),
+            telemetry=telemetry,
+            audit=audit,
+            admission=Admission(settings.limits.max_unauthenticated_per_client),
+        )
+
+    async def ready(self) -> dict[str, Any]:
+        """Each source's reachability, the audit store's and the policy's state."""
+
+        async def ping(source: Source) -> str:
+            try:
+                await source.ping()
+            except SourceUnavailable:
+                return "unavailable"
+            return "ok"
+
+        async def audit() -> tuple[str, str | None]:
+            if self.audit is None:
+                return "off", None
+            try:
+                await self.audit.ping()
+            except AuditUnavailable:
+                return "unavailable", self.audit.problem
+            return "ok", None
+
+        *states, (audit_state, audit_error) = await asyncio.gather(
+            *(ping(s) for s in self.sources.values()), audit()
+        )
+        return {
+            "sources": dict(zip(self.sources, states, strict=True)),
+            "audit": audit_state,
+            "auditError": audit_error,
+            "policy": self.policy.status.as_dict(),
+        }
+
+    async def start(self) -> None:
+        """Connect to the audit database (checking its table) before the first request."""
+        if self.audit is not None:
+            await self.audit.start()
+
+    async def close(self) -> None:
+        """Flush pending audit events and exported spans; close every pool."""
+        closing = [source.close() for source in self.sources.values()]
+        if self.audit is not None:
+            closing.append(self.audit.close())
+        await asyncio.gather(*closing)
+        await asyncio.to_thread(self.telemetry.shutdown)
+
+
+def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:
+    if second is None:
+        return first
+
+    def observe(*args: Any) -> None:
+        first(*args)
+        second(*args)
+
+    return observe

@@ -1,0 +1,250 @@
+"""Serving one GraphQL request, from its headers to its JSON answer.
+
+The stages run in this order, each able to refuse the request:
+
+1. negotiate the response media type (``406``);
+2. admit: authenticate the token, take from the app's rate limit, read the
+   body within its size and time (all before the body is read, or as it is);
+3. find the document (registered operations) and prepare it: parse, limit,
+   validate, charged to the app's validation time;
+4. bind the caller's policy (and matter);
+5. execute;
+6. commit the audit event if the operation touched L2+ data (else
+   ``AUDIT_UNAVAILABLE``, without the data: fail closed);
+7. answer with orjson, errors written by ``gateway.edge.responses``.
+
+Each request runs in an OpenTelemetry span whose trace id the response
+carries in ``extensions.traceId`` and every logged error names. The stages are
+steps of one method rather than objects in a list: they share what earlier
+ones found (caller, operation, policy), and a call per stage per request is
+what the gateway's hot path cannot spare.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.audit import operation_event, touches_audited_data
+from gateway.core.errors import (
+    AuditUnavailable,
+    GatewayError,
+    InvalidDocument,
+    InvalidInput,
+    NotAcceptable,
+)
+from gateway.core.types import Caller
+from gateway.edge.build import GatewayParts
+from gateway.edge.documents import PreparedOperation
+from gateway.edge.http import negotiate, read_operation
+from gateway.edge.responses import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    json_response,
+    operation_errors,
+    refusal_of,
+    request_error,
+)
+from gateway.telemetry.spans import OperationTrace
+from policies import OperationPolicy
+from resolvers.context import GatewayContext
+
+logger = logging.getLogger("deltagate")
+
+MATTER_HEADER = "x-matter-code"
+
+
+class Gateway(GatewayParts):
+    """The gateway's parts, serving GraphQL requests (``execute``)."""
+
+    async def execute(self, request: Request) -> Response:
+        """Answer one ``POST /graphql``; never raises (anything unexpected is ``INTERNAL``)."""
+        started = time.perf_counter()
+        seen = _Seen()
+        try:
+            with self.telemetry.operation(request.headers) as trace:
+                try:
+                    return await self._answer(request, seen, trace)
+                except Exception as error:
+                    # Unexpected: INTERNAL with no detail, as JSON like every other error;
+                    # ``request_error`` logs the detail with the trace id.
+                    seen.outcome = "INTERNAL"
+                    trace.failed(seen.outcome)
+                    media_type = negotiate(request.headers.get("accept")) or GRAPHQL_RESPONSE
+                    return request_error(error, media_type, trace_id=trace.trace_id)
+        finally:
+            self.metrics.observe_request(
+                app=seen.app,
+                operation=seen.operation,
+                outcome=seen.outcome,
+                seconds=time.perf_counter() - started,
+                resources=seen.resources,
+                policy=seen.policy,
+            )
+
+    async def _answer(self, request: Request, seen: _Seen, trace: OperationTrace) -> Response:
+        trace_id = trace.trace_id
+        media_type = negotiate(request.headers.get("accept"))
+        if media_type is None:
+            seen.outcome = "NOT_ACCEPTABLE"
+            trace.failed(seen.outcome)
+            error = NotAcceptable(
+                "the response can be application/graphql-response+json or application/json;"
+                " the Accept header allows neither"
+            )
+            return request_error(error, JSON, trace_id=trace_id)
+        limits = self.settings.limits
+        operation = None
+        try:
+            with self.admission.pending(request.client.host if request.client else "-"):
+                caller = self.verifier.verify(request.headers.get("authorization"))
+                seen.app = caller.app
+                matter = request.headers.get(MATTER_HEADER, "").strip() or None
+                trace.caller(caller, matter)
+                if self.rate_limiter is not None:
+                    self.rate_limiter.take(caller.app)
+                operation = await read_operation(
+                    request, limits.max_body_bytes, limits.body_timeout
+                )
+            query = operation.query
+            if self.manifest is not None:
+                query = self.manifest.document_for(operation)
+            if query is None:
+                raise InvalidInput("'query' must be a non-empty string")
+            prepared = await self._prepare(
+                caller.app, query, operation.variables, operation.operation_name
+            )
+            seen.operation = self.metrics.operation_label(prepared.name)
+            trace.operation(
+                prepared.name, prepared.operation.operation.value, prepared.document_hash
+            )
+            policy = self.policy.begin(caller, matter)
+        except GatewayError as error:
+            seen.outcome = error.code
+            trace.failed(error.code)
+            response = request_error(error, media_type, trace_id=trace_id)
+            if operation is None:
+                # Refused before its body was read: the connection is not kept for a body
+                # nobody will read (an unauthenticated client could trickle it for ever).
+                response.headers["Connection"] = "close"
+            return response
+        context = GatewayContext(
+            caller, policy, self.sources, self.cursors, self.policy,
+            batching=self.settings.batching,
+            spans=trace.recorder,
+            audit_log=self.audit,
+        )  # fmt: skip
+        result = await self.schema.execute_prepared(
+            prepared.document,
+            variable_values=operation.variables,
+            context_value=context,
+            operation_name=operation.operation_name,
+        )
+        # Every decision, clear ones too: the audit event records them all, the response
+        # lists the masked and withheld ones.
+        summary = policy.summary(include_clear=True)
+        try:
+            await self._audit(trace, caller, policy, context, prepared, summary)
+        except AuditUnavailable as error:
+            # Fail closed: without its audit event, none of the operation's data leaves.
+            logger.error("audit event not written; response refused (trace %s)", trace_id)
+            seen.outcome = error.code
+            trace.failed(error.code)
+            return request_error(error, media_type, trace_id=trace_id)
+        payload: dict[str, Any] = {}
+        status = 200
+        errors = operation_errors(
+            result.errors or (),
+            context.errors,
+            trace_id=trace_id,
+            hide_schema=self.settings.production,  # variables that do not coerce
+        )
+        if errors:
+            payload["errors"] = errors
+            trace.failed(errors[0]["extensions"]["code"])
+        # No data and no error at a path: the variables did not coerce, so nothing executed
+        # (a request error: no ``data`` key, answered as a document that does not validate).
+        if result.data is not None or any(error.path for error in result.errors or ()):
+            payload["data"] = result.data
+            seen.resources = prepared.root_fields
+        else:
+            status = refusal_of(InvalidDocument).status_for(media_type)
+        shown = policy.explained(summary)
+        payload["extensions"] = {
+            "policy": shown,
+            "backendQueries": context.loaders.batches,
+            **context.extensions,
+            "traceId": trace_id,
+        }
+        seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
+        # Metrics are the operator's: they keep the owners the caller's view leaves out.
+        seen.policy = {"fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
+        return json_response(payload, status, media_type)
+
+    async def _prepare(
+        self, app: str, query: str, variables: Mapping[str, Any] | None, name: str | None
+    ) -> PreparedOperation:
+        """``DocumentGuard.prepare``, a new document charged to its app's validation time."""
+        if self.validation_budget is None or self.documents.knows(query):
+            return self.documents.prepare(query, variables, name)
+        await self.validation_budget.wait_turn(app)
+        started = time.perf_counter()
+        try:
+            return self.documents.prepare(query, variables, name)
+        finally:
+            self.validation_budget.charge(app, time.perf_counter() - started)
+
+    async def _audit(
+        self,
+        trace: OperationTrace,
+        caller: Caller,
+        policy: OperationPolicy,
+        context: GatewayContext,
+        prepared: PreparedOperation,
+        summary: dict[str, Any],
+    ) -> None:
+        """If the operation touched L2+ data (or read the audit log), commit its audit event."""
+        decisions = summary["fields"]
+        trace.decisions(decisions, policy.policy_version)
+        if not context.audit_reads and not touches_audited_data(decisions):
+            return
+        if self.audit is None:
+            raise AuditUnavailable("no audit log is configured")
+        event = operation_event(
+            trace_id=trace.trace_id,
+            caller=caller,
+            matter_code=policy.matter_code,
+            matter_name=policy.matter.name if policy.matter is not None else None,
+            operation_name=prepared.name,
+            operation_type=prepared.operation.operation.value,
+            document_hash=prepared.document_hash,
+            policy_version=policy.policy_version,
+            subjects=context.loaders.subjects,
+            decisions=[*decisions, *context.audit_reads],
+        )
+        attributes = {"deltagate.audit.subjects": len(event.subjects)}
+        with self.telemetry.span("audit.write", attributes) as span:
+            receipt = await self.audit.append(event)
+            if span is not None:
+                span.set_attributes(
+                    {"deltagate.audit.event_id": receipt.stored.seq,
+                     "deltagate.audit.batch": receipt.batch}
+                )  # fmt: skip
+        trace.audited(receipt.stored.seq)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the metrics record of one request, filled in as it goes."""
+
+    app: str = "-"
+    operation: str = "unknown"
+    outcome: str = "INTERNAL"
+    resources: tuple[str, ...] = ()
+    policy: dict[str, Any] | None = None
