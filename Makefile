@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/deltagate demo
 
 test: $(STAMP)
+	sh tools/ensure-kubectl.sh $(VENV)  # tests/k8s render the manifests with kubectl
 	$(BIN)/python -m pytest -q
 
 # The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use
