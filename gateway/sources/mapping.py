@@ -14,6 +14,11 @@ field must say how its value holds a date, only money fields are numeric,
 constants of date and money fields must parse, and code tables and constants
 of closed sets (gender, credit-record kind, subject type) must use the
 unified values.
+
+A mapping also describes its native tables well enough to create and fill
+them (``gateway.synthetic`` seeds demo databases from it): a column's SQL
+type where it cannot be inferred (``type``), and the indexes the gateway's
+look-ups rely on (``indexes``).
 """
 
 from __future__ import annotations
@@ -21,14 +26,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
 from gateway.core.entities import CREDIT_KINDS, DATE_FIELDS, ENTITY_FIELDS, MONEY_FIELDS
 from gateway.core.errors import ConfigError
-from gateway.sources.sql import fetch_sql, search_sql
+from gateway.sources.sql import SEARCH_KEYS, fetch_sql, search_sql
 
 #: The mapping files shipped with the gateway, one per delta region (``sh.toml``, ...).
 SHIPPED_MAPPINGS = Path(__file__).with_name("mappings")
@@ -43,13 +48,18 @@ __all__ = [
 ]
 
 DateFormat = Literal["date", "YYYYMMDD", "iso"]
+IndexKind = Literal["unique", "lookup", "search"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TABLE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_FORMATS: tuple[str, ...] = ("date", "YYYYMMDD", "iso")
-_FIELD_KEYS = frozenset({"column", "path", "const", "codes", "date", "numeric", "scale"})
+_FIELD_KEYS = frozenset({"column", "path", "const", "codes", "date", "numeric", "scale", "type"})
+_INDEX_KINDS: tuple[str, ...] = ("unique", "lookup", "search")
+# A column type: a type name with optional modifiers and NOT NULL, never a
+# second statement (it is written into CREATE TABLE as is).
+_SQL_TYPE = re.compile(r"[A-Za-z][A-Za-z ]*(?:\([0-9]+(?:, ?[0-9]+)?\))?(?: NOT NULL)?")
 # Closed value sets of the unified vocabulary (gateway/core/entities.py): a code
 # table or constant outside them would leak a native code into the schema.
 _DOMAINS: Mapping[str, tuple[str, ...]] = {
@@ -72,6 +82,8 @@ class FieldSpec:
         codes: code table (native code, unified value); unlisted codes become null.
         date: how the native value holds a date (date fields only).
         scale: factor applied before rounding (money fields only, e.g. yuan -> 万元).
+        sql_type: the native column's SQL type when given (``type`` in the file);
+            otherwise :attr:`column_type` infers it.
     """
 
     name: str
@@ -81,6 +93,27 @@ class FieldSpec:
     codes: tuple[tuple[str, str], ...] | None = None
     date: DateFormat | None = None
     scale: Decimal | None = None
+    sql_type: str | None = None
+
+    @property
+    def column_type(self) -> str | None:
+        """The SQL type of the native column (None for a path or a constant).
+
+        Given by ``type``, or inferred: ``date = "date"`` is ``date``,
+        ``date = "YYYYMMDD"`` is ``varchar(8)``, money is ``numeric``, anything
+        else ``text``.
+        """
+        if self.column is None:
+            return None
+        if self.sql_type is not None:
+            return self.sql_type
+        if self.date == "date":
+            return "date"
+        if self.date == "YYYYMMDD":
+            return "varchar(8)"
+        if self.name in MONEY_FIELDS:
+            return "numeric"
+        return "text"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,11 +124,14 @@ class Part:
         table: the table, optionally schema-qualified (``from`` in the file).
         document: the JSONB column that ``path`` fields read, if any.
         fields: every unified field of the entity, in vocabulary order.
+        indexes: unified field -> the index a look-up on it needs: ``unique``,
+            ``lookup``, or ``search`` (prefix search paged by the entity's key).
     """
 
     table: str
     document: str | None
     fields: Mapping[str, FieldSpec]
+    indexes: Mapping[str, IndexKind] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,8 +221,9 @@ def parse_mapping(text: str, *, source: str = "<mapping>") -> RegionMapping:
 def _entity_mapping(raw: Any, source: str, entity: str) -> EntityMapping:
     if not isinstance(raw, dict):
         raise _error(source, entity, None, "must be a table")
-    _only_keys(raw, {"from", "document", "fields", "parts"}, source, entity, None)
+    _only_keys(raw, {"from", "document", "fields", "parts", "indexes"}, source, entity, None)
     document = raw.get("document")
+    indexes = raw.get("indexes")
     if "parts" in raw:
         if "from" in raw or "fields" in raw:
             raise _error(source, entity, None, "give either 'from' + 'fields' or 'parts', not both")
@@ -198,13 +235,25 @@ def _entity_mapping(raw: Any, source: str, entity: str) -> EntityMapping:
             where = f"{entity}.parts[{index}]"
             if not isinstance(raw_part, dict):
                 raise _error(source, where, None, "must be a table")
-            _only_keys(raw_part, {"from", "document", "fields"}, source, where, None)
-            parts.append(_part(raw_part, source, entity, where, raw_part.get("document", document)))
+            _only_keys(raw_part, {"from", "document", "fields", "indexes"}, source, where, None)
+            parts.append(
+                _part(
+                    raw_part,
+                    source,
+                    entity,
+                    where,
+                    raw_part.get("document", document),
+                    raw_part.get("indexes", indexes),
+                )
+            )
         return EntityMapping(entity=entity, parts=tuple(parts))
-    return EntityMapping(entity=entity, parts=(_part(raw, source, entity, entity, document),))
+    part = _part(raw, source, entity, entity, document, indexes)
+    return EntityMapping(entity=entity, parts=(part,))
 
 
-def _part(raw: dict[str, Any], source: str, entity: str, where: str, document: Any) -> Part:
+def _part(
+    raw: dict[str, Any], source: str, entity: str, where: str, document: Any, indexes: Any
+) -> Part:
     table = raw.get("from")
     if not isinstance(table, str) or not _TABLE.fullmatch(table):
         raise _error(source, where, None, "'from' must be a table name, optionally schema.table")
@@ -221,7 +270,31 @@ def _part(raw: dict[str, Any], source: str, entity: str, where: str, document: A
         if name not in fields:
             raise _error(source, where, name, "not mapped (every field must be)")
         specs[name] = _field(fields[name], source, where, name, document)
-    return Part(table=table, document=document, fields=specs)
+    return Part(
+        table=table,
+        document=document,
+        fields=specs,
+        indexes=_indexes(indexes, source, entity, where, specs),
+    )
+
+
+def _indexes(
+    raw: Any, source: str, entity: str, where: str, specs: Mapping[str, FieldSpec]
+) -> Mapping[str, IndexKind]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _error(source, where, None, "'indexes' must be a table of field = kind")
+    for name, kind in raw.items():
+        if name not in specs:
+            raise _error(source, where, name, "'indexes' names an unknown field")
+        if kind not in _INDEX_KINDS:
+            raise _error(source, where, name, 'an index is "unique", "lookup" or "search"')
+        if specs[name].const is not None:
+            raise _error(source, where, name, "a constant cannot be indexed")
+        if kind == "search" and entity not in SEARCH_KEYS:
+            raise _error(source, where, name, f"entity {entity!r} cannot be searched")
+    return dict(raw)
 
 
 def _field(raw: Any, source: str, where: str, name: str, document: str | None) -> FieldSpec:
@@ -240,6 +313,15 @@ def _field(raw: Any, source: str, where: str, name: str, document: str | None) -
         raise fail("give exactly one of 'column', 'path', 'const'")
     spec: dict[str, Any] = {"name": name}
 
+    if "type" in raw:
+        sql_type = raw["type"]
+        if "column" not in raw:
+            raise fail("'type' applies to a column")
+        if not isinstance(sql_type, str) or not _SQL_TYPE.fullmatch(sql_type):
+            raise fail("'type' must be an SQL type such as \"varchar(32)\"")
+        if raw.get("date") == "date":
+            raise fail("date = \"date\" is a DATE column; it takes no 'type'")
+        spec["sql_type"] = sql_type
     if "const" in raw:
         if set(raw) != {"const"}:
             raise fail("a constant takes no transforms")

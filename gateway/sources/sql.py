@@ -39,7 +39,7 @@ from gateway.core.entities import ENTITY_FIELDS, ENTITY_KEYS, MONEY_FIELDS
 if TYPE_CHECKING:
     from gateway.sources.mapping import EntityMapping, FieldSpec, Part
 
-__all__ = ["SEARCH_KEYS", "fetch_sql", "prefix_bounds", "search_sql"]
+__all__ = ["SEARCH_KEYS", "fetch_sql", "index_sql", "prefix_bounds", "search_sql"]
 
 #: The tie-breaking key of a search page: ENTITY_KEYS, except that a credit
 #: record's subject is not unique (a keyset on it would skip or repeat rows), so
@@ -127,6 +127,34 @@ def search_sql(mapping: EntityMapping, field: str, *, after: bool) -> str:
         f"SELECT {columns} FROM ({union}) AS u"
         f' ORDER BY {_quote(field)} COLLATE "C", {_quote(key)} COLLATE "C" LIMIT {limit}'
     )
+
+
+def index_sql(entity: str, part: Part, field: str, kind: str) -> str:
+    """``CREATE INDEX`` for the look-up ``fetch_sql`` or ``search_sql`` does on ``field``.
+
+    ``kind`` is ``unique`` or ``lookup`` (a batch look-up by value), or
+    ``search`` (prefix search on ``field`` paged by the entity's search key,
+    in the "C" collation). The indexed expression is exactly the one the
+    statements compare, so the planner can use it::
+
+        CREATE UNIQUE INDEX "person_doc_id_number" ON "person_doc" ((("doc" #>> '{idNumber}')))
+    """
+    _check_field(entity, field)
+    name = _quote(f"{part.table.rsplit('.', 1)[-1]}_{field}")
+    if kind == "search":
+        key = SEARCH_KEYS[entity]
+        items = ", ".join(f'{_index_item(part, f)} COLLATE "C"' for f in (field, key))
+        return f"CREATE INDEX {name} ON {_quote_table(part.table)} ({items})"
+    unique = "UNIQUE " if kind == "unique" else ""
+    return f"CREATE {unique}INDEX {name} ON {_quote_table(part.table)} ({_index_item(part, field)})"
+
+
+def _index_item(part: Part, field: str) -> str:
+    """A plain column by name (the planner sees through its ``::text``), else the expression."""
+    spec = part.fields[field]
+    if spec.column is not None and _lookup_expr(part, field) == _as_text(part, spec):
+        return _quote(spec.column)
+    return f"({_lookup_expr(part, field)})"
 
 
 def _check_field(entity: str, field: str) -> None:

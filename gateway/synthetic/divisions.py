@@ -13,7 +13,7 @@ municipality, so its prefix has no separate city: ``上海市徐汇区…``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.core.types import RegionCode
@@ -62,8 +62,10 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-DIVISIONS: Mapping[RegionCode, tuple[Division, ...]] = {
-    "SH": _divisions(
+#: Every division the data can be placed in, by province; a region takes those its
+#: prefixes cover (``divisions_for``), in this order.
+DIVISION_TABLE: tuple[Division, ...] = (
+    *_divisions(
         "上海市",
         """
         310101 黄浦区
@@ -79,7 +81,7 @@ DIVISIONS: Mapping[RegionCode, tuple[Division, ...]] = {
         310117 松江区
         """,
     ),
-    "JS": _divisions(
+    *_divisions(
         "江苏省",
         """
         320102 南京市 玄武区
@@ -94,7 +96,7 @@ DIVISIONS: Mapping[RegionCode, tuple[Division, ...]] = {
         321002 扬州市 广陵区
         """,
     ),
-    "ZJ": _divisions(
+    *_divisions(
         "浙江省",
         """
         330102 杭州市 上城区
@@ -110,7 +112,7 @@ DIVISIONS: Mapping[RegionCode, tuple[Division, ...]] = {
         331002 台州市 椒江区
         """,
     ),
-    "AH": _divisions(
+    *_divisions(
         "安徽省",
         """
         340102 合肥市 瑶海区
@@ -126,25 +128,65 @@ DIVISIONS: Mapping[RegionCode, tuple[Division, ...]] = {
         341102 滁州市 琅琊区
         """,
     ),
-}
+)
 
-#: A few real street names per region (not tied to a district: the data is invented).
-STREETS: Mapping[RegionCode, tuple[str, ...]] = {
-    "SH": _words(
+
+#: A few real street names per province (not tied to a district: the data is invented).
+PROVINCE_STREETS: Mapping[str, tuple[str, ...]] = {
+    "31": _words(
         "漕溪北路 南京西路 淮海中路 四川北路 长宁路 武宁路 世纪大道 张杨路 中山北路 虹桥路"
     ),
-    "JS": _words("中山路 北京西路 汉中路 中山北路 人民路 干将路 解放路 延陵路 建设路 文昌路"),
-    "ZJ": _words("延安路 文三路 解放路 中山路 天目山路 江南大道 人民路 中河路 钱江路 学院路"),
-    "AH": _words("长江中路 长江西路 徽州大道 金寨路 芜湖路 淮河路 黄山路 中山路 九华路 人民路"),
+    "32": _words("中山路 北京西路 汉中路 中山北路 人民路 干将路 解放路 延陵路 建设路 文昌路"),
+    "33": _words("延安路 文三路 解放路 中山路 天目山路 江南大道 人民路 中河路 钱江路 学院路"),
+    "34": _words("长江中路 长江西路 徽州大道 金寨路 芜湖路 淮河路 黄山路 中山路 九华路 人民路"),
 }
 
-#: The one-character abbreviation used in document numbers (沪苏浙皖).
-ABBREVIATIONS: Mapping[RegionCode, str] = {"SH": "沪", "JS": "苏", "ZJ": "浙", "AH": "皖"}
+#: The one-character abbreviation of a province used in document numbers (沪苏浙皖).
+PROVINCE_ABBREVIATIONS: Mapping[str, str] = {"31": "沪", "32": "苏", "33": "浙", "34": "皖"}
 
-#: The six-digit province-level code, as some native schemas store a region.
-PROVINCE_CODES: Mapping[RegionCode, str] = {
-    "SH": "310000",
-    "JS": "320000",
-    "ZJ": "330000",
-    "AH": "340000",
+#: The four provinces' admin-division prefixes, the regions the data has by default.
+#: (Until regions are configuration, the generator takes a region's prefixes from here
+#: or from its caller.)
+DEFAULT_PREFIXES: Mapping[RegionCode, tuple[str, ...]] = {
+    "SH": ("31",),
+    "JS": ("32",),
+    "ZJ": ("33",),
+    "AH": ("34",),
+}
+
+
+def divisions_for(prefixes: Sequence[str]) -> tuple[Division, ...]:
+    """Every division whose code starts with one of ``prefixes``, in table order.
+
+    A province takes its two-digit prefix (``32``: all of Jiangsu), a city
+    platform a longer one (``3201``: Nanjing's districts).
+    """
+    found = tuple(d for d in DIVISION_TABLE if d.code.startswith(tuple(prefixes)))
+    if not found:
+        raise ValueError(f"no division starts with {', '.join(prefixes) or '(no prefix)'}")
+    return found
+
+
+def streets_for(prefixes: Sequence[str]) -> tuple[str, ...]:
+    """The street names of the provinces ``prefixes`` lie in."""
+    streets: list[str] = []
+    for province in dict.fromkeys(p[:2] for p in prefixes):
+        streets.extend(s for s in PROVINCE_STREETS[province] if s not in streets)
+    return tuple(streets)
+
+
+def abbreviation_for(prefixes: Sequence[str]) -> str:
+    """The document-number abbreviation of the province of the first prefix."""
+    return PROVINCE_ABBREVIATIONS[prefixes[0][:2]]
+
+
+#: The default regions' divisions, streets and abbreviations.
+DIVISIONS: Mapping[RegionCode, tuple[Division, ...]] = {
+    region: divisions_for(prefixes) for region, prefixes in DEFAULT_PREFIXES.items()
+}
+STREETS: Mapping[RegionCode, tuple[str, ...]] = {
+    region: streets_for(prefixes) for region, prefixes in DEFAULT_PREFIXES.items()
+}
+ABBREVIATIONS: Mapping[RegionCode, str] = {
+    region: abbreviation_for(prefixes) for region, prefixes in DEFAULT_PREFIXES.items()
 }

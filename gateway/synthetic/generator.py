@@ -13,15 +13,14 @@ is arranged in ``relations``; this module builds the field values.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from gateway.core.entities import CREDIT_KINDS
-from gateway.core.identifiers import id_number_region, uscc_region
-from gateway.core.types import DELTA_REGIONS, Entity, RegionCode, Row
+from gateway.core.types import Entity, RegionCode, Row
 from gateway.synthetic import keys
-from gateway.synthetic.divisions import Division
+from gateway.synthetic.divisions import DEFAULT_PREFIXES, Division
 from gateway.synthetic.hashing import Weighted, draw
 from gateway.synthetic.names import (
     ENTERPRISE_STATUSES,
@@ -69,6 +68,9 @@ class Dataset:
             each region also holds ``persons // 4`` enterprises and ``persons // 2``
             credit records.
         seed: any integer; different seeds give unrelated data.
+        regions: region code -> admin-division prefixes, in merge order (default:
+            the four provinces). A city platform takes a longer prefix (``3201``)
+            and places its records in that city's districts.
 
     Example::
 
@@ -79,6 +81,9 @@ class Dataset:
 
     persons_per_region: int
     seed: int
+    regions: Mapping[RegionCode, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_PREFIXES), hash=False
+    )
 
     def __post_init__(self) -> None:
         if not 4 <= self.persons_per_region <= keys.MAX_PERSONS:
@@ -86,7 +91,7 @@ class Dataset:
 
     @cached_property
     def _plans(self) -> dict[RegionCode, RegionPlan]:
-        return make_plans(self.seed, self.persons_per_region)
+        return make_plans(self.seed, self.persons_per_region, self.regions)
 
     @cached_property
     def _relations(self) -> Relations:
@@ -138,15 +143,27 @@ class Dataset:
 
     def locate_person(self, id_number: str) -> tuple[RegionCode, int] | None:
         """(region, index) of the person with this ID number, or None if not in the data."""
-        region = id_number_region(id_number)
         slot = keys.id_slot(id_number)
-        if region is None or slot is None:
+        if slot is None:
             return None
-        plan = self._plans[region]
-        index = plan.id_perm.inverse(slot)
-        if index < plan.persons and self.person_id(region, index) == id_number:
-            return region, index
+        for plan in self._home_plans(id_number[:6]):
+            index = plan.id_perm.inverse(slot)
+            if index < plan.persons and self.person_id(plan.code, index) == id_number:
+                return plan.code, index
         return None
+
+    def _home_plans(self, area: str) -> list[RegionPlan]:
+        """Plans whose prefixes cover a division code, longest prefix first.
+
+        A city platform's prefix lies inside its province's, so a key from that
+        city may belong to either: each is asked in turn.
+        """
+        matches = []
+        for plan in self._plans.values():
+            length = max((len(p) for p in plan.prefixes if area.startswith(p)), default=0)
+            if length:
+                matches.append((-length, plan))
+        return [plan for _, plan in sorted(matches, key=lambda m: m[0])]
 
     def _person_key(self, plan: RegionPlan, index: int) -> tuple[str, int, Division, int]:
         r = draw(plan.k_person, index)
@@ -175,7 +192,7 @@ class Dataset:
             return []
         plan = self._plans[found[0]]
         held = self._relations.residence_regions(plan, found[1])
-        return [self._residence(plan, found[1], self._plans[r]) for r in DELTA_REGIONS if r in held]
+        return [self._residence(plan, found[1], self._plans[r]) for r in self._plans if r in held]
 
     def social_insurance_of(self, id_number: str) -> list[Row]:
         """A person's social-insurance records in every region, in region order."""
@@ -185,7 +202,7 @@ class Dataset:
         plan = self._plans[found[0]]
         held = self._relations.insurance_regions(plan, found[1])
         rows: list[Row] = []
-        for r in DELTA_REGIONS:
+        for r in self._plans:
             if r in held:
                 rows.extend(self._insurance(plan, found[1], self._plans[r]))
         return rows
@@ -273,14 +290,13 @@ class Dataset:
 
     def locate_enterprise(self, uscc: str) -> tuple[RegionCode, int] | None:
         """(region, index) of the enterprise with this USCC, or None if not in the data."""
-        region = uscc_region(uscc)
         slot = keys.uscc_slot(uscc)
-        if region is None or slot is None:
+        if slot is None:
             return None
-        plan = self._plans[region]
-        index = plan.uscc_perm.inverse(slot)
-        if index < plan.enterprises and self.uscc(region, index) == uscc:
-            return region, index
+        for plan in self._home_plans(uscc[2:8]):
+            index = plan.uscc_perm.inverse(slot)
+            if index < plan.enterprises and self.uscc(plan.code, index) == uscc:
+                return plan.code, index
         return None
 
     def representative_of(self, region: RegionCode, index: int) -> tuple[RegionCode, int]:

@@ -7,12 +7,18 @@ adding a stream never shifts the values of another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway.core.types import DELTA_REGIONS, RegionCode
+from gateway.core.types import RegionCode
 from gateway.synthetic import keys
-from gateway.synthetic.divisions import ABBREVIATIONS, DIVISIONS, STREETS, Division
+from gateway.synthetic.divisions import (
+    DEFAULT_PREFIXES,
+    Division,
+    abbreviation_for,
+    divisions_for,
+    streets_for,
+)
 from gateway.synthetic.hashing import Affine, stream_key
 
 LEGAL = "LEGAL_PERSON"
@@ -25,6 +31,7 @@ class RegionPlan:
 
     Attributes:
         code: the region.
+        prefixes: its admin-division prefixes (``32``, or ``3201`` for a city).
         persons / enterprises / credits: how many base records of each it keeps.
         others: the other regions, for choosing a cross-region counterpart.
         next: the region whose credit subjects this one's echo records repeat.
@@ -36,6 +43,7 @@ class RegionPlan:
     """
 
     code: RegionCode
+    prefixes: tuple[str, ...]
     persons: int
     enterprises: int
     credits: int
@@ -61,11 +69,19 @@ class RegionPlan:
     credit_perm: Mapping[tuple[RegionCode, str], Affine]
 
 
-def make_plans(seed: int, persons: int) -> dict[RegionCode, RegionPlan]:
-    """The plans of the four regions, in ``DELTA_REGIONS`` order."""
+def make_plans(
+    seed: int, persons: int, regions: Mapping[RegionCode, Sequence[str]] = DEFAULT_PREFIXES
+) -> dict[RegionCode, RegionPlan]:
+    """The plans of ``regions`` (code -> admin-division prefixes), in their order.
+
+    A region's divisions are every division its prefixes cover, so a city
+    platform (prefix ``3201``) places its people in that city's districts.
+    """
     enterprises, credits = persons // 4, persons // 2
+    codes = tuple(regions)
     plans = {}
-    for position, code in enumerate(DELTA_REGIONS):
+    for position, code in enumerate(codes):
+        prefixes = regions[code]
 
         def key(name: str, code: str = code) -> int:
             return stream_key(seed, code, name)
@@ -75,16 +91,17 @@ def make_plans(seed: int, persons: int) -> dict[RegionCode, RegionPlan]:
             persons=persons,
             enterprises=enterprises,
             credits=credits,
-            divisions=DIVISIONS[code],
-            streets=STREETS[code],
-            abbreviation=ABBREVIATIONS[code],
-            others=tuple(r for r in DELTA_REGIONS if r != code),
-            next=DELTA_REGIONS[(position + 1) % len(DELTA_REGIONS)],
+            prefixes=tuple(prefixes),
+            divisions=divisions_for(prefixes),
+            streets=streets_for(prefixes),
+            abbreviation=abbreviation_for(prefixes),
+            others=tuple(r for r in codes if r != code),
+            next=codes[(position + 1) % len(codes)],
             k_person=key("person"),
             k_person_detail=key("person-detail"),
             k_profile=key("profile"),
-            k_residence={r: key(f"residence:{r}") for r in DELTA_REGIONS},
-            k_insurance={r: key(f"insurance:{r}") for r in DELTA_REGIONS},
+            k_residence={r: key(f"residence:{r}") for r in codes},
+            k_insurance={r: key(f"insurance:{r}") for r in codes},
             k_enterprise=key("enterprise"),
             k_enterprise_detail=key("enterprise-detail"),
             k_enterprise_address=key("enterprise-address"),
@@ -93,14 +110,12 @@ def make_plans(seed: int, persons: int) -> dict[RegionCode, RegionPlan]:
             k_credit_detail=key("credit-detail"),
             id_perm=Affine.from_key(keys.MAX_PERSONS, key("id-slots")),
             uscc_perm=Affine.from_key(keys.USCC_BODY_SPACE, key("uscc-bodies")),
-            rep_perm={
-                r: Affine.from_key(persons, key(f"representative:{r}")) for r in DELTA_REGIONS
-            },
+            rep_perm={r: Affine.from_key(persons, key(f"representative:{r}")) for r in codes},
             credit_perm={
                 (r, kind): Affine.from_key(
                     3 * enterprises if kind == LEGAL else 2 * persons, key(f"credit:{r}:{kind}")
                 )
-                for r in DELTA_REGIONS
+                for r in codes
                 for kind in (LEGAL, NATURAL)
             },
         )

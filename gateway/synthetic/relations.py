@@ -40,7 +40,7 @@ _WIDTH = {LEGAL: 3, NATURAL: 2}
 
 @dataclass(frozen=True)
 class Relations:
-    """The relations of one dataset, over its region plans (in ``DELTA_REGIONS`` order)."""
+    """The relations of one dataset, over its region plans (in the dataset's region order)."""
 
     plans: Mapping[RegionCode, RegionPlan]
 

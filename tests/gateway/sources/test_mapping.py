@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.core.errors import ConfigError
+from gateway.sources.mapping import SHIPPED_MAPPINGS as SHIPPED
 from gateway.sources.mapping import RegionMapping, load_mapping, parse_mapping
-from gateway.sources.sql import prefix_bounds
+from gateway.sources.sql import index_sql, prefix_bounds
 
 PERSON = """
 region = "ZJ"
@@ -327,3 +328,70 @@ def test_prefix_bounds_skip_surrogates_and_the_last_code_point() -> None:
     assert prefix_bounds("a\ud7ff") == ("a\ud7ff", "a\ue000")
     assert prefix_bounds("a\U0010ffff") == ("a\U0010ffff", "b")
     assert prefix_bounds("")[0] == ""
+
+
+# -- what a mapping says about writing its native tables --------------------------------
+
+
+def test_column_types_are_inferred_from_the_read_transform_or_given() -> None:
+    text = PERSON.replace('ethnicity = "mz"', 'ethnicity = { column = "mz", type = "varchar(2)" }')
+    fields = parse_mapping(text).entities["person"].parts[0].fields
+
+    assert fields["birth_date"].column_type == "varchar(8)"
+    assert fields["ethnicity"].column_type == "varchar(2)"
+    assert fields["name"].column_type == "text"
+    assert fields["household_region"].column_type is None
+    money = load_mapping(SHIPPED / "js.toml").entities["enterprise"].parts[0].fields
+    assert money["registered_capital"].column_type == "numeric"
+    assert money["established_on"].column_type == "date"
+
+
+def test_indexes_compile_to_the_expressions_the_look_ups_compare() -> None:
+    text = CORP_DOC.replace(
+        'document = "doc"',
+        'document = "doc"\nindexes = { uscc = "unique", name = "search" }',
+    )
+    part = parse_mapping(text).entities["enterprise"].parts[0]
+
+    assert dict(part.indexes) == {"uscc": "unique", "name": "search"}
+    assert index_sql("enterprise", part, "uscc", "unique") == (
+        'CREATE UNIQUE INDEX "corp_doc_uscc" ON "corp_doc" ((("doc" #>> \'{uscc}\')))'
+    )
+    assert index_sql("enterprise", part, "name", "search") == (
+        'CREATE INDEX "corp_doc_name" ON "corp_doc" ((("doc" #>> \'{name}\')) COLLATE "C",'
+        ' (("doc" #>> \'{uscc}\')) COLLATE "C")'
+    )
+    person = parse_mapping(
+        PERSON.replace(
+            "[entity.person.fields]", 'indexes = { id_number = "lookup" }\n[entity.person.fields]'
+        )
+    )
+    part = person.entities["person"].parts[0]
+    assert index_sql("person", part, "id_number", "lookup") == (
+        'CREATE INDEX "t_rk_jbxx_id_number" ON "rk"."t_rk_jbxx" ("sfzh")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        (('name = "xm"', 'name = { column = "xm", type = "text; DROP TABLE x" }'), "name",
+         "SQL type"),
+        (('household_region = { const = "ZJ" }',
+          'household_region = { const = "ZJ", type = "text" }'), "household_region",
+         "applies to a column"),
+        (('from = "rk.t_rk_jbxx"', 'from = "t"\nindexes = { phone = "hash" }'), "phone",
+         '"unique", "lookup" or "search"'),
+        (('from = "rk.t_rk_jbxx"', 'from = "t"\nindexes = { mobile = "lookup" }'), "mobile",
+         "unknown field"),
+        (('from = "rk.t_rk_jbxx"', 'from = "t"\nindexes = { household_region = "lookup" }'),
+         "household_region", "constant cannot be indexed"),
+    ],
+)  # fmt: skip
+def test_bad_types_and_indexes_are_named(change: tuple[str, str], field: str, problem: str) -> None:
+    old, new = change
+    assert old in PERSON
+    error = error_for(PERSON.replace(old, new, 1))
+
+    assert error.extensions["field"] == field
+    assert problem in error.message

@@ -18,7 +18,7 @@ from gateway.core.types import DELTA_REGIONS, Row
 from gateway.sources.mapping import RegionMapping, load_mapping
 from gateway.sources.postgres import PostgresSource
 from gateway.synthetic import database_name, region_dsn, seed_regions
-from gateway.synthetic.native import NATIVE_TABLES
+from gateway.synthetic.native import native_tables
 from tests.conftest import Seeded
 
 MAPPINGS = Path(__file__).parents[3] / "gateway" / "sources" / "mappings"
@@ -85,7 +85,7 @@ async def test_tables_hold_the_reported_rows(seeded: Seeded) -> None:
     for region in DELTA_REGIONS:
         connection = await asyncpg.connect(region_dsn(seeded.dsn, region))
         try:
-            for table in NATIVE_TABLES[region]:
+            for table in native_tables(mapping(region)):
                 count = await connection.fetchval(f"SELECT count(*) FROM {table.name}")
                 assert count == seeded.report.tables[region][table.name]
         finally:
