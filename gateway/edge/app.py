@@ -123,6 +123,7 @@ class Gateway:
             mask_secret=mask_secret,
             reload_interval=settings.policy_reload_interval,
             shared_cache_size=4096,
+            regions=settings.regions,
         )
         verifier = TokenVerifier(
             hs256_secret=settings.hs256_secret,
@@ -130,10 +131,13 @@ class Gateway:
             audience=settings.audience,
             issuer=settings.issuer,
             max_lifetime=settings.max_token_lifetime,
+            regions=settings.regions.codes,
         )
         # No extensions: requests are executed with ``execute_prepared`` on the document
         # the guard parsed and validated, so Strawberry's own caches would never be read.
-        schema = build_schema(extensions=[], hide_suggestions=settings.production)
+        schema = build_schema(
+            extensions=[], hide_suggestions=settings.production, regions=settings.regions
+        )
         guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,
@@ -242,6 +246,7 @@ class Gateway:
             batching=self.settings.batching,
             spans=trace.recorder,
             audit_log=self.audit,
+            registry=self.settings.regions,
         )  # fmt: skip
         result = await self.schema.execute_prepared(
             prepared.document,

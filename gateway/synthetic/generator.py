@@ -19,6 +19,7 @@ from functools import cached_property
 
 from gateway.core.entities import CREDIT_KINDS
 from gateway.core.identifiers import id_number_region, uscc_region
+from gateway.core.regions import shipped_regions
 from gateway.core.types import DELTA_REGIONS, Entity, RegionCode, Row
 from gateway.synthetic import keys
 from gateway.synthetic.divisions import Division
@@ -46,6 +47,8 @@ from gateway.synthetic.records import (
 )
 from gateway.synthetic.relations import Relations
 
+#: The demo data is made for the shipped regions.
+SHIPPED = shipped_regions()
 _ETHNICITIES = Weighted([(name, weight) for name, weight, _ in ETHNICITIES])
 _ENTITY_TYPES = Weighted([((name, suffix), weight) for name, weight, suffix in ENTITY_TYPES])
 _STATUSES = Weighted(ENTERPRISE_STATUSES)
@@ -138,7 +141,7 @@ class Dataset:
 
     def locate_person(self, id_number: str) -> tuple[RegionCode, int] | None:
         """(region, index) of the person with this ID number, or None if not in the data."""
-        region = id_number_region(id_number)
+        region = id_number_region(id_number, SHIPPED)
         slot = keys.id_slot(id_number)
         if region is None or slot is None:
             return None
@@ -273,7 +276,7 @@ class Dataset:
 
     def locate_enterprise(self, uscc: str) -> tuple[RegionCode, int] | None:
         """(region, index) of the enterprise with this USCC, or None if not in the data."""
-        region = uscc_region(uscc)
+        region = uscc_region(uscc, SHIPPED)
         slot = keys.uscc_slot(uscc)
         if region is None or slot is None:
             return None
