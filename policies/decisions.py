@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from gateway.core.types import DELTA_REGIONS
 from policies.grades import LOWEST_GRADE, grade_name
 from policies.rules import PolicyLine
 from policies.snapshot import PolicySnapshot
@@ -140,9 +139,9 @@ def evaluate(
     if spec is None:
         note(f"{coordinate} is not in catalog.toml: withheld (fail closed)")
         return _withheld(None, None, Reason.NOT_IN_CATALOG, "catalog.toml")
-    if owner not in DELTA_REGIONS:
-        note(f"owner {owner!r} is not one of {', '.join(DELTA_REGIONS)}: withheld")
-        return _withheld(spec.grade, None, Reason.UNKNOWN_OWNER, "gateway.core.types.DELTA_REGIONS")
+    if owner not in snapshot.regions:
+        note(f"owner {owner!r} is not one of {', '.join(snapshot.regions.codes)}: withheld")
+        return _withheld(spec.grade, None, Reason.UNKNOWN_OWNER, "region registry")
 
     grade, personal = spec.grade, spec.personal
     type_spec = snapshot.catalog.types[spec.type_name]
@@ -159,6 +158,9 @@ def evaluate(
     if listed:
         line = rules.line_for("p2", found)
         note(f"on {owner}'s negative list for callers from other regions: {line}")
+        if found[0] == "*":
+            # A line for every region reads, for this owner, as the owner's own line.
+            note(f"(`*` is every region: here p2, {owner}, {found[1]})")
         return _withheld(grade, None, Reason.NEGATIVE_LIST, _ref(line))
     note(f"not on {owner}'s negative list for a caller from {home}")
 

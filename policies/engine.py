@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.errors import ConfigError, PolicyError
+from gateway.core.regions import RegionRegistry, shipped_regions
 from gateway.core.types import Caller
 from policies.decisions import FieldDecision
 from policies.masks import build_rules
@@ -88,6 +89,8 @@ class PolicyEngine:
             Casbin almost never. Decisions depend only on those keys and the
             files, so the answers are the same either way.
         clock: monotonic seconds (tests pass a fake).
+        regions: the region registry: the owners policy lines may name, and the
+            regions decisions are made for (default: the shipped four).
 
     Example::
 
@@ -103,6 +106,7 @@ class PolicyEngine:
         reload_interval: float = 2.0,
         shared_cache_size: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        regions: RegionRegistry | None = None,
     ) -> None:
         if reload_interval < 0:
             raise ConfigError("reload_interval must be 0 or more seconds")
@@ -111,6 +115,7 @@ class PolicyEngine:
         secret = mask_secret.encode("utf-8") if isinstance(mask_secret, str) else mask_secret
         self.directory = Path(directory)
         self.reload_interval = reload_interval
+        self.regions = shipped_regions() if regions is None else regions
         self._masks = build_rules(secret)
         self._clock = clock
         self._snapshot: PolicySnapshot | None = None
@@ -130,6 +135,7 @@ class PolicyEngine:
         reload_interval: float = 2.0,
         shared_cache_size: int = 0,
         strict: bool = False,
+        regions: RegionRegistry | None = None,
     ) -> PolicyEngine:
         """An engine with the directory's policy loaded.
 
@@ -143,6 +149,7 @@ class PolicyEngine:
             mask_secret=mask_secret,
             reload_interval=reload_interval,
             shared_cache_size=shared_cache_size,
+            regions=regions,
         )
         engine.reload_if_changed(force=True)
         if strict and engine._snapshot is None:
@@ -211,7 +218,7 @@ class PolicyEngine:
         if not force and signature == self._failed:
             return False
         try:
-            snap = load_snapshot(self.directory, masks=self._masks)
+            snap = load_snapshot(self.directory, masks=self._masks, regions=self.regions)
         except Exception as exc:  # any failure keeps the old policy; never fall open
             self._failed = signature
             self._error = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.core.types import DELTA_REGIONS, Caller
+from gateway.core.types import Caller
 from policies.decisions import FieldDecision
 from policies.engine import PolicyEngine
 from policies.grades import NATURAL_PERSON, grade_name
@@ -99,6 +99,7 @@ def catalog_entries(engine: PolicyEngine, caller: Caller, matter: str | None) ->
     without = engine.begin(caller, None)
     within = engine.begin(caller, matter) if matter else None
     catalog = without.snapshot.catalog
+    regions = without.snapshot.regions.codes
     entries: list[CatalogEntry] = []
     for type_spec in catalog.types.values():
         subjects: tuple[str | None, ...] = (None,)
@@ -119,7 +120,7 @@ def catalog_entries(engine: PolicyEngine, caller: Caller, matter: str | None) ->
                             spec.coordinate, region, subject_type=subject
                         ),
                     )
-                    for region in DELTA_REGIONS
+                    for region in regions
                 )
                 grade = spec.grade
                 if about_person and type_spec.natural_person_min_grade is not None:
@@ -135,7 +136,7 @@ def catalog_entries(engine: PolicyEngine, caller: Caller, matter: str | None) ->
                         personal=spec.personal or about_person,
                         subject_type=subject,
                         note=spec.note,
-                        regions=DELTA_REGIONS,
+                        regions=regions,
                         decisions=decisions,
                     )
                 )

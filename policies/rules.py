@@ -21,12 +21,13 @@ import casbin
 from casbin.persist import Adapter
 
 from gateway.core.errors import ConfigError
-from gateway.core.types import DELTA_REGIONS
+from gateway.core.regions import RegionRegistry
 from policies.grades import Catalog
 from policies.matters import MatterRegistry
 
 _ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_OWNERS = frozenset({"*", "own", *DELTA_REGIONS})
+# Owner words of a grant line besides the registry's codes.
+_OWNER_WORDS = ("*", "own")
 _LEVELS = frozenset({"L1", "L2", "L3", "L4"})
 
 # The request and policy shapes the engine relies on (see model.conf).
@@ -129,10 +130,15 @@ class PolicyRules:
 
 
 def load_rules(
-    model_path: Path, policy_path: Path, *, catalog: Catalog, matters: MatterRegistry
+    model_path: Path,
+    policy_path: Path,
+    *,
+    catalog: Catalog,
+    matters: MatterRegistry,
+    regions: RegionRegistry,
 ) -> PolicyRules:
-    """Check ``policy.csv`` against the catalog and matters, and build the enforcer."""
-    lines = parse_policy(policy_path, catalog=catalog, matters=matters)
+    """Check ``policy.csv`` against the catalog, matters and regions, and build the enforcer."""
+    lines = parse_policy(policy_path, catalog=catalog, matters=matters, regions=regions)
     try:
         enforcer = casbin.Enforcer(str(model_path), _CheckedLines(lines))
     except Exception as exc:  # Casbin reports a bad model with assorted exception types.
@@ -153,7 +159,9 @@ def load_rules(
     return PolicyRules(enforcer=enforcer, lines=tuple(lines))
 
 
-def parse_policy(path: Path, *, catalog: Catalog, matters: MatterRegistry) -> list[PolicyLine]:
+def parse_policy(
+    path: Path, *, catalog: Catalog, matters: MatterRegistry, regions: RegionRegistry
+) -> list[PolicyLine]:
     """Every rule line of ``policy.csv``, checked; the first problem is a ``ConfigError``."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -165,14 +173,16 @@ def parse_policy(path: Path, *, catalog: Catalog, matters: MatterRegistry) -> li
         if not stripped or stripped.startswith("#"):
             continue
         tokens = tuple(token.strip() for token in stripped.split(","))
-        problem = _check(tokens, catalog, matters)
+        problem = _check(tokens, catalog, matters, regions)
         if problem:
             raise ConfigError(f"{path.name}:{number}: {problem}: {stripped}")
         lines.append(PolicyLine(number=number, ptype=tokens[0], values=tokens[1:]))
     return lines
 
 
-def _check(tokens: tuple[str, ...], catalog: Catalog, matters: MatterRegistry) -> str | None:
+def _check(
+    tokens: tuple[str, ...], catalog: Catalog, matters: MatterRegistry, regions: RegionRegistry
+) -> str | None:
     ptype, values = tokens[0], tokens[1:]
     if ptype == "p":
         if len(values) != 6:
@@ -182,8 +192,8 @@ def _check(tokens: tuple[str, ...], catalog: Catalog, matters: MatterRegistry) -
         role, owner, matter, fields, level, effect = values
         if not _ROLE_RE.match(role):
             return f"{role!r} is not a role name"
-        if owner not in _OWNERS:
-            return f"owner must be one of {', '.join(sorted(_OWNERS))}"
+        if owner not in _OWNER_WORDS and owner not in regions:
+            return f"owner must be one of {', '.join((*_OWNER_WORDS, *regions.codes))}"
         if matter != "*" and matters.get(matter) is None:
             return f"matter {matter!r} is not registered in matters.toml"
         if not catalog.covers(fields):
@@ -198,8 +208,9 @@ def _check(tokens: tuple[str, ...], catalog: Catalog, matters: MatterRegistry) -
     if ptype == "p2":
         if len(values) != 2:
             return "a negative-list line has 2 values: owner, fields"
-        if values[0] not in DELTA_REGIONS:
-            return f"a negative list belongs to one region: {', '.join(DELTA_REGIONS)}"
+        # `*`: every region lists the fields, a region added later included.
+        if values[0] != "*" and values[0] not in regions:
+            return f"a negative list belongs to one region or *: {', '.join(regions.codes)}"
         if not catalog.covers(values[1]):
             return f"fields {values[1]!r} name nothing in catalog.toml"
         return None

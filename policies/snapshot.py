@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.core.errors import ConfigError
+from gateway.core.regions import RegionRegistry
 from policies.grades import Catalog, load_catalog
 from policies.masks import MaskFunction
 from policies.matters import MatterRegistry, load_matters
@@ -42,6 +43,7 @@ class PolicySnapshot:
             so an audit record can name the policy that decided.
         loaded_at: when the snapshot was loaded (UTC).
         signature: the files' sizes and modification times when they were read.
+        regions: the region registry the lines were checked against (owners).
     """
 
     catalog: Catalog
@@ -51,6 +53,7 @@ class PolicySnapshot:
     version: str
     loaded_at: dt.datetime
     signature: FileSignature
+    regions: RegionRegistry
 
 
 def file_signature(directory: Path) -> FileSignature:
@@ -69,13 +72,19 @@ def file_signature(directory: Path) -> FileSignature:
     return tuple(entries)
 
 
-def load_snapshot(directory: Path, *, masks: Mapping[str, MaskFunction]) -> PolicySnapshot:
+def load_snapshot(
+    directory: Path, *, masks: Mapping[str, MaskFunction], regions: RegionRegistry
+) -> PolicySnapshot:
     """Read and check the four files; the first problem is a ``ConfigError`` naming it."""
     signature = file_signature(directory)
     catalog = load_catalog(directory / "catalog.toml")
     matters = load_matters(directory / "matters.toml")
     rules = load_rules(
-        directory / "model.conf", directory / "policy.csv", catalog=catalog, matters=matters
+        directory / "model.conf",
+        directory / "policy.csv",
+        catalog=catalog,
+        matters=matters,
+        regions=regions,
     )
     digest = hashlib.sha256()
     try:
@@ -92,4 +101,5 @@ def load_snapshot(directory: Path, *, masks: Mapping[str, MaskFunction]) -> Poli
         version=digest.hexdigest()[:12],
         loaded_at=dt.datetime.now(dt.UTC),
         signature=signature,
+        regions=regions,
     )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import SourceUnavailable
+from gateway.core.regions import RegionRegistry, shipped_regions
 from gateway.core.types import Caller, RegionCode
 from gateway.sources import Source
 from policies import OperationPolicy, PolicyEngine
@@ -25,6 +26,7 @@ class GatewayContext:
         caller: who is asking (verified claims of the token).
         policy: decisions for this caller and matter, made once per field and region.
         sources: the configured source of each region.
+        registry: the region registry keys are routed with (default: the shipped four).
         loaders: the request's dataloaders.
         cursors: the codec of page cursors.
         engine: the policy engine (for the resource catalog).
@@ -47,6 +49,7 @@ class GatewayContext:
         "extensions",
         "loaders",
         "policy",
+        "registry",
         "sources",
     )
 
@@ -61,8 +64,10 @@ class GatewayContext:
         batching: bool = True,
         spans: SpanRecorder | None = None,
         audit_log: AuditStore | None = None,
+        registry: RegionRegistry | None = None,
     ) -> None:
         self.caller = caller
+        self.registry = shipped_regions() if registry is None else registry
         self.engine = engine
         self.cursors = cursors
         self.policy = policy

@@ -98,7 +98,7 @@ def regions_for(ctx: GatewayContext, link: Link, key: str) -> tuple[str, ...]:
     """Where to read ``key``: every region, or its home region (none outside the delta)."""
     if link.fan_out:
         return ctx.regions
-    home = key_region(link.load.by, key)
+    home = key_region(link.load.by, key, ctx.registry)
     return (home,) if home is not None and home in ctx.sources else ()
 
 

@@ -44,7 +44,7 @@ def lookup_region(ctx: GatewayContext, spec: LoadSpec, key: str) -> RegionCode |
     for the audit event either way: an attempt is an access worth recording.
     """
     ctx.loaders.subjects[key] = None
-    home = key_region(spec.by, key)
+    home = key_region(spec.by, key, ctx.registry)
     if home is None or home not in ctx.sources:
         return None
     if spec.lookup is not None and not ctx.policy.looks_up(spec.lookup, home):

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from inspect import isawaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import DocumentNode, ExecutionResult, GraphQLError, execute
@@ -16,7 +16,11 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import GatewayError
 from schema.direct import DirectExecutionContext
+from schema.enums import use_regions
 from schema.query import Query
+
+if TYPE_CHECKING:
+    from gateway.core.regions import RegionRegistry
 
 #: The committed SDL; a test fails when it and the Strawberry types drift apart.
 SDL_PATH = Path(__file__).with_name("schema.graphql")
@@ -70,6 +74,7 @@ def build_schema(
     direct: bool = True,
     extensions: Sequence[Callable[[], SchemaExtension]] | None = None,
     hide_suggestions: bool = False,
+    regions: RegionRegistry | None = None,
 ) -> GatewaySchema:
     """The schema, parsing and validating each distinct document once (per process).
 
@@ -79,6 +84,7 @@ def build_schema(
     passes none: it executes with ``execute_prepared`` what its ``DocumentGuard``
     parsed, limited and validated).
     ``hide_suggestions`` keeps "did you mean" out of execution errors (production).
+    ``regions`` gives the ``Region`` enum the registry's codes (default: the shipped four).
     """
     context_class: type[StrawberryGraphQLCoreExecutionContext] = (
         DirectExecutionContext if direct else StrawberryGraphQLCoreExecutionContext
@@ -91,9 +97,12 @@ def build_schema(
             lambda: ParserCache(maxsize=cache_size),
             lambda: ValidationCache(maxsize=cache_size),
         ]
-    return GatewaySchema(
+    built = GatewaySchema(
         query=Query, execution_context_class=context_class, extensions=list(extensions)
     )
+    if regions is not None:
+        use_regions(built._schema, regions)
+    return built
 
 
 def _without_suggestions(

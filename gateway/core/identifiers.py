@@ -1,9 +1,9 @@
 """Citizen ID numbers (GB 11643-1999) and unified social credit codes (GB 32100-2015).
 
 Both are 18 characters whose last character is a check character over the
-first 17, and both carry an administrative-division code whose first two
-digits name the province that issued them. That province is the record's home
-region: the base record is read from there only (一数一源).
+first 17, and both carry an administrative-division code (GB/T 2260) whose
+longest prefix in the region registry names the record's home region: the
+base record is read from there only (一数一源).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 from gateway.core.errors import InvalidId
-from gateway.core.types import REGION_PREFIXES, RegionCode
+from gateway.core.regions import RegionRegistry
+from gateway.core.types import RegionCode
 
 # GB 11643-1999 §7: weights W_i = 2^(i-1) mod 11 for positions 18..2; the check
 # value is (12 - sum mod 11) mod 11, written "X" when it is 10.
@@ -85,37 +86,38 @@ def is_valid_uscc(value: str) -> bool:
     return uscc_check_char(value[:17]) == value[17]
 
 
-def id_number_region(value: str) -> RegionCode | None:
-    """The home region of an ID number, or None outside the delta."""
-    return REGION_PREFIXES.get(value[:2])
+def id_number_region(value: str, regions: RegionRegistry) -> RegionCode | None:
+    """The home region of an ID number (first 6 digits), or None outside the registry."""
+    return regions.id_number_region(value)
 
 
-def uscc_region(value: str) -> RegionCode | None:
-    """The home region of a USCC (its admin-division code starts at char 3)."""
-    return REGION_PREFIXES.get(value[2:4])
+def uscc_region(value: str, regions: RegionRegistry) -> RegionCode | None:
+    """The home region of a USCC (its admin-division code is chars 3-8), or None."""
+    return regions.uscc_region(value)
 
 
 #: The unified key fields, each with where its home region is written.
 _HOME_REGION = {"id_number": id_number_region, "uscc": uscc_region}
 
 
-def key_region(kind: str, value: str) -> RegionCode | None:
+def key_region(kind: str, value: str, regions: RegionRegistry) -> RegionCode | None:
     """The home region of a key of a known kind: ``id_number`` or ``uscc``.
 
     The kind comes from where the key was given (the argument's or field's
     type), never from the key's look: a USCC may be all digits (e.g.
     ``913101011000000249``, SH) and would read as an ID number from outside
-    the delta, or, for authority codes 3x, as one from inside it.
+    the delta, or, for authority codes 3x, as one from inside it. The region
+    is the one whose longest prefix starts the key's admin-division code.
 
     ::
 
-        key_region("uscc", "913101011000000249")  # 'SH'
+        key_region("uscc", "913101011000000249", shipped_regions())  # 'SH'
     """
     try:
         region_of = _HOME_REGION[kind]
     except KeyError:
         raise ValueError(f"{kind!r} is not a key kind with a home region") from None
-    return region_of(value)
+    return region_of(value, regions)
 
 
 def require_id_number(value: str, argument: str = "idNumber") -> str:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-#: A region code. Four today; a city platform or an upper-level gateway may add more.
+#: A region code: one of the region registry's (``gateway.core.regions``).
 RegionCode = str
 
-#: The regions of the Yangtze River Delta, in the stable order results are merged in.
+#: The codes of the four shipped regions: the default of the demo and of the synthetic
+#: data only. Routing, policy and the schema read the configured registry instead.
 DELTA_REGIONS: tuple[RegionCode, ...] = ("SH", "JS", "ZJ", "AH")
-
-#: Admin-division prefix (first two digits of an ID number or of chars 3-4 of a USCC).
-REGION_PREFIXES: Mapping[str, RegionCode] = {"31": "SH", "32": "JS", "33": "ZJ", "34": "AH"}
 
 #: The unified entities a source can be asked for.
 Entity = Literal["person", "residence", "social_insurance", "enterprise", "credit_record"]
@@ -28,7 +25,7 @@ class Caller:
 
     Attributes:
         app: the caller application's id (JWT ``sub``).
-        region: the caller's home region (``SH``/``JS``/``ZJ``/``AH``) or ``NATIONAL``.
+        region: the caller's home region (a registry code) or ``NATIONAL``.
         roles: the caller's roles, e.g. ``("one_stop_app",)``.
         subject: for a citizen's own token, the ID number it speaks for.
     """

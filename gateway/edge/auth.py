@@ -1,7 +1,7 @@
 """Caller authentication: ``Authorization: Bearer <JWT>`` in, a ``Caller`` out.
 
-Token claims: ``sub`` (the caller app's id), ``region`` (``SH``, ``JS``,
-``ZJ``, ``AH`` or ``NATIONAL``), ``roles`` (a list of role names), ``exp``;
+Token claims: ``sub`` (the caller app's id), ``region`` (a code of the
+region registry, e.g. ``SH``, or ``NATIONAL``), ``roles`` (a list of role names), ``exp``;
 a citizen's own token also carries ``subject``, their ID number.
 
 Two ways to sign:
@@ -37,7 +37,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,10 @@ import jwt
 
 from gateway.core.errors import ConfigError, Unauthenticated
 from gateway.core.identifiers import is_valid_id_number
-from gateway.core.types import DELTA_REGIONS, Caller
+from gateway.core.regions import NATIONAL, shipped_regions
+from gateway.core.types import Caller
 
 logger = logging.getLogger("deltagate.auth")
-
-#: The regions a caller may come from: the four of the delta, or a national body.
-CALLER_REGIONS: frozenset[str] = frozenset({*DELTA_REGIONS, "NATIONAL"})
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (32 bytes).
 MIN_SECRET_BYTES = 32
@@ -84,6 +82,8 @@ class TokenVerifier:
         jwks_reload_interval: seconds between checks of the JWKS file for changes.
         clock: monotonic seconds, for the JWKS checks.
         wall_clock: seconds since the epoch, for the expiry of remembered tokens.
+        regions: the region codes a caller may claim as home, besides ``NATIONAL``
+            (the registry's; default: the shipped four).
 
     Raises:
         ConfigError: neither key source is given, the secret is too short, the
@@ -107,6 +107,7 @@ class TokenVerifier:
         jwks_reload_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        regions: Collection[str] | None = None,
     ) -> None:
         if hs256_secret is None and jwks_path is None:
             raise ConfigError("authentication needs an HS256 secret or a JWKS file")
@@ -118,6 +119,8 @@ class TokenVerifier:
         self.issuer = issuer
         self.leeway = leeway
         self.max_lifetime = max_lifetime
+        home_regions = shipped_regions().codes if regions is None else regions
+        self.caller_regions = caller_regions(home_regions)
         self._reload_interval = jwks_reload_interval
         self._clock = clock
         self._wall_clock = wall_clock
@@ -196,7 +199,7 @@ class TokenVerifier:
             # PyJWT casts dates with int(): a float out of range escapes its own errors.
             raise Unauthenticated("malformed token") from None
         expires = self._check_lifetime(claims)
-        return caller_from_claims(claims), expires
+        return caller_from_claims(claims, self.caller_regions), expires
 
     def _check_lifetime(self, claims: Mapping[str, Any]) -> float:
         """``exp``, once the dates are numbers and span no more than ``max_lifetime``."""
@@ -248,16 +251,22 @@ class TokenVerifier:
             logger.error("JWKS reload failed; the keys in use stay: %s", exc)
 
 
-def caller_from_claims(claims: Mapping[str, Any]) -> Caller:
-    """Check the claims deltagate relies on and make the ``Caller``."""
+def caller_regions(codes: Collection[str]) -> frozenset[str]:
+    """The home regions a caller may claim: a registry region, or a national body."""
+    return frozenset({*codes, NATIONAL})
+
+
+def caller_from_claims(claims: Mapping[str, Any], regions: Collection[str]) -> Caller:
+    """Check the claims deltagate relies on and make the ``Caller``.
+
+    ``regions`` are the home regions a caller may claim (``caller_regions``).
+    """
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip() or len(sub) > _MAX_NAME_CHARS:
         raise Unauthenticated("token claim 'sub' must name the caller app")
     region = claims.get("region")
-    if region not in CALLER_REGIONS:
-        raise Unauthenticated(
-            f"token claim 'region' must be one of {', '.join(sorted(CALLER_REGIONS))}"
-        )
+    if not isinstance(region, str) or region not in regions:
+        raise Unauthenticated(f"token claim 'region' must be one of {', '.join(sorted(regions))}")
     roles = claims.get("roles")
     if (
         not isinstance(roles, list)
@@ -284,8 +293,12 @@ def mint_token(
     issuer: str | None = None,
     audience: str | None = None,
     now: float | None = None,
+    regions: Collection[str] | None = None,
 ) -> str:
     """A development token, HS256-signed with ``secret`` (what ``deltagate token`` prints).
+
+    ``regions`` are the region codes ``region`` may be besides ``NATIONAL``
+    (default: the shipped four).
 
     Raises:
         ValueError: a claim that ``TokenVerifier`` would refuse, a short secret or
@@ -314,7 +327,8 @@ def mint_token(
     if audience is not None:
         claims["aud"] = audience
     try:
-        caller_from_claims(claims)
+        home_regions = caller_regions(shipped_regions().codes if regions is None else regions)
+        caller_from_claims(claims, home_regions)
     except Unauthenticated as exc:
         raise ValueError(exc.message) from None
     try:

@@ -122,6 +122,7 @@ class GatewayParts:
             mask_secret=mask_secret,
             reload_interval=settings.policy_reload_interval,
             shared_cache_size=4096,
+            regions=settings.regions,
         )
         verifier = TokenVerifier(
             hs256_secret=settings.hs256_secret,
@@ -129,10 +130,13 @@ class GatewayParts:
             audience=settings.audience,
             issuer=settings.issuer,
             max_lifetime=settings.max_token_lifetime,
+            regions=settings.regions.codes,
         )
         # No extensions: requests are executed with ``execute_prepared`` on the document
         # the guard parsed and validated, so Strawberry's own caches would never be read.
-        schema = build_schema(extensions=[], hide_suggestions=settings.production)
+        schema = build_schema(
+            extensions=[], hide_suggestions=settings.production, regions=settings.regions
+        )
         guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,

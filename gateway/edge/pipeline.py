@@ -139,6 +139,7 @@ class Gateway(GatewayParts):
             batching=self.settings.batching,
             spans=trace.recorder,
             audit_log=self.audit,
+            registry=self.settings.regions,
         )  # fmt: skip
         result = await self.schema.execute_prepared(
             prepared.document,

@@ -23,6 +23,12 @@ Example ``gateway.toml``::
     breaker_failures = 3         # consecutive failures that open the region's circuit
     breaker_reset = 5.0          # seconds before a trial call
 
+    [sources.NJ]                 # a region beyond the shipped four (SH, JS, ZJ, AH):
+    dsn = "postgresql://gateway@db-nj/deltagate_nj"
+    mapping = "mappings/nj.toml" # its mapping file, relative to this file
+    name = "南京"                # its name, and the admin-division prefixes (GB/T 2260)
+    prefixes = ["3201"]          # of its keys; the longest matching prefix routes a key
+
     [limits]                     # every key optional; defaults in gateway/edge/query_limits.py
     max_depth = 10
     max_cost = 10000
@@ -54,7 +60,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.errors import ConfigError
-from gateway.core.types import DELTA_REGIONS, RegionCode
+from gateway.core.regions import Region, RegionRegistry, shipped_regions
+from gateway.core.types import RegionCode
 from gateway.edge.auth import DEFAULT_MAX_TOKEN_LIFETIME
 from gateway.edge.datafile import read_toml
 from gateway.edge.query_limits import Limits
@@ -97,7 +104,9 @@ class SourceSettings:
 class Settings:
     """Everything the gateway process needs to start.
 
-    Attributes (those of the audit log and tokens; the others are described in the module):
+    Attributes (those of the audit log, tokens and regions; the others are described in the module):
+        regions: the region registry: the shipped four, with the regions the
+            sources name (``name`` and ``prefixes``) added or changed.
         max_token_lifetime: the most seconds a bearer token may live (``iat`` to
             ``exp``, and from now); a longer-lived token is refused.
         audit_dsn: the audit database. Without one, every operation that would
@@ -124,6 +133,7 @@ class Settings:
     operations_manifest: Path | None = None
     audit_dsn: str | None = None
     audit_timeout: float = 5.0
+    regions: RegionRegistry = field(default_factory=shipped_regions)
 
     @property
     def production(self) -> bool:
@@ -140,6 +150,12 @@ class Settings:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not self.sources:
             raise ConfigError("no sources are configured")
+        for source in self.sources:
+            if source.region not in self.regions:
+                raise ConfigError(
+                    f"sources.{source.region}: {source.region} is not a known region; "
+                    "give it a name and prefixes"
+                )
         if self.jwt_secret is None and self.jwks_path is None:
             raise ConfigError("set DELTAGATE_JWT_SECRET (HS256) or auth.jwks_path (RS256)")
         if self.production and self.jwt_secret is not None and self.jwks_path is None:
@@ -241,8 +257,13 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     operations = _section(raw, "operations", {"manifest"})
     audit = _section(raw, "audit", {"dsn", "timeout"})
     sources = []
+    regions = shipped_regions()
     for region, table in _section(raw, "sources", None).items():
         sources.append(_source(region, table, base))
+        if isinstance(table, dict) and ("name" in table or "prefixes" in table):
+            regions = regions.with_region(
+                Region.from_table(region.upper(), table, f"sources.{region}")
+            )
     return Settings(
         mode=str(gateway.get("mode", "development")),
         host=str(gateway.get("host", "127.0.0.1")),
@@ -263,6 +284,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         operations_manifest=base / operations["manifest"] if "manifest" in operations else None,
         audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
         audit_timeout=float(audit.get("timeout", 5.0)),
+        regions=regions,
     )
 
 
@@ -271,7 +293,7 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
     known = {"kind", "dsn", "mapping", "timeout", "pool_min", "pool_max", "breaker_failures",
-             "breaker_reset"}  # fmt: skip
+             "breaker_reset", "name", "prefixes"}  # fmt: skip
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -280,7 +302,7 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     mapping = str(table.get("mapping", region.lower()))
     mapping_path = (
         shipped_mapping(mapping)
-        if mapping.upper() in DELTA_REGIONS and not mapping.endswith(".toml")
+        if mapping.upper() in shipped_regions() and not mapping.endswith(".toml")
         else base / mapping
     )
     return SourceSettings(

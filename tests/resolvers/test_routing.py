@@ -15,9 +15,13 @@ import asyncpg
 import pytest
 
 from gateway.core.identifiers import is_valid_id_number, is_valid_uscc, key_region, uscc_check_char
+from gateway.core.regions import shipped_regions
 from gateway.synthetic import region_dsn
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
+
+#: The shipped regions (SH, JS, ZJ, AH), which the demo data is made for.
+SHIPPED = shipped_regions()
 
 PORTAL = token("AH", "public_portal", app="portal-ah")
 #: A valid USCC of an SH enterprise made of digits only.
@@ -45,16 +49,16 @@ async def digit_company(seeded: Seeded) -> AsyncIterator[str]:
 
 def test_the_region_of_a_key_comes_from_its_kind_not_its_look() -> None:
     assert is_valid_uscc(DIGITS_USCC)
-    assert key_region("uscc", DIGITS_USCC) == "SH"
+    assert key_region("uscc", DIGITS_USCC, SHIPPED) == "SH"
     # A law firm's USCC (authority 3, category 1) registered in Zhejiang: its first two
     # digits would name Shanghai if it were read as an ID number.
     first17 = "31330100" + "123456789"
     law_firm = first17 + uscc_check_char(first17)
     assert is_valid_uscc(law_firm)
-    assert key_region("uscc", law_firm) == "ZJ"
-    assert key_region("id_number", law_firm) == "SH"
+    assert key_region("uscc", law_firm, SHIPPED) == "ZJ"
+    assert key_region("id_number", law_firm, SHIPPED) == "SH"
     with pytest.raises(ValueError, match="not a key kind"):
-        key_region("name", DIGITS_USCC)
+        key_region("name", DIGITS_USCC, SHIPPED)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +69,7 @@ def test_the_region_of_a_key_comes_from_its_kind_not_its_look() -> None:
 async def test_an_all_digit_uscc_is_read_from_its_home_region(
     seeded: Seeded, digit_company: str, selection: str
 ) -> None:
+
     assert not is_valid_id_number(digit_company)
     query = (
         f'query {{ one: legalPerson(uscc: "{digit_company}") {{ {selection} }}'
