@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick bench-profile clean
+.PHONY: demo test lint bench bench-quick bench-profile clean k8s-config
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# kustomize reads only files under k8s/: copy the shipped policies and mappings there
+# (tests/k8s checks the copies match).
+k8s-config:
+	cp policies/catalog.toml policies/matters.toml policies/model.conf policies/policy.csv policies/quotas.toml k8s/base/policies/
+	cp gateway/sources/mappings/*.toml k8s/base/mappings/

@@ -361,7 +361,7 @@ def test_shipped_policies_and_mappings_are_what_the_base_deploys() -> None:
         for shipped in sorted((ROOT / "gateway/sources/mappings").glob("*.toml"))
     ]
     for shipped, deployed in pairs:
-        assert deployed.read_text() == shipped.read_text(), f"copy {shipped} to {deployed}"
+        assert deployed.read_text() == shipped.read_text(), f"{deployed} is stale: make k8s-config"
 
 
 # -- the image ---------------------------------------------------------------------------------
