@@ -14,7 +14,7 @@ from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
 
 if TYPE_CHECKING:
-    from gateway.audit import AuditStore
+    from gateway.audit import AuditLog
     from gateway.telemetry.spans import SpanRecorder
 
 
@@ -30,7 +30,7 @@ class GatewayContext:
         engine: the policy engine (for the resource catalog).
         extensions: extra entries for the response's ``extensions``.
         errors: errors of fields answered in part (a region that could not be read).
-        audit_log: the audit store, for the auditor's and the citizen's queries (None: none).
+        audit_log: the audit log, for the auditor's and the citizen's queries (None: none).
         audit_reads: decisions recorded for reads of the audit log itself; with
             any, the operation writes an audit event whatever else it touched.
     """
@@ -59,7 +59,7 @@ class GatewayContext:
         *,
         batching: bool = True,
         spans: SpanRecorder | None = None,
-        audit_log: AuditStore | None = None,
+        audit_log: AuditLog | None = None,
     ) -> None:
         self.caller = caller
         self.engine = engine

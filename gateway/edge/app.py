@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
-from gateway.audit import AuditStore, operation_event, touches_audited_data
+from gateway.audit import AuditLog, PostgresAuditLog, operation_event, touches_audited_data
 from gateway.core.errors import AuditUnavailable, GatewayError, InvalidInput, SourceUnavailable
 from gateway.core.types import Caller, RegionCode
 from gateway.edge.admission import Admission
@@ -74,7 +74,7 @@ class Gateway:
     validation_budget: ValidationBudget | None = None
     manifest: OperationManifest | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
-    audit: AuditStore | None = None
+    audit: AuditLog | None = None
     admission: Admission = field(
         default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
     )
@@ -102,7 +102,7 @@ class Gateway:
             observer = _both(telemetry.observe_query, observer)
         audit = None
         if settings.audit_dsn:
-            audit = AuditStore(
+            audit = PostgresAuditLog(
                 settings.audit_dsn,
                 timeout=settings.audit_timeout,
                 on_queue=metrics.set_audit_queue_depth,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from gateway.audit import AuditEvent, AuditStore, create_database
+from gateway.audit import AuditEvent, PostgresAuditLog, create_database
 
 
 @pytest.fixture
@@ -25,8 +25,8 @@ async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def store(audit_dsn: str) -> AsyncIterator[AuditStore]:
-    audit = AuditStore(audit_dsn, timeout=5.0)
+async def store(audit_dsn: str) -> AsyncIterator[PostgresAuditLog]:
+    audit = PostgresAuditLog(audit_dsn, timeout=5.0)
     yield audit
     await audit.close()
 

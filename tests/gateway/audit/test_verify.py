@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.audit import AuditStore, verify
+from gateway.audit import PostgresAuditLog, verify
 from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, superuser_sql
 
@@ -12,7 +12,7 @@ EVENTS = 6
 
 
 @pytest.fixture
-async def log(store: AuditStore, audit_dsn: str) -> str:
+async def log(store: PostgresAuditLog, audit_dsn: str) -> str:
     for i in range(EVENTS):
         await store.append(event(i, app=f"app-{i}"))
     await store.close()
