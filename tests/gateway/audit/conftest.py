@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -12,9 +13,9 @@ import pytest
 from gateway.audit import AuditEvent, PostgresAuditLog, create_database
 
 
-@pytest.fixture
-async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
-    """A new, empty audit database, dropped after the test."""
+@asynccontextmanager
+async def new_audit_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A new, empty audit database (its DSN), dropped afterwards."""
     name = f"deltagate_audit_{uuid.uuid4().hex[:12]}"
     yield await create_database(admin_dsn, name)
     connection = await asyncpg.connect(admin_dsn)
@@ -22,6 +23,13 @@ async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
+    """A new, empty audit database, dropped after the test."""
+    async with new_audit_database(admin_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture
