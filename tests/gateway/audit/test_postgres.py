@@ -1,4 +1,4 @@
-"""The audit store: a hash chain in its own database, append-only, group-committed, fail closed."""
+"""The PostgreSQL audit log: a hash chain in its own database, append-only, fail closed."""
 
 from __future__ import annotations
 
