@@ -87,17 +87,21 @@ def _open(dsn: str) -> AuditLog:
     return PostgresAuditLog(dsn, timeout=10.0, guards_required=False)
 
 
+# No ``start``: it would connect once more just to log a warning; the first use connects.
 async def _verify(log: AuditLog, anchor: tuple[int, str] | None) -> VerifyReport:
-    async with log:
+    try:
         return await log.verify(anchor=anchor)
+    finally:
+        await log.close()
 
 
 async def _tail(log: AuditLog, count: int) -> list[StoredEvent]:
-    async with log:
-        try:
-            newest = await log.read(EventQuery(limit=count))
-        except AuditUnavailable as exc:
-            raise GatewayError(log.problem or str(exc)) from None
+    try:
+        newest = await log.read(EventQuery(limit=count))
+    except AuditUnavailable as exc:
+        raise GatewayError(log.problem or str(exc)) from None
+    finally:
+        await log.close()
     return list(reversed(newest))
 
 
