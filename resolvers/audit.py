@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.audit import CHINA_TIME, AuditStore, EventQuery, StoredEvent
+from gateway.audit import CHINA_TIME, AuditLog, EventQuery, StoredEvent
 from gateway.core.errors import AuditUnavailable, BatchTooLarge, Forbidden, InvalidInput
 from gateway.core.identifiers import require_id_number
 from gateway.core.text import require_text
@@ -89,7 +89,7 @@ def _text(value: str | None, argument: str) -> str | None:
     return require_text(value, argument, max_length=_MAX_TEXT)
 
 
-def _store(ctx: GatewayContext) -> AuditStore:
+def _log(ctx: GatewayContext) -> AuditLog:
     if ctx.audit_log is None:
         raise AuditUnavailable("no audit log is configured")
     return ctx.audit_log
@@ -131,7 +131,7 @@ async def events(
         raise Forbidden("auditEvents is open to the auditor role only")
     check_count(first)
     query = _query(ctx, given or EventFilter(), first, after)
-    found = await _store(ctx).read(query)
+    found = await _log(ctx).read(query)
     chosen = found[:first]
     # The read itself is recorded: whose access records were searched, and, when the
     # events' subject lists were asked for, every subject they name.
@@ -160,7 +160,7 @@ async def history(
         raise Forbidden("accessHistory shows a citizen their own history only")
     check_count(first)
     query = EventQuery(subject=key, limit=first, before=_position(ctx, after))
-    found = await _store(ctx).read(query)
+    found = await _log(ctx).read(query)
     return [(_cursor(ctx, stored), stored) for stored in found]
 
 
@@ -179,7 +179,7 @@ def _position(ctx: GatewayContext, after: str | None) -> int | None:
     return int(position[0])
 
 
-def released(decisions: Sequence[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
+def released(decisions: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str | None]]:
     """What an event released: (field, decision, owning region), withheld fields left out."""
     seen: dict[tuple[str, str, str | None], None] = {}
     for entry in decisions:

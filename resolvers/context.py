@@ -15,7 +15,7 @@ from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
 
 if TYPE_CHECKING:
-    from gateway.audit import AuditStore
+    from gateway.audit import AuditLog
     from gateway.telemetry.spans import SpanRecorder
 
 
@@ -33,7 +33,7 @@ class GatewayContext:
         extensions: extra entries for the response's ``extensions``.
         errors: errors of fields answered in part (a region that could not be read), each
             with its path; the edge writes them into the response.
-        audit_log: the audit store, for the auditor's and the citizen's queries (None: none).
+        audit_log: the audit log, for the auditor's and the citizen's queries (None: none).
         audit_reads: decisions recorded for reads of the audit log itself; with
             any, the operation writes an audit event whatever else it touched.
     """
@@ -63,7 +63,7 @@ class GatewayContext:
         *,
         batching: bool = True,
         spans: SpanRecorder | None = None,
-        audit_log: AuditStore | None = None,
+        audit_log: AuditLog | None = None,
         registry: RegionRegistry | None = None,
     ) -> None:
         self.caller = caller

@@ -97,7 +97,7 @@ def test_every_module_is_in_a_layer() -> None:
     [
         ("gateway/core/types.py", "from gateway.edge.settings import Settings"),
         ("policies/masks.py", "from resolvers.context import GatewayContext"),
-        ("gateway/audit/store.py", "from gateway.telemetry.spans import Telemetry"),
+        ("gateway/audit/postgres.py", "from gateway.telemetry.spans import Telemetry"),
     ],
 )
 def test_the_rule_catches_an_import_that_goes_up(tmp_path: Path, module: str, line: str) -> None:

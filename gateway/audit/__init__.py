@@ -1,22 +1,15 @@
 """The audit log: one hash-chained event per operation that touched L2+ data.
 
-``AuditStore`` writes events (group commit, fail closed) and reads them back;
-``verify`` and ``tail`` check and list them from the command line
-(``deltagate audit verify|tail``); ``deltagate audit init``, run by the table's
-owner, creates the table and its guards, which the gateway only checks. See
-``events`` for the chain's rules.
+``AuditLog`` is the interface everything else uses: ``append`` (group commit,
+fail closed), ``read`` (an ``EventQuery``: filters, paging, order), ``head``,
+``verify``, ``ping`` and ``close``. ``PostgresAuditLog`` implements it; the
+audit log's SQL is in ``postgres`` and ``sql`` alone. ``deltagate audit
+verify|tail`` check and list events through the interface; ``deltagate audit
+init``, run by the table's owner, creates the table and its guards, which the
+gateway only checks. See ``events`` for the chain's rules.
 """
 
 from gateway.audit.commands import add_audit_commands
-from gateway.audit.database import (
-    DATABASE,
-    EventQuery,
-    check_schema,
-    create_database,
-    create_schema,
-    database_dsn,
-    init_schema,
-)
 from gateway.audit.events import (
     CHINA_TIME,
     GENESIS,
@@ -24,9 +17,17 @@ from gateway.audit.events import (
     AuditEvent,
     StoredEvent,
 )
+from gateway.audit.log import AuditLog, EventQuery, Receipt
+from gateway.audit.postgres import (
+    DATABASE,
+    PostgresAuditLog,
+    create_database,
+    database_dsn,
+    init_schema,
+    verify,
+)
 from gateway.audit.record import operation_event, touches_audited_data
-from gateway.audit.store import AuditStore, Receipt
-from gateway.audit.verify import Break, VerifyReport, tail, verify
+from gateway.audit.verify import Break, VerifyReport, check_chain
 
 __all__ = [
     "CHINA_TIME",
@@ -34,20 +35,19 @@ __all__ = [
     "GENESIS",
     "HASH_ALGORITHM",
     "AuditEvent",
-    "AuditStore",
+    "AuditLog",
     "Break",
     "EventQuery",
+    "PostgresAuditLog",
     "Receipt",
     "StoredEvent",
     "VerifyReport",
     "add_audit_commands",
-    "check_schema",
+    "check_chain",
     "create_database",
-    "create_schema",
     "database_dsn",
     "init_schema",
     "operation_event",
-    "tail",
     "touches_audited_data",
     "verify",
 ]

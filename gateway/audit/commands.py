@@ -1,6 +1,7 @@
 """``deltagate audit init``, ``deltagate audit verify`` and ``deltagate audit tail``.
 
-Each works on the audit database named by ``--dsn`` (default: ``DELTAGATE_AUDIT_DSN``).
+Each works on the audit database named by ``--dsn`` (default: ``DELTAGATE_AUDIT_DSN``),
+through the ``AuditLog`` interface (``verify``, ``read``) opened for reading only.
 ``init``, run as the role that is to own the table, creates it with its indexes
 and guards (idempotent); the gateway's own role runs no DDL. ``verify`` exits 0
 if the chain holds and its guards are in place, 1 if not.
@@ -17,10 +18,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gateway.audit.database import GUARDS, init_schema
 from gateway.audit.events import CHINA_TIME, StoredEvent
-from gateway.audit.verify import tail, verify
-from gateway.core.errors import ConfigError, GatewayError
+from gateway.audit.log import AuditLog, EventQuery
+from gateway.audit.postgres import GUARDS, PostgresAuditLog, init_schema
+from gateway.audit.verify import VerifyReport
+from gateway.core.errors import AuditUnavailable, ConfigError, GatewayError
 
 
 def add_audit_commands(commands: Any) -> None:
@@ -80,8 +82,32 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open(dsn: str) -> AuditLog:
+    # Reading only: a log whose guard was turned off must still be readable, to look into it.
+    return PostgresAuditLog(dsn, timeout=10.0, guards_required=False)
+
+
+# No ``start``: it would connect once more just to log a warning; the first use connects.
+async def _verify(log: AuditLog, anchor: tuple[int, str] | None) -> VerifyReport:
+    try:
+        return await log.verify(anchor=anchor)
+    finally:
+        await log.close()
+
+
+async def _tail(log: AuditLog, count: int) -> list[StoredEvent]:
+    try:
+        newest = await log.read(EventQuery(limit=count))
+    except AuditUnavailable as exc:
+        raise GatewayError(log.problem or str(exc)) from None
+    finally:
+        await log.close()
+    return list(reversed(newest))
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    report = asyncio.run(verify(_dsn(args), anchor=_anchor(args.anchor)))
+    anchor = _anchor(args.anchor)
+    report = asyncio.run(_verify(_open(_dsn(args)), anchor))
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
@@ -90,7 +116,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_tail(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError("-n must be at least 1")
-    for event in asyncio.run(tail(_dsn(args), args.n)):
+    for event in asyncio.run(_tail(_open(_dsn(args)), args.n)):
         print(orjson.dumps(as_json(event)).decode() if args.json else describe(event))
     return 0
 

@@ -1,27 +1,22 @@
-"""Checking the audit log: walk the hash chain, and list the newest events.
+"""Checking the audit log: walk the hash chain, whatever store keeps it.
 
-``verify`` reads every event in ``seq`` order inside one read-only snapshot and
-stops at the first that is missing, altered or out of place, naming it by its
-number. It also reports whether the table's guards (the append-only and link
-triggers) are in place and enabled, and the head of the chain: an auditor who
-writes the head down can later pass it as ``anchor`` and so also detect events
-removed from the end, which a chain alone cannot show.
+``check_chain`` reads every event in ``seq`` order (an ``AuditLog`` hands them over
+from one consistent snapshot) and stops at the first that is missing, altered or out
+of place, naming it by its number. The report also carries the store's guards (for
+PostgreSQL, the append-only and link triggers) and whether each is in place, and the
+head of the chain: an auditor who writes the head down can later pass it as
+``anchor`` and so also detect events removed from the end, which a chain alone
+cannot show.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
-import asyncpg
-
-from gateway.audit.database import COLUMNS, guard_states, stored_event
 from gateway.audit.events import GENESIS, StoredEvent
-from gateway.core.errors import GatewayError
 
-#: Events fetched per round trip while walking the chain.
-CHUNK = 1000
+__all__ = ["Break", "VerifyReport", "check_chain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +71,6 @@ class VerifyReport:
         return out
 
 
-@asynccontextmanager
-async def _connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    try:
-        connection = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise GatewayError(f"cannot connect to the audit database: {exc}") from None
-    try:
-        exists = await connection.fetchval("SELECT to_regclass('audit_event') IS NOT NULL")
-        if not exists:
-            raise GatewayError("this database holds no audit log (table audit_event)")
-        yield connection
-    finally:
-        await connection.close()
-
-
 def _check(event: StoredEvent, expected: int, prev: str) -> Break | None:
     seq = event.seq
     if seq != expected:
@@ -115,50 +95,40 @@ def _check(event: StoredEvent, expected: int, prev: str) -> Break | None:
     return None
 
 
-async def verify(dsn: str, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
-    """Walk the chain in the audit database at ``dsn``.
+async def check_chain(
+    events: AsyncIterable[StoredEvent],
+    *,
+    anchor: tuple[int, str] | None = None,
+    guards: dict[str, bool] | None = None,
+) -> VerifyReport:
+    """Walk ``events`` (the whole log, in ``seq`` order) and report the first break.
+
+    Every ``AuditLog.verify`` ends here, so the chain's rules are checked one way
+    whatever keeps the events.
 
     Args:
-        dsn: the audit database.
+        events: every stored event, oldest first.
         anchor: (seq, hash) of a head written down earlier; the event must
             still be there with that hash.
-
-    Raises:
-        GatewayError: the database cannot be reached or holds no audit log.
+        guards: the store's guards and whether each is in place (none: {}).
     """
-    async with _connect(dsn) as connection:
-        guards = await guard_states(connection)
-        count = 0
-        prev = GENESIS
-        head: tuple[int, str] | None = None
-        broken: Break | None = None
-        anchored: StoredEvent | None = None
-        async with connection.transaction(isolation="repeatable_read", readonly=True):
-            cursor = connection.cursor(
-                f"SELECT {COLUMNS} FROM audit_event ORDER BY seq", prefetch=CHUNK
-            )
-            async for record in cursor:
-                event = stored_event(record)
-                if anchor is not None and event.seq == anchor[0]:
-                    anchored = event
-                if broken is None:
-                    broken = _check(event, count + 1, prev)
-                    if broken is None:
-                        count += 1
-                        prev = event.hash
-                head = (event.seq, event.hash)
-        if broken is None and anchor is not None:
-            if anchored is None:
-                broken = Break(anchor[0], "anchor", "the anchored event is no longer in the log")
-            elif anchored.hash != anchor[1]:
-                broken = Break(anchor[0], "anchor", "the anchored event's hash has changed")
-        return VerifyReport(events=count, head=head, broken=broken, guards=guards)
-
-
-async def tail(dsn: str, count: int = 20) -> list[StoredEvent]:
-    """The newest ``count`` events, oldest first."""
-    async with _connect(dsn) as connection:
-        records = await connection.fetch(
-            f"SELECT {COLUMNS} FROM audit_event ORDER BY seq DESC LIMIT $1", count
-        )
-    return [stored_event(record) for record in reversed(records)]
+    count = 0
+    prev = GENESIS
+    head: tuple[int, str] | None = None
+    broken: Break | None = None
+    anchored: StoredEvent | None = None
+    async for event in events:
+        if anchor is not None and event.seq == anchor[0]:
+            anchored = event
+        if broken is None:
+            broken = _check(event, count + 1, prev)
+            if broken is None:
+                count += 1
+                prev = event.hash
+        head = (event.seq, event.hash)
+    if broken is None and anchor is not None:
+        if anchored is None:
+            broken = Break(anchor[0], "anchor", "the anchored event is no longer in the log")
+        elif anchored.hash != anchor[1]:
+            broken = Break(anchor[0], "anchor", "the anchored event's hash has changed")
+    return VerifyReport(events=count, head=head, broken=broken, guards=dict(guards or {}))

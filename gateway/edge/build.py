@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
-from gateway.audit import AuditStore
+from gateway.audit import AuditLog, PostgresAuditLog
 from gateway.core.errors import AuditUnavailable, SourceUnavailable
 from gateway.core.types import RegionCode
 from gateway.edge.admission import Admission
@@ -73,7 +73,7 @@ class GatewayParts:
     validation_budget: ValidationBudget | None = None
     manifest: OperationManifest | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
-    audit: AuditStore | None = None
+    audit: AuditLog | None = None
     admission: Admission = field(
         default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
     )
@@ -101,7 +101,7 @@ class GatewayParts:
             observer = _both(telemetry.observe_query, observer)
         audit = None
         if settings.audit_dsn:
-            audit = AuditStore(
+            audit = PostgresAuditLog(
                 settings.audit_dsn,
                 timeout=settings.audit_timeout,
                 on_queue=metrics.set_audit_queue_depth,

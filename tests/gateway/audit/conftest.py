@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 
-from gateway.audit import AuditEvent, AuditStore, create_database
+from gateway.audit import AuditEvent, PostgresAuditLog, create_database
 
 
-@pytest.fixture
-async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
-    """A new, empty audit database, dropped after the test."""
+@asynccontextmanager
+async def new_audit_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A new, empty audit database (its DSN), dropped afterwards."""
     name = f"deltagate_audit_{uuid.uuid4().hex[:12]}"
     yield await create_database(admin_dsn, name)
     connection = await asyncpg.connect(admin_dsn)
@@ -25,8 +26,15 @@ async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def store(audit_dsn: str) -> AsyncIterator[AuditStore]:
-    audit = AuditStore(audit_dsn, timeout=5.0)
+async def audit_dsn(admin_dsn: str) -> AsyncIterator[str]:
+    """A new, empty audit database, dropped after the test."""
+    async with new_audit_database(admin_dsn) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+async def store(audit_dsn: str) -> AsyncIterator[PostgresAuditLog]:
+    audit = PostgresAuditLog(audit_dsn, timeout=5.0)
     yield audit
     await audit.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.audit import AuditStore, verify
+from gateway.audit import PostgresAuditLog, verify
 from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, superuser_sql
 
@@ -12,7 +12,7 @@ EVENTS = 6
 
 
 @pytest.fixture
-async def log(store: AuditStore, audit_dsn: str) -> str:
+async def log(store: PostgresAuditLog, audit_dsn: str) -> str:
     for i in range(EVENTS):
         await store.append(event(i, app=f"app-{i}"))
     await store.close()
@@ -108,3 +108,12 @@ async def _run_cli(argv: list[str]) -> int:
 
     # The command runs its own event loop: give it a thread of its own.
     return await asyncio.to_thread(main, argv)
+
+
+@pytest.mark.parametrize("command", [["verify"], ["tail", "-n", "3"]])
+def test_the_audit_commands_name_a_database_without_the_log(
+    admin_dsn: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server's own database holds no audit_event table: the owner has not run init.
+    assert main(["audit", *command, "--dsn", admin_dsn]) == 1
+    assert "run deltagate audit init" in capsys.readouterr().err

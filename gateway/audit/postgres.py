@@ -1,9 +1,11 @@
-"""The audit store: events appended in groups, hash-chained, and read back by auditors.
+"""The audit log in PostgreSQL: events appended in groups, hash-chained, read back, verified.
 
-The database (``deltagate_audit`` by default) belongs to the audit log alone;
-its table and guards are in ``gateway.audit.database``, created beforehand by
-their owner (``deltagate audit init``): the store only checks, once per pool,
-that they are in place, and is unavailable until they are.
+``PostgresAuditLog`` is the ``AuditLog`` the gateway runs with. The database
+(``deltagate_audit`` by default) belongs to the audit log alone; its table and
+guards are in ``gateway.audit.sql`` (with every statement run here), created
+beforehand by their owner (``deltagate audit init``, ``init_schema``): the log
+only checks, once per pool, that they are in place, and is unavailable until
+they are.
 
 Writing: ``append`` hands the event to one writer task per process and
 returns once the INSERT holding it has committed. While one INSERT is in
@@ -24,17 +26,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from gateway.audit.database import HEAD, INSERT, EventQuery, check_schema, stored_event
 from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
-from gateway.core.errors import AuditUnavailable
+from gateway.audit.log import AuditLog, EventQuery, Receipt
+from gateway.audit.sql import (
+    ALL_EVENTS,
+    DATABASE,
+    GUARDS,
+    HEAD,
+    INSERT,
+    PING,
+    check_schema,
+    create_database,
+    database_dsn,
+    guard_states,
+    init_schema,
+    select,
+    stored_event,
+)
+from gateway.audit.verify import VerifyReport, check_chain
+from gateway.core.errors import AuditUnavailable, GatewayError
 
-__all__ = ["AuditStore", "Receipt"]
+__all__ = [
+    "DATABASE",
+    "GUARDS",
+    "PostgresAuditLog",
+    "create_database",
+    "database_dsn",
+    "init_schema",
+    "verify",
+]
 
 logger = logging.getLogger("deltagate.audit")
 
@@ -42,14 +67,6 @@ logger = logging.getLogger("deltagate.audit")
 CONFLICT_RETRIES = 8
 
 _CONFLICTS = (asyncpg.UniqueViolationError, asyncpg.IntegrityConstraintViolationError)
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """An event's commit: the stored event and how many events its INSERT carried."""
-
-    stored: StoredEvent
-    batch: int
 
 
 def _payload(stored: Sequence[StoredEvent]) -> str:
@@ -69,7 +86,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
 
 
-class AuditStore:
+class PostgresAuditLog(AuditLog):
     """The audit log in its own PostgreSQL database.
 
     Args:
@@ -80,13 +97,16 @@ class AuditStore:
         algorithm: the chain's hash algorithm (default: SM3 if available, else SHA-256).
         on_queue: told how many events wait for their INSERT whenever that changes
             (the ``deltagate_audit_queue_depth`` gauge).
+        guards_required: refuse a table whose guard triggers are missing or off
+            (the gateway); False for reading and verifying such a table, to look
+            into it (the ``deltagate audit`` commands): such a log appends nothing.
 
     Example::
 
-        store = AuditStore("postgresql://gateway@audit-db/deltagate_audit")
-        receipt = await store.append(event)   # returns once committed, else AuditUnavailable
+        log = PostgresAuditLog("postgresql://gateway@audit-db/deltagate_audit")
+        receipt = await log.append(event)     # returns once committed, else AuditUnavailable
         print(receipt.stored.seq)
-        await store.close()                   # writes what is pending first
+        await log.close()                     # writes what is pending first
     """
 
     def __init__(
@@ -97,8 +117,10 @@ class AuditStore:
         max_batch: int = 500,
         algorithm: str = HASH_ALGORITHM,
         on_queue: Callable[[int], None] | None = None,
+        guards_required: bool = True,
     ) -> None:
         self._dsn = dsn
+        self._guards_required = guards_required
         self._on_queue = on_queue
         self._timeout = timeout
         self._max_batch = max_batch
@@ -144,7 +166,7 @@ class AuditStore:
 
     async def ping(self) -> None:
         """Return if the audit database answers, else raise ``AuditUnavailable``."""
-        await self._run(lambda pool: pool.fetchval("SELECT 1"), "ping")
+        await self._run(lambda pool: pool.fetchval(PING), "ping")
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -157,6 +179,8 @@ class AuditStore:
         """
         if self._closed:
             raise AuditUnavailable("the audit log is closed")
+        if not self._guards_required:
+            raise AuditUnavailable("this audit log was opened for reading only")
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         if self._on_queue is not None:
@@ -215,14 +239,36 @@ class AuditStore:
     # -- reading -----------------------------------------------------------------------------
 
     async def read(self, query: EventQuery) -> list[StoredEvent]:
-        """The events matching ``query``, newest first.
+        """The events matching ``query``, in its order.
 
         Raises:
             AuditUnavailable: the audit database cannot be read.
         """
-        sql, args = query.sql()
+        sql, args = select(query)
         records = await self._run(lambda pool: pool.fetch(sql, *args), "read")
         return [stored_event(record) for record in records]
+
+    async def head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the newest event; None for an empty log."""
+        row = await self._run(lambda pool: pool.fetchrow(HEAD), "read")
+        return None if row is None else (row["seq"], row["hash"])
+
+    async def verify(self, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
+        """Walk the chain inside one read-only snapshot; report the guards' states too.
+
+        No timeout: a long log takes as long as it takes to read.
+
+        Raises:
+            GatewayError: the database cannot be reached or holds no audit log.
+        """
+        try:
+            pool = await self._get_pool()
+        except AuditUnavailable as exc:
+            raise GatewayError(self.problem or str(exc)) from None
+        async with pool.acquire() as connection:
+            guards = await guard_states(connection)
+            async with connection.transaction(isolation="repeatable_read", readonly=True):
+                return await check_chain(_walk(connection), anchor=anchor, guards=guards)
 
     async def _run(self, work: Any, what: str) -> Any:
         try:
@@ -260,7 +306,7 @@ class AuditStore:
                     server_settings={"application_name": "deltagate-audit"},
                 )
                 async with pool.acquire() as connection:
-                    await check_schema(connection)
+                    await check_schema(connection, guards=self._guards_required)
         except Exception as exc:
             if isinstance(exc, AuditUnavailable):  # reachable, but not set up, or a guard is off
                 self.problem = str(exc)
@@ -273,3 +319,25 @@ class AuditStore:
             raise AuditUnavailable("the audit log is unavailable") from None
         self.problem = None
         return pool
+
+
+#: Events fetched per round trip while walking the chain.
+CHUNK = 1000
+
+
+async def _walk(connection: asyncpg.Connection) -> AsyncIterator[StoredEvent]:
+    async for record in connection.cursor(ALL_EVENTS, prefetch=CHUNK):
+        yield stored_event(record)
+
+
+async def verify(dsn: str, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
+    """Verify the audit log in the database at ``dsn`` (``PostgresAuditLog.verify``).
+
+    Raises:
+        GatewayError: the database cannot be reached or holds no audit log.
+    """
+    log = PostgresAuditLog(dsn, guards_required=False)
+    try:
+        return await log.verify(anchor=anchor)
+    finally:
+        await log.close()

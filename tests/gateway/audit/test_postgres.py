@@ -1,4 +1,4 @@
-"""The audit store: a hash chain in its own database, append-only, group-committed, fail closed."""
+"""The PostgreSQL audit log: a hash chain in its own database, append-only, fail closed."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from gateway.audit import GENESIS, AuditStore, EventQuery, create_database, database_dsn, verify
+from gateway.audit import (
+    GENESIS,
+    EventQuery,
+    PostgresAuditLog,
+    create_database,
+    database_dsn,
+    verify,
+)
 from gateway.audit.events import chain_hash
 from gateway.core.errors import AuditUnavailable
 from tests.gateway.audit.conftest import event
 
 
 async def test_events_are_numbered_and_chained_from_genesis(
-    store: AuditStore, audit_dsn: str
+    store: PostgresAuditLog, audit_dsn: str
 ) -> None:
     receipts = [await store.append(event(i)) for i in range(3)]
     assert [r.stored.seq for r in receipts] == [1, 2, 3]
@@ -41,7 +48,7 @@ async def test_events_are_numbered_and_chained_from_genesis(
     ],
 )
 async def test_the_database_refuses_to_change_or_remove_events(
-    store: AuditStore, audit_dsn: str, sql: str
+    store: PostgresAuditLog, audit_dsn: str, sql: str
 ) -> None:
     await store.append(event())
     # The test server's role is a superuser: the trigger refuses even that.
@@ -55,7 +62,7 @@ async def test_the_database_refuses_to_change_or_remove_events(
 
 
 async def test_an_event_that_does_not_follow_the_chain_is_refused(
-    store: AuditStore, audit_dsn: str
+    store: PostgresAuditLog, audit_dsn: str
 ) -> None:
     await store.append(event())
     connection = await asyncpg.connect(audit_dsn)
@@ -72,7 +79,9 @@ async def test_an_event_that_does_not_follow_the_chain_is_refused(
         await connection.close()
 
 
-async def test_concurrent_operations_share_one_insert(store: AuditStore, audit_dsn: str) -> None:
+async def test_concurrent_operations_share_one_insert(
+    store: PostgresAuditLog, audit_dsn: str
+) -> None:
     receipts = await asyncio.gather(*(store.append(event(i)) for i in range(200)))
     assert sorted(r.stored.seq for r in receipts) == list(range(1, 201))
     # All 200 were waiting before the writer ran: one INSERT, one commit.
@@ -81,7 +90,7 @@ async def test_concurrent_operations_share_one_insert(store: AuditStore, audit_d
 
 
 async def test_two_replicas_writing_to_one_database_keep_one_chain(audit_dsn: str) -> None:
-    first, second = AuditStore(audit_dsn), AuditStore(audit_dsn)
+    first, second = PostgresAuditLog(audit_dsn), PostgresAuditLog(audit_dsn)
     try:
         for _ in range(5):  # each round, both replicas append from a stale head
             await asyncio.gather(
@@ -97,7 +106,7 @@ async def test_two_replicas_writing_to_one_database_keep_one_chain(audit_dsn: st
 
 
 async def test_closing_writes_what_is_pending(audit_dsn: str) -> None:
-    store = AuditStore(audit_dsn)
+    store = PostgresAuditLog(audit_dsn)
     pending = [asyncio.create_task(store.append(event(i))) for i in range(20)]
     await asyncio.sleep(0)  # the requests hand their events over
     await store.close()
@@ -108,7 +117,7 @@ async def test_closing_writes_what_is_pending(audit_dsn: str) -> None:
 
 
 async def test_an_unreachable_database_fails_closed(admin_dsn: str) -> None:
-    store = AuditStore(database_dsn(admin_dsn, "deltagate_audit_never_created"), timeout=2.0)
+    store = PostgresAuditLog(database_dsn(admin_dsn, "deltagate_audit_never_created"), timeout=2.0)
     try:
         with pytest.raises(AuditUnavailable):
             await store.append(event())
@@ -121,7 +130,7 @@ async def test_an_unreachable_database_fails_closed(admin_dsn: str) -> None:
 
 
 async def test_creating_the_audit_database_keeps_an_existing_log(
-    store: AuditStore, audit_dsn: str, admin_dsn: str
+    store: PostgresAuditLog, audit_dsn: str, admin_dsn: str
 ) -> None:
     await store.append(event())
     name = urlsplit(audit_dsn).path.lstrip("/")
@@ -129,7 +138,7 @@ async def test_creating_the_audit_database_keeps_an_existing_log(
     assert (await verify(audit_dsn)).events == 1
 
 
-async def test_filters_select_events_by_app_subject_and_trace(store: AuditStore) -> None:
+async def test_filters_select_events_by_app_subject_and_trace(store: PostgresAuditLog) -> None:
     await store.append(event(1, app="a", subjects=("11010519491231002X",)))
     await store.append(event(2, app="b", subjects=("360426199101010071", "91350100M000100Y43")))
     await store.append(event(3, app="a", subjects=("91350100M000100Y43",)))

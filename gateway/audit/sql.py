@@ -1,4 +1,7 @@
-"""The audit database's tables and statements: the schema and its guards, reading events back.
+"""The audit log's SQL: its table and guards, and every statement the PostgreSQL store runs.
+
+Only ``gateway.audit.postgres`` imports this module: the rest of the gateway
+reads and writes the audit log through ``gateway.audit.log.AuditLog``.
 
 The table is created by its owner, once, with ``deltagate audit init``
 (``create_schema``); the gateway's own role runs no DDL (it may only INSERT
@@ -13,9 +16,7 @@ before it, so two writers can never fork the chain.
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -24,20 +25,26 @@ import orjson
 from gateway.audit.events import AuditEvent, StoredEvent
 from gateway.core.errors import AuditUnavailable
 
+if TYPE_CHECKING:
+    from gateway.audit.log import EventQuery
+
 __all__ = [
+    "ALL_EVENTS",
     "COLUMNS",
     "DATABASE",
     "GUARDS",
     "HEAD",
     "INSERT",
+    "PING",
     "SCHEMA",
-    "EventQuery",
+    "TABLE_EXISTS",
     "check_schema",
     "create_database",
     "create_schema",
     "database_dsn",
     "guard_states",
     "init_schema",
+    "select",
     "stored_event",
 ]
 
@@ -142,51 +149,37 @@ INSERT = (
 HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventQuery:
-    """Which events to read, newest first; every given condition must hold.
+#: The existence of the table (``to_regclass`` reads the catalog only).
+TABLE_EXISTS = "SELECT to_regclass('audit_event') IS NOT NULL"
 
-    Attributes:
-        caller_app: the caller application.
-        subject: an ID number or USCC the event lists.
-        matter_code: the matter.
-        trace_id: the trace id (32 hex digits).
-        start: events at or after this time.
-        end: events before this time.
-        before: events with a smaller ``seq`` (the page after a cursor).
-        limit: at most this many.
-    """
+#: Every event, oldest first: the walk of ``verify``.
+ALL_EVENTS = f"SELECT {COLUMNS} FROM audit_event ORDER BY seq"
 
-    caller_app: str | None = None
-    subject: str | None = None
-    matter_code: str | None = None
-    trace_id: str | None = None
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    before: int | None = None
-    limit: int = 20
+PING = "SELECT 1"
 
-    def sql(self) -> tuple[str, list[Any]]:
-        conditions: list[str] = []
-        args: list[Any] = []
-        for template, value in (
-            ("caller_app = {}", self.caller_app),
-            ("subjects @> ARRAY[{}::text]", self.subject),
-            ("matter_code = {}", self.matter_code),
-            ("trace_id = {}", self.trace_id),
-            ("at >= {}", self.start),
-            ("at < {}", self.end),
-            ("seq < {}", self.before),
-        ):
-            if value is not None:
-                args.append(value)
-                conditions.append(template.format(f"${len(args)}"))
-        where = " AND ".join(conditions) or "TRUE"
-        args.append(self.limit)
-        sql = (
-            f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY seq DESC LIMIT ${len(args)}"
-        )
-        return sql, args
+
+def select(query: EventQuery) -> tuple[str, list[Any]]:
+    """The statement and arguments that read the events ``query`` asks for."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    for template, value in (
+        ("caller_app = {}", query.caller_app),
+        ("subjects @> ARRAY[{}::text]", query.subject),
+        ("matter_code = {}", query.matter_code),
+        ("trace_id = {}", query.trace_id),
+        ("at >= {}", query.start),
+        ("at < {}", query.end),
+        ("seq < {}", query.before),
+        ("seq > {}", query.after),
+    ):
+        if value is not None:
+            args.append(value)
+            conditions.append(template.format(f"${len(args)}"))
+    where = " AND ".join(conditions) or "TRUE"
+    order = "DESC" if query.newest_first else "ASC"
+    args.append(query.limit)
+    sql = f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY seq {order} LIMIT ${len(args)}"
+    return sql, args
 
 
 def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
@@ -240,18 +233,23 @@ async def guard_states(connection: asyncpg.Connection) -> dict[str, bool]:
     return {name: found.get(name, False) for name in GUARDS}
 
 
-async def check_schema(connection: asyncpg.Connection) -> None:
+async def check_schema(connection: asyncpg.Connection, *, guards: bool = True) -> None:
     """Return if the table is there with every guard enabled (catalog reads only, no DDL).
+
+    ``guards=False`` checks for the table alone: for reading a log whose guard was
+    turned off, to look into it (``deltagate audit verify`` and ``tail``).
 
     Raises:
         AuditUnavailable: saying what is missing; the gateway then writes nothing
             (an unguarded table is no audit log).
     """
-    if not await connection.fetchval("SELECT to_regclass('audit_event') IS NOT NULL"):
+    if not await connection.fetchval(TABLE_EXISTS):
         raise AuditUnavailable(
             "the audit database has no table audit_event: run deltagate audit init"
             " as the role that is to own it"
         )
+    if not guards:
+        return
     off = [name for name, enabled in (await guard_states(connection)).items() if not enabled]
     if off:
         raise AuditUnavailable(

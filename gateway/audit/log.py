@@ -1,0 +1,148 @@
+"""The extension point for audit storage: one class per kind of store.
+
+The gateway, its resolvers and the ``deltagate audit`` commands reach the audit
+log only through :class:`AuditLog`: they append events, read them back with an
+:class:`EventQuery` (filters, paging and order, no storage language), ask for
+the head of the chain, and verify it. The one implementation shipped is
+``gateway.audit.postgres.PostgresAuditLog``; all SQL of the audit log is there
+and in ``gateway.audit.sql``, which only it imports.
+
+What every implementation keeps (``tests/gateway/audit/test_log_contract.py``
+holds each to it):
+
+- events are numbered 1, 2, 3, ... without gaps and hash-chained
+  (``gateway.audit.events.chain``); ``append`` returns only once the event is
+  stored durably, and raises ``AuditUnavailable`` otherwise (fail closed: the
+  caller must not release the data the event records);
+- ``read`` returns what ``append`` stored, unchanged;
+- ``verify`` walks the whole chain (``gateway.audit.verify.check_chain``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+
+from gateway.audit.events import AuditEvent, StoredEvent
+from gateway.audit.verify import VerifyReport
+
+__all__ = ["AuditLog", "EventQuery", "Receipt"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventQuery:
+    """Which events to read; every given condition must hold.
+
+    Attributes:
+        caller_app: the caller application.
+        subject: an ID number or USCC the event lists.
+        matter_code: the matter.
+        trace_id: the trace id (32 hex digits).
+        start: events at or after this time.
+        end: events before this time.
+        before: events with a smaller ``seq`` (the page after a cursor, newest first).
+        after: events with a greater ``seq`` (the page after a cursor, oldest first).
+        limit: at most this many.
+        newest_first: order by ``seq`` descending (the default), else ascending.
+    """
+
+    caller_app: str | None = None
+    subject: str | None = None
+    matter_code: str | None = None
+    trace_id: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 20
+    newest_first: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """An event's commit: the stored event and how many events its write carried."""
+
+    stored: StoredEvent
+    batch: int
+
+
+class AuditLog(ABC):
+    """The hash-chained audit log, wherever it is kept.
+
+    Subclasses implement :meth:`append`, :meth:`read`, :meth:`head`,
+    :meth:`verify`, :meth:`ping` and :meth:`close`; :meth:`start` does nothing
+    unless the store has something to connect to.
+
+    >>> async def newest(log: AuditLog) -> list[StoredEvent]:
+    ...     async with log:
+    ...         return await log.read(EventQuery(limit=5))
+
+    Attributes:
+        problem: why the store is unusable right now, for ``/readyz`` (None if
+            it is usable, or does not know).
+    """
+
+    problem: str | None = None
+
+    # Optional hook, empty on purpose: a store that holds nothing need not override it.
+    async def start(self) -> None:  # noqa: B027
+        """Get ready to write. Must not fail because the store is down right now."""
+
+    @abstractmethod
+    async def append(self, event: AuditEvent) -> Receipt:
+        """Number, chain and store ``event``; return once it is stored durably.
+
+        Raises:
+            AuditUnavailable: the event was not stored (the caller must not
+                release the data it records), or the log is closed.
+        """
+
+    @abstractmethod
+    async def read(self, query: EventQuery) -> list[StoredEvent]:
+        """The events matching ``query``, in its order.
+
+        Raises:
+            AuditUnavailable: the log cannot be read.
+        """
+
+    @abstractmethod
+    async def head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the newest event; None for an empty log.
+
+        Raises:
+            AuditUnavailable: the log cannot be read.
+        """
+
+    @abstractmethod
+    async def verify(self, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
+        """Walk the whole chain from event 1, in one consistent snapshot.
+
+        Args:
+            anchor: (seq, hash) of a head written down earlier; that event must
+                still be there with that hash.
+
+        Raises:
+            GatewayError: the log cannot be read.
+        """
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return if the store answers, else raise ``AuditUnavailable``."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Store what is pending, then release what the store holds; later appends fail."""
+
+    async def __aenter__(self) -> AuditLog:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
