@@ -71,10 +71,10 @@ def test_only_the_edge_builds_a_postgres_audit_log() -> None:
         if "gateway.audit.PostgresAuditLog" in imported_names(path)
         or "gateway.audit.postgres.PostgresAuditLog" in imported_names(path)
     }
-    # The app builds the gateway's; the audit commands open one to read and verify; the
+    # The edge builds the gateway's; the audit commands open one to read and verify; the
     # package's __init__ states its public surface.
     assert builders == {
-        "gateway/edge/app.py",
+        "gateway/edge/build.py",
         "gateway/audit/commands.py",
         "gateway/audit/__init__.py",
     }
