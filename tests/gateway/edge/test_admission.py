@@ -90,7 +90,13 @@ async def response_of(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]
     status_line, *lines = head.decode().split("\r\n")
     headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines if line)}
     body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 5)
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+    # Closed by the server: an end of file, or a reset when the server closed with bytes of
+    # the trickled body still unread (TCP answers those with RST).
+    try:
+        rest = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        rest = b""
+    assert rest == b""
     return int(status_line.split()[1]), headers, body
 
 
@@ -123,7 +129,7 @@ async def test_one_client_may_hold_only_so_many_requests_before_they_are_admitte
     reader, writer = await send_headers(server, PORTAL)
     started = time.monotonic()
     status, headers, body = await response_of(reader)  # closed too: its body is never read
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # refused at once, not after the body deadline
     writer.close()
     assert status == 429
     assert headers["connection"] == "close"
