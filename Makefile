@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/deltagate demo
 
-test: $(STAMP)
+# The static checks (lint) run first: a lint or type error fails the run before any test.
+test: lint
 	$(BIN)/python -m pytest -q
 
 # The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use
@@ -33,9 +34,11 @@ bench-profile: $(STAMP)
 	$(BIN)/pip install --quiet py-spy
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
+# ruff (lint and format) on everything, mypy on the packages (configuration in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,7 +179,7 @@ def _position(ctx: GatewayContext, after: str | None) -> int | None:
     return int(position[0])
 
 
-def released(decisions: Sequence[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
+def released(decisions: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str | None]]:
     """What an event released: (field, decision, owning region), withheld fields left out."""
     seen: dict[tuple[str, str, str | None], None] = {}
     for entry in decisions:

@@ -50,7 +50,8 @@ class GatewaySchema(strawberry.Schema):
             variable_values=variable_values,
             operation_name=operation_name,
             executor_class=self.execution_context_class,
-            is_awaitable=optimized_is_awaitable,
+            # Strawberry annotates its check ``-> bool`` where graphql-core asks for a TypeGuard.
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
         )
         if isawaitable(result):
             result = await result

@@ -165,7 +165,7 @@ def _object_plan(
         field_def = object_type.fields[name]
         named = get_named_type(field_def.type)
         if isinstance(named, GraphQLObjectType):
-            allowed = LINKS.get(object_type.name) or PAGE_LINKS.get(object_type.name, ())
+            allowed = LINKS.get(object_type.name) or PAGE_LINKS.get(object_type.name, frozenset())
             if name not in allowed:
                 raise Unsupported(f"{object_type.name}.{name}")
             if named.name not in LINKS and named.name not in PLAIN_TYPES | PAGE_TYPES:

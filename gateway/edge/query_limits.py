@@ -225,8 +225,10 @@ def _spread_names(selection_set: SelectionSetNode) -> list[str]:
         for node in stack.pop().selections:
             if isinstance(node, FragmentSpreadNode):
                 names.append(node.name.value)
-            elif node.selection_set is not None:  # type: ignore[union-attr]
-                stack.append(node.selection_set)  # type: ignore[union-attr]
+            elif (
+                isinstance(node, (FieldNode, InlineFragmentNode)) and node.selection_set is not None
+            ):
+                stack.append(node.selection_set)
     return names
 
 
