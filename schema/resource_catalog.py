@@ -102,7 +102,9 @@ class CatalogQuery:
                 decisions=[
                     RegionDecision(
                         region=Region(d.region),
-                        with_matter=FieldDecision.of(d.with_matter) if d.with_matter else None,
+                        with_matter=(
+                            FieldDecision.of(d.with_matter) if d.with_matter is not None else None
+                        ),
                         without_matter=FieldDecision.of(d.without_matter),
                     )
                     for d in entry.decisions
