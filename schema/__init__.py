@@ -104,6 +104,7 @@ def _without_suggestions(
 ) -> type[StrawberryGraphQLCoreExecutionContext]:
     """``base``, building its executors with suggestions hidden (variable coercion errors)."""
 
+    # mypy takes no base class from a variable (valid-type), so it sees Any (misc).
     class WithoutSuggestions(base):  # type: ignore[misc,valid-type]
         @classmethod
         def build(cls, *args: Any, **kwargs: Any) -> Any:

@@ -29,6 +29,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -220,10 +221,12 @@ def _collect(
     return grouped
 
 
-def _matches(schema: GraphQLSchema, condition: object, object_type: GraphQLObjectType) -> bool:
+def _matches(
+    schema: GraphQLSchema, condition: NamedTypeNode | None, object_type: GraphQLObjectType
+) -> bool:
     if condition is None:
         return True
-    named = schema.get_type(condition.name.value)  # type: ignore[attr-defined]
+    named = schema.get_type(condition.name.value)
     if named is object_type:
         return True
     if isinstance(named, GraphQLObjectType):

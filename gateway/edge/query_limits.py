@@ -166,7 +166,8 @@ class _Local:
 
 
 def _measure_local(selection_set: SelectionSetNode) -> _Local:
-    local = _Local(spreads=[])
+    spreads: list[tuple[str, int]] = []
+    local = _Local(spreads=spreads)
     stack = [(selection_set, 0)]
     while stack:  # no recursion: nesting is bounded by the parser, not by Python's stack
         node_set, level = stack.pop()
@@ -186,7 +187,7 @@ def _measure_local(selection_set: SelectionSetNode) -> _Local:
             elif isinstance(node, InlineFragmentNode):
                 stack.append((node.selection_set, level))
             elif isinstance(node, FragmentSpreadNode):
-                local.spreads.append((node.name.value, level))  # type: ignore[union-attr]
+                spreads.append((node.name.value, level))
     return local
 
 
