@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/deltagate demo
 
-test: $(STAMP)
+# The static checks (lint) run first: a lint or type error fails the run before any test.
+test: lint
 	sh tools/ensure-kubectl.sh $(VENV)  # tests/k8s render the manifests with kubectl
 	$(BIN)/python -m pytest -q
 
@@ -34,12 +35,14 @@ bench-profile: $(STAMP)
 	$(BIN)/pip install --quiet py-spy
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
+# ruff (lint and format) on everything, mypy on the packages (configuration in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache
 
 # kustomize reads only files under k8s/: copy the shipped policies and mappings there
 # (tests/k8s checks the copies match).

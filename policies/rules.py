@@ -89,6 +89,7 @@ def _level_covers(granted: str, asked: str) -> bool:
     return granted in _LEVELS and asked in _LEVELS and granted[1] >= asked[1]
 
 
+# pycasbin has no types (pyproject.toml), so its Adapter is Any to mypy.
 class _CheckedLines(Adapter):  # type: ignore[misc]
     """Feeds the enforcer the already-checked lines instead of re-reading the file."""
 

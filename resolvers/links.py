@@ -86,7 +86,7 @@ LINKS: dict[str, Link] = {
 
 def follow(ctx: GatewayContext, link: Link, parent: Row) -> str | None:
     """The key to look up for ``parent``, or None if the link is not followed."""
-    key = parent.get(link.key_field)
+    key: str | None = parent.get(link.key_field)
     if not key:
         return None
     if not ctx.policy.allows(link.coordinate, parent[OWNER]):

@@ -283,7 +283,7 @@ class Loaders:
             spec.type_name, region, raw, fields=self.fields_of(spec.type_name)
         )
         if spec.kind is not None:
-            self._keep_kind(spec, region, raw, shown)
+            self._keep_kind(spec, spec.kind, region, raw, shown)
         groups: dict[str, list[Row]] = {key: [] for key in keys}
         for original, row in zip(raw, shown, strict=True):
             group = groups.get(original[spec.by])
@@ -292,7 +292,12 @@ class Loaders:
         return [groups[key] for key in keys]
 
     def _keep_kind(
-        self, spec: LoadSpec, region: RegionCode, raw: Sequence[Row], shown: Sequence[Row]
+        self,
+        spec: LoadSpec,
+        kind: str,
+        region: RegionCode,
+        raw: Sequence[Row],
+        shown: Sequence[Row],
     ) -> None:
         """Give each shown row its raw kind (``_kind``) where the caller may see it in clear.
 
@@ -300,13 +305,13 @@ class Loaders:
         operation did not select; a filter on the raw kind of a row whose kind is
         withheld would tell it. So a withheld kind matches no filter.
         """
-        coordinate = f"{spec.type_name}.{spec.kind}"
+        coordinate = f"{spec.type_name}.{kind}"
         policy = self.policy
         for original, row in zip(raw, shown, strict=True):
             # As ``apply`` does: anything but an enterprise's record counts as a person's.
             about = None if original.get("subject_type") == "LEGAL_PERSON" else NATURAL_PERSON
             decision = policy.decide(coordinate, region, subject_type=about)
-            row[KIND] = original.get(spec.kind) if decision.decision is Decision.CLEAR else None
+            row[KIND] = original.get(kind) if decision.decision is Decision.CLEAR else None
 
     async def one(self, spec: LoadSpec, region: RegionCode, key: str) -> Row | None:
         """The row identified by ``key`` in its home region, or None."""

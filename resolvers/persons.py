@@ -77,7 +77,7 @@ async def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str, path: Any) -> l
     ``path``: the caller gets what the other regions keep, and knows what is missing.
     """
     results = await ctx.loaders.everywhere(spec, key)  # the keys join their batches now
-    out = []
+    out: list[list[Row]] = []
     for result in results:
         if isinstance(result, SourceUnavailable):
             ctx.unavailable(path, result)

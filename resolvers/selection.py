@@ -19,6 +19,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
     get_named_type,
@@ -69,8 +70,8 @@ def selected_fields(
 
 
 def _condition(
-    schema: GraphQLSchema, condition, parent: GraphQLObjectType
-) -> GraphQLObjectType | None:  # type: ignore[no-untyped-def]
+    schema: GraphQLSchema, condition: NamedTypeNode | None, parent: GraphQLObjectType
+) -> GraphQLObjectType | None:
     if condition is None:
         return parent
     named: GraphQLNamedType | None = schema.get_type(condition.name.value)

@@ -54,7 +54,8 @@ class GatewaySchema(strawberry.Schema):
             variable_values=variable_values,
             operation_name=operation_name,
             executor_class=self.execution_context_class,
-            is_awaitable=optimized_is_awaitable,
+            # Strawberry annotates its check ``-> bool`` where graphql-core asks for a TypeGuard.
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
         )
         if isawaitable(result):
             result = await result
@@ -110,6 +111,7 @@ def _without_suggestions(
 ) -> type[StrawberryGraphQLCoreExecutionContext]:
     """``base``, building its executors with suggestions hidden (variable coercion errors)."""
 
+    # mypy takes no base class from a variable (valid-type), so it sees Any (misc).
     class WithoutSuggestions(base):  # type: ignore[misc,valid-type]
         @classmethod
         def build(cls, *args: Any, **kwargs: Any) -> Any:

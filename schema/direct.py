@@ -242,7 +242,7 @@ class _Run:
         fetched = await self.read(wanted)
         following: Level = []
         for out, entry, link, key, regions, path in jobs:
-            per_region = []
+            per_region: list[list[Row]] = []
             failed: Exception | None = None
             for region in regions:
                 got = fetched[(link.load, region)]
@@ -279,9 +279,9 @@ class _Run:
     ) -> dict[Read, dict[str, list[Row]] | Exception]:
         """One query per (entity, region) for the keys not read before in this operation."""
         reads = []
-        for (spec, region), keys in wanted.items():
+        for (spec, region), asked in wanted.items():
             seen = self.seen.setdefault((spec, region), {})
-            new = [key for key in keys if key not in seen]
+            new = [key for key in asked if key not in seen]
             reads.append(((spec, region), new))
         results = await asyncio.gather(
             *(self.ctx.loaders.read(spec, region, keys) for (spec, region), keys in reads if keys),

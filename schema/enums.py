@@ -60,4 +60,6 @@ def use_regions(schema: GraphQLSchema, regions: RegionRegistry) -> None:
     # ``values`` and ``_value_lookup`` are cached properties: set the one, drop the other.
     enum_type.values = {code: GraphQLEnumValue(code) for code in codes}
     enum_type.__dict__.pop("_value_lookup", None)
-    enum_type.wrapped_cls = StrEnum("Region", {code: code for code in codes})  # type: ignore[attr-defined]
+    # The functional form with codes known only now; mypy cannot see its members.
+    members: dict[str, str] = {code: code for code in codes}
+    enum_type.wrapped_cls = StrEnum("Region", members)  # type: ignore[attr-defined,misc]

@@ -29,6 +29,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -165,7 +166,7 @@ def _object_plan(
         field_def = object_type.fields[name]
         named = get_named_type(field_def.type)
         if isinstance(named, GraphQLObjectType):
-            allowed = LINKS.get(object_type.name) or PAGE_LINKS.get(object_type.name, ())
+            allowed = LINKS.get(object_type.name) or PAGE_LINKS.get(object_type.name, frozenset())
             if name not in allowed:
                 raise Unsupported(f"{object_type.name}.{name}")
             if named.name not in LINKS and named.name not in PLAIN_TYPES | PAGE_TYPES:
@@ -220,10 +221,12 @@ def _collect(
     return grouped
 
 
-def _matches(schema: GraphQLSchema, condition: object, object_type: GraphQLObjectType) -> bool:
+def _matches(
+    schema: GraphQLSchema, condition: NamedTypeNode | None, object_type: GraphQLObjectType
+) -> bool:
     if condition is None:
         return True
-    named = schema.get_type(condition.name.value)  # type: ignore[attr-defined]
+    named = schema.get_type(condition.name.value)
     if named is object_type:
         return True
     if isinstance(named, GraphQLObjectType):

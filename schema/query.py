@@ -75,7 +75,8 @@ class Query(CatalogQuery, AuditQuery):
     ) -> list[NaturalPerson | None]:
         _check_batch(id_numbers, "idNumbers")
         info.context.plan(info)
-        return [_person(row) for row in persons.persons(info.context, id_numbers)]
+        # graphql-core awaits each item of a list; the annotation is the schema's type.
+        return [_person(row) for row in persons.persons(info.context, id_numbers)]  # type: ignore[misc]
 
     @strawberry.field(description="A legal person by unified social credit code (GB 32100).")
     async def legal_person(self, info: Info, uscc: strawberry.ID) -> LegalPerson | None:
@@ -88,7 +89,7 @@ class Query(CatalogQuery, AuditQuery):
     ) -> list[LegalPerson | None]:
         _check_batch(usccs, "usccs")
         info.context.plan(info)
-        return [_company(row) for row in enterprises.enterprises(info.context, usccs)]
+        return [_company(row) for row in enterprises.enterprises(info.context, usccs)]  # type: ignore[misc]
 
     @strawberry.field(
         description="Legal persons whose name starts with `name`, in one region or all."

@@ -13,6 +13,8 @@ import strawberry
 
 from policies import catalog_entries, matter_entries
 from policies.decisions import FieldDecision as PolicyDecision
+from policies.engine import PolicyEngine
+from resolvers.context import GatewayContext
 from schema.enums import Region, SubjectType
 from schema.types import Info
 
@@ -33,9 +35,7 @@ class FieldDecision:
     reason: str = strawberry.field(description="A stable code, e.g. ONE_ABOVE_CLEARANCE.")
 
     @classmethod
-    def of(cls, found: PolicyDecision | None) -> FieldDecision | None:
-        if found is None:
-            return None
+    def of(cls, found: PolicyDecision) -> FieldDecision:
         shown = found.as_dict()
         return cls(
             decision=Decision(shown["decision"]),
@@ -86,7 +86,7 @@ class CatalogQuery:
     @strawberry.field(description="Every field coordinate with its grade and your decisions.")
     def catalog(self, info: Info) -> list[CatalogField]:
         ctx = info.context
-        entries = catalog_entries(ctx.engine, ctx.caller, ctx.policy.matter_code)
+        entries = catalog_entries(_engine(ctx), ctx.caller, ctx.policy.matter_code)
         return [
             CatalogField(
                 coordinate=entry.coordinate,
@@ -96,13 +96,15 @@ class CatalogQuery:
                 mask=entry.mask,
                 link=entry.link,
                 personal=entry.personal,
-                subject_type=entry.subject_type,
+                subject_type=SubjectType(entry.subject_type) if entry.subject_type else None,
                 note=entry.note,
-                regions=list(entry.regions),
+                regions=[Region(region) for region in entry.regions],
                 decisions=[
                     RegionDecision(
-                        region=d.region,
-                        with_matter=FieldDecision.of(d.with_matter),
+                        region=Region(d.region),
+                        with_matter=(
+                            FieldDecision.of(d.with_matter) if d.with_matter is not None else None
+                        ),
                         without_matter=FieldDecision.of(d.without_matter),
                     )
                     for d in entry.decisions
@@ -113,4 +115,11 @@ class CatalogQuery:
 
     @strawberry.field(description="The registered matters, marked usable or not by you.")
     def matters(self, info: Info) -> list[Matter]:
-        return [Matter(**m) for m in matter_entries(info.context.engine, info.context.caller)]
+        return [Matter(**m) for m in matter_entries(_engine(info.context), info.context.caller)]
+
+
+def _engine(ctx: GatewayContext) -> PolicyEngine:
+    # The app always passes its engine; a context built without one has no catalog.
+    if ctx.engine is None:
+        raise RuntimeError("the resource catalog needs the policy engine")
+    return ctx.engine

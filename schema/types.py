@@ -9,7 +9,7 @@ the loaders. Every field is nullable because the policy may withhold it.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 
@@ -135,26 +135,39 @@ class NaturalPerson:
     def _subject(self) -> dict[str, Any]:
         return {KEY: self.key, OWNER: self.home}
 
+    # ``links.resolve`` gives a fan-out link's rows as a list, a one-to-one link's row alone.
     @strawberry.field(description="Residence registrations in every region.")
     async def residences(self, info: Info) -> list[Residence] | None:
-        rows = await links.resolve(info.context, RESIDENCES, self._subject(), info.path)
+        rows = cast(
+            "list[Row] | None",
+            await links.resolve(info.context, RESIDENCES, self._subject(), info.path),
+        )
         return None if rows is None else [Residence.from_row(row) for row in rows]
 
     @strawberry.field(description="Social-insurance enrolments in every region.")
     async def social_insurance(self, info: Info) -> list[SocialInsurance] | None:
-        rows = await links.resolve(info.context, INSURANCE, self._subject(), info.path)
+        rows = cast(
+            "list[Row] | None",
+            await links.resolve(info.context, INSURANCE, self._subject(), info.path),
+        )
         return None if rows is None else [SocialInsurance.from_row(row) for row in rows]
 
     @strawberry.field(description="Enterprises in any region whose legal representative this is.")
     async def enterprises(self, info: Info) -> list[LegalPerson] | None:
-        rows = await links.resolve(info.context, REPRESENTED, self._subject(), info.path)
+        rows = cast(
+            "list[Row] | None",
+            await links.resolve(info.context, REPRESENTED, self._subject(), info.path),
+        )
         return None if rows is None else [LegalPerson.from_row(row) for row in rows]
 
     @strawberry.field(description="Credit records about this person in every region, newest first.")
     async def credit_records(
         self, info: Info, kinds: list[CreditKind] | None = None
     ) -> list[CreditRecord] | None:
-        rows = await links.resolve(info.context, PERSON_CREDIT, self._subject(), info.path, kinds)
+        rows = cast(
+            "list[Row] | None",
+            await links.resolve(info.context, PERSON_CREDIT, self._subject(), info.path, kinds),
+        )
         return credit_list(rows)
 
 
@@ -203,8 +216,11 @@ class LegalPerson:
 
     @strawberry.field(description="The legal representative, read from their own home region.")
     async def legal_representative(self, info: Info) -> NaturalPerson | None:
-        row = await links.resolve(info.context, REPRESENTATIVE, self._subject(), info.path)
-        return NaturalPerson.maybe(row)  # type: ignore[arg-type]
+        row = cast(
+            "Row | None",
+            await links.resolve(info.context, REPRESENTATIVE, self._subject(), info.path),
+        )
+        return NaturalPerson.maybe(row)
 
     @strawberry.field(
         description="Credit records about this enterprise in every region, newest first."
@@ -212,7 +228,10 @@ class LegalPerson:
     async def credit_records(
         self, info: Info, kinds: list[CreditKind] | None = None
     ) -> list[CreditRecord] | None:
-        rows = await links.resolve(info.context, COMPANY_CREDIT, self._subject(), info.path, kinds)
+        rows = cast(
+            "list[Row] | None",
+            await links.resolve(info.context, COMPANY_CREDIT, self._subject(), info.path, kinds),
+        )
         return credit_list(rows)
 
 

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
 from gateway.audit.log import AuditLog, EventQuery, Receipt
@@ -325,7 +326,9 @@ class PostgresAuditLog(AuditLog):
 CHUNK = 1000
 
 
-async def _walk(connection: asyncpg.Connection) -> AsyncIterator[StoredEvent]:
+async def _walk(
+    connection: asyncpg.Connection | PoolConnectionProxy,
+) -> AsyncIterator[StoredEvent]:
     async for record in connection.cursor(ALL_EVENTS, prefetch=CHUNK):
         yield stored_event(record)
 

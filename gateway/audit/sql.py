@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from gateway.audit.events import AuditEvent, StoredEvent
 from gateway.core.errors import AuditUnavailable
@@ -222,7 +223,7 @@ async def create_schema(connection: asyncpg.Connection) -> None:
         await connection.execute(SCHEMA)
 
 
-async def guard_states(connection: asyncpg.Connection) -> dict[str, bool]:
+async def guard_states(connection: asyncpg.Connection | PoolConnectionProxy) -> dict[str, bool]:
     """Each guard trigger of ``GUARDS`` and whether it is there and enabled."""
     rows = await connection.fetch(
         # 'O' fires in ordinary sessions, 'A' always; 'D' is disabled, 'R' replicas only.
@@ -233,7 +234,9 @@ async def guard_states(connection: asyncpg.Connection) -> dict[str, bool]:
     return {name: found.get(name, False) for name in GUARDS}
 
 
-async def check_schema(connection: asyncpg.Connection, *, guards: bool = True) -> None:
+async def check_schema(
+    connection: asyncpg.Connection | PoolConnectionProxy, *, guards: bool = True
+) -> None:
     """Return if the table is there with every guard enabled (catalog reads only, no DDL).
 
     ``guards=False`` checks for the table alone: for reading a log whose guard was

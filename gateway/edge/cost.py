@@ -68,7 +68,7 @@ def size_variables(
                         name in BATCH_ARGUMENTS or name == PAGE_ARGUMENT
                     ):
                         names[argument.value.name.value] = name in BATCH_ARGUMENTS
-            if not isinstance(node, FragmentSpreadNode) and node.selection_set is not None:
+            if isinstance(node, (FieldNode, InlineFragmentNode)) and node.selection_set is not None:
                 sets.append(node.selection_set)
     return names
 

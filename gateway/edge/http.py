@@ -79,8 +79,8 @@ class OperationRequest:
     @property
     def persisted_hash(self) -> str | None:
         persisted = (self.extensions or {}).get("persistedQuery")
-        if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
-            return persisted["sha256Hash"].lower()
+        if isinstance(persisted, dict) and isinstance(sha := persisted.get("sha256Hash"), str):
+            return sha.lower()
         return None
 
 

@@ -166,7 +166,8 @@ class _Local:
 
 
 def _measure_local(selection_set: SelectionSetNode) -> _Local:
-    local = _Local(spreads=[])
+    spreads: list[tuple[str, int]] = []
+    local = _Local(spreads=spreads)
     stack = [(selection_set, 0)]
     while stack:  # no recursion: nesting is bounded by the parser, not by Python's stack
         node_set, level = stack.pop()
@@ -186,7 +187,7 @@ def _measure_local(selection_set: SelectionSetNode) -> _Local:
             elif isinstance(node, InlineFragmentNode):
                 stack.append((node.selection_set, level))
             elif isinstance(node, FragmentSpreadNode):
-                local.spreads.append((node.name.value, level))  # type: ignore[union-attr]
+                spreads.append((node.name.value, level))
     return local
 
 
@@ -225,8 +226,10 @@ def _spread_names(selection_set: SelectionSetNode) -> list[str]:
         for node in stack.pop().selections:
             if isinstance(node, FragmentSpreadNode):
                 names.append(node.name.value)
-            elif node.selection_set is not None:  # type: ignore[union-attr]
-                stack.append(node.selection_set)  # type: ignore[union-attr]
+            elif (
+                isinstance(node, (FieldNode, InlineFragmentNode)) and node.selection_set is not None
+            ):
+                stack.append(node.selection_set)
     return names
 
 

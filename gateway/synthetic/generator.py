@@ -443,7 +443,7 @@ def _capital_yuan(r: int) -> int:
     if r % 4:
         round_sums = (10, 30, 50, 50, 100, 100, 100, 200, 200, 300, 500, 500, 1000, 2000, 5000)
         return round_sums[(r // 4) % len(round_sums)] * 10_000
-    magnitude = 10 ** (5 + (r // 4) % 4)
+    magnitude: int = 10 ** (5 + (r // 4) % 4)
     return min(magnitude + (r // 16) % (4 * magnitude), 500_000_000)
 
 

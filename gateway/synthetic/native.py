@@ -128,9 +128,9 @@ def _row_converter(
     Seeding converts millions of rows, so the values are picked in one
     ``itemgetter`` call and only the columns with a transform are touched.
     """
-    pick = itemgetter(*fields)
+    pick: Callable[[Row], tuple[Any, ...]] = itemgetter(*fields)
     if len(fields) == 1:
-        one = pick
+        one = itemgetter(fields[0])
         pick = lambda row: (one(row),)  # noqa: E731 (itemgetter of one name is not a tuple)
     if not steps and build is None:
         return pick

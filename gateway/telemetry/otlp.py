@@ -25,7 +25,7 @@ import struct
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -218,7 +218,8 @@ class _Encoder:
     def span(self, span: ReadableSpan) -> bytes:
         if type(span) is FinishedSpan:
             return self.finished(span)
-        context = span.get_span_context()
+        # A started SDK span always has a context (the SDK's own ``Span`` casts it too).
+        context = cast(SpanContext, span.get_span_context())
         parent = span.parent
         name = self.name(span.name)
         parts = [

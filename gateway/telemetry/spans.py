@@ -55,7 +55,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
@@ -106,7 +106,7 @@ class SpanRecorder:
         # ``add_span_processor`` feeds this one. With a single processor (the usual
         # batch processor) spans go to it without the fan-out in between.
         processor = provider._active_span_processor
-        inner = getattr(processor, "_span_processors", ())
+        inner: tuple[SpanProcessor, ...] = getattr(processor, "_span_processors", ())
         self._processor = inner[0] if len(inner) == 1 else processor
         self._resource = provider.resource
         self._scope = getattr(operation, "instrumentation_scope", None)
