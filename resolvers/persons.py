@@ -77,6 +77,18 @@ async def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str, path: Any) -> l
     ``path``: the caller gets what the other regions keep, and knows what is missing.
     """
     results = await ctx.loaders.everywhere(spec, key)  # the keys join their batches now
+    return per_region(ctx, results, path)
+
+
+def per_region(
+    ctx: GatewayContext, results: Sequence[list[Row] | BaseException], path: Any
+) -> list[list[Row]]:
+    """Each region's rows of a fan-out, in order; a region that could not be read gives none
+    and is named in an error at ``path`` (a partial list).
+
+    Raises:
+        Exception: the first other failure, as it came.
+    """
     out = []
     for result in results:
         if isinstance(result, SourceUnavailable):

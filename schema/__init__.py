@@ -16,6 +16,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import GatewayError
 from schema.direct import DirectExecutionContext
+from schema.plan import OperationPlan, plan_operation
 from schema.query import Query
 
 #: The committed SDL; a test fails when it and the Strawberry types drift apart.
@@ -34,6 +35,7 @@ class GatewaySchema(strawberry.Schema):
         variable_values: dict[str, Any] | None,
         context_value: Any,
         operation_name: str | None,
+        plan: OperationPlan | None = None,
     ) -> ExecutionResult:
         """Execute a document the gateway already parsed, limited and validated.
 
@@ -41,8 +43,12 @@ class GatewaySchema(strawberry.Schema):
         up again (about 75 µs a request, a few percent of a counter look-up): the
         gateway's ``DocumentGuard`` has done that work, so the document goes straight
         to graphql-core with the schema's executor. Errors are processed as
-        ``execute`` processes them.
+        ``execute`` processes them. ``plan`` (``schema.plan``, made once per
+        document) is run by the direct executor; the per-field executor ignores it.
         """
+        direct = plan is not None and issubclass(
+            self.execution_context_class, DirectExecutionContext
+        )
         result = execute(
             self._schema,
             document,
@@ -51,6 +57,7 @@ class GatewaySchema(strawberry.Schema):
             operation_name=operation_name,
             executor_class=self.execution_context_class,
             is_awaitable=optimized_is_awaitable,
+            **({"plan": plan} if direct else {}),
         )
         if isawaitable(result):
             result = await result
@@ -75,8 +82,9 @@ def build_schema(
 ) -> GatewaySchema:
     """The schema, parsing and validating each distinct document once (per process).
 
-    ``direct`` answers planned operations from rows (``schema.direct``); without
-    it every operation runs on Strawberry's per-field executor (same responses).
+    ``direct`` answers planned operations from rows (``schema.direct``) when
+    ``execute_prepared`` is given their plan; without it every operation runs on
+    Strawberry's per-field executor (same responses).
     ``extensions`` replaces the default parse and validation caches (the gateway
     passes none: it executes with ``execute_prepared`` what its ``DocumentGuard``
     parsed, limited and validated).
@@ -114,4 +122,11 @@ def _without_suggestions(
 
 schema = build_schema()
 
-__all__ = ["SDL_PATH", "GatewaySchema", "build_schema", "schema"]
+__all__ = [
+    "SDL_PATH",
+    "GatewaySchema",
+    "OperationPlan",
+    "build_schema",
+    "plan_operation",
+    "schema",
+]
