@@ -52,7 +52,7 @@ from policies import Decision, OperationPolicy, PolicyEngine, resolve_mask_secre
 from policies.grades import NATURAL_PERSON
 from resolvers.cursors import CursorCodec
 
-#: Most keys a list argument may carry (as ``schema.query.MAX_KEYS``).
+#: Most keys a list argument may carry (as ``resolvers.arguments.MAX_KEYS``).
 MAX_KEYS = 100
 MAX_PREFIX = 100
 PAGE = 20
