@@ -30,8 +30,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from gateway.core.errors import SourceUnavailable
 from gateway.core.types import RegionCode, Row
 from resolvers.context import GatewayContext
-from resolvers.links import LINKS, follow, home_unavailable, regions_for
 from resolvers.links import Link as LinkField
+from resolvers.links import follow, home_unavailable, regions_for
 from resolvers.loaders import LoadSpec
 from resolvers.persons import lookup_region, per_region
 from resolvers.roots import Lookup, Search
@@ -195,7 +195,9 @@ class _Run:
                     out[entry.key] = self.scalar(entry, row, path)
                     continue
                 out[entry.key] = None
-                link = LINKS[f"{entry.parent}.{entry.field}"]
+                link = entry.follows
+                if link is None:  # only the parts of a search's page, which ``page`` builds
+                    raise RuntimeError(f"{entry.field} is not a link")
                 key = follow(ctx, link, row)
                 if key is None:
                     continue

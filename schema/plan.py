@@ -42,7 +42,7 @@ from graphql import (
     get_named_type,
 )
 
-from resolvers.links import LINKS
+from resolvers import links
 from resolvers.roots import Lookup, Search, described
 from resolvers.selection import Selection, selected_fields
 
@@ -65,7 +65,11 @@ class Scalar:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """Follow a link field; ``nodes`` carry its arguments and its location for errors."""
+    """Follow a link field; ``nodes`` carry its arguments and its location for errors.
+
+    ``follows`` is the link's description (``resolvers.links``); None for the parts
+    of a search's page, which are built in memory.
+    """
 
     key: str
     field: str
@@ -73,7 +77,7 @@ class Link:
     nodes: tuple[FieldNode, ...]
     many: bool
     child: ObjectPlan
-    parent: str  # the type the link hangs off
+    follows: links.Link | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +172,8 @@ def _object_plan(
         named = get_named_type(field_def.type)
         coordinate = f"{object_type.name}.{name}"
         if isinstance(named, GraphQLObjectType):
-            if coordinate in LINKS:
+            follows = links.LINKS.get(coordinate)
+            if follows is not None:
                 child = _object_plan(schema, named, nodes, fragments)
             elif page:
                 # Within the page: the edges and page info; an edge's node is a row again.
@@ -176,7 +181,7 @@ def _object_plan(
             else:
                 raise Unsupported(coordinate)
             many = isinstance(_unwrap_non_null(field_def.type), GraphQLList)
-            entries.append(Link(key, name, field_def, tuple(nodes), many, child, object_type.name))
+            entries.append(Link(key, name, field_def, tuple(nodes), many, child, follows))
             continue
         row_key = _row_key(field_def)
         if row_key is None:
