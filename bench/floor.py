@@ -53,7 +53,7 @@ from policies import Decision, OperationPolicy, PolicyEngine, resolve_mask_secre
 from policies.grades import NATURAL_PERSON
 from resolvers.cursors import CursorCodec
 
-#: Most keys a list argument may carry (as ``schema.query.MAX_KEYS``).
+#: Most keys a list argument may carry (as ``resolvers.arguments.MAX_KEYS``).
 #: The floor serves the shipped regions, as the benchmark's data is made for them.
 SHIPPED = shipped_regions()
 MAX_KEYS = 100

@@ -84,8 +84,9 @@ class GatewayContext:
         """The regions with a configured source, in configuration order."""
         return tuple(self.sources)
 
-    def plan(self, info: Any) -> None:
-        """Record which fields the operation selects per type (once; the root resolvers call it)."""
+    def record_selection(self, info: Any) -> None:
+        """Record which fields the operation selects per type (once; the root resolvers call it,
+        so that rows are masked for what the operation reads)."""
         if self._selection is None:
             raw = info._raw_info  # graphql-core's own info: the schema and the fragments
             self._selection = selected_fields(raw.schema, raw.operation, raw.fragments)
@@ -95,7 +96,8 @@ class GatewayContext:
         self._selection = selection
 
     def fields_of(self, type_name: str) -> frozenset[str]:
-        """The fields the operation selects on ``type_name`` (none before ``plan``: fail closed)."""
+        """The fields the operation selects on ``type_name`` (none before one is recorded: fail
+        closed)."""
         if self._selection is None:
             return frozenset()
         return self._selection.get(type_name, frozenset())

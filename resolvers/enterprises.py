@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from gateway.core.errors import InvalidInput, SourceUnavailable
-from gateway.core.identifiers import require_uscc
 from gateway.core.text import require_text
 from gateway.core.types import RegionCode, Row
 from resolvers.context import GatewayContext
-from resolvers.loaders import ENTERPRISE, KEY, OWNER
-from resolvers.persons import home_record
+from resolvers.loaders import KEY, OWNER
 
 #: The longest name prefix a search accepts (names are at most a few dozen characters).
 MAX_PREFIX = 100
-
-
-async def enterprise(ctx: GatewayContext, uscc: str, argument: str = "uscc") -> Row | None:
-    """One enterprise's registry record, read from the region of its USCC only.
-
-    Raises:
-        InvalidId: the USCC is malformed or its check character is wrong.
-    """
-    return await home_record(ctx, ENTERPRISE, require_uscc(uscc, argument))
-
-
-def enterprises(
-    ctx: GatewayContext, usccs: Sequence[str], argument: str = "usccs"
-) -> list[Awaitable[Row | None]]:
-    """Registry records in the order asked (None where a key is unknown), each its own awaitable:
-    a region that is down nulls only its own items. All keys are checked first."""
-    keys = [require_uscc(value, argument) for value in usccs]
-    return [home_record(ctx, ENTERPRISE, key) for key in keys]
 
 
 async def search(

@@ -4,7 +4,8 @@ One description per link serves both executors: the Strawberry resolvers ask
 the per-request loaders key by key (``resolve``), the direct executor reads a
 whole level at once (``schema.direct``). Whether a link is followed at all is
 the policy's decision for the link's coordinate and the parent's owning
-region, asked once per parent object in both.
+region, asked once per parent object in both. The planner (``schema.plan``)
+plans an object field as a link exactly when ``LINKS`` holds its coordinate.
 """
 
 from __future__ import annotations

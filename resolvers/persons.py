@@ -6,19 +6,10 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from gateway.core.errors import SourceUnavailable
-from gateway.core.identifiers import key_region, require_id_number
+from gateway.core.identifiers import key_region
 from gateway.core.types import RegionCode, Row
 from resolvers.context import GatewayContext
-from resolvers.loaders import PERSON, LoadSpec
-
-
-async def person(ctx: GatewayContext, id_number: str, argument: str = "idNumber") -> Row | None:
-    """One person's base record, read from the region of the ID number only (一数一源).
-
-    Raises:
-        InvalidId: the ID number is malformed or its check character is wrong.
-    """
-    return await home_record(ctx, PERSON, require_id_number(id_number, argument))
+from resolvers.loaders import LoadSpec
 
 
 def home_record(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[Row | None]:
@@ -61,15 +52,6 @@ async def _none() -> None:
     return None
 
 
-def persons(
-    ctx: GatewayContext, id_numbers: Sequence[str], argument: str = "idNumbers"
-) -> list[Awaitable[Row | None]]:
-    """Base records in the order asked (None where a key is unknown), each its own awaitable:
-    a region that is down nulls only its own items. All keys are checked first."""
-    keys = [require_id_number(value, argument) for value in id_numbers]
-    return [home_record(ctx, PERSON, key) for key in keys]
-
-
 async def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str, path: Any) -> list[list[Row]]:
     """The rows for ``key`` from every configured region, one list per region in order.
 
@@ -77,6 +59,18 @@ async def fan_out(ctx: GatewayContext, spec: LoadSpec, key: str, path: Any) -> l
     ``path``: the caller gets what the other regions keep, and knows what is missing.
     """
     results = await ctx.loaders.everywhere(spec, key)  # the keys join their batches now
+    return per_region(ctx, results, path)
+
+
+def per_region(
+    ctx: GatewayContext, results: Sequence[list[Row] | BaseException], path: Any
+) -> list[list[Row]]:
+    """Each region's rows of a fan-out, in order; a region that could not be read gives none
+    and is named in an error at ``path`` (a partial list).
+
+    Raises:
+        Exception: the first other failure, as it came.
+    """
     out: list[list[Row]] = []
     for result in results:
         if isinstance(result, SourceUnavailable):

@@ -17,6 +17,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from gateway.core.errors import GatewayError
 from schema.direct import DirectExecutionContext
 from schema.enums import use_regions
+from schema.plan import OperationPlan, plan_operation
 from schema.query import Query
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class GatewaySchema(strawberry.Schema):
         variable_values: dict[str, Any] | None,
         context_value: Any,
         operation_name: str | None,
+        plan: OperationPlan | None = None,
     ) -> ExecutionResult:
         """Execute a document the gateway already parsed, limited and validated.
 
@@ -45,8 +47,15 @@ class GatewaySchema(strawberry.Schema):
         up again (about 75 µs a request, a few percent of a counter look-up): the
         gateway's ``DocumentGuard`` has done that work, so the document goes straight
         to graphql-core with the schema's executor. Unexpected errors are not logged
-        here: the edge logs them as it writes them, with the request's trace id.
+        here: the edge logs them as it writes them, with the request's trace id. ``plan``
+        (``schema.plan``, made once per document) is run by the direct executor; the
+        per-field executor ignores it.
         """
+        direct = plan is not None and issubclass(
+            self.execution_context_class, DirectExecutionContext
+        )
+        # The plan reaches the direct executor's constructor through graphql-core's ``execute``.
+        extra: dict[str, Any] = {"plan": plan} if direct else {}
         result = execute(
             self._schema,
             document,
@@ -56,6 +65,7 @@ class GatewaySchema(strawberry.Schema):
             executor_class=self.execution_context_class,
             # Strawberry annotates its check ``-> bool`` where graphql-core asks for a TypeGuard.
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            **extra,
         )
         if isawaitable(result):
             result = await result
@@ -79,8 +89,9 @@ def build_schema(
 ) -> GatewaySchema:
     """The schema, parsing and validating each distinct document once (per process).
 
-    ``direct`` answers planned operations from rows (``schema.direct``); without
-    it every operation runs on Strawberry's per-field executor (same responses).
+    ``direct`` answers planned operations from rows (``schema.direct``) when
+    ``execute_prepared`` is given their plan; without it every operation runs on
+    Strawberry's per-field executor (same responses).
     ``extensions`` replaces the default parse and validation caches (the gateway
     passes none: it executes with ``execute_prepared`` what its ``DocumentGuard``
     parsed, limited and validated).
@@ -123,4 +134,11 @@ def _without_suggestions(
 
 schema = build_schema()
 
-__all__ = ["SDL_PATH", "GatewaySchema", "build_schema", "schema"]
+__all__ = [
+    "SDL_PATH",
+    "GatewaySchema",
+    "OperationPlan",
+    "build_schema",
+    "plan_operation",
+    "schema",
+]

@@ -1,21 +1,23 @@
 """The direct executor: planned operations answered from rows, level by level.
 
-Strawberry still parses and validates (with its caches and extensions); only
-the execution of a planned operation (``schema.plan``) changes. Each level of
-the response is one round: the keys every object on the level links to are
-gathered, read with one query per (entity, region), masked in bulk by the
-operation's policy, and copied into plain response dicts. No resolver call,
-resolve-info object, future or task per field or per key.
+The gateway parses, limits and validates each distinct document once
+(``gateway.edge.documents``) and plans it there (``schema.plan``); this
+executor runs that plan. Each level of the response is one round: the keys
+every object on the level links to are gathered, read with one query per
+(entity, region), masked in bulk by the operation's policy, and copied into
+plain response dicts. No resolver call, resolve-info object, future or task
+per field or per key. An operation without a plan runs on graphql-core's
+per-field executor, with the Strawberry resolvers.
 
-The routing, the policy's link decisions and the merge order come from the
-same descriptions the Strawberry resolvers use (``resolvers.links``), and a
-test holds both executors to the same responses.
+Routing, the policy's look-up and link decisions, partial fan-out errors and
+the merge order go through the functions the Strawberry resolvers use
+(``resolvers.roots``, ``resolvers.persons``, ``resolvers.links``), and a test
+holds both executors to the same responses.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Collection
 from decimal import Decimal
 from typing import Any
@@ -26,59 +28,37 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import SourceUnavailable
-from gateway.core.identifiers import require_id_number, require_uscc
 from gateway.core.types import RegionCode, Row
-from resolvers import enterprises
 from resolvers.context import GatewayContext
-from resolvers.links import LINKS, follow, home_unavailable, regions_for
-from resolvers.loaders import ENTERPRISE, PERSON, LoadSpec
-from resolvers.persons import lookup_region
-from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar, plan_operation
-from schema.query import _check_batch as check_batch
-from schema.query import _check_page as check_page
-
-#: Plans by operation node; the parser cache hands back the same node for the same document.
-_PLANS: OrderedDict[int, tuple[object, OperationPlan | None]] = OrderedDict()
-_PLAN_CACHE_SIZE = 1024
-
-#: Per root field: what it reads, its argument, and how a key is checked.
-_ROOTS = {
-    "naturalPerson": (PERSON, "idNumber", require_id_number),
-    "naturalPersons": (PERSON, "idNumbers", require_id_number),
-    "legalPerson": (ENTERPRISE, "uscc", require_uscc),
-    "legalPersons": (ENTERPRISE, "usccs", require_uscc),
-}
+from resolvers.links import Link as LinkField
+from resolvers.links import follow, home_unavailable, regions_for
+from resolvers.loaders import LoadSpec
+from resolvers.persons import lookup_region, per_region
+from resolvers.roots import Lookup, Search
+from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar
 
 Read = tuple[LoadSpec, RegionCode]
 Level = list[tuple[dict[str, Any], ObjectPlan, Row, Path]]
 
 
 class DirectExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Runs planned operations directly; anything else as graphql-core would."""
+    """Runs an operation by its plan (``plan=``, passed through graphql-core's ``execute``);
+    without one, or without batching, as graphql-core would."""
+
+    def __init__(self, *args: Any, plan: OperationPlan | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plan = plan
 
     def execute_collected_root_fields(  # type: ignore[no-untyped-def]
         self, root_type, root_value, grouped_field_set, serially, new_defer_usages
     ):
         context = self.context_value
-        direct = isinstance(context, GatewayContext) and context.loaders.batching
-        plan = self._plan() if direct else None
-        if plan is None:
+        plan = self.plan
+        if plan is None or not (isinstance(context, GatewayContext) and context.loaders.batching):
             return super().execute_collected_root_fields(
                 root_type, root_value, grouped_field_set, serially, new_defer_usages
             )
         return _Run(self, plan).execute()
-
-    def _plan(self) -> OperationPlan | None:
-        key = id(self.operation)
-        found = _PLANS.get(key)
-        if found is not None and found[0] is self.operation:
-            _PLANS.move_to_end(key)
-            return found[1]
-        plan = plan_operation(self.schema, self.operation, self.fragment_definitions)
-        _PLANS[key] = (self.operation, plan)
-        if len(_PLANS) > _PLAN_CACHE_SIZE:
-            _PLANS.popitem(last=False)
-        return plan
 
 
 class _Run:
@@ -103,37 +83,34 @@ class _Run:
         searches: list[tuple[RootPlan, Awaitable[Any]]] = []
         for root in self.plan.roots:
             data[root.key] = None
-            if root.field == "searchLegalPersons":
+            answer = root.answer
+            if not isinstance(answer, Lookup):
                 try:
-                    searches.append((root, self.search(root)))
+                    searches.append((root, self.search(root, answer)))
                 except Exception as exc:
                     self.error(exc, root.nodes, Path(None, root.key, "Query"))
                     null_data = True
                 continue
-            spec, argument, require = _ROOTS[root.field]
             try:
                 args = get_argument_values(
                     root.field_def, root.nodes[0], self.context.variable_values
                 )
-                value = args[argument]
-                if root.many:
-                    check_batch(value, argument)
-                    keys: list[tuple[int | None, str]] = [
-                        (index, require(item, argument)) for index, item in enumerate(value)
-                    ]
+                checked = answer.keys(args[answer.argument])
+                if answer.many:
+                    keys: list[tuple[int | None, str]] = list(enumerate(checked))
                     data[root.key] = [None] * len(keys)
                 else:
-                    keys = [(None, require(value, argument))]
+                    keys = [(None, checked[0])]
             except Exception as exc:  # a bad argument: the field fails before any read
                 self.error(exc, root.nodes, Path(None, root.key, "Query"))
                 null_data = null_data or root.non_null
                 continue
             for index, key in keys:
-                home = lookup_region(self.ctx, spec, key)
+                home = lookup_region(self.ctx, answer.load, key)
                 if home is None:
                     continue  # outside the delta, or the look-up is withheld: null
-                wanted.setdefault((spec, home), {})[key] = None
-                jobs.append((root, index, (spec, home), key))
+                wanted.setdefault((answer.load, home), {})[key] = None
+                jobs.append((root, index, (answer.load, home), key))
         fetched, found = await asyncio.gather(
             self.read(wanted),
             asyncio.gather(*(call for _, call in searches), return_exceptions=True),
@@ -169,19 +146,10 @@ class _Run:
             level = await self.fill(level)
         return None if null_data else data
 
-    def search(self, root: RootPlan) -> Awaitable[Any]:
-        """Start a name search (arguments are checked here, before anything is read)."""
+    def search(self, root: RootPlan, answer: Search) -> Awaitable[Any]:
+        """Start a search (its arguments are checked here, before anything is read)."""
         args = get_argument_values(root.field_def, root.nodes[0], self.context.variable_values)
-        check_page(args["first"])
-        region = args.get("region")
-        return enterprises.search(
-            self.ctx,
-            args["name"],
-            None if region is None else getattr(region, "value", region),
-            args["first"],
-            args.get("after"),
-            Path(None, root.key, "Query"),
-        )
+        return answer.page(self.ctx, Path(None, root.key, "Query"), **args)
 
     def page(self, plan: ObjectPlan, found: Any, path: Path, level: Level) -> dict[str, Any]:
         """A search's connection object; its nodes join the level to be filled."""
@@ -227,7 +195,9 @@ class _Run:
                     out[entry.key] = self.scalar(entry, row, path)
                     continue
                 out[entry.key] = None
-                link = LINKS[f"{entry.parent}.{entry.field}"]
+                link = entry.follows
+                if link is None:  # only the parts of a search's page, which ``page`` builds
+                    raise RuntimeError(f"{entry.field} is not a link")
                 key = follow(ctx, link, row)
                 if key is None:
                     continue
@@ -242,43 +212,50 @@ class _Run:
         fetched = await self.read(wanted)
         following: Level = []
         for out, entry, link, key, regions, path in jobs:
-            per_region: list[list[Row]] = []
-            failed: Exception | None = None
-            for region in regions:
-                got = fetched[(link.load, region)]
-                if isinstance(got, SourceUnavailable) and link.fan_out:
-                    ctx.unavailable(path, got)  # a partial list: what the others keep
-                    per_region.append([])
-                elif isinstance(got, SourceUnavailable):
-                    failed = home_unavailable(ctx, link, got)
-                    break
-                elif isinstance(got, Exception):
-                    failed = got
-                    break
+            results = [self.rows_of(fetched[(link.load, region)], key) for region in regions]
+            try:
+                if link.fan_out:
+                    # A partial list where a region is down: what the others keep.
+                    found = per_region(ctx, results, path)
                 else:
-                    per_region.append(got.get(key, []))
-            if failed is not None:
+                    found = [self.home_rows(link, results)]
+            except Exception as failed:
                 self.error(failed, entry.nodes, path)
                 continue
             if link.fan_out:
-                rows = link.merge(per_region, self.kinds(entry))
+                rows = link.merge(found, self.kinds(entry))
                 items = []
                 for index, child_row in enumerate(rows):
                     child: dict[str, Any] = {}
                     items.append(child)
                     following.append((child, entry.child, child_row, path.add_key(index)))
                 out[entry.key] = items
-            elif per_region and per_region[0]:
+            elif found[0]:
                 child = {}
                 out[entry.key] = child
-                following.append((child, entry.child, per_region[0][0], path))
+                following.append((child, entry.child, found[0][0], path))
         return following
+
+    @staticmethod
+    def rows_of(got: dict[str, list[Row]] | Exception, key: str) -> list[Row] | Exception:
+        return got if isinstance(got, Exception) else got.get(key, [])
+
+    def home_rows(self, link: LinkField, results: list[list[Row] | Exception]) -> list[Row]:
+        """The rows of a link read from the key's home region only (an outage as the resolver
+        reports it, ``home_unavailable``)."""
+        for result in results:
+            if isinstance(result, SourceUnavailable):
+                raise home_unavailable(self.ctx, link, result)
+            if isinstance(result, Exception):
+                raise result
+            return result
+        return []
 
     async def read(
         self, wanted: dict[Read, dict[str, None]]
     ) -> dict[Read, dict[str, list[Row]] | Exception]:
         """One query per (entity, region) for the keys not read before in this operation."""
-        reads = []
+        reads: list[tuple[Read, list[str]]] = []
         for (spec, region), asked in wanted.items():
             seen = self.seen.setdefault((spec, region), {})
             new = [key for key in asked if key not in seen]
@@ -320,7 +297,7 @@ class _Run:
         return value
 
     def kinds(self, entry: Link) -> Collection[str] | None:
-        if entry.field != "creditRecords":
+        if "kinds" not in entry.field_def.args:
             return None
         found = self.link_args.get(id(entry))
         if found is None:

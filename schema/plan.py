@@ -8,6 +8,13 @@ per object type, the scalar fields to copy from the (already masked) rows and
 the links to follow, with response keys and aliases resolved and fragments
 merged, so ``schema.direct`` can build the response level by level from rows.
 
+Nothing here names a field: what is planned is read from the schema. A root
+field is planned if its Strawberry metadata describes it (``resolvers.roots``);
+an object field if it is a link (``resolvers.links.LINKS``) or part of a search's
+connection; a scalar field if Strawberry copies it from the row (a plain
+attribute, no resolver of its own). The plan is made once per distinct document,
+where the gateway keeps the parsed document (``gateway.edge.documents``).
+
 Anything outside that shape (other root fields, directives, abstract types)
 has no plan and runs on the ordinary executor; both give the same response.
 """
@@ -29,33 +36,20 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
-    NamedTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     get_named_type,
 )
 
-from policies.grades import snake_case
+from resolvers import links
+from resolvers.roots import Lookup, Search, described
 from resolvers.selection import Selection, selected_fields
 
-#: Root fields the direct executor answers.
-ROOTS = frozenset(
-    {"naturalPerson", "naturalPersons", "legalPerson", "legalPersons", "searchLegalPersons"}
-)
-
-#: Link fields per type, each answered by a resolver function (see ``schema.direct``).
-LINKS = {
-    "NaturalPerson": frozenset({"residences", "socialInsurance", "enterprises", "creditRecords"}),
-    "LegalPerson": frozenset({"legalRepresentative", "creditRecords"}),
-}
-PLAIN_TYPES = frozenset({"CreditRecord", "Residence", "SocialInsurance"})
-#: The search's page: built in memory from the rows the search returned.
-PAGE_LINKS = {
-    "LegalPersonConnection": frozenset({"edges", "pageInfo"}),
-    "LegalPersonEdge": frozenset({"node"}),
-}
-PAGE_TYPES = frozenset({"LegalPersonConnection", "LegalPersonEdge", "PageInfo"})
+#: Where Strawberry keeps a field's own definition in the graphql-core schema it builds.
+_DEFINITION = "strawberry-definition"
+#: Scalars copied as they are (their rows already hold what they serialise to).
+_PLAIN = frozenset({"String", "ID", "Boolean"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +65,11 @@ class Scalar:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """Follow a link field; ``nodes`` carry its arguments and its location for errors."""
+    """Follow a link field; ``nodes`` carry its arguments and its location for errors.
+
+    ``follows`` is the link's description (``resolvers.links``); None for the parts
+    of a search's page, which are built in memory.
+    """
 
     key: str
     field: str
@@ -79,7 +77,7 @@ class Link:
     nodes: tuple[FieldNode, ...]
     many: bool
     child: ObjectPlan
-    parent: str  # the type the link hangs off
+    follows: links.Link | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +90,14 @@ class ObjectPlan:
 
 @dataclass(frozen=True, slots=True)
 class RootPlan:
+    """A root field: ``answer`` says how (a look-up by key or a search's page)."""
+
     key: str
     field: str
     field_def: GraphQLField
     nodes: tuple[FieldNode, ...]
     child: ObjectPlan
-
-    @property
-    def many(self) -> bool:
-        return self.field in ("naturalPersons", "legalPersons")
+    answer: Lookup | Search
 
     @property
     def non_null(self) -> bool:
@@ -110,6 +107,8 @@ class RootPlan:
 
 @dataclass(frozen=True, slots=True)
 class OperationPlan:
+    """A planned operation: its root fields, and the fields it selects per type."""
+
     roots: tuple[RootPlan, ...]
     selection: Selection
 
@@ -135,14 +134,16 @@ def plan_operation(
         roots = []
         for key, nodes in _collect(schema, root_type, [operation.selection_set], fragments).items():
             name = nodes[0].name.value
-            if name not in ROOTS:
+            field_def = root_type.fields.get(name)
+            answer = None if field_def is None else described(_metadata(field_def))
+            if field_def is None or answer is None:
                 raise Unsupported(name)
-            field_def = root_type.fields[name]
             child_type = get_named_type(field_def.type)
             if not isinstance(child_type, GraphQLObjectType):
                 raise Unsupported(name)
-            child = _object_plan(schema, child_type, nodes, fragments)
-            roots.append(RootPlan(key, name, field_def, tuple(nodes), child))
+            page = isinstance(answer, Search)
+            child = _object_plan(schema, child_type, nodes, fragments, page=page)
+            roots.append(RootPlan(key, name, field_def, tuple(nodes), child, answer))
     except Unsupported:
         return None
     return OperationPlan(tuple(roots), selected_fields(schema, operation, fragments))
@@ -153,7 +154,11 @@ def _object_plan(
     object_type: GraphQLObjectType,
     parents: list[FieldNode],
     fragments: Mapping[str, FragmentDefinitionNode],
+    *,
+    page: bool = False,
 ) -> ObjectPlan:
+    """The plan of one object type; ``page``: a search's connection, edge or page info, built
+    in memory from the page (``schema.direct``), until its ``node`` leads back to rows."""
     sets = [node.selection_set for node in parents if node.selection_set is not None]
     entries: list[Scalar | Link] = []
     for key, nodes in _collect(schema, object_type, sets, fragments).items():
@@ -165,23 +170,30 @@ def _object_plan(
             raise Unsupported(name)
         field_def = object_type.fields[name]
         named = get_named_type(field_def.type)
+        coordinate = f"{object_type.name}.{name}"
         if isinstance(named, GraphQLObjectType):
-            allowed = LINKS.get(object_type.name) or PAGE_LINKS.get(object_type.name, frozenset())
-            if name not in allowed:
-                raise Unsupported(f"{object_type.name}.{name}")
-            if named.name not in LINKS and named.name not in PLAIN_TYPES | PAGE_TYPES:
-                raise Unsupported(named.name)
-            child = _object_plan(schema, named, nodes, fragments)
+            follows = links.LINKS.get(coordinate)
+            if follows is not None:
+                child = _object_plan(schema, named, nodes, fragments)
+            elif page:
+                # Within the page: the edges and page info; an edge's node is a row again.
+                child = _object_plan(schema, named, nodes, fragments, page=name != "node")
+            else:
+                raise Unsupported(coordinate)
             many = isinstance(_unwrap_non_null(field_def.type), GraphQLList)
-            entries.append(Link(key, name, field_def, tuple(nodes), many, child, object_type.name))
-        elif isinstance(named, GraphQLEnumType):
-            entries.append(Scalar(key, snake_case(name), "enum", frozenset(named.values)))
+            entries.append(Link(key, name, field_def, tuple(nodes), many, child, follows))
+            continue
+        row_key = _row_key(field_def)
+        if row_key is None:
+            raise Unsupported(coordinate)  # computed by a resolver of its own
+        if isinstance(named, GraphQLEnumType):
+            entries.append(Scalar(key, row_key, "enum", frozenset(named.values)))
         elif isinstance(named, GraphQLScalarType) and named.name == "Decimal":
-            entries.append(Scalar(key, snake_case(name), "decimal"))
-        elif isinstance(named, GraphQLScalarType) and named.name in ("String", "ID", "Boolean"):
-            entries.append(Scalar(key, snake_case(name), "plain"))
+            entries.append(Scalar(key, row_key, "decimal"))
+        elif isinstance(named, GraphQLScalarType) and named.name in _PLAIN:
+            entries.append(Scalar(key, row_key, "plain"))
         else:
-            raise Unsupported(f"{object_type.name}.{name}")
+            raise Unsupported(coordinate)
     return ObjectPlan(object_type.name, tuple(entries))
 
 
@@ -221,17 +233,30 @@ def _collect(
     return grouped
 
 
-def _matches(
-    schema: GraphQLSchema, condition: NamedTypeNode | None, object_type: GraphQLObjectType
-) -> bool:
+def _matches(schema: GraphQLSchema, condition: object, object_type: GraphQLObjectType) -> bool:
     if condition is None:
         return True
-    named = schema.get_type(condition.name.value)
+    named = schema.get_type(condition.name.value)  # type: ignore[attr-defined]
     if named is object_type:
         return True
     if isinstance(named, GraphQLObjectType):
         return False  # another object type: never this one
     raise Unsupported("abstract type condition")
+
+
+def _metadata(field_def: GraphQLField) -> Mapping[str, object] | None:
+    definition = (field_def.extensions or {}).get(_DEFINITION)
+    return getattr(definition, "metadata", None)
+
+
+def _row_key(field_def: GraphQLField) -> str | None:
+    """The row key a plain Strawberry attribute is copied from (``from_row`` copies each
+    attribute from the row key of its Python name); None for a field with a resolver."""
+    definition = (field_def.extensions or {}).get(_DEFINITION)
+    if definition is None or getattr(definition, "base_resolver", None) is not None:
+        return None
+    name = getattr(definition, "python_name", None)
+    return name if isinstance(name, str) else None
 
 
 def _unwrap_non_null(type_: object) -> object:

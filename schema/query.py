@@ -7,9 +7,17 @@ from collections.abc import Awaitable
 
 import strawberry
 
-from gateway.core.errors import BatchTooLarge, InvalidInput
 from gateway.core.types import Row
-from resolvers import credit, enterprises, persons
+from resolvers import credit
+from resolvers.arguments import DEFAULT_PAGE, check_page
+from resolvers.roots import (
+    LEGAL_PERSON,
+    LEGAL_PERSONS,
+    NATURAL_PERSON,
+    NATURAL_PERSONS,
+    SEARCH,
+    root,
+)
 from schema.audit import AuditQuery
 from schema.enums import CreditKind, Region
 from schema.resource_catalog import CatalogQuery
@@ -25,32 +33,6 @@ from schema.types import (
     PageInfo,
 )
 
-#: Most keys one batch argument (idNumbers, usccs) and one page (first) may ask for.
-MAX_KEYS = 100
-DEFAULT_PAGE = 20
-
-
-def _check_batch(values: list[strawberry.ID], argument: str) -> None:
-    if len(values) > MAX_KEYS:
-        raise BatchTooLarge(
-            f"{argument} has {len(values)} keys; at most {MAX_KEYS} are allowed",
-            argument=argument,
-            found=len(values),
-            maximum=MAX_KEYS,
-        )
-
-
-def _check_page(first: int) -> None:
-    if first > MAX_KEYS:
-        raise BatchTooLarge(
-            f"first is {first}; at most {MAX_KEYS} are allowed",
-            argument="first",
-            found=first,
-            maximum=MAX_KEYS,
-        )
-    if first < 1:
-        raise InvalidInput("first must be at least 1", argument="first")
-
 
 async def _person(row: Awaitable[Row | None]) -> NaturalPerson | None:
     return NaturalPerson.maybe(await row)
@@ -62,37 +44,51 @@ async def _company(row: Awaitable[Row | None]) -> LegalPerson | None:
 
 @strawberry.type
 class Query(CatalogQuery, AuditQuery):
-    @strawberry.field(description="A natural person by citizen ID number (GB 11643).")
+    @strawberry.field(
+        description="A natural person by citizen ID number (GB 11643).",
+        metadata=root(NATURAL_PERSON),
+    )
     async def natural_person(self, info: Info, id_number: strawberry.ID) -> NaturalPerson | None:
-        info.context.plan(info)
-        return NaturalPerson.maybe(await persons.person(info.context, id_number))
+        info.context.record_selection(info)
+        [row] = NATURAL_PERSON.records(info.context, id_number)
+        return NaturalPerson.maybe(await row)
 
     @strawberry.field(
-        description="Natural persons by ID number, in the order asked; null if unknown."
+        description="Natural persons by ID number, in the order asked; null if unknown.",
+        metadata=root(NATURAL_PERSONS),
     )
     async def natural_persons(
         self, info: Info, id_numbers: list[strawberry.ID]
     ) -> list[NaturalPerson | None]:
-        _check_batch(id_numbers, "idNumbers")
-        info.context.plan(info)
+        rows = NATURAL_PERSONS.records(info.context, id_numbers)
+        info.context.record_selection(info)
         # graphql-core awaits each item of a list; the annotation is the schema's type.
-        return [_person(row) for row in persons.persons(info.context, id_numbers)]  # type: ignore[misc]
+        return [_person(row) for row in rows]  # type: ignore[misc]
 
-    @strawberry.field(description="A legal person by unified social credit code (GB 32100).")
+    @strawberry.field(
+        description="A legal person by unified social credit code (GB 32100).",
+        metadata=root(LEGAL_PERSON),
+    )
     async def legal_person(self, info: Info, uscc: strawberry.ID) -> LegalPerson | None:
-        info.context.plan(info)
-        return LegalPerson.maybe(await enterprises.enterprise(info.context, uscc))
+        info.context.record_selection(info)
+        [row] = LEGAL_PERSON.records(info.context, uscc)
+        return LegalPerson.maybe(await row)
 
-    @strawberry.field(description="Legal persons by USCC, in the order asked; null if unknown.")
+    @strawberry.field(
+        description="Legal persons by USCC, in the order asked; null if unknown.",
+        metadata=root(LEGAL_PERSONS),
+    )
     async def legal_persons(
         self, info: Info, usccs: list[strawberry.ID]
     ) -> list[LegalPerson | None]:
-        _check_batch(usccs, "usccs")
-        info.context.plan(info)
-        return [_company(row) for row in enterprises.enterprises(info.context, usccs)]  # type: ignore[misc]
+        rows = LEGAL_PERSONS.records(info.context, usccs)
+        info.context.record_selection(info)
+        # graphql-core awaits each item of a list; the annotation is the schema's type.
+        return [_company(row) for row in rows]  # type: ignore[misc]
 
     @strawberry.field(
-        description="Legal persons whose name starts with `name`, in one region or all."
+        description="Legal persons whose name starts with `name`, in one region or all.",
+        metadata=root(SEARCH),
     )
     async def search_legal_persons(
         self,
@@ -102,11 +98,11 @@ class Query(CatalogQuery, AuditQuery):
         first: int = DEFAULT_PAGE,
         after: str | None = None,
     ) -> LegalPersonConnection:
-        _check_page(first)
-        info.context.plan(info)
-        pairs, more = await enterprises.search(
-            info.context, name, None if region is None else region.value, first, after, info.path
+        found = SEARCH.page(
+            info.context, info.path, name=name, region=region, first=first, after=after
         )
+        info.context.record_selection(info)
+        pairs, more = await found
         edges = [LegalPersonEdge(cursor=c, node=LegalPerson.from_row(row)) for c, row in pairs]
         return LegalPersonConnection(
             edges=edges,
@@ -125,8 +121,8 @@ class Query(CatalogQuery, AuditQuery):
         first: int = DEFAULT_PAGE,
         after: str | None = None,
     ) -> CreditRecordConnection | None:
-        _check_page(first)
-        info.context.plan(info)
+        check_page(first)
+        info.context.record_selection(info)
         found = await credit.page(info.context, subject_id, kinds, first, after, info.path)
         if found is None:
             return None  # withheld: no edges, cursors or page info either

@@ -12,8 +12,10 @@ picked and its cost counted, and the cost is kept per operation and per
 size of the variables that size its lists (``first: $n``, ``idNumbers:
 $ids``), so a steady stream of the same operation counts nothing.
 
-The gateway then executes the same parsed document on graphql-core
-(``GatewaySchema.execute_prepared``), without parsing or validating it again.
+Each operation is planned here too, once (``schema.plan``): the direct
+executor answers a planned operation from rows. The gateway then executes the
+same parsed document on graphql-core (``GatewaySchema.execute_prepared``) with
+its plan, without parsing, validating or planning it again.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from gateway.core.text import StorableStringsRule
 from gateway.edge.cost import CostCounter, default_sizes, size_variables, variable_size
 from gateway.edge.query_limits import Limits, check_width, measure, refuse
 from gateway.edge.schema_names import hide_schema_names
+from schema.plan import OperationPlan, plan_operation
 
 #: Costs kept per operation, one per distinct set of list sizes.
 _COSTS_PER_OPERATION = 64
@@ -74,6 +77,7 @@ class PreparedOperation:
         name: its name, or None for an anonymous operation.
         root_fields: the names of the fields at its root (interface call statistics).
         document_hash: the SHA-256 of the document's text (``document_hash``).
+        plan: how the direct executor answers it (``schema.plan``); None: per field.
     """
 
     document: DocumentNode
@@ -83,6 +87,7 @@ class PreparedOperation:
     document_hash: str
     sizing: dict[str, bool]
     defaults: dict[str, Any]
+    plan: OperationPlan | None = None
     costs: OrderedDict[tuple[int | None, ...], int | GatewayError] = field(
         default_factory=OrderedDict
     )
@@ -269,6 +274,7 @@ class DocumentGuard:
             document_hash=entry.hash,
             sizing=sizing,
             defaults=default_sizes(operation, tuple(sizing)),
+            plan=plan_operation(self.schema, operation, entry.fragments),
         )
         entry.operations[name] = prepared
         return prepared

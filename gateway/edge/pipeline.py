@@ -146,6 +146,7 @@ class Gateway(GatewayParts):
             variable_values=operation.variables,
             context_value=context,
             operation_name=operation.operation_name,
+            plan=prepared.plan,
         )
         # Every decision, clear ones too: the audit event records them all, the response
         # lists the masked and withheld ones.
