@@ -14,7 +14,7 @@ committed and rolled back per second (a rollback is an INSERT another writer bea
 to the chain's head: it read the head again and chained anew), the share of
 sampled PostgreSQL backends of the audit log waiting on a lock, and the CPU
 milliseconds per event spent by PostgreSQL (postmaster and every backend) and by
-the writers. Then ``--explain`` shows where an INSERT's time goes inside
+the writers. Then ``EXPLAIN ANALYZE`` shows where an INSERT's time goes inside
 PostgreSQL: one batch of events with every index and the link trigger, and with
 the secondary indexes dropped (in a scratch database).
 
