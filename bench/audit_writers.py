@@ -1,0 +1,315 @@
+"""How many audit events per second one audit database takes from 1, 2 and 4 writer processes.
+
+    python -m bench.audit_writers [--writers 1,2,4] [--duration 10] [--concurrency 32]
+
+Each writer is a process of its own with one ``PostgresAuditLog`` (its own writer
+task and group commit, as every gateway worker has) and ``concurrency`` tasks that
+append events back to back, as that many requests in flight would. All writers
+append to one fresh audit database (made as ``deltagate audit init`` makes it) on
+one embedded PostgreSQL (``bench.database``, its own data folder). After a warm-up
+every writer counts the appends that committed within the same window.
+
+Printed per writer count: events/s, the mean events per INSERT, transactions
+committed and rolled back per second (a rollback is an INSERT another writer beat
+to the chain's head: it read the head again and chained anew), the share of
+sampled PostgreSQL backends of the audit log waiting on a lock, and the CPU
+milliseconds per event spent by PostgreSQL (postmaster and every backend) and by
+the writers. Then ``EXPLAIN ANALYZE`` shows where an INSERT's time goes inside
+PostgreSQL: one batch of events with every index and the link trigger, and with
+the secondary indexes dropped (in a scratch database).
+
+Absolute numbers depend on the machine and what else runs on it; the load
+average is printed before and after each window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench.database import start
+from bench.servers import cpu_seconds, spent
+from gateway.audit import AuditEvent, PostgresAuditLog, create_database, verify
+from gateway.audit.events import GENESIS, chain
+from gateway.audit.sql import INSERT
+from gateway.core.errors import AuditUnavailable
+
+#: The audit database this benchmark makes afresh for each writer count.
+DATABASE = "deltagate_audit_writers"
+#: Seconds between two samples of what the audit log's backends wait on.
+SAMPLE_EVERY = 0.05
+#: Seconds the writers stay connected after the window, for their backends' CPU to be read.
+LINGER = 3.0
+
+
+def event(number: int) -> AuditEvent:
+    """A plausible event: an officer reading two persons' names and phones under a matter."""
+    digits = f"{number:017d}"[-17:]
+    return AuditEvent(
+        at=dt.datetime.now(dt.UTC),
+        trace_id=uuid.uuid4().hex,
+        caller_app="jh-js",
+        caller_region="JS",
+        roles=("joint_handling_officer",),
+        matter_code="JH-HUKOU-MIGRATION",
+        matter_name="户口迁移",
+        operation_name="CaseFiles",
+        operation_type="query",
+        document_hash="ab" * 32,
+        policy_version="bench",
+        subjects=(f"3201{digits[4:]}X", f"3101{digits[4:]}1"),
+        decisions=tuple(
+            {
+                "field": f"NaturalPerson.{name}",
+                "owner": "JS",
+                "decision": "CLEAR",
+                "grade": "L2",
+                "clearance": "L3",
+                "rule": None,
+                "reason": "WITHIN_CLEARANCE",
+                "count": 2,
+            }
+            for name in ("name", "phone")
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """When every writer warms up, starts counting and stops (``time.time()`` seconds)."""
+
+    start: float
+    stop: float
+
+
+async def _append_until(dsn: str, window: Window, concurrency: int) -> dict[str, Any]:
+    log = PostgresAuditLog(dsn, timeout=30.0)
+    await log.start()
+    counted = 0
+    refused = 0
+    batches: list[int] = []
+
+    async def requester(number: int) -> None:
+        nonlocal counted, refused
+        n = number
+        while time.time() < window.stop:
+            try:
+                receipt = await log.append(event(n))
+            except AuditUnavailable:
+                if window.start <= time.time() < window.stop:
+                    refused += 1
+                continue
+            finally:
+                n += concurrency
+            if window.start <= time.time() < window.stop:
+                counted += 1
+                batches.append(receipt.batch)
+
+    await asyncio.gather(*(requester(i) for i in range(concurrency)))
+    # Keep the connections (and so their backends) a moment: the parent reads their CPU
+    # at the window's end, and an exited backend's CPU can no longer be read.
+    await asyncio.sleep(max(0.0, window.stop + LINGER - time.time()))
+    await log.close()
+    return {"events": counted, "refused": refused, "batches": batches}
+
+
+def _writer(dsn: str, window: Window, concurrency: int, results: Any) -> None:
+    """One writer process: append until the window closes, report what committed in it."""
+    # A refused batch is counted in the report; one log line per refusal would drown it.
+    logging.getLogger("deltagate.audit").setLevel(logging.CRITICAL)
+    results.put(asyncio.run(_append_until(dsn, window, concurrency)))
+
+
+async def _database_stats(dsn: str) -> tuple[int, int]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        row = await connection.fetchrow(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = $1", DATABASE
+        )
+        return int(row["xact_commit"]), int(row["xact_rollback"])
+    finally:
+        await connection.close()
+
+
+async def _sample_waits(dsn: str, window: Window) -> Counter[str]:
+    """What the audit log's backends are doing, sampled through the window."""
+    seen: Counter[str] = Counter()
+    connection = await asyncpg.connect(dsn)
+    try:
+        await asyncio.sleep(max(0.0, window.start - time.time()))
+        while time.time() < window.stop:
+            rows = await connection.fetch(
+                "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                " WHERE application_name = 'deltagate-audit' AND datname = $1",
+                DATABASE,
+            )
+            for row in rows:
+                if row["state"] != "active":
+                    seen["idle"] += 1
+                elif row["wait_event_type"]:
+                    seen[f"{row['wait_event_type']}:{row['wait_event']}"] += 1
+                else:
+                    seen["running"] += 1
+            await asyncio.sleep(SAMPLE_EVERY)
+    finally:
+        await connection.close()
+    return seen
+
+
+def measure(
+    server_dsn: str, postmaster: int, writers: int, seconds: float, warmup: float, concurrency: int
+) -> dict[str, Any]:
+    """One window: ``writers`` processes appending to a fresh audit database."""
+    dsn = asyncio.run(create_database(server_dsn, DATABASE, fresh=True))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    # Spawned interpreters take a second or two to import the gateway on a busy machine.
+    begin = time.time() + 3.0 + warmup
+    window = Window(begin, begin + seconds)
+    processes = [
+        context.Process(target=_writer, args=(dsn, window, concurrency, results))
+        for _ in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    while time.time() < window.start:
+        time.sleep(0.01)
+    load_before = os.getloadavg()[0]
+    pg_before = cpu_seconds([postmaster], with_children=True)
+    writers_before = cpu_seconds([p.pid for p in processes if p.pid], with_children=False)
+    stats_before = asyncio.run(_database_stats(server_dsn))
+    waits = asyncio.run(_sample_waits(server_dsn, window))
+    stats_after = asyncio.run(_database_stats(server_dsn))
+    pg_cpu = spent(pg_before, cpu_seconds([postmaster], with_children=True))
+    writer_cpu = spent(
+        writers_before, cpu_seconds([p.pid for p in processes if p.pid], with_children=False)
+    )
+    load_after = os.getloadavg()[0]
+    reports = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(30)
+    report = asyncio.run(verify(dsn))
+    events = sum(r["events"] for r in reports)
+    batches = [size for r in reports for size in r["batches"]]
+    sampled = sum(waits.values()) or 1
+    return {
+        "writers": writers,
+        "events_per_s": events / seconds,
+        "mean_batch": statistics.fmean(batches) if batches else 0.0,
+        "commits_per_s": (stats_after[0] - stats_before[0]) / seconds,
+        "rollbacks_per_s": (stats_after[1] - stats_before[1]) / seconds,
+        "refused": sum(r["refused"] for r in reports),
+        "lock_wait_share": sum(n for k, n in waits.items() if k.startswith("Lock:")) / sampled,
+        "waits": dict(waits.most_common(6)),
+        "pg_ms_per_event": 1000 * pg_cpu / max(events, 1),
+        "writer_ms_per_event": 1000 * writer_cpu / max(events, 1),
+        "load": (load_before, load_after),
+        "verified": report.ok,
+        "logged": report.events,
+    }
+
+
+async def explain(server_dsn: str, batch: int) -> list[tuple[str, float, float]]:
+    """Where one INSERT of ``batch`` events spends its time: (schema, total ms, trigger ms)."""
+    name = f"{DATABASE}_explain"
+    dsn = await create_database(server_dsn, name, fresh=True)
+    out = []
+    connection = await asyncpg.connect(dsn)
+    try:
+        # A log that already holds events, as a running one does.
+        head = (0, GENESIS)
+        for _ in range(20):
+            stored = chain([event(i) for i in range(500)], head)
+            await connection.execute(INSERT, _payload(stored))
+            head = (stored[-1].seq, stored[-1].hash)
+        for label, drop in (
+            ("every index, link trigger", ""),
+            ("primary key only, link trigger",
+             "DROP INDEX audit_event_subjects, audit_event_trace, audit_event_app,"
+             " audit_event_matter, audit_event_at"),
+        ):  # fmt: skip
+            if drop:
+                await connection.execute(drop)
+            totals, triggers = [], []
+            for _ in range(5):
+                stored = chain([event(i) for i in range(batch)], head)
+                # EXPLAIN ANALYZE runs the INSERT: the batch is kept and the head moves on.
+                plan = await connection.fetchval(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) {INSERT}", _payload(stored)
+                )
+                result = orjson.loads(plan)[0]
+                totals.append(result["Execution Time"])
+                triggers.append(sum(t["Time"] for t in result.get("Triggers", [])))
+                head = (stored[-1].seq, stored[-1].hash)
+            out.append((label, statistics.median(totals), statistics.median(triggers)))
+    finally:
+        await connection.close()
+    return out
+
+
+def _payload(stored: list[Any]) -> str:
+    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--writers", default="1,2,4", help="writer process counts (default 1,2,4)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds counted per count")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before counting")
+    parser.add_argument("--concurrency", type=int, default=32, help="appends in flight per writer")
+    parser.add_argument("--explain-batch", type=int, default=50, help="events in the EXPLAIN batch")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "deltagate-bench-audit-pg",
+        help="the embedded PostgreSQL's data folder",
+    )
+    args = parser.parse_args()
+    database = start(args.data_dir)
+    print(f"cores {os.cpu_count()}, load average {os.getloadavg()}")
+    print(
+        f"{'writers':>7}  {'events/s':>8}  {'batch':>5}  {'commit/s':>8}  {'rollbk/s':>8}"
+        f"  {'refused':>7}  {'lock wait':>9}  {'PG ms/ev':>8}  {'wr ms/ev':>8}  {'load':>9}  verify"
+    )
+    rows = []
+    for writers in (int(n) for n in args.writers.split(",")):
+        row = measure(
+            database.dsn, database.postmaster_pid, writers, args.duration, args.warmup,
+            args.concurrency,
+        )  # fmt: skip
+        rows.append(row)
+        print(
+            f"{writers:>7}  {row['events_per_s']:>8.0f}  {row['mean_batch']:>5.1f}"
+            f"  {row['commits_per_s']:>8.0f}  {row['rollbacks_per_s']:>8.1f}"
+            f"  {row['refused']:>7}  {row['lock_wait_share']:>8.0%}  {row['pg_ms_per_event']:>8.3f}"
+            f"  {row['writer_ms_per_event']:>8.3f}  {row['load'][0]:>4.1f}/{row['load'][1]:<4.1f}"
+            f"  {'ok' if row['verified'] else 'BROKEN'} ({row['logged']} events)"
+        )
+    for row in rows:
+        print(f"  {row['writers']} writer(s), backends sampled: {row['waits']}")
+    print(f"one INSERT of {args.explain_batch} events inside PostgreSQL (median of 5):")
+    for label, total, trigger in asyncio.run(explain(database.dsn, args.explain_batch)):
+        per = 1000 / args.explain_batch
+        print(
+            f"  {label:<32} {total:7.2f} ms ({total * per:5.0f} µs/event),"
+            f" link trigger {trigger:6.2f} ms ({trigger * per:4.0f} µs/event)"
+        )
+
+
+if __name__ == "__main__":
+    main()
