@@ -56,4 +56,5 @@ graphiql-assets:
 # docs/graphiql.png, as the README shows it: a demo gateway in headless chromium.
 screenshots: $(STAMP)
 	sh tools/ensure-chromium.sh
+	[ -n "$$(fc-list :lang=zh)" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei
 	$(BIN)/python tools/screenshots.py
