@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick bench-profile clean k8s-config
+.PHONY: demo test lint bench bench-quick bench-profile clean k8s-config graphiql-assets screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,7 @@ demo: $(STAMP)
 # The static checks (lint) run first: a lint or type error fails the run before any test.
 test: lint
 	sh tools/ensure-kubectl.sh $(VENV)  # tests/k8s render the manifests with kubectl
+	sh tools/ensure-chromium.sh  # the GraphiQL browser tests drive Debian's chromium
 	$(BIN)/python -m pytest -q
 
 # The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use
@@ -49,3 +50,14 @@ clean:
 k8s-config:
 	cp policies/catalog.toml policies/matters.toml policies/model.conf policies/policy.csv policies/quotas.toml k8s/base/policies/
 	cp gateway/sources/mappings/*.toml k8s/base/mappings/
+
+# GraphiQL's browser builds, vendored under gateway/edge/static/vendor (needs npm and the npm
+# registry; the demo and the tests need neither): npm ci of tools/graphiql, copy, manifest.
+graphiql-assets:
+	$(PYTHON) tools/refresh-graphiql.py
+
+# docs/graphiql.png, as the README shows it: a demo gateway in headless chromium.
+screenshots: $(STAMP)
+	sh tools/ensure-chromium.sh
+	[ -n "$$(fc-list :lang=zh)" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei
+	$(BIN)/python tools/screenshots.py

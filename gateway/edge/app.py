@@ -1,4 +1,4 @@
-"""The ASGI app: ``POST /graphql``, GraphiQL outside production, health, readiness and metrics.
+"""The ASGI app: ``POST /graphql``, GraphiQL outside production, health, readiness, metrics.
 
 ``create_app`` serves a ``Gateway`` (``gateway.edge.pipeline``: one request
 from its headers to its answer) built from settings (``gateway.edge.build``),
@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from strawberry.http.ides import get_graphql_ide_html
 
 from gateway.core.errors import MethodNotAllowed
+from gateway.edge.graphiql import GraphiQLPage
 from gateway.edge.pipeline import Gateway
 from gateway.edge.responses import json_response, request_error
 
@@ -29,7 +29,9 @@ __all__ = ["Gateway", "create_app"]
 def create_app(gateway: Gateway) -> Starlette:
     """The Starlette app serving ``gateway``; closes its sources on shutdown."""
     production = gateway.settings.production
-    graphiql = None if production else get_graphql_ide_html("graphiql")
+    # GraphiQL and its assets are served by the gateway (no CDN: extranets reach none), and
+    # only outside production: there neither the page nor its static route exists.
+    graphiql = None if production else GraphiQLPage()
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET":
@@ -41,7 +43,7 @@ def create_app(gateway: Gateway) -> Starlette:
                 return request_error(
                     MethodNotAllowed("GraphiQL is off in production mode; send POST")
                 )
-            return HTMLResponse(graphiql)
+            return graphiql.page()
         return await gateway.execute(request)
 
     async def metrics(_: Request) -> Response:
@@ -82,12 +84,12 @@ def create_app(gateway: Gateway) -> Starlette:
                 await watcher
             await gateway.close()
 
-    return Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if graphiql is not None:
+        routes.append(Route("/graphiql/static/{path:path}", graphiql.asset, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=lifespan)

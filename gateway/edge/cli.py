@@ -37,6 +37,14 @@ DEMO_CALLERS = (
 DEMO_TOKEN_LIFETIME = 8 * 3600
 
 
+def graphiql_link(base: str, headers: Mapping[str, str]) -> str:
+    """A link to GraphiQL at ``base`` (``.../graphql``) with ``headers`` in its headers editor.
+
+    The page's ``graphiql-init.js`` reads them back from ``?headers=`` (URL-encoded JSON).
+    """
+    return f"{base}?headers={urllib.parse.quote(json.dumps(headers))}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -220,7 +228,7 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
         headers = {"Authorization": f"Bearer {minted}"}
         if matter:
             headers["X-Matter-Code"] = matter
-        link = f"{base}?headers={urllib.parse.quote(json.dumps(headers))}"
+        link = graphiql_link(base, headers)
         print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
         print(f"  token: {minted}")
         print(f"  GraphiQL with these headers: {link}")
