@@ -71,10 +71,16 @@ async def send_headers(
     return reader, writer
 
 
-async def trickle(writer: asyncio.StreamWriter, stop: asyncio.Event) -> None:
-    """Send the body a byte every 0.2 s, until the server stops reading or ``stop`` is set."""
+async def trickle(writer: asyncio.StreamWriter, stop: asyncio.Event, seconds: float = 0.7) -> None:
+    """Send the body a byte every 0.2 s, until the server stops reading or ``stop`` is set.
+
+    Only for ``seconds`` (less than the body deadline), so that the server has read every
+    byte sent when it gives up: closing with bytes unread would make the kernel answer with
+    a reset, which may drop the response before the client reads it.
+    """
+    until = time.monotonic() + seconds
     for byte in BODY:
-        if stop.is_set() or writer.is_closing():
+        if stop.is_set() or writer.is_closing() or time.monotonic() > until:
             return
         try:
             writer.write(bytes([byte]))
