@@ -14,7 +14,8 @@ commit): at low load an event waits for nothing but its own write, under load
 one commit serves many requests. The writer numbers and chains the events from
 the last event it knows of; if another replica appended in between, the
 primary key on ``seq`` (or the link trigger) refuses the INSERT, and the writer
-reads the new head and chains again.
+chains again under the log's advisory lock (read the head, insert, commit), so
+replicas that collide take turns instead of colliding until they give up.
 
 A batch that fails is not retried: its requests are refused (fail closed) and
 their events are dropped, since nothing was released. If a commit's outcome is
@@ -36,6 +37,7 @@ from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEven
 from gateway.audit.log import AuditLog, EventQuery, Receipt
 from gateway.audit.sql import (
     ALL_EVENTS,
+    CHAIN_LOCK,
     DATABASE,
     GUARDS,
     HEAD,
@@ -64,10 +66,9 @@ __all__ = [
 
 logger = logging.getLogger("deltagate.audit")
 
-#: Times another writer may append first before a batch gives up.
-CONFLICT_RETRIES = 8
-
 _CONFLICTS = (asyncpg.UniqueViolationError, asyncpg.IntegrityConstraintViolationError)
+#: Times a batch chains again under the lock: it can lose only to a writer's optimistic try.
+LOCKED_RETRIES = 8
 
 
 def _payload(stored: Sequence[StoredEvent]) -> str:
@@ -217,15 +218,28 @@ class PostgresAuditLog(AuditLog):
     async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
         pool = await self._get_pool()
         async with asyncio.timeout(self._timeout), pool.acquire() as connection:
-            for _ in range(CONFLICT_RETRIES):
-                if self._head is None:
-                    row = await connection.fetchrow(HEAD)
-                    self._head = (row["seq"], row["hash"]) if row else (0, GENESIS)
+            if self._head is not None:
+                # The head this writer knows: right unless another replica appended since.
                 stored = chain(events, self._head, self._algorithm)
                 try:
                     await connection.execute(INSERT, _payload(stored))
                 except _CONFLICTS:
-                    self._head = None  # another replica appended first: chain after its events
+                    self._head = None
+                else:
+                    self._head = (stored[-1].seq, stored[-1].hash)
+                    return stored
+            # The head is unknown, or another replica appended first: chain after its events
+            # under the log's lock, which one writer holds at a time. A writer still on its
+            # first, optimistic try may yet get in between; it comes here next time.
+            for _ in range(LOCKED_RETRIES):
+                try:
+                    async with connection.transaction():
+                        await connection.execute(CHAIN_LOCK)
+                        row = await connection.fetchrow(HEAD)
+                        head = (row["seq"], row["hash"]) if row else (0, GENESIS)
+                        stored = chain(events, head, self._algorithm)
+                        await connection.execute(INSERT, _payload(stored))
+                except _CONFLICTS:
                     continue
                 self._head = (stored[-1].seq, stored[-1].hash)
                 return stored

@@ -148,6 +148,10 @@ INSERT = (
 )
 
 HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+#: Held by a writer that found another replica had appended first: until its transaction
+#: ends, no other writer that lost the race reads the head, so they chain one after the
+#: other instead of colliding again. Any role may take an advisory lock; no grant needed.
+CHAIN_LOCK = "SELECT pg_advisory_xact_lock(4206714311)"
 
 
 #: The existence of the table (``to_regclass`` reads the catalog only).
