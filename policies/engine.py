@@ -245,13 +245,17 @@ class PolicyEngine:
         logger.info("access policy version %s in force (was %s)", snap.version, previous)
         return True
 
-    async def watch(self) -> None:
+    async def watch(self, on_status: Callable[[PolicyStatus], None] | None = None) -> None:
         """Check the files every ``reload_interval`` seconds until cancelled.
 
         Optional: ``begin`` checks too, but this keeps ``status`` current while
         no requests arrive. Run it as a task from the app's lifespan.
+        ``on_status`` is given the status at the start and after every check
+        (the edge reports the version in force in its metrics).
         """
         while True:
+            if on_status is not None:
+                on_status(self.status)
             await asyncio.sleep(max(self.reload_interval, 0.1))
             self.reload_if_changed()
 

@@ -22,6 +22,7 @@ from gateway.core.errors import MethodNotAllowed
 from gateway.edge.graphiql import GraphiQLPage
 from gateway.edge.pipeline import Gateway
 from gateway.edge.responses import json_response, request_error
+from policies import PolicyStatus
 
 __all__ = ["Gateway", "create_app"]
 
@@ -46,8 +47,12 @@ def create_app(gateway: Gateway) -> Starlette:
             return graphiql.page()
         return await gateway.execute(request)
 
+    def report_policy(status: PolicyStatus) -> None:
+        gateway.metrics.set_policy(status.version, failed=status.error is not None)
+
     async def metrics(_: Request) -> Response:
         gateway.metrics.refresh_breakers(gateway.sources)
+        report_policy(gateway.policy.status)
         body, content_type = gateway.metrics.render()
         return Response(body, media_type=content_type)
 
@@ -75,7 +80,7 @@ def create_app(gateway: Gateway) -> Starlette:
         # passes were what stalled a request now and then (the p99 tail).
         gc.collect()
         gc.freeze()
-        watcher = asyncio.create_task(gateway.policy.watch())
+        watcher = asyncio.create_task(gateway.policy.watch(report_policy))
         try:
             yield
         finally:

@@ -25,8 +25,10 @@ from gateway.edge.documents import DocumentGuard
 from gateway.edge.metrics import Metrics
 from gateway.edge.operations import OperationManifest
 from gateway.edge.query_limits import Limits
-from gateway.edge.rate_limits import RateLimiter
+from gateway.edge.rate_limit_store import RedisBuckets, StoreUnavailable
+from gateway.edge.rate_limits import RateLimiter, watched_quotas
 from gateway.edge.settings import Settings
+from gateway.edge.shared_limits import SharedRateLimiter
 from gateway.edge.validation_budget import ValidationBudget
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.telemetry.spans import Telemetry
@@ -53,7 +55,8 @@ class GatewayParts:
         schema: the unified schema, executing prepared documents.
         documents: parses, limits and validates documents, and keeps them.
         metrics: the Prometheus metrics.
-        rate_limiter: each app's token bucket (None: rate limits off).
+        rate_limiter: each app's token bucket, in this process or in the shared store
+            (None: rate limits off).
         validation_budget: each app's validation time (None: rate limits off).
         manifest: the registered operations (None: any document may run).
         telemetry: spans and their export.
@@ -69,7 +72,7 @@ class GatewayParts:
     schema: GatewaySchema
     documents: DocumentGuard
     metrics: Metrics
-    rate_limiter: RateLimiter | None = None
+    rate_limiter: RateLimiter | SharedRateLimiter | None = None
     validation_budget: ValidationBudget | None = None
     manifest: OperationManifest | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
@@ -147,13 +150,7 @@ class GatewayParts:
             schema=schema,
             documents=guard,
             metrics=metrics,
-            rate_limiter=(
-                RateLimiter.from_policy_dir(
-                    settings.policy_dir, reload_interval=settings.policy_reload_interval
-                )
-                if settings.rate_limits
-                else None
-            ),
+            rate_limiter=_rate_limiter(settings, metrics) if settings.rate_limits else None,
             validation_budget=(
                 ValidationBudget(settings.limits.validation_ms_per_second)
                 if settings.rate_limits
@@ -182,6 +179,16 @@ class GatewayParts:
                 return "unavailable"
             return "ok"
 
+        async def rate_limit_store() -> str:
+            # Not a reason to leave rotation: without the store, quotas fall back per process.
+            if not isinstance(self.rate_limiter, SharedRateLimiter):
+                return "off"
+            try:
+                await self.rate_limiter.ping()
+            except StoreUnavailable:
+                return "unavailable"
+            return "ok"
+
         async def audit() -> tuple[str, str | None]:
             if self.audit is None:
                 return "off", None
@@ -191,13 +198,14 @@ class GatewayParts:
                 return "unavailable", self.audit.problem
             return "ok", None
 
-        *states, (audit_state, audit_error) = await asyncio.gather(
-            *(ping(s) for s in self.sources.values()), audit()
+        *states, (audit_state, audit_error), store_state = await asyncio.gather(
+            *(ping(s) for s in self.sources.values()), audit(), rate_limit_store()
         )
         return {
             "sources": dict(zip(self.sources, states, strict=True)),
             "audit": audit_state,
             "auditError": audit_error,
+            "rateLimitStore": store_state,
             "policy": self.policy.status.as_dict(),
         }
 
@@ -211,8 +219,23 @@ class GatewayParts:
         closing = [source.close() for source in self.sources.values()]
         if self.audit is not None:
             closing.append(self.audit.close())
+        if isinstance(self.rate_limiter, SharedRateLimiter):
+            closing.append(self.rate_limiter.close())
         await asyncio.gather(*closing)
         await asyncio.to_thread(self.telemetry.shutdown)
+
+
+def _rate_limiter(settings: Settings, metrics: Metrics) -> RateLimiter | SharedRateLimiter:
+    """Buckets in the shared store when one is configured, else in this process."""
+    quotas = watched_quotas(settings.policy_dir, reload_interval=settings.policy_reload_interval)
+    if settings.rate_limit_url is None:
+        return RateLimiter(quotas)
+    return SharedRateLimiter(
+        RedisBuckets(settings.rate_limit_url, timeout=settings.rate_limit_timeout),
+        quotas,
+        processes=settings.rate_limit_processes,
+        on_fallback=metrics.count_rate_limit_fallback,
+    )
 
 
 def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:

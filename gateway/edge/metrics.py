@@ -3,10 +3,12 @@
 Call statistics per caller app and per resource (root field) are what the
 platform reports upwards; latency, backend latency per region, masked and
 withheld field counts, the audit queue and each region's circuit breaker are
-what its operators watch. Metrics live on a registry of the gateway's own (no
-process-wide state), except under ``PROMETHEUS_MULTIPROC_DIR``, where every
-worker process writes its samples to that folder and ``/metrics`` adds them up
-(``deltagate serve --workers N`` sets it).
+what its operators watch; the policy version in force and the rate-limit
+store's fall-backs are what a deployment of many replicas is checked by.
+Metrics live on a registry of the gateway's own (no process-wide state),
+except under ``PROMETHEUS_MULTIPROC_DIR``, where every worker process writes
+its samples to that folder and ``/metrics`` adds them up (``deltagate serve
+--workers N`` sets it).
 
 Label values are bounded: apps are authenticated token subjects; operation
 names come from documents that passed validation, and only the first
@@ -47,6 +49,8 @@ class Metrics:
 
         metrics.set_audit_queue_depth(len(queue))
         metrics.set_breaker_state("ZJ", "open")     # closed, half_open or open
+        metrics.set_policy("3f9a0c1d2e4b", failed=False)
+        metrics.count_rate_limit_fallback()
     """
 
     def __init__(self, *, max_operations: int = 200) -> None:
@@ -55,6 +59,7 @@ class Metrics:
         self._max_operations = max_operations
         self._operations: set[str] = set()
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._policy_version: str | None = None
         registry = self.registry
         self.requests = Counter(
             "deltagate_requests",
@@ -100,6 +105,25 @@ class Metrics:
             ["region"],
             registry=registry,
             multiprocess_mode="max",
+        )
+        # ``max`` across workers: while the workers of one replica switch, both versions show 1.
+        self.policy_info = Gauge(
+            "deltagate_policy_info",
+            "The access policy version in force (a content hash of the policy files): 1",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.policy_reload_failed = Gauge(
+            "deltagate_policy_reload_failed",
+            "1 while the policy files on disk failed to load and the previous version is in force",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.rate_limit_fallbacks = Counter(
+            "deltagate_rate_limit_store_fallbacks",
+            "Requests whose rate limit was decided in the process: the shared store did not answer",
+            registry=registry,
         )
 
     # -- per request -------------------------------------------------------------------------
@@ -158,6 +182,22 @@ class Metrics:
 
     def set_breaker_state(self, region: str, state: str) -> None:
         self.breaker.labels(region).set(BREAKER_VALUES.get(str(state), 2))
+
+    def set_policy(self, version: str | None, *, failed: bool) -> None:
+        """The policy version in force (None: none is loaded) and whether a reload failed."""
+        if version != self._policy_version:
+            previous, self._policy_version = self._policy_version, version
+            if previous is not None:
+                if self.multiprocess_dir is None:
+                    self.policy_info.remove(previous)
+                else:  # a worker's samples cannot be removed from its file, only zeroed
+                    self.policy_info.labels(previous).set(0)
+            if version is not None:
+                self.policy_info.labels(version).set(1)
+        self.policy_reload_failed.set(1 if failed else 0)
+
+    def count_rate_limit_fallback(self) -> None:
+        self.rate_limit_fallbacks.inc()
 
     def refresh_breakers(self, sources: Mapping[str, Any]) -> None:
         """Read each source's breaker state (sources without one are left out)."""

@@ -108,7 +108,7 @@ class Gateway(GatewayParts):
                 matter = request.headers.get(MATTER_HEADER, "").strip() or None
                 trace.caller(caller, matter)
                 if self.rate_limiter is not None:
-                    self.rate_limiter.take(caller.app)
+                    await self.rate_limiter.admit(caller.app)
                 operation = await read_operation(
                     request, limits.max_body_bytes, limits.body_timeout
                 )

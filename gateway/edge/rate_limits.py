@@ -6,9 +6,11 @@ refused with HTTP 429, ``RATE_LIMITED`` and a ``Retry-After`` (whole seconds
 until a request would pass). Apps are the ``sub`` of their tokens; an app
 without an entry gets ``[default]``.
 
-Buckets live in the process: each replica (and each worker) counts for itself,
-so N of them let an app through at up to N times its rate. The operating
-guide says how to size quotas for that.
+``RateLimiter`` keeps the buckets in the process: each replica (and each
+worker) counts for itself, so N of them let an app through at up to N times its
+rate. With a shared store configured (``DELTAGATE_RATE_LIMIT_URL``),
+``gateway.edge.shared_limits`` keeps one bucket per app in Redis for all of
+them, and falls back to this module's buckets while the store is unreachable.
 """
 
 from __future__ import annotations
@@ -51,6 +53,28 @@ class Quotas:
 
     def of(self, app: str) -> Quota:
         return (self.apps or {}).get(app, self.default)
+
+
+def watched_quotas(directory: Path, *, reload_interval: float = 2.0) -> Callable[[], Quotas]:
+    """The quotas of ``quotas.toml`` in the policy folder, re-read when it changes (if any)."""
+    path = directory / QUOTAS_FILE
+    if not path.exists():
+        fixed = Quotas()
+        return lambda: fixed
+    watched = WatchedFile(path, load_quotas, interval=reload_interval)
+    return lambda: watched.value
+
+
+def refusal(app: str, quota: Quota, wait: float) -> RateLimited:
+    """The error of a request refused by ``app``'s bucket, ``wait`` seconds before a token."""
+    retry = max(1, math.ceil(wait))
+    return RateLimited(
+        f"app {app!r} sent more than {quota.rate:g} requests per second"
+        f" (burst {quota.burst}); retry in {retry} s",
+        retryAfter=retry,
+        rate=quota.rate,
+        burst=quota.burst,
+    )
 
 
 def load_quotas(path: Path) -> Quotas:
@@ -108,11 +132,11 @@ class RateLimiter:
     @classmethod
     def from_policy_dir(cls, directory: Path, *, reload_interval: float = 2.0) -> RateLimiter:
         """Quotas from ``quotas.toml`` in the policy folder (re-read when it changes), if any."""
-        path = directory / QUOTAS_FILE
-        if not path.exists():
-            return cls(Quotas())
-        watched = WatchedFile(path, load_quotas, interval=reload_interval)
-        return cls(lambda: watched.value)
+        return cls(watched_quotas(directory, reload_interval=reload_interval))
+
+    async def admit(self, app: str) -> None:
+        """``take``, with the shared limiter's signature (the pipeline awaits either)."""
+        self.take(app)
 
     def take(self, app: str) -> None:
         """Take one request from ``app``'s bucket.
@@ -120,7 +144,10 @@ class RateLimiter:
         Raises:
             RateLimited: the bucket is empty; ``retryAfter`` says in how many seconds it is not.
         """
-        quota = self._quotas().of(app)
+        self.take_with(app, self._quotas().of(app))
+
+    def take_with(self, app: str, quota: Quota) -> None:
+        """``take`` with a quota given rather than looked up (the shared limiter's fall-back)."""
         now = self._clock()
         tokens, at, sized_by = self._buckets.get(app, (float(quota.burst), now, quota))
         if sized_by != quota:  # the quota changed: a fresh bucket, so a raise applies at once
@@ -128,14 +155,7 @@ class RateLimiter:
         tokens = min(float(quota.burst), tokens + (now - at) * quota.rate)
         if tokens < 1.0:
             self._buckets[app] = (tokens, now, quota)
-            retry = max(1, math.ceil((1.0 - tokens) / quota.rate))
-            raise RateLimited(
-                f"app {app!r} sent more than {quota.rate:g} requests per second"
-                f" (burst {quota.burst}); retry in {retry} s",
-                retryAfter=retry,
-                rate=quota.rate,
-                burst=quota.burst,
-            )
+            raise refusal(app, quota, (1.0 - tokens) / quota.rate)
         self._buckets[app] = (tokens - 1.0, now, quota)
         if len(self._buckets) > 10_000:
             self._forget_full(now)

@@ -33,6 +33,9 @@ Example ``gateway.toml``::
     max_depth = 10
     max_cost = 10000
     rate_limits = true           # per caller app, sized by quotas.toml in the policy folder
+    rate_limit_url = "redis://ratelimit:6379/0"  # shared buckets (or DELTAGATE_RATE_LIMIT_URL)
+    rate_limit_timeout = 0.05    # seconds a request waits for the store before the fall-back
+    rate_limit_processes = 1     # processes (replicas x workers) the fall-back divides quotas by
 
     [operations]
     manifest = "operations.json" # when set, only registered operations are accepted
@@ -44,8 +47,8 @@ Example ``gateway.toml``::
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
 ``DELTAGATE_POLICY_DIR``, ``DELTAGATE_OPERATIONS_MANIFEST``, ``DELTAGATE_BATCHING``
-(``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN`` and
-``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
+(``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN``,
+``DELTAGATE_RATE_LIMIT_URL`` and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
 Secrets belong in the environment, not in the file.
 Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry.spans``).
 """
@@ -113,6 +116,14 @@ class Settings:
             need an audit event is refused (``AUDIT_UNAVAILABLE``); production
             mode requires it.
         audit_timeout: seconds for one audit write or read.
+        rate_limit_url: the shared store of the rate limits (Redis), so that every
+            replica and worker draws on one bucket per app; None keeps the buckets
+            in each process.
+        rate_limit_timeout: seconds a request waits for the store before the
+            per-process fall-back decides it.
+        rate_limit_processes: how many gateway processes (replicas × workers)
+            share a quota; while the store is unreachable each process allows
+            1/N of each app's quota (1: the full quota in each).
     """
 
     mode: str = "development"
@@ -130,6 +141,9 @@ class Settings:
     sources: tuple[SourceSettings, ...] = field(default_factory=tuple)
     limits: Limits = field(default_factory=Limits)
     rate_limits: bool = True
+    rate_limit_url: str | None = None
+    rate_limit_timeout: float = 0.05
+    rate_limit_processes: int = 1
     operations_manifest: Path | None = None
     audit_dsn: str | None = None
     audit_timeout: float = 5.0
@@ -170,6 +184,17 @@ class Settings:
             raise ConfigError("production mode needs an audit database (DELTAGATE_AUDIT_DSN)")
         if self.audit_timeout <= 0:
             raise ConfigError("audit.timeout must be positive")
+        if self.rate_limit_url is not None and not self.rate_limit_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(
+                "limits.rate_limit_url (DELTAGATE_RATE_LIMIT_URL) must be a redis://, "
+                "rediss:// or unix:// URL"
+            )
+        if not self.rate_limit_timeout > 0:
+            raise ConfigError("limits.rate_limit_timeout must be a positive number of seconds")
+        if self.rate_limit_processes < 1:
+            raise ConfigError("limits.rate_limit_processes must be 1 or more")
         return self
 
 
@@ -216,6 +241,7 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         ("JWT_SECRET", "jwt_secret"),
         ("MASK_SECRET", "mask_secret"),
         ("AUDIT_DSN", "audit_dsn"),
+        ("RATE_LIMIT_URL", "rate_limit_url"),
     ):
         if env.get(f"DELTAGATE_{name}"):
             changes[attr] = env[f"DELTAGATE_{name}"]
@@ -254,6 +280,15 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     rate_limits = limits.pop("rate_limits", True)
     if not isinstance(rate_limits, bool):
         raise ConfigError("limits.rate_limits must be true or false")
+    rate_limit_url = limits.pop("rate_limit_url", None)
+    if rate_limit_url is not None and not isinstance(rate_limit_url, str):
+        raise ConfigError("limits.rate_limit_url must be a string")
+    rate_limit_timeout = _number(
+        limits.pop("rate_limit_timeout", 0.05), "limits.rate_limit_timeout"
+    )
+    rate_limit_processes = limits.pop("rate_limit_processes", 1)
+    if isinstance(rate_limit_processes, bool) or not isinstance(rate_limit_processes, int):
+        raise ConfigError("limits.rate_limit_processes must be an integer")
     operations = _section(raw, "operations", {"manifest"})
     audit = _section(raw, "audit", {"dsn", "timeout"})
     sources = []
@@ -281,6 +316,9 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         sources=tuple(sources),
         limits=Limits.from_table(limits),
         rate_limits=rate_limits,
+        rate_limit_url=rate_limit_url or None,
+        rate_limit_timeout=rate_limit_timeout,
+        rate_limit_processes=rate_limit_processes,
         operations_manifest=base / operations["manifest"] if "manifest" in operations else None,
         audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
         audit_timeout=float(audit.get("timeout", 5.0)),

@@ -344,9 +344,11 @@ def test_province_config_with_the_deployments_secrets_passes_production_checks(
         for e in gateway_container(objects)["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
+    secret_env["DELTAGATE_RATE_LIMIT_URL"] = "redis://from-a-secret:6379/0"  # a URL is checked
     settings = load_settings(tmp_path / "gateway.toml", env=secret_env)  # checks as serve does
     assert settings.production
     assert settings.mask_secret == settings.audit_dsn == "from-a-secret"
+    assert settings.rate_limit_url == "redis://from-a-secret:6379/0"
     assert [(s.region, s.dsn) for s in settings.sources] == [("SH", "from-a-secret")]
     assert settings.sources[0].mapping.is_file()
     assert settings.policy_dir == tmp_path / "policies"
