@@ -11,11 +11,9 @@ Writing: ``append`` hands the event to one writer task per process and
 returns once the INSERT holding it has committed. While one INSERT is in
 flight, the events that arrive wait for the next, which takes them all (group
 commit): at low load an event waits for nothing but its own write, under load
-one commit serves many requests. The writer numbers and chains the events from
-the last event it knows of; if another replica appended in between, the
-primary key on ``seq`` (or the link trigger) refuses the INSERT, and the writer
-chains again under the log's advisory lock (read the head, insert, commit), so
-replicas that collide take turns instead of colliding until they give up.
+one commit serves many requests. The writer numbers and chains the events
+after the head it reads under the log's advisory lock, held until its commit,
+so writers of every replica take turns on the one chain instead of colliding.
 
 A batch that fails is not retried: its requests are refused (fail closed) and
 their events are dropped, since nothing was released. If a commit's outcome is
@@ -67,8 +65,8 @@ __all__ = [
 logger = logging.getLogger("deltagate.audit")
 
 _CONFLICTS = (asyncpg.UniqueViolationError, asyncpg.IntegrityConstraintViolationError)
-#: Times a batch chains again under the lock: it can lose only to a writer's optimistic try.
-LOCKED_RETRIES = 8
+#: Times a batch chains again after a conflict before it gives up.
+CONFLICT_RETRIES = 8
 
 
 def _payload(stored: Sequence[StoredEvent]) -> str:
@@ -129,7 +127,6 @@ class PostgresAuditLog(AuditLog):
         self._algorithm = algorithm
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Lock | None = None
-        self._head: tuple[int, str] | None = None  # (seq, hash) of the newest event known
         self._pending: list[tuple[AuditEvent, asyncio.Future[Receipt]]] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -207,7 +204,6 @@ class PostgresAuditLog(AuditLog):
             try:
                 stored = await self._insert([event for event, _ in batch])
             except Exception as exc:  # every failure refuses the batch; the loop goes on
-                self._head = None  # read it again: the outcome of the failed write is unknown
                 logger.error("audit write of %d events failed: %s", len(batch), _safe(exc))
                 self._fail(batch, "the audit log cannot be written")
                 continue
@@ -218,20 +214,12 @@ class PostgresAuditLog(AuditLog):
     async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
         pool = await self._get_pool()
         async with asyncio.timeout(self._timeout), pool.acquire() as connection:
-            if self._head is not None:
-                # The head this writer knows: right unless another replica appended since.
-                stored = chain(events, self._head, self._algorithm)
-                try:
-                    await connection.execute(INSERT, _payload(stored))
-                except _CONFLICTS:
-                    self._head = None
-                else:
-                    self._head = (stored[-1].seq, stored[-1].hash)
-                    return stored
-            # The head is unknown, or another replica appended first: chain after its events
-            # under the log's lock, which one writer holds at a time. A writer still on its
-            # first, optimistic try may yet get in between; it comes here next time.
-            for _ in range(LOCKED_RETRIES):
+            # One writer at a time chains onto the head, under the log's advisory lock: the
+            # replicas take turns. Without it they read the same head and collide; measured
+            # with 2 and 4 writers, half their INSERTs were rolled back and some batches gave
+            # up (bench/audit_writers.py). A conflict can now come only from a writer that
+            # does not take the lock (an older version during a rolling update).
+            for _ in range(CONFLICT_RETRIES):
                 try:
                     async with connection.transaction():
                         await connection.execute(CHAIN_LOCK)
@@ -241,7 +229,6 @@ class PostgresAuditLog(AuditLog):
                         await connection.execute(INSERT, _payload(stored))
                 except _CONFLICTS:
                     continue
-                self._head = (stored[-1].seq, stored[-1].hash)
                 return stored
         raise AuditUnavailable("the audit log is too busy")
 

@@ -148,9 +148,8 @@ INSERT = (
 )
 
 HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
-#: Held by a writer that found another replica had appended first: until its transaction
-#: ends, no other writer that lost the race reads the head, so they chain one after the
-#: other instead of colliding again. Any role may take an advisory lock; no grant needed.
+#: Held by a writer from reading the head to its commit, so the writers of every replica
+#: chain one after the other. Any role may take an advisory lock; no grant needed.
 CHAIN_LOCK = "SELECT pg_advisory_xact_lock(4206714311)"
 
 
