@@ -19,6 +19,18 @@ DATE          the year                                     ``1985-**-**``
 HASH          nothing: a keyed pseudonym (HMAC-SHA256)     ``9f2c…`` (32 hex)
 ============  ===========================================  ======================
 
+Every rule is idempotent: masking a value that is already masked leaves it as
+it is (``mask(mask(v)) == mask(v)``). A gateway of gateways (the 国—省—市
+cascade) applies its own policy to rows a lower gateway has already masked, and
+the stricter decision must win without turning a mask into something else: a
+masked phone ``138****5678`` stays ``138****5678``, it does not become
+``***********``. ``*`` stands for a hidden character in every rule, so the rules
+count it where they count what it hid (a digit of a phone number). For ``HASH``
+a value that already has the shape of a pseudonym (32 lower-case hex
+characters) is taken for one and kept: no field masked with ``HASH`` holds such
+values in clear (credit-record ids and document numbers), and hashing a
+pseudonym again would break the joins it exists for.
+
 ``HASH`` needs a secret shared by every deployment of the gateway (so the
 pseudonym of one value is the same in every region and masked records can still
 be joined) and kept from callers (so a pseudonym cannot be reversed by hashing
@@ -80,21 +92,26 @@ def mask_phone(value: Any) -> str:
     """Keep the first 3 digits (the carrier prefix) and the last 4.
 
     Only digits are counted and replaced, so separators such as ``021-`` stay
-    where they are. A number with 7 digits or fewer has all of them hidden.
+    where they are. A number with 7 digits or fewer has all of them hidden. A
+    ``*`` counts as the digit it hid, so a masked number masks to itself.
     """
     text = str(value)
-    digits = sum(ch.isdigit() for ch in text)
+    digits = sum(_is_digit_place(ch) for ch in text)
     if digits <= 7:
-        return "".join(_FILL if ch.isdigit() else ch for ch in text)
+        return "".join(_FILL if _is_digit_place(ch) else ch for ch in text)
     out: list[str] = []
     seen = 0
     for ch in text:
-        if ch.isdigit():
+        if _is_digit_place(ch):
             seen += 1
             out.append(ch if seen <= 3 or seen > digits - 4 else _FILL)
         else:
             out.append(ch)
     return "".join(out)
+
+
+def _is_digit_place(ch: str) -> bool:
+    return ch.isdigit() or ch == _FILL
 
 
 # Chinese addresses start with the administrative divisions of GB/T 2260, largest
@@ -150,9 +167,22 @@ def keyed_pseudonym(value: Any, *, secret: bytes) -> str:
 
     A keyed hash, not a plain one: without the key, a pseudonym of an ID number
     (a small, structured space) could be reversed by hashing every candidate.
+    A value that is already a pseudonym (see :func:`is_pseudonym`) is returned
+    as it is, so a record masked by a lower gateway keeps the pseudonym every
+    region gives it.
     """
+    if is_pseudonym(value):
+        return str(value)
     digest = hmac.new(secret, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
     return digest[:32]
+
+
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
+
+
+def is_pseudonym(value: Any) -> bool:
+    """Whether ``value`` has the shape ``keyed_pseudonym`` gives: 32 lower-case hex characters."""
+    return isinstance(value, str) and _PSEUDONYM.fullmatch(value) is not None
 
 
 #: The rules that need no secret, by the name ``catalog.toml`` uses.

@@ -23,6 +23,13 @@ Example ``gateway.toml``::
     breaker_failures = 3         # consecutive failures that open the region's circuit
     breaker_reset = 5.0          # seconds before a trial call
 
+    [sources.ZJ]                 # a region served by a lower gateway (the cascade)
+    kind = "gateway"
+    url = "https://gw.zj.example/graphql"    # the lower gateway's endpoint
+    token_env = "DELTAGATE_UPSTREAM_TOKEN_ZJ" # the variable holding the service token
+    matter = "JH-HUKOU-MIGRATION" # optional X-Matter-Code sent with every request
+    timeout = 3.0                # and breaker_failures, breaker_reset as for postgres
+
     [sources.NJ]                 # a region beyond the shipped four (SH, JS, ZJ, AH):
     dsn = "postgresql://gateway@db-nj/deltagate_nj"
     mapping = "mappings/nj.toml" # its mapping file, relative to this file
@@ -78,14 +85,34 @@ MODES = ("development", "production")
 logger = logging.getLogger("deltagate.settings")
 
 
+#: The source kinds and the keys a ``[sources.XX]`` table of each may hold.
+_COMMON_KEYS = {"kind", "timeout", "breaker_failures", "breaker_reset", "name", "prefixes"}
+SOURCE_KEYS: Mapping[str, frozenset[str]] = {
+    "postgres": frozenset({*_COMMON_KEYS, "dsn", "mapping", "pool_min", "pool_max"}),
+    "gateway": frozenset({*_COMMON_KEYS, "url", "token_env", "matter"}),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class SourceSettings:
-    """One region's source: its kind and the options the kind takes."""
+    """One region's source: its kind and the options the kind takes.
+
+    Attributes:
+        kind: ``postgres`` (``dsn``, ``mapping``, pool sizes) or ``gateway``
+            (``url`` of a lower gateway's ``/graphql``, its service ``token``
+            read from the environment variable ``token_env``, an optional ``matter``).
+        timeout: seconds per backend call (a query, or a request to the lower).
+        breaker_failures, breaker_reset: the region's circuit breaker.
+    """
 
     region: RegionCode
     kind: str = "postgres"
-    dsn: str
-    mapping: Path
+    dsn: str | None = None
+    mapping: Path | None = None
+    url: str | None = None
+    token_env: str | None = None
+    token: str | None = field(default=None, repr=False)
+    matter: str | None = None
     timeout: float = 5.0
     pool_min: int = 1
     pool_max: int = 10
@@ -93,6 +120,15 @@ class SourceSettings:
     breaker_reset: float = 5.0
 
     def options(self) -> dict[str, Any]:
+        """The keyword options of ``gateway.sources.build_source`` for this kind."""
+        if self.kind == "gateway":
+            return {
+                "region": self.region,
+                "url": self.url,
+                "token": self.token,
+                "matter": self.matter,
+                "timeout": self.timeout,
+            }
         return {
             "region": self.region,
             "dsn": self.dsn,
@@ -101,6 +137,30 @@ class SourceSettings:
             "min_size": self.pool_min,
             "max_size": self.pool_max,
         }
+
+    def check(self, *, production: bool) -> None:
+        """Refuse options the kind cannot run with, naming the entry."""
+        where = f"sources.{self.region}"
+        if self.kind not in SOURCE_KEYS:
+            raise ConfigError(
+                f"{where}: unknown kind {self.kind!r} (known: {', '.join(sorted(SOURCE_KEYS))})"
+            )
+        if self.timeout <= 0:
+            raise ConfigError(f"{where}: timeout must be positive")
+        if self.kind == "postgres":
+            if not self.dsn:
+                raise ConfigError(f"{where}: dsn is required (or set DELTAGATE_DSN_{self.region})")
+            if self.mapping is None:
+                raise ConfigError(f"{where}: mapping is required")
+            return
+        if not self.url or not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: url must be the lower gateway's http(s)://…/graphql")
+        if production and not self.url.startswith("https://"):
+            # The service token and the released personal data would cross the network in clear.
+            raise ConfigError(f"{where}: production mode needs an https:// url")
+        if not self.token:
+            variable = self.token_env or "token_env"
+            raise ConfigError(f"{where}: set {variable} to the service token for {self.url}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +225,7 @@ class Settings:
         if not self.sources:
             raise ConfigError("no sources are configured")
         for source in self.sources:
+            source.check(production=self.production)
             if source.region not in self.regions:
                 raise ConfigError(
                     f"sources.{source.region}: {source.region} is not a known region; "
@@ -254,10 +315,15 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
     if env.get("DELTAGATE_OPERATIONS_MANIFEST"):
         changes["operations_manifest"] = Path(env["DELTAGATE_OPERATIONS_MANIFEST"])
     sources = {s.region: s for s in settings.sources}
+    for region, source in sources.items():
+        if source.token_env is not None and env.get(source.token_env):
+            sources[region] = replace(source, token=env[source.token_env])
     for key, value in env.items():
         if key.startswith("DELTAGATE_DSN_") and value:
             region = key.removeprefix("DELTAGATE_DSN_").upper()
             current = sources.get(region)
+            if current is not None and current.kind != "postgres":
+                raise ConfigError(f"{key} is set, but sources.{region} is kind {current.kind!r}")
             sources[region] = (
                 replace(current, dsn=value)
                 if current
@@ -330,11 +396,17 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     where = f"sources.{region}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    known = {"kind", "dsn", "mapping", "timeout", "pool_min", "pool_max", "breaker_failures",
-             "breaker_reset", "name", "prefixes"}  # fmt: skip
+    kind = str(table.get("kind", "postgres"))
+    known = SOURCE_KEYS.get(kind)
+    if known is None:
+        raise ConfigError(
+            f"{where}: unknown kind {kind!r} (known: {', '.join(sorted(SOURCE_KEYS))})"
+        )
     unknown = set(table) - known
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        raise ConfigError(f"{where}: unknown keys for kind {kind!r}: {', '.join(sorted(unknown))}")
+    if kind == "gateway":
+        return _gateway_source(region, table)
     if "dsn" not in table:
         raise ConfigError(f"{where}: dsn is required (or set DELTAGATE_DSN_{region.upper()})")
     mapping = str(table.get("mapping", region.lower()))
@@ -353,6 +425,30 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
         pool_max=_int(table.get("pool_max", 10), f"{where}.pool_max"),
         breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
         breaker_reset=float(table.get("breaker_reset", 5.0)),
+    )
+
+
+def _gateway_source(region: str, table: Mapping[str, Any]) -> SourceSettings:
+    where = f"sources.{region}"
+    for key in ("url", "token_env"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            raise ConfigError(f"{where}: {key} is required for kind 'gateway'")
+    token_env = table["token_env"]
+    if not token_env.startswith("DELTAGATE_"):
+        # The environment is read with one prefix (the process's other variables are not ours).
+        raise ConfigError(f"{where}: token_env must name a DELTAGATE_* variable, not {token_env!r}")
+    matter = table.get("matter")
+    if matter is not None and not isinstance(matter, str):
+        raise ConfigError(f"{where}: matter must be a matter code")
+    return SourceSettings(
+        region=region.upper(),
+        kind="gateway",
+        url=table["url"],
+        token_env=token_env,
+        matter=matter,
+        timeout=_number(table.get("timeout", 5.0), f"{where}.timeout"),
+        breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
+        breaker_reset=_number(table.get("breaker_reset", 5.0), f"{where}.breaker_reset"),
     )
 
 

@@ -1,7 +1,8 @@
 """Regional sources: the extension point, its kinds, and the factory that builds them.
 
 A source kind is one class implementing :class:`Source`; ``build_source``
-makes one from its configuration entry (``kind = "postgres"`` and options).
+makes one from its configuration entry (``kind = "postgres"`` or ``"gateway"``,
+and options).
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ from typing import Any
 from gateway.core.errors import ConfigError
 from gateway.sources.base import QueryObserver, Source
 from gateway.sources.breaker import BreakerState, CircuitBreaker
+from gateway.sources.gateway import GatewaySource
 from gateway.sources.mapping import RegionMapping, load_mapping
 from gateway.sources.postgres import PostgresSource
 
 __all__ = [
     "BreakerState",
     "CircuitBreaker",
+    "GatewaySource",
     "PostgresSource",
     "QueryObserver",
     "Source",
     "build_source",
 ]
 
-_KINDS: dict[str, type[Source]] = {"postgres": PostgresSource}
+_KINDS: dict[str, type[Source]] = {"postgres": PostgresSource, "gateway": GatewaySource}
 
 
 def build_source(kind: str, **options: Any) -> Source:

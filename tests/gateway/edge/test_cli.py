@@ -93,21 +93,32 @@ def free_port() -> int:
 class ServerProcess:
     """``deltagate serve`` in a process of its own; ``output`` and ``returncode`` once stopped."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, process: subprocess.Popen[bytes]) -> None:
         self.base = base
         self.output = ""
         self.returncode: int | None = None
+        self._process = process
+
+    def stop(self) -> None:
+        """Stop the server now (SIGTERM), before the block ends."""
+        self._process.terminate()
+        self._process.wait(timeout=10)
 
 
 @contextmanager
 def serving(
-    seeded: Seeded, tmp_path: Path, *args: str, config: Sequence[str] = (), **env: str
+    seeded: Seeded,
+    tmp_path: Path,
+    *args: str,
+    config: Sequence[str] = (),
+    regions: Sequence[str] = ("SH", "JS", "ZJ", "AH"),
+    **env: str,
 ) -> Iterator[ServerProcess]:
-    """A server over the seeded regions, answering ``/healthz``, stopped with SIGTERM after."""
+    """A server over the seeded ``regions``, answering ``/healthz``, stopped with SIGTERM after."""
     port = free_port()
     path = tmp_path / "gateway.toml"
     lines = ["[gateway]", 'host = "127.0.0.1"', f"port = {port}", *config]
-    for region in ("SH", "JS", "ZJ", "AH"):
+    for region in regions:
         lines += [f"[sources.{region}]", f'dsn = "{region_dsn(seeded.dsn, region)}"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     environment = {**os.environ, "DELTAGATE_JWT_SECRET": JWT_SECRET,
@@ -116,7 +127,7 @@ def serving(
         [sys.executable, "-m", "gateway.edge.cli", "serve", "--config", str(path), *args],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    process = ServerProcess(f"http://127.0.0.1:{port}")
+    process = ServerProcess(f"http://127.0.0.1:{port}", server)
     try:
         for _ in range(200):
             try:

@@ -144,3 +144,49 @@ def test_bad_limits_are_refused_at_start(tmp_path: Path, text: str, message: str
     path = write(tmp_path, text + '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n')
     with pytest.raises(ConfigError, match=message):
         load_settings(path, env={"DELTAGATE_JWT_SECRET": SECRET})
+
+
+GATEWAY_SOURCE = """[sources.JS]
+kind = "gateway"
+url = "https://gw.js.example/graphql"
+token_env = "DELTAGATE_UPSTREAM_TOKEN_JS"
+matter = "JH-HUKOU-MIGRATION"
+timeout = 2.5
+breaker_failures = 2
+"""
+
+
+def test_a_gateway_source_takes_its_token_from_the_named_variable(tmp_path: Path) -> None:
+    env = {"DELTAGATE_JWT_SECRET": SECRET, "DELTAGATE_UPSTREAM_TOKEN_JS": "service-token"}
+    (source,) = load_settings(write(tmp_path, GATEWAY_SOURCE), env=env).sources
+    assert (source.kind, source.url, source.matter, source.timeout) == (
+        "gateway", "https://gw.js.example/graphql", "JH-HUKOU-MIGRATION", 2.5,
+    )  # fmt: skip
+    assert source.breaker_failures == 2
+    assert source.options()["token"] == "service-token"
+    assert "service-token" not in repr(source)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (GATEWAY_SOURCE, {}, "set DELTAGATE_UPSTREAM_TOKEN_JS"),
+        (GATEWAY_SOURCE.replace("https://", "ftp://"), {"T": "x"}, "url must be"),
+        (GATEWAY_SOURCE + 'dsn = "postgresql://x/y"\n', {}, "unknown keys for kind 'gateway': dsn"),
+        (GATEWAY_SOURCE.replace("DELTAGATE_UPSTREAM", "UPSTREAM"), {}, "DELTAGATE_"),
+        ('[sources.JS]\nkind = "grpc"\n', {}, "unknown kind 'grpc'"),
+        ('[sources.JS]\nkind = "gateway"\n', {}, "url is required"),
+        (GATEWAY_SOURCE, {"DELTAGATE_DSN_JS": "postgresql://x/y"}, "kind 'gateway'"),
+        (
+            GATEWAY_SOURCE.replace("https://", "http://") + "[gateway]\nmode = 'production'\n",
+            {"DELTAGATE_UPSTREAM_TOKEN_JS": "t"},
+            "https",
+        ),
+    ],
+)
+def test_a_wrong_gateway_source_is_refused_with_its_reason(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    env = {"DELTAGATE_JWT_SECRET": SECRET, **env}
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), env=env)

@@ -1,0 +1,217 @@
+"""The ``gateway`` source kind: a region served by another deltagate over HTTP(S).
+
+The 国—省—市 cascade: a province runs its own gateway over its own databases
+and hands the gateway above it a service token, not a DSN. The lower speaks the
+unified schema, so rows need no mapping (``gateway.sources.upstream`` builds the
+documents), and the lower's policy has already decided every value for the
+token's identity: a value it masked or withheld arrives masked or ``None`` and
+is passed on as it is (the policy above can only make it stricter, and the masks
+are idempotent).
+
+Batching holds across the hop: each :meth:`GatewaySource.fetch` is one HTTP
+request, whatever the number of keys (more than 100 keys become several aliased
+list fields of that request, the lower's batch limit per field).
+
+Failures, as for ``postgres``: a connection error, a timeout, a 5xx, a lower
+that refuses the service token or reports its own source or audit store down
+raise :class:`SourceUnavailable` naming this region (the circuit breaker counts
+them); a refusal of the values sent (``BAD_REQUEST``, ``INVALID_ID``) raises
+:class:`InvalidInput`, names no region and never counts against the breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import httpx
+from opentelemetry.propagate import inject
+
+from gateway.core.errors import ConfigError, InvalidInput, SourceUnavailable
+from gateway.core.types import Row
+from gateway.sources.base import QueryObserver, Source
+from gateway.sources.upstream import (
+    fetch_document,
+    routes_for,
+    row_from,
+    search_document,
+)
+
+__all__ = ["GatewaySource"]
+
+logger = logging.getLogger(__name__)
+
+#: Codes of the lower's errors that say the values sent were refused: the caller's error.
+_CALLER_CODES = frozenset({"BAD_REQUEST", "INVALID_ID", "BATCH_TOO_LARGE"})
+#: Page size of the lower's search (its ``max_page_size`` ceiling).
+_PAGE = 100
+#: Pages a search with ``after`` may walk to get past it (the lower's cursors are its own).
+_MAX_PAGES = 20
+
+
+class GatewaySource(Source):
+    """A lower deltagate's ``/graphql``, as rows of one region in the unified vocabulary.
+
+    ::
+
+        source = GatewaySource("JS", "https://gw.js.example/graphql", token=service_token)
+        await source.fetch("person", "id_number", ["320102199001011234"])
+        # [{'id_number': '320102199001011234', 'name': '张*', 'phone': None, ...}]
+
+    One ``httpx.AsyncClient`` per source keeps its connections alive between
+    requests; :meth:`close` closes it.
+
+    Args:
+        region: the region code the lower's rows are kept under here.
+        url: the lower's GraphQL endpoint.
+        token: the service bearer token; the lower decides for its identity.
+        matter: an ``X-Matter-Code`` sent with every request, if any.
+        timeout: seconds per request (connect, read, write and pool alike).
+        observer: told of every request, as of a backend query.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        url: str,
+        *,
+        token: str,
+        matter: str | None = None,
+        timeout: float = 5.0,
+        observer: QueryObserver | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"source {region}: url must be http:// or https://, not {url!r}")
+        if not token:
+            raise ConfigError(f"source {region}: a service token is required")
+        if timeout <= 0:
+            raise ConfigError(f"source {region}: timeout must be positive")
+        self.region = region
+        self.url = url
+        self._observer = observer
+        self._timeout = timeout
+        headers = {
+            "Authorization": f"Bearer {token}",
+            # The media type whose status codes tell a refused request from one that ran.
+            "Accept": "application/graphql-response+json, application/json;q=0.9",
+        }
+        if matter:
+            headers["X-Matter-Code"] = matter
+        self._headers = headers
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout)
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
+        routes = routes_for(entity, field)
+        keys = list(dict.fromkeys(values))
+        document, variables, asked = fetch_document(entity, routes, keys)
+        if not asked:
+            return []  # no key the lower could take: nothing to ask
+        started = time.perf_counter()
+        data = await self._post(document, variables, f"{entity}.{field}")
+        rows: list[Row] = []
+        for alias, route, chunk in asked:
+            items = data.get(alias) or []
+            for key, item in zip(chunk, items, strict=False):
+                if not isinstance(item, Mapping):
+                    continue  # unknown, or not released to this gateway's identity
+                children = [item] if route.link is None else (item.get(route.link) or [])
+                for child in children:
+                    row = row_from(entity, child)
+                    # Matched by position: the key asked (this gateway's own value,
+                    # which it routed by), not a value the lower may have masked.
+                    row[field] = key
+                    rows.append(row)
+        self._observed(entity, field, len(keys), len(rows), started)
+        return rows
+
+    async def search(
+        self,
+        entity: str,
+        field: str,
+        prefix: str,
+        *,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        document = search_document(entity)
+        if field != "name":
+            raise ValueError(f"a gateway source searches {entity} by name, not {field}")
+        if limit < 1:
+            return []
+        started = time.perf_counter()
+        # The lower's cursors are sealed with its own secret, so a position given as
+        # (name, uscc) is reached by reading its pages from the start.
+        rows: list[Row] = []
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES if after is not None else 1):
+            first = min(_PAGE, limit) if after is None else _PAGE
+            variables = {"name": prefix, "region": self.region, "first": first, "after": cursor}
+            data = await self._post(document, variables, f"{entity}.search")
+            page = data.get("searchLegalPersons") or {}
+            for edge in page.get("edges") or []:
+                row = row_from(entity, edge["node"])
+                if after is None or (str(row["name"]), str(row["uscc"])) > after:
+                    rows.append(row)
+            info = page.get("pageInfo") or {}
+            if len(rows) >= limit or not info.get("hasNextPage"):
+                break
+            cursor = info.get("endCursor")
+        self._observed(entity, field, 1, len(rows), started)
+        return rows[:limit]
+
+    async def ping(self) -> None:
+        await self._post("{ __typename }", {}, "ping")
+
+    async def _post(self, document: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        inject(headers)  # W3C trace context: the lower's trace links to this one
+        try:
+            response = await self._http().post(
+                self.url, json={"query": document, "variables": variables}, headers=headers
+            )
+        except httpx.TransportError as exc:  # refused, reset, timed out (connect or read)
+            self._unavailable(what, f"{type(exc).__name__}: {exc}")
+        if response.status_code >= 500 or response.status_code in (401, 403, 429):
+            # The lower is down, or refuses this gateway (its token, its rate): not the caller's.
+            self._unavailable(what, f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            self._unavailable(what, f"HTTP {response.status_code}, not JSON")
+        codes = [
+            (entry.get("extensions") or {}).get("code")
+            for entry in body.get("errors") or []
+            if isinstance(entry, Mapping)
+        ]
+        if codes and all(code in _CALLER_CODES for code in codes):
+            # A value sent was refused: never the region's fault (see breaker.py).
+            logger.info("source %s: %s refused by the lower: %s", self.region, what, codes)
+            raise InvalidInput("a value in the request cannot match any record")
+        if codes or response.status_code != 200 or not isinstance(body.get("data"), dict):
+            # SOURCE_UNAVAILABLE or AUDIT_UNAVAILABLE below, FORBIDDEN for this gateway's
+            # matter, INTERNAL: the lower could not answer for its region.
+            self._unavailable(what, f"HTTP {response.status_code}, errors {codes}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def _unavailable(self, what: str, detail: str) -> NoReturn:
+        # Only the kind of failure is logged: keys and values are personal data.
+        logger.warning("source %s: %s at %s failed: %s", self.region, what, self.url, detail)
+        raise SourceUnavailable(self.region) from None
+
+    def _observed(self, entity: str, field: str, keys: int, rows: int, started: float) -> None:
+        if self._observer is not None:
+            elapsed = time.perf_counter() - started
+            self._observer(self.region, entity, field, keys, rows, elapsed)
