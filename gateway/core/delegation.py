@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -282,7 +282,7 @@ def _delegation(claims: Mapping[str, Any]) -> Delegation:
     )
 
 
-def _name(value: object) -> bool:
+def _name(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip()) and len(value) <= _MAX_NAME_CHARS
 
 

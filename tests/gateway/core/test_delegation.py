@@ -56,15 +56,14 @@ def mint(key: Any, **changes: Any) -> str:
 def test_valid_delegation_names_the_acting_gateway_and_the_original_caller(
     verifier: DelegationVerifier, upper_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    delegation = verifier.verify(
-        mint(upper_key, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
-    )
+    traceparent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    delegation = verifier.verify(mint(upper_key, traceparent=traceparent))
     assert delegation.acting == UPPER
     assert (delegation.sub, delegation.region, delegation.roles) == (
         "jh-frontend", "SH", ("joint_handling_officer",),
     )  # fmt: skip
     assert delegation.matter == "JH-HUKOU-MIGRATION"
-    assert delegation.traceparent is not None
+    assert delegation.traceparent == traceparent
 
 
 def test_replayed_jti_is_refused(
@@ -127,7 +126,7 @@ def test_delegation_living_longer_than_60_seconds_is_refused(
     now = int(time.time())
     with pytest.raises(Unauthenticated, match="longer than 60"):
         verifier.verify(raw(upper_key, iat=now, exp=now + 61))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 to 60 seconds"):
         mint(upper_key, ttl=61)
 
 
