@@ -28,9 +28,12 @@ class Caller:
         region: the caller's home region (a registry code) or ``NATIONAL``.
         roles: the caller's roles, e.g. ``("one_stop_app",)``.
         subject: for a citizen's own token, the ID number it speaks for.
+        acting: for a delegated request (the cascade), the id of the upper gateway
+            that acts for this caller; None when the caller called directly.
     """
 
     app: str
     region: str
     roles: tuple[str, ...]
     subject: str | None = None
+    acting: str | None = None

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from gateway.audit import AuditLog, PostgresAuditLog
+from gateway.core.delegation import DelegationVerifier, load_trusted_keys
 from gateway.core.errors import AuditUnavailable, SourceUnavailable
 from gateway.core.types import RegionCode
 from gateway.edge.admission import Admission
-from gateway.edge.auth import TokenVerifier
+from gateway.edge.auth import TokenVerifier, caller_regions
+from gateway.edge.delegated import DelegationGate
 from gateway.edge.documents import DocumentGuard
 from gateway.edge.metrics import Metrics
 from gateway.edge.operations import OperationManifest
@@ -62,6 +64,7 @@ class GatewayParts:
         telemetry: spans and their export.
         audit: the audit store (None: data of grade L2+ is refused).
         admission: requests each client address may have waiting to be admitted.
+        delegation: checks the delegations of upper gateways (None: none accepted).
     """
 
     settings: Settings
@@ -80,6 +83,7 @@ class GatewayParts:
     admission: Admission = field(
         default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
     )
+    delegation: DelegationGate | None = None
 
     @classmethod
     def from_settings(
@@ -167,6 +171,7 @@ class GatewayParts:
             telemetry=telemetry,
             audit=audit,
             admission=Admission(settings.limits.max_unauthenticated_per_client),
+            delegation=_delegation_gate(settings),
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -247,3 +252,16 @@ def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:
         second(*args)
 
     return observe
+
+
+def _delegation_gate(settings: Settings) -> DelegationGate | None:
+    """The check of upper gateways' delegations, if ``[delegation]`` is configured."""
+    config = settings.delegation
+    if config is None:
+        return None
+    keys = load_trusted_keys(config.trusted_jwks, config.trusted_issuers)
+    return DelegationGate(
+        DelegationVerifier(audience=config.id, keys=keys),
+        acting_roles=config.acting_roles,
+        regions=caller_regions(settings.regions.codes),
+    )

@@ -41,6 +41,7 @@ from gateway.core.errors import (
 )
 from gateway.core.types import Caller
 from gateway.edge.build import GatewayParts
+from gateway.edge.delegated import DELEGATION_HEADER, delegated_caller
 from gateway.edge.documents import PreparedOperation
 from gateway.edge.http import negotiate, read_operation
 from gateway.edge.responses import (
@@ -103,12 +104,17 @@ class Gateway(GatewayParts):
         operation = None
         try:
             with self.admission.pending(request.client.host if request.client else "-"):
-                caller = self.verifier.verify(request.headers.get("authorization"))
-                seen.app = caller.app
+                service = self.verifier.verify(request.headers.get("authorization"))
+                seen.app = service.app
                 matter = request.headers.get(MATTER_HEADER, "").strip() or None
+                # An upper gateway's request is decided for the caller it acts for.
+                caller, matter = delegated_caller(
+                    self.delegation, service, request.headers.get(DELEGATION_HEADER), matter
+                )
                 trace.caller(caller, matter)
                 if self.rate_limiter is not None:
-                    await self.rate_limiter.admit(caller.app)
+                    # Quotas are the token holder's: an upper spends its own for its callers.
+                    await self.rate_limiter.admit(service.app)
                 operation = await read_operation(
                     request, limits.max_body_bytes, limits.body_timeout
                 )

@@ -47,6 +47,12 @@ Example ``gateway.toml``::
     [operations]
     manifest = "operations.json" # when set, only registered operations are accepted
 
+    [delegation]                 # the cascade: accept an upper gateway's requests for its callers
+    id = "deltagate-js"          # this gateway's id: the audience a delegation must name
+    trusted_jwks = "upper-jwks.json"         # public keys (ES256/RS256, with kid) of the uppers
+    trusted_issuers = ["deltagate-delta"]    # the upper gateways' ids those keys sign for
+    acting_roles = ["delta_platform"]        # a service token needs one to act for others
+
     [audit]
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
     timeout = 5.0                # seconds for one audit write or read
@@ -74,6 +80,7 @@ from gateway.core.regions import Region, RegionRegistry, shipped_regions
 from gateway.core.types import RegionCode
 from gateway.edge.auth import DEFAULT_MAX_TOKEN_LIFETIME
 from gateway.edge.datafile import read_toml
+from gateway.edge.delegated import DEFAULT_ACTING_ROLES
 from gateway.edge.query_limits import Limits
 from gateway.sources.mapping import SHIPPED_MAPPINGS
 from policies import SHIPPED_POLICY_DIR
@@ -164,6 +171,46 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DelegationSettings:
+    """Delegated requests this gateway accepts from the gateways above it (``[delegation]``).
+
+    Attributes:
+        id: this gateway's id, the audience a delegation must name.
+        trusted_jwks: the JWKS file of the public keys of the trusted upper gateways.
+        trusted_issuers: the ids of the upper gateways the keys sign for.
+        acting_roles: a service token must hold one of them to act for others.
+    """
+
+    id: str
+    trusted_jwks: Path
+    trusted_issuers: tuple[str, ...]
+    acting_roles: tuple[str, ...] = DEFAULT_ACTING_ROLES
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], base: Path) -> DelegationSettings:
+        """The ``[delegation]`` table, checked."""
+        for key in ("id", "trusted_jwks"):
+            if not isinstance(table.get(key), str) or not table[key].strip():
+                raise ConfigError(f"delegation.{key} is required (a non-empty string)")
+        lists = {}
+        for key, default in (("trusted_issuers", None), ("acting_roles", DEFAULT_ACTING_ROLES)):
+            value = table.get(key, default)
+            if (
+                not isinstance(value, list | tuple)
+                or not value
+                or not all(isinstance(v, str) and v.strip() for v in value)
+            ):
+                raise ConfigError(f"delegation.{key} must be a non-empty list of names")
+            lists[key] = tuple(value)
+        return cls(
+            id=table["id"],
+            trusted_jwks=base / table["trusted_jwks"],
+            trusted_issuers=lists["trusted_issuers"],
+            acting_roles=lists["acting_roles"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the gateway process needs to start.
 
@@ -208,6 +255,7 @@ class Settings:
     audit_dsn: str | None = None
     audit_timeout: float = 5.0
     regions: RegionRegistry = field(default_factory=shipped_regions)
+    delegation: DelegationSettings | None = None
 
     @property
     def production(self) -> bool:
@@ -334,7 +382,8 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
-    unknown = set(raw) - {"gateway", "auth", "policy", "sources", "limits", "operations", "audit"}
+    known = {"gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation"}
+    unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
     gateway = _section(raw, "gateway", {"mode", "host", "port", "batching"})
@@ -357,6 +406,9 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         raise ConfigError("limits.rate_limit_processes must be an integer")
     operations = _section(raw, "operations", {"manifest"})
     audit = _section(raw, "audit", {"dsn", "timeout"})
+    delegation = _section(
+        raw, "delegation", {"id", "trusted_jwks", "trusted_issuers", "acting_roles"}
+    )
     sources = []
     regions = shipped_regions()
     for region, table in _section(raw, "sources", None).items():
@@ -389,6 +441,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
         audit_timeout=float(audit.get("timeout", 5.0)),
         regions=regions,
+        delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
     )
 
 

@@ -190,3 +190,27 @@ def test_a_wrong_gateway_source_is_refused_with_its_reason(
     env = {"DELTAGATE_JWT_SECRET": SECRET, **env}
     with pytest.raises(ConfigError, match=message):
         load_settings(write(tmp_path, text), env=env)
+
+
+def test_delegation_is_configured_and_checked(tmp_path: Path) -> None:
+    env = {"DELTAGATE_JWT_SECRET": SECRET}
+    sources = '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n'
+    assert load_settings(write(tmp_path, sources), env=env).delegation is None
+    text = (
+        '[delegation]\nid = "deltagate-js"\ntrusted_jwks = "upper-jwks.json"\n'
+        'trusted_issuers = ["deltagate-delta"]\n' + sources
+    )
+    delegation = load_settings(write(tmp_path, text), env=env).delegation
+    assert delegation is not None
+    assert delegation.id == "deltagate-js"
+    assert delegation.trusted_jwks == tmp_path / "upper-jwks.json"
+    assert delegation.trusted_issuers == ("deltagate-delta",)
+    assert delegation.acting_roles == ("delta_platform",)
+    for bad, message in (
+        ('id = "deltagate-js"\n', "trusted_jwks is required"),
+        ('id = "x"\ntrusted_jwks = "j.json"\n', "trusted_issuers must be"),
+        ('id = "x"\ntrusted_jwks = "j.json"\ntrusted_issuers = []\n', "trusted_issuers must be"),
+        ('id = "x"\nkey = 1\n', "unknown keys"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(write(tmp_path, "[delegation]\n" + bad + sources), env=env)
