@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import urllib.parse
@@ -181,10 +182,18 @@ def _demo(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or DEFAULT_DATA_DIR
     print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
     server = start_embedded(data_dir)
+    # uvicorn shuts down on SIGTERM and then raises the signal again with the handler it
+    # found: by default that ends the process on the spot, past the ``finally`` below and
+    # with the embedded server left running. As an exit instead, the server goes with it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         return _serve_demo(args, server.uri)
     finally:
         server.close()  # Ctrl-C or SIGTERM ends uvicorn.run, and the server goes with it
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve_demo(args: argparse.Namespace, dsn: str) -> int:

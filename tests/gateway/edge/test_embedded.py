@@ -86,3 +86,35 @@ def test_a_killed_earlier_run_does_not_keep_the_server_running_after_exit(
     (data_dir / ".handle_pids.json").write_text(json.dumps([killed.pid]))
     _run(data_dir, "")
     assert _postmaster(data_dir) is None
+
+
+@pytest.mark.slow
+def test_a_demo_stopped_with_sigterm_stops_its_server(data_dir: Path) -> None:
+    # As a service manager or a container runtime stops it: uvicorn shuts down on SIGTERM
+    # and raises it again, which used to end the process before the server was stopped.
+    import signal
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with subprocess.Popen(
+        [sys.executable, "-m", "gateway.edge.cli", "demo", "--persons", "20",
+         "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as demo:  # fmt: skip
+        seen = []
+        try:
+            assert demo.stdout is not None
+            for line in demo.stdout:  # until it serves
+                seen.append(line)
+                if "Uvicorn running" in line:
+                    break
+            assert _postmaster(data_dir) is not None, "".join(seen)
+            demo.send_signal(signal.SIGTERM)
+            demo.wait(60)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait(30)
+    assert _postmaster(data_dir) is None
