@@ -306,17 +306,16 @@ class Loaders:
         withheld would tell it. So a withheld kind matches no filter.
         """
         coordinate = f"{spec.type_name}.{kind}"
-        policy = self.policy
+        # Decided once per batch for each kind of subject present, not per row. As ``apply``
+        # does: anything but an enterprise's record counts as a person's.
+        clear: dict[bool, bool] = {}
         for original, row in zip(raw, shown, strict=True):
-            # As ``apply`` does: anything but an enterprise's record counts as a person's.
-            about = None if original.get("subject_type") == "LEGAL_PERSON" else NATURAL_PERSON
-            decision = policy.decide(coordinate, region, subject_type=about)
-            row[KIND] = original.get(kind) if decision.decision is Decision.CLEAR else None
-
-    async def one(self, spec: LoadSpec, region: RegionCode, key: str) -> Row | None:
-        """The row identified by ``key`` in its home region, or None."""
-        rows = await self.many(spec, region, key)
-        return rows[0] if rows else None
+            about = original.get("subject_type") != "LEGAL_PERSON"
+            if about not in clear:
+                subject = NATURAL_PERSON if about else None
+                decision = self.policy.decide(coordinate, region, subject_type=subject)
+                clear[about] = decision.decision is Decision.CLEAR
+            row[KIND] = original.get(kind) if clear[about] else None
 
 
 def _batch(
