@@ -65,6 +65,8 @@ class GatewayParts:
         audit: the audit store (None: data of grade L2+ is refused).
         admission: requests each client address may have waiting to be admitted.
         delegation: checks the delegations of upper gateways (None: none accepted).
+        upper: the upper-level source (``[upper]``), behind its breaker: keys no
+            configured region holds are read there (None: answered ``null``).
     """
 
     settings: Settings
@@ -84,6 +86,15 @@ class GatewayParts:
         default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
     )
     delegation: DelegationGate | None = None
+    upper: Source | None = None
+
+    @property
+    def reachable(self) -> dict[RegionCode, Source]:
+        """Every source under its name, the upper-level one last: what readiness reports,
+        the breaker metrics show and ``close`` closes."""
+        if self.upper is None:
+            return dict(self.sources)
+        return {**self.sources, self.upper.region: self.upper}
 
     @classmethod
     def from_settings(
@@ -124,6 +135,13 @@ class GatewayParts:
             )
             for s in settings.sources
         }
+        upper = None
+        if settings.upper is not None:
+            upper = CircuitBreaker(
+                build_source("gateway", **settings.upper.options(), observer=observer),
+                failures=settings.upper.breaker_failures,
+                reset_after=settings.upper.breaker_reset,
+            )
         policy = PolicyEngine.from_directory(
             settings.policy_dir,
             mask_secret=mask_secret,
@@ -172,6 +190,7 @@ class GatewayParts:
             audit=audit,
             admission=Admission(settings.limits.max_unauthenticated_per_client),
             delegation=_delegation_gate(settings),
+            upper=upper,
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -203,11 +222,12 @@ class GatewayParts:
                 return "unavailable", self.audit.problem
             return "ok", None
 
+        reachable = self.reachable
         *states, (audit_state, audit_error), store_state = await asyncio.gather(
-            *(ping(s) for s in self.sources.values()), audit(), rate_limit_store()
+            *(ping(s) for s in reachable.values()), audit(), rate_limit_store()
         )
         return {
-            "sources": dict(zip(self.sources, states, strict=True)),
+            "sources": dict(zip(reachable, states, strict=True)),
             "audit": audit_state,
             "auditError": audit_error,
             "rateLimitStore": store_state,
@@ -221,7 +241,7 @@ class GatewayParts:
 
     async def close(self) -> None:
         """Flush pending audit events and exported spans; close every pool."""
-        closing = [source.close() for source in self.sources.values()]
+        closing = [source.close() for source in self.reachable.values()]
         if self.audit is not None:
             closing.append(self.audit.close())
         if isinstance(self.rate_limiter, SharedRateLimiter):

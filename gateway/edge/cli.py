@@ -155,6 +155,9 @@ def _serve(args: argparse.Namespace) -> int:
         # them all up. Set before the workers start: they read it when they import the client.
         metrics_dir = tempfile.mkdtemp(prefix="deltagate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # HTTPS, and with [tls] client_ca mutual TLS: a client without a certificate from that
+    # CA fails the handshake, before any request (or bearer token) is read.
+    tls = settings.tls.uvicorn_options() if settings.tls is not None else {}
     try:
         uvicorn.run(
             "gateway.edge.asgi:create",
@@ -166,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
             http="httptools",
             log_level="info",
             access_log=False,
+            **tls,
         )
     finally:
         if metrics_dir is not None:

@@ -146,6 +146,7 @@ class Gateway(GatewayParts):
             spans=trace.recorder,
             audit_log=self.audit,
             registry=self.settings.regions,
+            upper=self.upper,
         )  # fmt: skip
         result = await self.schema.execute_prepared(
             prepared.document,

@@ -29,6 +29,14 @@ Example ``gateway.toml``::
     token_env = "DELTAGATE_UPSTREAM_TOKEN_ZJ" # the variable holding the service token
     matter = "JH-HUKOU-MIGRATION" # optional X-Matter-Code sent with every request
     timeout = 3.0                # and breaker_failures, breaker_reset as for postgres
+    tls_ca = "zj-ca.pem"         # optional: trust only this CA for the lower's certificate
+    tls_cert = "delta-client.pem" # optional: the client certificate (mutual TLS) and its key
+    tls_key = "delta-client.key"
+
+    [upper]                      # optional: keys whose prefix no configured region holds
+    url = "https://gw.national.example/graphql"   # go to the upper-level platform
+    token_env = "DELTAGATE_UPPER_TOKEN"           # the keys of a gateway source, and
+    code = "NATIONAL_PLATFORM"   # the name its errors carry (extensions.region; default UPPER)
 
     [sources.NJ]                 # a region beyond the shipped four (SH, JS, ZJ, AH):
     dsn = "postgresql://gateway@db-nj/deltagate_nj"
@@ -57,6 +65,12 @@ Example ``gateway.toml``::
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
     timeout = 5.0                # seconds for one audit write or read
 
+    [tls]                        # serve HTTPS (deltagate serve); paths relative to this file
+    cert = "server.pem"          # the server's certificate chain and its key
+    key = "server.key"
+    client_ca = "upper-ca.pem"   # client certificates must come from this CA (mutual TLS)
+    require_client_cert = true   # default: true when client_ca is set
+
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
 ``DELTAGATE_POLICY_DIR``, ``DELTAGATE_OPERATIONS_MANIFEST``, ``DELTAGATE_BATCHING``
@@ -70,6 +84,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,10 +109,19 @@ logger = logging.getLogger("deltagate.settings")
 
 #: The source kinds and the keys a ``[sources.XX]`` table of each may hold.
 _COMMON_KEYS = {"kind", "timeout", "breaker_failures", "breaker_reset", "name", "prefixes"}
+#: A gateway source's TLS client options: the CA it trusts, the certificate it presents.
+_TLS_CLIENT_KEYS = {"tls_ca", "tls_cert", "tls_key"}
 SOURCE_KEYS: Mapping[str, frozenset[str]] = {
     "postgres": frozenset({*_COMMON_KEYS, "dsn", "mapping", "pool_min", "pool_max"}),
-    "gateway": frozenset({*_COMMON_KEYS, "url", "token_env", "matter"}),
+    "gateway": frozenset({*_COMMON_KEYS, *_TLS_CLIENT_KEYS, "url", "token_env", "matter"}),
 }
+#: The keys of ``[upper]``: a gateway source's, without a region's name and prefixes.
+UPPER_KEYS = frozenset({*SOURCE_KEYS["gateway"] - {"kind", "name", "prefixes"}, "code"})
+#: Seconds a gateway source's breaker stays open: a trial is one small HTTP request, and a
+#: lower gateway that restarts should be back in full answers within a few seconds.
+GATEWAY_BREAKER_RESET = 2.0
+#: The name an upper-level source's errors carry unless ``[upper] code`` says otherwise.
+DEFAULT_UPPER_CODE = "UPPER"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,17 +149,21 @@ class SourceSettings:
     pool_max: int = 10
     breaker_failures: int = 3
     breaker_reset: float = 5.0
+    tls: TlsClientSettings | None = None
 
     def options(self) -> dict[str, Any]:
         """The keyword options of ``gateway.sources.build_source`` for this kind."""
         if self.kind == "gateway":
-            return {
+            options: dict[str, Any] = {
                 "region": self.region,
                 "url": self.url,
                 "token": self.token,
                 "matter": self.matter,
                 "timeout": self.timeout,
             }
+            if self.tls is not None:
+                options["tls"] = self.tls.context()
+            return options
         return {
             "region": self.region,
             "dsn": self.dsn,
@@ -145,9 +173,9 @@ class SourceSettings:
             "max_size": self.pool_max,
         }
 
-    def check(self, *, production: bool) -> None:
+    def check(self, *, production: bool, where: str | None = None) -> None:
         """Refuse options the kind cannot run with, naming the entry."""
-        where = f"sources.{self.region}"
+        where = where or f"sources.{self.region}"
         if self.kind not in SOURCE_KEYS:
             raise ConfigError(
                 f"{where}: unknown kind {self.kind!r} (known: {', '.join(sorted(SOURCE_KEYS))})"
@@ -168,6 +196,94 @@ class SourceSettings:
         if not self.token:
             variable = self.token_env or "token_env"
             raise ConfigError(f"{where}: set {variable} to the service token for {self.url}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsClientSettings:
+    """How a gateway source checks the lower's certificate and which one it presents.
+
+    Attributes:
+        ca: the CA bundle the lower's server certificate must chain to (None: the
+            system's trusted CAs).
+        cert, key: the client certificate (PEM chain) and its private key, for a
+            lower that requires one (mutual TLS); both or neither.
+    """
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], base: Path, where: str) -> TlsClientSettings:
+        paths = {}
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{where}.{key} must be the path of a PEM file")
+            paths[key] = base / value if value else None
+        if (paths["tls_cert"] is None) != (paths["tls_key"] is None):
+            raise ConfigError(f"{where}: tls_cert and tls_key go together")
+        return cls(ca=paths["tls_ca"], cert=paths["tls_cert"], key=paths["tls_key"])
+
+    def context(self) -> ssl.SSLContext:
+        """The client's SSL context; ``ConfigError`` if a file cannot be read."""
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+            if self.cert is not None:
+                context.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TLS files of a gateway source: {exc}") from None
+        return context
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsSettings:
+    """HTTPS for ``deltagate serve`` (``[tls]``), with client certificates for mutual TLS.
+
+    Attributes:
+        cert, key: the server's certificate chain and private key (PEM).
+        client_ca: the CA bundle client certificates must chain to.
+        require_client_cert: refuse a connection without a client certificate from
+            ``client_ca`` (the TLS handshake fails: no request is read at all).
+    """
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    require_client_cert: bool = False
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], base: Path) -> TlsSettings:
+        for key in ("cert", "key"):
+            if not isinstance(table.get(key), str) or not table[key]:
+                raise ConfigError(f"tls.{key} is required (the path of a PEM file)")
+        client_ca = table.get("client_ca")
+        if client_ca is not None and (not isinstance(client_ca, str) or not client_ca):
+            raise ConfigError("tls.client_ca must be the path of a PEM file")
+        require = table.get("require_client_cert", client_ca is not None)
+        if not isinstance(require, bool):
+            raise ConfigError("tls.require_client_cert must be true or false")
+        if require and client_ca is None:
+            raise ConfigError("tls.require_client_cert needs tls.client_ca (the CA to accept)")
+        return cls(
+            cert=base / table["cert"],
+            key=base / table["key"],
+            client_ca=base / client_ca if client_ca else None,
+            require_client_cert=require,
+        )
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """The ``ssl_*`` options of ``uvicorn.run``."""
+        for path in (self.cert, self.key, self.client_ca):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"tls: {path} is not a readable file")
+        options: dict[str, Any] = {"ssl_certfile": str(self.cert), "ssl_keyfile": str(self.key)}
+        if self.client_ca is not None:
+            options["ssl_ca_certs"] = str(self.client_ca)
+            options["ssl_cert_reqs"] = (
+                ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+            )
+        return options
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,6 +372,8 @@ class Settings:
     audit_timeout: float = 5.0
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
+    upper: SourceSettings | None = None
+    tls: TlsSettings | None = None
 
     @property
     def production(self) -> bool:
@@ -278,6 +396,15 @@ class Settings:
                 raise ConfigError(
                     f"sources.{source.region}: {source.region} is not a known region; "
                     "give it a name and prefixes"
+                )
+        if self.upper is not None:
+            self.upper.check(production=self.production, where="upper")
+            if self.upper.region in self.regions or self.upper.region in {
+                s.region for s in self.sources
+            }:
+                raise ConfigError(
+                    f"upper.code: {self.upper.region} is a region here; "
+                    "the upper-level source needs a name of its own"
                 )
         if self.jwt_secret is None and self.jwks_path is None:
             raise ConfigError("set DELTAGATE_JWT_SECRET (HS256) or auth.jwks_path (RS256)")
@@ -366,6 +493,9 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
     for region, source in sources.items():
         if source.token_env is not None and env.get(source.token_env):
             sources[region] = replace(source, token=env[source.token_env])
+    upper = settings.upper
+    if upper is not None and upper.token_env is not None and env.get(upper.token_env):
+        changes["upper"] = replace(upper, token=env[upper.token_env])
     for key, value in env.items():
         if key.startswith("DELTAGATE_DSN_") and value:
             region = key.removeprefix("DELTAGATE_DSN_").upper()
@@ -382,7 +512,10 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
-    known = {"gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation"}
+    known = {
+        "gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation",
+        "upper", "tls",
+    }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
@@ -409,6 +542,8 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     delegation = _section(
         raw, "delegation", {"id", "trusted_jwks", "trusted_issuers", "acting_roles"}
     )
+    upper = _section(raw, "upper", set(UPPER_KEYS))
+    tls = _section(raw, "tls", {"cert", "key", "client_ca", "require_client_cert"})
     sources = []
     regions = shipped_regions()
     for region, table in _section(raw, "sources", None).items():
@@ -442,6 +577,8 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         audit_timeout=float(audit.get("timeout", 5.0)),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
+        upper=_upper_source(upper, base) if upper else None,
+        tls=TlsSettings.from_table(tls, base) if tls else None,
     )
 
 
@@ -459,7 +596,7 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     if unknown:
         raise ConfigError(f"{where}: unknown keys for kind {kind!r}: {', '.join(sorted(unknown))}")
     if kind == "gateway":
-        return _gateway_source(region, table)
+        return _gateway_source(region, table, base)
     if "dsn" not in table:
         raise ConfigError(f"{where}: dsn is required (or set DELTAGATE_DSN_{region.upper()})")
     mapping = str(table.get("mapping", region.lower()))
@@ -481,8 +618,23 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     )
 
 
-def _gateway_source(region: str, table: Mapping[str, Any]) -> SourceSettings:
-    where = f"sources.{region}"
+def _upper_source(table: Mapping[str, Any], base: Path) -> SourceSettings:
+    """``[upper]``: a gateway source under a name of its own, holding no prefixes."""
+    code = table.get("code", DEFAULT_UPPER_CODE)
+    if not isinstance(code, str):
+        raise ConfigError("upper.code must be a string")
+    try:
+        # The same rules as a region code: it is written where region codes are read.
+        Region(code=code, name=code, prefixes=("00",))
+    except ConfigError as exc:
+        raise ConfigError(f"upper.code: {exc}") from None
+    return _gateway_source(code, {k: v for k, v in table.items() if k != "code"}, base, "upper")
+
+
+def _gateway_source(
+    region: str, table: Mapping[str, Any], base: Path, where: str | None = None
+) -> SourceSettings:
+    where = where or f"sources.{region}"
     for key in ("url", "token_env"):
         if not isinstance(table.get(key), str) or not table[key]:
             raise ConfigError(f"{where}: {key} is required for kind 'gateway'")
@@ -501,7 +653,14 @@ def _gateway_source(region: str, table: Mapping[str, Any]) -> SourceSettings:
         matter=matter,
         timeout=_number(table.get("timeout", 5.0), f"{where}.timeout"),
         breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
-        breaker_reset=_number(table.get("breaker_reset", 5.0), f"{where}.breaker_reset"),
+        breaker_reset=_number(
+            table.get("breaker_reset", GATEWAY_BREAKER_RESET), f"{where}.breaker_reset"
+        ),
+        tls=(
+            TlsClientSettings.from_table(table, base, where)
+            if _TLS_CLIENT_KEYS & set(table)
+            else None
+        ),
     )
 
 

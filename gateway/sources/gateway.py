@@ -22,6 +22,7 @@ them); a refusal of the values sent (``BAD_REQUEST``, ``INVALID_ID``) raises
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -70,6 +71,9 @@ class GatewaySource(Source):
         matter: an ``X-Matter-Code`` sent with every request, if any.
         timeout: seconds per request (connect, read, write and pool alike).
         observer: told of every request, as of a backend query.
+        tls: the SSL context of ``https://`` connections: the CA the lower's
+            certificate must chain to and the client certificate presented for
+            mutual TLS (None: the system's CAs, no client certificate).
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class GatewaySource(Source):
         matter: str | None = None,
         timeout: float = 5.0,
         observer: QueryObserver | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"source {region}: url must be http:// or https://, not {url!r}")
@@ -100,11 +105,14 @@ class GatewaySource(Source):
         if matter:
             headers["X-Matter-Code"] = matter
         self._headers = headers
+        self._tls = tls
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout)
+            self._client = httpx.AsyncClient(
+                headers=self._headers, timeout=self._timeout, verify=self._tls or True
+            )
         return self._client
 
     async def close(self) -> None:
