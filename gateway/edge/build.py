@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 from gateway.audit import AuditLog, PostgresAuditLog
 from gateway.core.delegation import DelegationVerifier, load_trusted_keys
 from gateway.core.errors import AuditUnavailable, SourceUnavailable
+from gateway.core.regions import Region
 from gateway.core.types import RegionCode
 from gateway.edge.admission import Admission
 from gateway.edge.auth import TokenVerifier, caller_regions
@@ -33,6 +34,7 @@ from gateway.edge.settings import Settings
 from gateway.edge.shared_limits import SharedRateLimiter
 from gateway.edge.validation_budget import ValidationBudget
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
+from gateway.sources.upper import UpperSource
 from gateway.telemetry.spans import Telemetry
 from policies import PolicyEngine, resolve_mask_secret
 from resolvers.cursors import CursorCodec
@@ -137,17 +139,28 @@ class GatewayParts:
         }
         upper = None
         if settings.upper is not None:
-            upper = CircuitBreaker(
-                build_source("gateway", **settings.upper.options(), observer=observer),
-                failures=settings.upper.breaker_failures,
-                reset_after=settings.upper.breaker_reset,
+            upper = UpperSource(
+                CircuitBreaker(
+                    build_source("gateway", **settings.upper.options(), observer=observer),
+                    failures=settings.upper.breaker_failures,
+                    reset_after=settings.upper.breaker_reset,
+                ),
+                settings.upper.region,
+                settings.regions.codes,
+            )
+        # The upper-level platform owns the rows it returns: the policy decides them as its
+        # data (lines may name it; the `*` lines cover it), and the Region enum names it.
+        regions = settings.regions
+        if upper is not None:
+            regions = regions.with_region(
+                Region(code=upper.region, name=upper.region, prefixes=(), upper_level=True)
             )
         policy = PolicyEngine.from_directory(
             settings.policy_dir,
             mask_secret=mask_secret,
             reload_interval=settings.policy_reload_interval,
             shared_cache_size=4096,
-            regions=settings.regions,
+            regions=regions,
         )
         verifier = TokenVerifier(
             hs256_secret=settings.hs256_secret,
@@ -160,7 +173,7 @@ class GatewayParts:
         # No extensions: requests are executed with ``execute_prepared`` on the document
         # the guard parsed and validated, so Strawberry's own caches would never be read.
         schema = build_schema(
-            extensions=[], hide_suggestions=settings.production, regions=settings.regions
+            extensions=[], hide_suggestions=settings.production, regions=regions
         )
         guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(

@@ -36,7 +36,7 @@ Example ``gateway.toml``::
     [upper]                      # optional: keys whose prefix no configured region holds
     url = "https://gw.national.example/graphql"   # go to the upper-level platform
     token_env = "DELTAGATE_UPPER_TOKEN"           # the keys of a gateway source, and
-    code = "NATIONAL_PLATFORM"   # the name its errors carry (extensions.region; default UPPER)
+    code = "CN"                  # the name its errors carry (extensions.region; default UPPER)
 
     [sources.NJ]                 # a region beyond the shipped four (SH, JS, ZJ, AH):
     dsn = "postgresql://gateway@db-nj/deltagate_nj"
