@@ -9,6 +9,7 @@ be stopped and started again on the same port (a province restarting).
 from __future__ import annotations
 
 import datetime
+import json
 import ipaddress
 import os
 import ssl
@@ -212,3 +213,24 @@ def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) 
     if cert is not None:
         context.load_cert_chain(str(cert), str(key) if key else None)
     return context
+
+
+def province_config(dsn: str, region: str) -> str:
+    """A provincial gateway's configuration: its own region's database only."""
+    return f"[limits]\nrate_limits = false\n[sources.{region}]\ndsn = {json.dumps(dsn)}\n"
+
+
+def top_config(provinces: dict[str, GatewayProcess], matter: str | None = None) -> str:
+    """The delta gateway's configuration over provincial gateways, with every default of a
+    ``gateway`` source (its timeout and breaker); tokens in ``DELTAGATE_UPSTREAM_TOKEN_<R>``."""
+    lines = ["[limits]", "rate_limits = false"]
+    for region, process in provinces.items():
+        lines += [
+            f"[sources.{region}]",
+            'kind = "gateway"',
+            f"url = {json.dumps(process.url)}",
+            f'token_env = "DELTAGATE_UPSTREAM_TOKEN_{region}"',
+        ]
+        if matter:
+            lines.append(f"matter = {json.dumps(matter)}")
+    return "\n".join(lines) + "\n"
