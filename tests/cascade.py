@@ -9,8 +9,8 @@ be stopped and started again on the same port (a province restarting).
 from __future__ import annotations
 
 import datetime
-import json
 import ipaddress
+import json
 import os
 import ssl
 import subprocess
@@ -28,6 +28,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import JWT_SECRET, MASK_SECRET
 from tests.gateway.edge.test_cli import free_port
+
+#: What a CA's key may do: sign certificates and revocation lists.
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+    key_encipherment=False, data_encipherment=False, key_agreement=False,
+    encipher_only=False, decipher_only=False,
+)  # fmt: skip
 
 
 class CertificateAuthority:
@@ -55,14 +62,7 @@ class CertificateAuthority:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )  # fmt: skip
+            .add_extension(_CA_USAGE, critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
             )
@@ -132,6 +132,7 @@ class GatewayProcess:
         folder: where the file goes (paths in it are relative to it).
         env: variables beside the test secrets (DELTAGATE_JWT_SECRET, _MASK_SECRET).
         probe: the SSL context the readiness of an HTTPS server is probed with.
+        port: the port to serve on (default: a free one), when others must know it first.
     """
 
     def __init__(
@@ -141,8 +142,9 @@ class GatewayProcess:
         env: dict[str, str] | None = None,
         *,
         probe: ssl.SSLContext | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         scheme = "https" if probe is not None else "http"
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.url = f"{self.base}/graphql"
@@ -215,9 +217,17 @@ def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) 
     return context
 
 
-def province_config(dsn: str, region: str) -> str:
-    """A provincial gateway's configuration: its own region's database only."""
-    return f"[limits]\nrate_limits = false\n[sources.{region}]\ndsn = {json.dumps(dsn)}\n"
+def province_config(dsn: str, region: str, upper: str | None = None) -> str:
+    """A provincial gateway's configuration: its own region's database only, and the delta
+    gateway at ``upper`` (its ``/graphql``) above it if given, token in
+    ``DELTAGATE_UPPER_TOKEN``."""
+    text = f"[limits]\nrate_limits = false\n[sources.{region}]\ndsn = {json.dumps(dsn)}\n"
+    if upper is not None:
+        text += (
+            f'[upper]\nurl = {json.dumps(upper)}\ntoken_env = "DELTAGATE_UPPER_TOKEN"\n'
+            f'code = "YRD"\nmatter = "JH-HUKOU-MIGRATION"\n'
+        )
+    return text
 
 
 def top_config(provinces: dict[str, GatewayProcess], matter: str | None = None) -> str:

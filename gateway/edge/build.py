@@ -172,9 +172,7 @@ class GatewayParts:
         )
         # No extensions: requests are executed with ``execute_prepared`` on the document
         # the guard parsed and validated, so Strawberry's own caches would never be read.
-        schema = build_schema(
-            extensions=[], hide_suggestions=settings.production, regions=regions
-        )
+        schema = build_schema(extensions=[], hide_suggestions=settings.production, regions=regions)
         guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,

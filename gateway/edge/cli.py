@@ -23,6 +23,7 @@ from gateway.core.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
     from gateway.edge.settings import Settings
+    from gateway.synthetic import Dataset
 
 logger = logging.getLogger("deltagate")
 
@@ -83,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--persons", type=int, default=1000, help="persons per region")
     demo.add_argument("--seed", type=int, default=20240601)
     demo.add_argument("--data-dir", type=Path, help="the embedded server's data folder")
+    demo.add_argument(
+        "--cascade",
+        action="store_true",
+        help="two provincial gateways (SH, JS; ports +1, +2) and the delta gateway over them",
+    )
     demo.set_defaults(run=_demo)
 
     seed = commands.add_parser("seed", help="create and fill the four regional databases")
@@ -183,6 +189,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from gateway.edge.embedded import DEFAULT_DATA_DIR, start_embedded
 
+    if args.cascade:
+        from gateway.edge.demo_cascade import run_cascade
+
+        return run_cascade(args, _exit_on_signal)
     data_dir = args.data_dir or DEFAULT_DATA_DIR
     print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
     server = start_embedded(data_dir)
@@ -205,7 +215,6 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
 
     from gateway.audit import create_database
     from gateway.edge.app import Gateway, create_app
-    from gateway.edge.auth import mint_token
     from gateway.synthetic import Dataset, seed_regions
 
     print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
@@ -224,27 +233,8 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     print(f"GraphiQL: {base}")
     print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
     print()
+    print_demo_callers(base, secret, int(settings.max_token_lifetime), dataset)
     person = dataset.cross_region_person("SH")
-    callers = [(*caller, None) for caller in DEMO_CALLERS]
-    # A citizen's own token speaks for one person: the one suggested below.
-    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
-                    person["id_number"]))  # fmt: skip
-    for app, region, roles, matter, what, subject in callers:
-        minted = mint_token(
-            sub=app,
-            region=region,
-            roles=roles,
-            secret=secret,
-            ttl=int(settings.max_token_lifetime),
-            subject=subject,
-        )
-        headers = {"Authorization": f"Bearer {minted}"}
-        if matter:
-            headers["X-Matter-Code"] = matter
-        link = graphiql_link(base, headers)
-        print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
-        print(f"  token: {minted}")
-        print(f"  GraphiQL with these headers: {link}")
     enterprise = dataset.cross_region_enterprise("JS")
     print()
     print("Keys to try:")
@@ -263,6 +253,28 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
         log_level="info",
     )
     return 0
+
+
+def print_demo_callers(base: str, secret: str, ttl: int, dataset: Dataset) -> None:
+    """Print a token and a GraphiQL link for each demo caller (and a citizen's own token)."""
+    from gateway.edge.auth import mint_token
+
+    person = dataset.cross_region_person("SH")
+    callers = [(*caller, None) for caller in DEMO_CALLERS]
+    # A citizen's own token speaks for one person: the one suggested with the keys to try.
+    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
+                    person["id_number"]))  # fmt: skip
+    for app, region, roles, matter, what, subject in callers:
+        minted = mint_token(
+            sub=app, region=region, roles=roles, secret=secret, ttl=ttl, subject=subject
+        )
+        headers = {"Authorization": f"Bearer {minted}"}
+        if matter:
+            headers["X-Matter-Code"] = matter
+        link = graphiql_link(base, headers)
+        print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
+        print(f"  token: {minted}")
+        print(f"  GraphiQL with these headers: {link}")
 
 
 def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -> Settings:

@@ -121,14 +121,13 @@ async def test_the_lower_refuses_a_connection_without_a_certificate_of_its_ca(
         (["legalPersons", 0], {"code": "SOURCE_UNAVAILABLE", "region": "JS"})
     ]
     # Refused in the handshake: not even a bearer token's request is read.
-    with pytest.raises(httpx.TransportError):
-        httpx.post(
-            lower.url,
-            json={"query": "{ __typename }"},
-            headers={"Authorization": f"Bearer {token('SH', 'one_stop_app')}"},
-            verify=tls.context(),
-            timeout=5,
-        )
+    async with httpx.AsyncClient(verify=tls.context(), timeout=5) as direct:
+        with pytest.raises(httpx.TransportError):
+            await direct.post(
+                lower.url,
+                json={"query": "{ __typename }"},
+                headers={"Authorization": f"Bearer {token('SH', 'one_stop_app')}"},
+            )
 
 
 async def test_the_upper_refuses_a_lower_whose_certificate_is_not_from_the_trusted_ca(
