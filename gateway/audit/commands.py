@@ -137,6 +137,8 @@ def as_json(stored: StoredEvent) -> dict[str, Any]:
         "policyVersion": event.policy_version,
         "subjects": list(event.subjects),
         "decisions": list(event.decisions),
+        "actingGateway": event.acting,
+        "receipts": list(event.receipts),
         "hashAlgorithm": stored.hash_algorithm,
         "hash": stored.hash,
     }
@@ -147,10 +149,12 @@ def describe(stored: StoredEvent) -> str:
     event = stored.event
     at = event.at.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S")
     released = _released(event.decisions)
+    acting = f" via {event.acting}" if event.acting else ""
+    receipts = f", {len(event.receipts)} receipts" if event.receipts else ""
     return (
-        f"#{stored.seq} {at} {event.caller_app} ({event.caller_region};"
+        f"#{stored.seq} {at} {event.caller_app}{acting} ({event.caller_region};"
         f" {','.join(event.roles)}) matter {event.matter_code or '-'}"
-        f" op {event.operation_name or '-'}: {len(event.subjects)} subjects, {released}"
+        f" op {event.operation_name or '-'}: {len(event.subjects)} subjects, {released}{receipts}"
         f" trace {event.trace_id}"
     )
 
