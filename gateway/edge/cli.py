@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Both log their whole configuration at INFO; only their warnings concern an operator.
     logging.getLogger("casbin").setLevel(logging.WARNING)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # httpx logs every request of a gateway source at INFO: one line per hop and batch.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:

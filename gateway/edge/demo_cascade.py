@@ -18,7 +18,9 @@ the policy files, secrets and audit log; it knows the delta gateway only as a
 service token and, as its ``[upper]``, the platform it asks for keys of other
 provinces (so a Jiangsu enterprise's representative from Shanghai is reached).
 The delta gateway runs in this process, over the provinces (``kind = "gateway"``,
-a service token each) and an audit database of its own. SIGTERM or Ctrl-C stops
+a service token each) and an audit database of its own; it signs a delegation for
+each caller with a key made for the run, which the provinces trust (their
+``[delegation]``), so each province decides for the delta's caller. SIGTERM or Ctrl-C stops
 every process and server it started.
 """
 
@@ -56,6 +58,8 @@ MATTER = "JH-HUKOU-MIGRATION"
 SERVICE_ROLES = ("joint_handling_officer", "delta_platform")
 #: The name each province gives the delta gateway as its upper-level source.
 UPPER_CODE = "YRD"
+#: The ``kid`` of the delta gateway's delegation key.
+SIGNING_KEY_ID = "deltagate-delta-demo"
 #: Seconds a province may take to answer /healthz after it starts.
 START_TIMEOUT = 60
 
@@ -77,6 +81,11 @@ class Province:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def gateway_id(self) -> str:
+        """Its ``[delegation] id``: the audience of the delegations the delta sends it."""
+        return f"deltagate-{self.region.lower()}"
 
 
 def cascade_examples(dataset: Any) -> dict[str, str]:
@@ -128,11 +137,13 @@ def _run(args: argparse.Namespace, base: Path, work: Path, stop_later: StopLater
     from gateway.edge.auth import mint_token
     from gateway.edge.cli import DEMO_TOKEN_LIFETIME, print_demo_callers
     from gateway.edge.embedded import start_embedded
-    from gateway.edge.settings import Settings, SourceSettings
+    from gateway.edge.settings import DelegationSettings, Settings, SourceSettings
     from gateway.synthetic import Dataset, region_dsn, seed_regions
     from policies import SHIPPED_POLICY_DIR
 
     top_secret = os.environ.get("DELTAGATE_JWT_SECRET") or secrets.token_urlsafe(32)
+    # The delta gateway's delegation key, made for the run; the provinces trust its JWKS.
+    signing_key = _delegation_key(work)
     top_url = f"http://127.0.0.1:{args.port}/graphql"
     provinces = [
         Province(region, args.port + 1 + i, work / region.lower())
@@ -186,6 +197,7 @@ def _run(args: argparse.Namespace, base: Path, work: Path, stop_later: StopLater
             matter=MATTER,
             timeout=5.0,
             breaker_reset=2.0,
+            delegation_audience=p.gateway_id,
             token=mint_token(
                 sub=TOP_ID,
                 region="NATIONAL",
@@ -197,6 +209,9 @@ def _run(args: argparse.Namespace, base: Path, work: Path, stop_later: StopLater
         for p in provinces
     )
     settings = Settings(
+        delegation=DelegationSettings(
+            id=TOP_ID, signing_key=signing_key, signing_key_id=SIGNING_KEY_ID
+        ),
         mode="development",
         host="127.0.0.1",
         port=args.port,
@@ -237,6 +252,29 @@ _CROSSING = """  {{ legalPerson(uscc: "{uscc}") {{ name region
     naturalPerson(idNumber: "{idNumber}") {{ name residences {{ region address }} }} }}"""
 
 
+def _delegation_key(work: Path) -> Path:
+    """An EC P-256 key for the delta's delegations (``work/delta-signing.pem``) and the JWKS
+    of its public part the provinces trust (``work/delta-jwks.json``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from gateway.core.delegation import public_jwks
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = work / "delta-signing.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    jwks = public_jwks(key, SIGNING_KEY_ID)
+    (work / "delta-jwks.json").write_text(json.dumps(jwks), encoding="utf-8")
+    return path
+
+
 def _province_config(province: Province, dsn: str, audit_dsn: str, upper: str) -> str:
     lines = [
         "[gateway]", 'mode = "development"', 'host = "127.0.0.1"', f"port = {province.port}",
@@ -244,6 +282,9 @@ def _province_config(province: Province, dsn: str, audit_dsn: str, upper: str) -
         "[policy]", 'directory = "policies"',
         f"[sources.{province.region}]", f"dsn = {json.dumps(dsn)}",
         "[audit]", f"dsn = {json.dumps(audit_dsn)}",
+        # It decides each request of the delta for the delta's caller (its delegation).
+        "[delegation]", f'id = "{province.gateway_id}"', 'trusted_jwks = "../delta-jwks.json"',
+        f'trusted_issuers = ["{TOP_ID}"]',
         # Keys of other provinces (a representative from Shanghai) are asked of the delta.
         "[upper]", f"url = {json.dumps(upper)}", 'token_env = "DELTAGATE_UPPER_TOKEN"',
         f'code = "{UPPER_CODE}"', f'matter = "{MATTER}"',
