@@ -17,9 +17,12 @@ others), continues the trace, and returns the receipt of its audit event in
 upper's own event. Without one, the lower decides for the service token's
 identity, as above.
 
-Batching holds across the hop: each :meth:`GatewaySource.fetch` is one HTTP
-request, whatever the number of keys (more than 100 keys become several aliased
-list fields of that request, the lower's batch limit per field).
+Batching holds across the hop: the fetches one request of the upper makes in
+the same step of the event loop (a level's batches) are one HTTP request,
+whatever the number of keys (more than 100 keys of a batch become several
+aliased list fields of that request, the lower's batch limit per field); the
+fetches of two requests never share one, since each carries its own caller's
+delegation.
 
 Failures, as for ``postgres``: a connection error, a timeout, a 5xx, a lower
 that refuses the service token or reports its own source or audit store down
@@ -30,11 +33,13 @@ them); a refusal of the values sent (``BAD_REQUEST``, ``INVALID_ID``) raises
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import httpx
@@ -46,6 +51,8 @@ from gateway.core.errors import ConfigError, InvalidInput, SourceUnavailable
 from gateway.core.types import Row
 from gateway.sources.base import QueryObserver, Source
 from gateway.sources.upstream import (
+    Asked,
+    Route,
     fetch_document,
     routes_for,
     row_from,
@@ -66,6 +73,17 @@ _PAGE = 100
 _MAX_RECEIPT_TEXT = 128
 #: Pages a search with ``after`` may walk to get past it (the lower's cursors are its own).
 _MAX_PAGES = 20
+
+
+@dataclass(slots=True)
+class _Part:
+    """One fetch waiting to be sent with the others of its request (``_coalesce``)."""
+
+    entity: str
+    field: str
+    routes: Sequence[Route]
+    keys: list[str]
+    answer: asyncio.Future[tuple[dict[str, Any], Asked]]
 
 
 class GatewaySource(Source):
@@ -134,6 +152,8 @@ class GatewaySource(Source):
         self._headers = headers
         self._tls = tls
         self._client: httpx.AsyncClient | None = None
+        self._waiting: dict[int, list[_Part]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -156,11 +176,12 @@ class GatewaySource(Source):
     async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
         routes = routes_for(entity, field)
         keys = list(dict.fromkeys(values))
-        document, variables, asked = fetch_document(entity, routes, keys)
-        if not asked:
+        if not any(route.accepts(key) for route in routes for key in keys):
             return []  # no key the lower could take: nothing to ask
         started = time.perf_counter()
-        data = await self._post(document, variables, f"{entity}.{field}")
+        part = _Part(entity, field, routes, keys, asyncio.get_running_loop().create_future())
+        self._coalesce(part)
+        data, asked = await part.answer
         rows: list[Row] = []
         for alias, route, chunk in asked:
             items = data.get(alias) or []
@@ -176,6 +197,41 @@ class GatewaySource(Source):
                     rows.append(row)
         self._observed(entity, field, len(keys), len(rows), started)
         return rows
+
+    def _coalesce(self, part: _Part) -> None:
+        """Send ``part`` with the other fetches of the same request made in this step of
+        the event loop: a level's batches (a person's residences and social insurance,
+        an enterprise's representative and credit records) go as one HTTP request, so
+        the lower answers, decides and audits them once. Fetches of different requests
+        never share one: each carries its own caller's delegation."""
+        request = id(current_request())
+        waiting = self._waiting.setdefault(request, [])
+        waiting.append(part)
+        if len(waiting) == 1:
+            # The callback runs in this context (the request's), and so does its task.
+            asyncio.get_running_loop().call_soon(self._send_waiting, request)
+
+    def _send_waiting(self, request: int) -> None:
+        parts = self._waiting.pop(request, [])
+        task = asyncio.ensure_future(self._send(parts))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, parts: list[_Part]) -> None:
+        document, variables, asked = fetch_document(
+            [(part.entity, part.routes, part.keys) for part in parts]
+        )
+        what = "+".join(f"{part.entity}.{part.field}" for part in parts)
+        try:
+            data = await self._post(document, variables, what)
+        except Exception as exc:  # every part of the request failed alike
+            for part in parts:
+                if not part.answer.done():
+                    part.answer.set_exception(exc)
+            return
+        for part, mine in zip(parts, asked, strict=True):
+            if not part.answer.done():
+                part.answer.set_result((data, mine))
 
     async def search(
         self,
