@@ -55,6 +55,7 @@ from gateway.edge.responses import (
 )
 from gateway.telemetry.spans import OperationTrace
 from policies import OperationPolicy
+from policies.levels import stricter
 from resolvers.context import GatewayContext
 
 logger = logging.getLogger("deltagate")
@@ -168,6 +169,9 @@ class Gateway(GatewayParts):
         # Every decision, clear ones too: the audit event records them all, the response
         # lists the masked and withheld ones.
         summary = policy.summary(include_clear=True)
+        if cascade.below:
+            # What a lower gateway masked or withheld was not released in clear here.
+            summary["fields"] = stricter(summary["fields"], cascade.below)
         try:
             receipt = await self._audit(
                 trace, caller, policy, context, prepared, summary, cascade.receipts
