@@ -439,6 +439,52 @@ def test_a_forged_trace_context_header_does_not_choose_the_provinces_trace(
     assert body.json()["extensions"]["traceId"] != "ab" * 16
 
 
+def test_the_delegation_jwks_command_prints_the_public_key_only(cascade: Cascade) -> None:
+    printed = json.loads(jwks_text(cascade))
+    (entry,) = printed["keys"]
+    assert (entry["kid"], entry["alg"]) == (KID, "ES256")
+    assert "d" not in entry  # no private part
+    public = jwt.PyJWK(entry).key.public_numbers()
+    assert public == cascade.key.public_key().public_numbers()
+
+
+def jwks_text(cascade: Cascade) -> str:
+    pem = cascade.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.edge.cli", "delegation", "jwks", "--key", "/dev/stdin",
+         "--kid", KID],
+        input=pem.decode(), capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+
+
+AUDIT_QUERY = """query($t: String!) { auditEvents(filter: {traceId: $t}) { edges { node {
+  callerApp matterCode actingGateway receipts { gateway region seq hash } } } } }"""
+
+
+def test_auditors_read_the_acting_gateway_below_and_the_receipts_above(
+    cascade: Cascade,
+) -> None:
+    trace = cascade.answer["extensions"]["traceId"]
+    auditor = {"Authorization": f"Bearer {token('NATIONAL', 'auditor', app='audit-national')}"}
+    [above] = post(cascade.top, AUDIT_QUERY, {"t": trace}, **auditor).json()["data"]["auditEvents"][
+        "edges"
+    ]
+    assert above["node"]["actingGateway"] is None
+    assert {r["region"]: r["gateway"] for r in above["node"]["receipts"]} == PROVINCES
+    [below] = post(cascade.provinces["JS"], AUDIT_QUERY, {"t": trace}, **auditor).json()["data"][
+        "auditEvents"
+    ]["edges"]
+    assert below["node"] == {
+        "callerApp": OFFICER_APP, "matterCode": MATTER, "actingGateway": TOP, "receipts": [],
+    }  # fmt: skip
+    (js,) = [r for r in above["node"]["receipts"] if r["region"] == "JS"]
+    assert js["seq"] == events(cascade.audit["JS"], trace)[0].seq
+
+
 def test_reconcile_passes_then_reports_an_event_deleted_at_a_province(
     cascade: Cascade, seeded: Seeded
 ) -> None:
@@ -469,25 +515,3 @@ async def delete_event(dsn: str, seq: int) -> None:
             )
     finally:
         await connection.close()
-
-
-def test_the_delegation_jwks_command_prints_the_public_key_only(cascade: Cascade) -> None:
-    printed = json.loads(jwks_text(cascade))
-    (entry,) = printed["keys"]
-    assert (entry["kid"], entry["alg"]) == (KID, "ES256")
-    assert "d" not in entry  # no private part
-    public = jwt.PyJWK(entry).key.public_numbers()
-    assert public == cascade.key.public_key().public_numbers()
-
-
-def jwks_text(cascade: Cascade) -> str:
-    pem = cascade.key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.edge.cli", "delegation", "jwks", "--key", "/dev/stdin",
-         "--kid", KID],
-        input=pem.decode(), capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
