@@ -192,3 +192,22 @@ async def superuser_insert(dsn: str) -> int:
     finally:
         await connection.close()
     return stored.seq
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--lower", "JS"], "--lower takes REGION=DSN"),
+        (["--lower", "JS=a", "--lower", "js=b"], "names JS twice"),
+        (["--lower", "JS=a", "--since", "yesterday"], "ISO 8601"),
+        (["--lower", "JS=a", "--since", "2024-06-02", "--until", "2024-06-01"], "before --until"),
+    ],
+)
+def test_reconcile_refuses_unclear_arguments_before_reading_anything(
+    arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.edge.cli import main
+
+    upper = "postgresql://nobody@127.0.0.1:1/none"
+    assert main(["audit", "reconcile", "--upper", upper, *arguments]) == 2
+    assert message in capsys.readouterr().err
