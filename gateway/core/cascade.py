@@ -6,10 +6,11 @@ the audit event it wrote. Sources are built once and shared by every request,
 so what belongs to one request travels in a context variable: the edge sets
 :class:`CascadeRequest` around executing an operation (``acting_for``), the
 ``gateway`` sources read the caller, matter and trace context from it and
-add each lower's receipt to it, and the edge writes the receipts into its own
-audit event. ``asyncio.gather`` copies the context into the tasks it starts,
-and the copy holds the same object, so receipts added in a loader's task are
-seen by the request.
+add each lower's receipt and masked or withheld decisions to it, and the edge
+writes the receipts into its own audit event and records, per field, the
+stricter of its own decision and the lower's. ``asyncio.gather`` copies the
+context into the tasks it starts, and the copy holds the same object, so what
+a loader's task adds is seen by the request.
 
 Nothing here imports the rest of the project beyond ``gateway.core``.
 """
@@ -38,12 +39,16 @@ class CascadeRequest:
             continues this trace (it travels signed, inside the delegation).
         receipts: the receipts of the lower gateways' audit events for this
             request, ``{"gateway", "region", "seq", "hash"}`` each, as they arrive.
+        below: the lower gateways' masked and withheld decisions for this request,
+            ``{"field", "owner", "decision"}`` each, ``owner`` the region asked: the
+            upper records the stricter of its own and these (``policies.levels``).
     """
 
     caller: Caller
     matter: str | None
     traceparent: str | None
     receipts: list[Mapping[str, Any]] = field(default_factory=list)
+    below: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 _CURRENT: ContextVar[CascadeRequest | None] = ContextVar("deltagate_cascade", default=None)

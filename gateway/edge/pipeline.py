@@ -3,14 +3,20 @@
 The stages run in this order, each able to refuse the request:
 
 1. negotiate the response media type (``406``);
-2. admit: authenticate the token, take from the app's rate limit, read the
-   body within its size and time (all before the body is read, or as it is);
+2. admit: authenticate the token (and an upper gateway's delegation: the
+   caller it acts for; this is checked before the trace starts, since a
+   trusted delegation's trace is continued), take from the app's rate limit,
+   read the body within its size and time (all before the body is read, or as
+   it is);
 3. find the document (registered operations) and prepare it: parse, limit,
    validate, charged to the app's validation time;
 4. bind the caller's policy (and matter);
-5. execute;
+5. execute (the ``gateway`` sources below delegate for the caller and collect
+   the lower gateways' audit receipts and masked or withheld decisions);
 6. commit the audit event if the operation touched L2+ data (else
-   ``AUDIT_UNAVAILABLE``, without the data: fail closed);
+   ``AUDIT_UNAVAILABLE``, without the data: fail closed), with the stricter of
+   this level's and the lower's decision per field, and the lowers' receipts;
+   a delegated request's answer carries this event's receipt;
 7. answer with orjson, errors written by ``gateway.edge.responses``.
 
 Each request runs in an OpenTelemetry span whose trace id the response
@@ -55,6 +61,7 @@ from gateway.edge.responses import (
 )
 from gateway.telemetry.spans import OperationTrace
 from policies import OperationPolicy
+from policies.levels import stricter
 from resolvers.context import GatewayContext
 
 logger = logging.getLogger("deltagate")
@@ -169,6 +176,9 @@ class Gateway(GatewayParts):
         # Every decision, clear ones too: the audit event records them all, the response
         # lists the masked and withheld ones.
         summary = policy.summary(include_clear=True)
+        if cascade.below:
+            # What a lower gateway masked or withheld was not released in clear here.
+            summary["fields"] = stricter(summary["fields"], cascade.below)
         try:
             receipt = await self._audit(
                 trace, caller, policy, context, prepared, summary, cascade.receipts

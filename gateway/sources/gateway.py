@@ -315,10 +315,27 @@ class GatewaySource(Source):
             # SOURCE_UNAVAILABLE or AUDIT_UNAVAILABLE below, FORBIDDEN for this gateway's
             # matter, INTERNAL: the lower could not answer for its region.
             self._unavailable(what, f"HTTP {response.status_code}, errors {codes}")
+        if request is not None:
+            self._decided_below(request, body.get("extensions"))
         if delegated is not None:
             self._receipt(delegated, body.get("extensions"))
         data: dict[str, Any] = body["data"]
         return data
+
+    def _decided_below(self, request: CascadeRequest, extensions: Any) -> None:
+        """Note the lower's masked and withheld decisions, for the upper's record of its own.
+
+        The lower's owner is not taken from its answer (it may hide it): whatever it
+        decided, it decided for rows this source returns as this region's.
+        """
+        policy = extensions.get("policy") if isinstance(extensions, Mapping) else None
+        entries = policy.get("fields") if isinstance(policy, Mapping) else None
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, Mapping):
+                continue
+            field, decision = entry.get("field"), entry.get("decision")
+            if isinstance(field, str) and decision in ("MASKED", "WITHHELD"):
+                request.below.append({"field": field, "owner": self.region, "decision": decision})
 
     def _receipt(self, request: CascadeRequest, extensions: Any) -> None:
         """Keep the lower's receipt for its audit event, if its answer holds a well-formed one.
