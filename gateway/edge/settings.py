@@ -410,6 +410,11 @@ class Settings:
         rate_limit_processes: how many gateway processes (replicas × workers)
             share a quota; while the store is unreachable each process allows
             1/N of each app's quota (1: the full quota in each).
+        upper: the upper-level source (``[upper]``, a ``gateway`` source whose
+            ``region`` is its ``code``): keys no configured region holds are read
+            there; None answers them ``null``.
+        tls: HTTPS for ``deltagate serve`` (``[tls]``), with client certificates
+            from a CA when ``client_ca`` is set; None serves plain HTTP.
     """
 
     mode: str = "development"

@@ -158,6 +158,7 @@ async def test_a_platform_above_that_is_down_is_named_and_the_regions_here_still
             token=officer(), matter=MATTER,
         )  # fmt: skip
         ready = await client.http.get("/readyz")
+        metrics = (await client.http.get("/metrics")).text
     beijing, local = body["data"]["naturalPersons"]
     assert beijing is None
     assert local["name"] == seeded.dataset.person("SH", 4)["name"]
@@ -169,3 +170,4 @@ async def test_a_platform_above_that_is_down_is_named_and_the_regions_here_still
     assert {e["extensions"]["code"] for e in body["errors"]} == {"SOURCE_UNAVAILABLE"}
     assert ready.status_code == 200
     assert ready.json()["sources"]["CN"] == "unavailable"
+    assert 'deltagate_breaker_state{region="CN"} 2.0' in metrics  # open
