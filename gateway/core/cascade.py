@@ -25,7 +25,19 @@ from typing import Any
 
 from gateway.core.types import Caller
 
-__all__ = ["CascadeRequest", "acting_for", "current_request"]
+__all__ = [
+    "DEPTH_HEADER",
+    "MAX_DEPTH",
+    "CascadeRequest",
+    "acting_for",
+    "current_request",
+    "depth_of",
+]
+
+#: The header a gateway source sends with the depth of its request below (1 from the top).
+DEPTH_HEADER = "X-Deltagate-Depth"
+#: The most gateways one request may pass through: the 国—省—市 cascade needs 3 or 4.
+MAX_DEPTH = 8
 
 
 @dataclass(slots=True)
@@ -42,6 +54,10 @@ class CascadeRequest:
         below: the lower gateways' masked and withheld decisions for this request,
             ``{"field", "owner", "decision"}`` each, ``owner`` the region asked: the
             upper records the stricter of its own and these (``policies.levels``).
+        depth: the gateways this request passed through before this one (its
+            ``X-Deltagate-Depth``; 0 from a caller): a gateway source refuses to go
+            deeper than ``MAX_DEPTH``, which ends a loop of misconfigured gateways
+            (two that are each other's ``[upper]``) at once instead of at a timeout.
     """
 
     caller: Caller
@@ -49,6 +65,7 @@ class CascadeRequest:
     traceparent: str | None
     receipts: list[Mapping[str, Any]] = field(default_factory=list)
     below: list[Mapping[str, Any]] = field(default_factory=list)
+    depth: int = 0
 
 
 _CURRENT: ContextVar[CascadeRequest | None] = ContextVar("deltagate_cascade", default=None)
@@ -57,6 +74,16 @@ _CURRENT: ContextVar[CascadeRequest | None] = ContextVar("deltagate_cascade", de
 def current_request() -> CascadeRequest | None:
     """The request being served, or None outside one (a readiness ping)."""
     return _CURRENT.get()
+
+
+def depth_of(header: str | None) -> int:
+    """The depth an ``X-Deltagate-Depth`` header gives (0 when absent or not a count).
+
+    Anyone can send it; a caller that claims a depth only shortens its own request.
+    """
+    if header is None or not header.isdigit():
+        return 0
+    return min(int(header[:3]), MAX_DEPTH + 1)
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.audit import Receipt, operation_event, receipt_document, touches_audited_data
-from gateway.core.cascade import CascadeRequest, acting_for
+from gateway.core.cascade import DEPTH_HEADER, CascadeRequest, acting_for, depth_of
 from gateway.core.errors import (
     AuditUnavailable,
     GatewayError,
@@ -165,7 +165,8 @@ class Gateway(GatewayParts):
         )  # fmt: skip
         # What the gateway sources below need of this request: the caller to delegate,
         # the trace to continue; they leave the lowers' audit receipts in it.
-        with acting_for(CascadeRequest(caller, matter, trace.traceparent)) as cascade:
+        depth = depth_of(request.headers.get(DEPTH_HEADER))
+        with acting_for(CascadeRequest(caller, matter, trace.traceparent, depth=depth)) as cascade:
             result = await self.schema.execute_prepared(
                 prepared.document,
                 variable_values=operation.variables,

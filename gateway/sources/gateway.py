@@ -45,7 +45,7 @@ from typing import Any, NoReturn
 import httpx
 from opentelemetry.propagate import inject
 
-from gateway.core.cascade import CascadeRequest, current_request
+from gateway.core.cascade import DEPTH_HEADER, MAX_DEPTH, CascadeRequest, current_request
 from gateway.core.delegation import DelegationSigner
 from gateway.core.errors import ConfigError, InvalidInput, SourceUnavailable
 from gateway.core.types import Row
@@ -275,6 +275,13 @@ class GatewaySource(Source):
         headers: dict[str, str] = {}
         inject(headers)  # the configured propagators' headers
         request = current_request()
+        depth = 0 if request is None else request.depth
+        if depth >= MAX_DEPTH:
+            # A loop of gateways (each other's [upper]), or a caller claiming a depth: the
+            # request's own doing, so never counted against the breaker.
+            logger.warning("source %s: %s not sent: %d gateways deep", self.region, what, depth)
+            raise InvalidInput(f"the request has passed through {depth} gateways, the most")
+        headers[DEPTH_HEADER] = str(depth + 1)
         if request is not None and request.traceparent is not None:
             headers["traceparent"] = request.traceparent  # the operation's, whatever propagates
         delegated = None

@@ -11,11 +11,13 @@ and the delta's own regions still answer.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from gateway.audit import database_dsn
@@ -23,9 +25,10 @@ from gateway.core.identifiers import make_id_number, make_uscc
 from gateway.edge.settings import Settings, SourceSettings
 from gateway.sources.mapping import SHIPPED_MAPPINGS
 from gateway.synthetic import region_dsn
-from tests.cascade import GatewayProcess, running
+from tests.cascade import GatewayProcess, province_config, running
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
+from tests.gateway.edge.test_cli import free_port
 from tests.resolvers.test_fifth_region import NATIVE_SCHEMA
 
 pytestmark = pytest.mark.slow
@@ -171,3 +174,39 @@ async def test_a_platform_above_that_is_down_is_named_and_the_regions_here_still
     assert ready.status_code == 200
     assert ready.json()["sources"]["CN"] == "unavailable"
     assert 'deltagate_breaker_state{region="CN"} 2.0' in metrics  # open
+
+
+def test_two_gateways_that_are_each_others_upper_end_the_loop_at_once(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    # A configuration mistake: JS's upper is SH's gateway and SH's upper is JS's. A key
+    # neither holds would go round until a timeout; the depth header ends it after
+    # MAX_DEPTH gateways, as the request's error (no breaker opens, no region is blamed).
+    ports = {"JS": free_port(), "SH": free_port()}
+    identity = token("SH", "joint_handling_officer", app="loop-gateway")
+    processes = []
+    for region, other in (("JS", "SH"), ("SH", "JS")):
+        (tmp_path / region).mkdir()
+        upper = f"http://127.0.0.1:{ports[other]}/graphql"
+        config = province_config(region_dsn(seeded.dsn, region), region, upper)
+        env = {"DELTAGATE_AUDIT_DSN": database_dsn(seeded.dsn), "DELTAGATE_UPPER_TOKEN": identity}
+        processes.append(GatewayProcess(config, tmp_path / region, env, port=ports[region]))
+    jiangsu = seeded.dataset.person_id("JS", 2)
+    with running(*processes):
+        started = time.monotonic()
+        answer = httpx.post(
+            processes[0].url,
+            json={"query": QUERY, "variables": {"ids": [BJ_PERSON, jiangsu], "u": BJ_ENTERPRISE}},
+            headers={"Authorization": f"Bearer {officer()}", "X-Matter-Code": MATTER},
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+        ready = httpx.get(f"{processes[0].base}/readyz", timeout=10).json()
+    body = answer.json()
+    assert elapsed < 10
+    beijing, local = body["data"]["naturalPersons"]
+    assert beijing is None
+    assert local["name"] == seeded.dataset.person("JS", 2)["name"]
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_REQUEST"}
+    assert all("region" not in e["extensions"] for e in body["errors"])
+    assert ready["sources"]["YRD"] == "ok"  # the upper answers; nothing was blamed on it
