@@ -64,7 +64,8 @@ async def test_entities_cost_one_query_per_entity_and_region_whatever_their_numb
     for per_region in (1, 10):
         ids = [data.person_id(region, i) for i in range(per_region) for region in DELTA_REGIONS]
         usccs = [data.uscc(region, i) for i in range(per_region) for region in DELTA_REGIONS]
-        asked = [r for pair in zip(map(person, ids), map(company, usccs)) for r in pair]
+        pairs = zip(map(person, ids), map(company, usccs), strict=True)
+        asked = [r for pair in pairs for r in pair]
         queries: list[tuple[str, str, str]] = []
 
         def observe(region, entity, field, keys, rows, seconds, seen=queries):  # type: ignore[no-untyped-def]
@@ -222,7 +223,8 @@ async def test_a_representation_that_is_not_ours_is_refused_with_a_code(
     assert error["extensions"]["code"] == code
     assert message in error["message"]
     assert error["message"].startswith("representations[1]")
-    assert "Traceback" not in str(body) and ".py" not in str(body)
+    assert "Traceback" not in str(body)
+    assert ".py" not in str(body)
     assert body["extensions"]["backendQueries"] == 0
 
 
