@@ -20,6 +20,7 @@ test: lint
 	sh tools/ensure-kubectl.sh $(VENV)  # tests/k8s render the manifests with kubectl
 	sh tools/ensure-chromium.sh  # the GraphiQL browser tests drive Debian's chromium
 	sh tools/ensure-redis.sh  # the rate-limit store's tests run a real redis-server
+	sh tools/ensure-federation.sh  # tests/federation: a real Apollo Federation gateway (npm ci)
 	$(BIN)/python -m pytest -q
 
 # The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use

@@ -220,6 +220,7 @@ async def test_production_mode_gives_no_suggestions_and_no_introspection(
         answers = [await client.post(q, v, token=bearer) for q, v in SUGGESTING]
         schema = await client.post(introspection, token=bearer)
         typename = await client.post("{ __typename }", token=bearer)
+        service = await client.post("{ _service { sdl } }", token=bearer)
     for response in answers:
         [error] = response.json()["errors"]
         assert error["extensions"]["code"] == "BAD_REQUEST"
@@ -227,6 +228,9 @@ async def test_production_mode_gives_no_suggestions_and_no_introspection(
     assert "introspection has been disabled" in schema.json()["errors"][0]["message"]
     assert "data" not in schema.json()
     assert typename.json()["data"] == {"__typename": "Query"}
+    # The federation subgraph SDL is the schema too: composed from the published file instead.
+    assert "_service is off in production mode" in service.json()["errors"][0]["message"]
+    assert "data" not in service.json()
 
 
 # (document, variables, what the message must still name)
