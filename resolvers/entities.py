@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.core.errors import InvalidInput
+from gateway.core.errors import InvalidId, InvalidInput
 from gateway.core.types import Row
 from resolvers.arguments import check_batch
 from resolvers.context import GatewayContext
@@ -82,7 +82,11 @@ def entity_keys(representations: Any) -> list[tuple[EntityKey, str]]:
                 f"{where}: a {entity.type_name} is keyed by {entity.field}, a string",
                 argument=ARGUMENT,
             )
-        found.append((entity, entity.lookup.require(value, f"{where}.{entity.field}")))
+        try:
+            key = entity.lookup.require(value, f"{where}.{entity.field}")
+        except InvalidId as error:  # named as the other errors here: the argument, then where
+            raise InvalidId(str(error), argument=ARGUMENT) from None
+        found.append((entity, key))
     return found
 
 

@@ -223,6 +223,7 @@ async def test_a_representation_that_is_not_ours_is_refused_with_a_code(
     assert error["extensions"]["code"] == code
     assert message in error["message"]
     assert error["message"].startswith("representations[1]")
+    assert error["extensions"]["argument"] == "representations"
     assert "Traceback" not in str(body)
     assert ".py" not in str(body)
     assert body["extensions"]["backendQueries"] == 0
