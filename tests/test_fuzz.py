@@ -366,6 +366,13 @@ def test_the_oracle_catches_a_withheld_value(
     auditor.check({"naturalPerson": {"name": None}}, document)
     with pytest.raises(AssertionError, match=r"NaturalPerson\.name withheld"):
         auditor.check({"naturalPerson": {"name": "张三"}}, document)
+    # An entity of federation's union, checked as the member its __typename names.
+    entities = graphql.parse(
+        "{ _entities(representations: []) { __typename ... on NaturalPerson { name } } }"
+    )
+    auditor.check({"_entities": [{"__typename": "NaturalPerson", "name": None}]}, entities)
+    with pytest.raises(AssertionError, match=r"NaturalPerson\.name withheld"):
+        auditor.check({"_entities": [{"__typename": "NaturalPerson", "name": "张三"}]}, entities)
 
 
 # -- variables -------------------------------------------------------------------------------
