@@ -82,8 +82,9 @@ def node_process(node: str, script: str, **env: str) -> Iterator[str]:
                     return
             elif process.poll() is not None:
                 break
-        output = "".join(lines) + process.stdout.read().decode() if process.poll() else ""
-        raise AssertionError(f"{script} did not start:\n{output or ''.join(lines)}")
+        if process.poll() is not None:  # ended: the rest of what it said, without blocking
+            lines.append(process.stdout.read().decode())
+        raise AssertionError(f"{script} did not start:\n{''.join(lines)}")
     finally:
         process.terminate()
         try:
