@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from gateway.audit import AuditLog, PostgresAuditLog
-from gateway.core.delegation import DelegationVerifier, load_trusted_keys
+from gateway.core.delegation import (
+    DelegationSigner,
+    DelegationVerifier,
+    load_signing_key,
+    load_trusted_keys,
+)
 from gateway.core.errors import AuditUnavailable, SourceUnavailable
 from gateway.core.types import RegionCode
 from gateway.edge.admission import Admission
@@ -29,7 +34,7 @@ from gateway.edge.operations import OperationManifest
 from gateway.edge.query_limits import Limits
 from gateway.edge.rate_limit_store import RedisBuckets, StoreUnavailable
 from gateway.edge.rate_limits import RateLimiter, watched_quotas
-from gateway.edge.settings import Settings
+from gateway.edge.settings import Settings, SourceSettings
 from gateway.edge.shared_limits import SharedRateLimiter
 from gateway.edge.validation_budget import ValidationBudget
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
@@ -116,9 +121,10 @@ class GatewayParts:
         else:
             logger.warning("no audit database is configured: data of grade L2+ will be refused")
         mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
+        signer = _delegation_signer(settings)
         sources: dict[RegionCode, Source] = {
             s.region: CircuitBreaker(
-                build_source(s.kind, **s.options(), observer=observer),
+                build_source(s.kind, **_source_options(s, signer), observer=observer),
                 failures=s.breaker_failures,
                 reset_after=s.breaker_reset,
             )
@@ -257,7 +263,7 @@ def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:
 def _delegation_gate(settings: Settings) -> DelegationGate | None:
     """The check of upper gateways' delegations, if ``[delegation]`` is configured."""
     config = settings.delegation
-    if config is None:
+    if config is None or config.trusted_jwks is None:
         return None
     keys = load_trusted_keys(config.trusted_jwks, config.trusted_issuers)
     return DelegationGate(
@@ -265,3 +271,24 @@ def _delegation_gate(settings: Settings) -> DelegationGate | None:
         acting_roles=config.acting_roles,
         regions=caller_regions(settings.regions.codes),
     )
+
+
+def _delegation_signer(settings: Settings) -> DelegationSigner | None:
+    """The key this gateway signs its callers' delegations with, if it has one."""
+    config = settings.delegation
+    if config is None or config.signing_key is None or config.signing_key_id is None:
+        return None
+    return DelegationSigner(
+        key=load_signing_key(config.signing_key),
+        kid=config.signing_key_id,
+        issuer=config.id,
+        ttl=config.ttl,
+    )
+
+
+def _source_options(source: SourceSettings, signer: DelegationSigner | None) -> dict[str, Any]:
+    """A source's options, with the delegation signer for a ``gateway`` source that delegates."""
+    options = source.options()
+    if source.kind == "gateway" and source.delegation_audience is not None:
+        options["signer"] = signer
+    return options

@@ -1,5 +1,5 @@
-"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy, and
-check or read the audit log."""
+"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy,
+print the cascade's delegation JWKS, and check, read or reconcile the audit log."""
 
 from __future__ import annotations
 
@@ -101,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", help="for a citizen: the ID number the token speaks for")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.set_defaults(run=_token)
+
+    delegation = commands.add_parser("delegation", help="the cascade's delegation keys")
+    delegation_commands = delegation.add_subparsers(dest="delegation_command", required=True)
+    jwks = delegation_commands.add_parser(
+        "jwks", help="print the JWKS (public part) a lower gateway puts in its trusted_jwks file"
+    )
+    jwks.add_argument("--key", type=Path, required=True, help="the upper's PEM private key")
+    jwks.add_argument("--kid", required=True, help="the key's id ([delegation] signing_key_id)")
+    jwks.set_defaults(run=_delegation_jwks)
 
     policy = commands.add_parser("policy", help="ask the access policy")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
@@ -316,6 +325,15 @@ def _token(args: argparse.Namespace) -> int:
             subject=args.subject,
         )
     )
+    return 0
+
+
+def _delegation_jwks(args: argparse.Namespace) -> int:
+    from gateway.core.delegation import load_signing_key, public_jwks
+
+    if not args.kid.strip():
+        raise ConfigError("--kid must name the key")
+    print(json.dumps(public_jwks(load_signing_key(args.key), args.kid), indent=2))
     return 0
 
 

@@ -28,6 +28,7 @@ Example ``gateway.toml``::
     url = "https://gw.zj.example/graphql"    # the lower gateway's endpoint
     token_env = "DELTAGATE_UPSTREAM_TOKEN_ZJ" # the variable holding the service token
     matter = "JH-HUKOU-MIGRATION" # optional X-Matter-Code sent with every request
+    delegation_audience = "deltagate-zj"     # the lower's [delegation] id: delegate each caller
     timeout = 3.0                # and breaker_failures, breaker_reset as for postgres
 
     [sources.NJ]                 # a region beyond the shipped four (SH, JS, ZJ, AH):
@@ -52,6 +53,9 @@ Example ``gateway.toml``::
     trusted_jwks = "upper-jwks.json"         # public keys (ES256/RS256, with kid) of the uppers
     trusted_issuers = ["deltagate-delta"]    # the upper gateways' ids those keys sign for
     acting_roles = ["delta_platform"]        # a service token needs one to act for others
+    signing_key = "delegation-key.pem"       # an upper's own: signs its delegations (EC P-256
+    signing_key_id = "delta-2024"            # or RSA >= 2048), its kid in the lowers' JWKS
+    ttl = 30                     # seconds a delegation lives (at most 60)
 
     [audit]
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
@@ -75,6 +79,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.core.delegation import DEFAULT_DELEGATION_TTL, MAX_DELEGATION_LIFETIME
 from gateway.core.errors import ConfigError
 from gateway.core.regions import Region, RegionRegistry, shipped_regions
 from gateway.core.types import RegionCode
@@ -96,7 +101,7 @@ logger = logging.getLogger("deltagate.settings")
 _COMMON_KEYS = {"kind", "timeout", "breaker_failures", "breaker_reset", "name", "prefixes"}
 SOURCE_KEYS: Mapping[str, frozenset[str]] = {
     "postgres": frozenset({*_COMMON_KEYS, "dsn", "mapping", "pool_min", "pool_max"}),
-    "gateway": frozenset({*_COMMON_KEYS, "url", "token_env", "matter"}),
+    "gateway": frozenset({*_COMMON_KEYS, "url", "token_env", "matter", "delegation_audience"}),
 }
 
 
@@ -107,7 +112,9 @@ class SourceSettings:
     Attributes:
         kind: ``postgres`` (``dsn``, ``mapping``, pool sizes) or ``gateway``
             (``url`` of a lower gateway's ``/graphql``, its service ``token``
-            read from the environment variable ``token_env``, an optional ``matter``).
+            read from the environment variable ``token_env``, an optional ``matter``,
+            and ``delegation_audience``, the lower's ``[delegation] id``: with the
+            upper's signing key, each request carries a delegation for its caller).
         timeout: seconds per backend call (a query, or a request to the lower).
         breaker_failures, breaker_reset: the region's circuit breaker.
     """
@@ -120,6 +127,7 @@ class SourceSettings:
     token_env: str | None = None
     token: str | None = field(default=None, repr=False)
     matter: str | None = None
+    delegation_audience: str | None = None
     timeout: float = 5.0
     pool_min: int = 1
     pool_max: int = 10
@@ -135,6 +143,7 @@ class SourceSettings:
                 "token": self.token,
                 "matter": self.matter,
                 "timeout": self.timeout,
+                "delegation_audience": self.delegation_audience,
             }
         return {
             "region": self.region,
@@ -172,29 +181,59 @@ class SourceSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class DelegationSettings:
-    """Delegated requests this gateway accepts from the gateways above it (``[delegation]``).
+    """This gateway's part in the cascade (``[delegation]``): as a lower, as an upper, or both.
+
+    As a lower it accepts delegations from the gateways above it (``trusted_jwks``
+    with ``trusted_issuers``); as an upper it signs delegations for its own
+    callers (``signing_key`` with ``signing_key_id``), sent to every ``gateway``
+    source with a ``delegation_audience``.
 
     Attributes:
-        id: this gateway's id, the audience a delegation must name.
-        trusted_jwks: the JWKS file of the public keys of the trusted upper gateways.
+        id: this gateway's id: the audience a delegation to it must name, and the
+            issuer (``iss``, ``act.sub``) of those it signs.
+        trusted_jwks: the JWKS file of the public keys of the trusted upper
+            gateways (None: no delegation is accepted).
         trusted_issuers: the ids of the upper gateways the keys sign for.
         acting_roles: a service token must hold one of them to act for others.
+        signing_key: the PEM file of this gateway's private key (EC P-256 or RSA
+            of 2048 bits or more; None: it signs no delegation).
+        signing_key_id: that key's ``kid`` in the lowers' trusted JWKS.
+        ttl: seconds each delegation it signs lives (1 to 60).
     """
 
     id: str
-    trusted_jwks: Path
-    trusted_issuers: tuple[str, ...]
+    trusted_jwks: Path | None = None
+    trusted_issuers: tuple[str, ...] = ()
     acting_roles: tuple[str, ...] = DEFAULT_ACTING_ROLES
+    signing_key: Path | None = None
+    signing_key_id: str | None = None
+    ttl: int = DEFAULT_DELEGATION_TTL
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], base: Path) -> DelegationSettings:
         """The ``[delegation]`` table, checked."""
-        for key in ("id", "trusted_jwks"):
-            if not isinstance(table.get(key), str) or not table[key].strip():
-                raise ConfigError(f"delegation.{key} is required (a non-empty string)")
+        if not isinstance(table.get("id"), str) or not table["id"].strip():
+            raise ConfigError("delegation.id is required (a non-empty string)")
+        texts: dict[str, str | None] = {}
+        for key in ("trusted_jwks", "signing_key", "signing_key_id"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"delegation.{key} must be a non-empty string")
+            texts[key] = value
+        if texts["trusted_jwks"] is None and texts["signing_key"] is None:
+            raise ConfigError(
+                "delegation needs trusted_jwks (to accept delegations from the gateways above)"
+                " or signing_key (to sign them for the gateways below), or both"
+            )
         lists = {}
-        for key, default in (("trusted_issuers", None), ("acting_roles", DEFAULT_ACTING_ROLES)):
+        for key, default, needed in (
+            ("trusted_issuers", None, texts["trusted_jwks"] is not None),
+            ("acting_roles", DEFAULT_ACTING_ROLES, True),
+        ):
             value = table.get(key, default)
+            if value is None and not needed:
+                lists[key] = ()
+                continue
             if (
                 not isinstance(value, list | tuple)
                 or not value
@@ -202,12 +241,34 @@ class DelegationSettings:
             ):
                 raise ConfigError(f"delegation.{key} must be a non-empty list of names")
             lists[key] = tuple(value)
+        ttl = table.get("ttl", DEFAULT_DELEGATION_TTL)
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise ConfigError("delegation.ttl must be a whole number of seconds")
+        jwks, key_path = texts["trusted_jwks"], texts["signing_key"]
         return cls(
             id=table["id"],
-            trusted_jwks=base / table["trusted_jwks"],
+            trusted_jwks=base / jwks if jwks is not None else None,
             trusted_issuers=lists["trusted_issuers"],
             acting_roles=lists["acting_roles"],
-        )
+            signing_key=base / key_path if key_path is not None else None,
+            signing_key_id=texts["signing_key_id"],
+            ttl=ttl,
+        ).check()
+
+    def check(self) -> DelegationSettings:
+        """Refuse a half-configured side (``ConfigError`` naming the key)."""
+        if self.trusted_jwks is not None and not self.trusted_issuers:
+            raise ConfigError(
+                "delegation.trusted_issuers must name the gateways trusted_jwks signs for"
+            )
+        if (self.signing_key is None) != (self.signing_key_id is None):
+            raise ConfigError(
+                "delegation.signing_key and delegation.signing_key_id go together"
+                " (the key and its kid in the lowers' trusted JWKS)"
+            )
+        if not 0 < self.ttl <= MAX_DELEGATION_LIFETIME:
+            raise ConfigError(f"delegation.ttl must be 1 to {MAX_DELEGATION_LIFETIME} seconds")
+        return self
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,8 +333,14 @@ class Settings:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not self.sources:
             raise ConfigError("no sources are configured")
+        signs = self.delegation is not None and self.delegation.signing_key is not None
         for source in self.sources:
             source.check(production=self.production)
+            if source.delegation_audience is not None and not signs:
+                raise ConfigError(
+                    f"sources.{source.region}: delegation_audience is set, but this gateway has"
+                    " no [delegation] signing_key and signing_key_id to sign delegations with"
+                )
             if source.region not in self.regions:
                 raise ConfigError(
                     f"sources.{source.region}: {source.region} is not a known region; "
@@ -407,8 +474,13 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     operations = _section(raw, "operations", {"manifest"})
     audit = _section(raw, "audit", {"dsn", "timeout"})
     delegation = _section(
-        raw, "delegation", {"id", "trusted_jwks", "trusted_issuers", "acting_roles"}
-    )
+        raw,
+        "delegation",
+        {
+            "id", "trusted_jwks", "trusted_issuers", "acting_roles",
+            "signing_key", "signing_key_id", "ttl",
+        },
+    )  # fmt: skip
     sources = []
     regions = shipped_regions()
     for region, table in _section(raw, "sources", None).items():
@@ -493,12 +565,16 @@ def _gateway_source(region: str, table: Mapping[str, Any]) -> SourceSettings:
     matter = table.get("matter")
     if matter is not None and not isinstance(matter, str):
         raise ConfigError(f"{where}: matter must be a matter code")
+    audience = table.get("delegation_audience")
+    if audience is not None and (not isinstance(audience, str) or not audience.strip()):
+        raise ConfigError(f"{where}: delegation_audience must be the lower's [delegation] id")
     return SourceSettings(
         region=region.upper(),
         kind="gateway",
         url=table["url"],
         token_env=token_env,
         matter=matter,
+        delegation_audience=audience,
         timeout=_number(table.get("timeout", 5.0), f"{where}.timeout"),
         breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
         breaker_reset=_number(table.get("breaker_reset", 5.0), f"{where}.breaker_reset"),

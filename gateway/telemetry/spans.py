@@ -30,6 +30,13 @@ and an auditor looking up that trace would find both audit events. The
 sampler decides for the new trace as for any root, so a caller's sampled flag
 does not make the gateway record (and export) its requests either.
 
+One exception: a request from a trusted upper gateway in the cascade continues
+the upper's trace, taken from the ``traceparent`` the upper signed into its
+delegation (``gateway.edge.delegated``), so one trace id runs from the
+caller's gateway to the lowest backend query and every level's audit event
+carries it. Only a gateway this one trusts to act for others can choose it,
+and its id is recorded beside it (the event's ``acting``).
+
 Exporters come from the standard environment variables, read by
 ``Telemetry.from_environment``: ``OTEL_TRACES_EXPORTER`` (``otlp``,
 ``console``, ``none``; a comma-separated list), else OTLP when
@@ -247,12 +254,17 @@ class OperationTrace:
         trace_id: its trace id, 32 lower-case hex digits.
     """
 
-    __slots__ = ("attributes", "recorder", "span", "trace_id")
+    __slots__ = ("attributes", "recorder", "span", "trace_id", "traceparent")
 
     def __init__(self, span: trace.Span, recorder: SpanRecorder | None = None) -> None:
         self.span = span
         self.recorder = recorder
-        self.trace_id = format(span.get_span_context().trace_id, "032x")
+        context = span.get_span_context()
+        self.trace_id = format(context.trace_id, "032x")
+        #: W3C ``traceparent`` of the operation's span: what the requests it makes carry.
+        self.traceparent = (
+            f"00-{self.trace_id}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+        )
         # Gathered as the request goes and set on the span once, as it ends: each
         # ``set_attributes`` on an SDK span takes a lock and checks every value.
         self.attributes: dict[str, Any] | None = {} if span.is_recording() else None
@@ -363,13 +375,29 @@ class Telemetry:
         return cls(provider, owned=True)
 
     @contextlib.contextmanager
-    def operation(self, headers: Mapping[str, str]) -> Iterator[OperationTrace]:
-        """The span of one request, in a new trace, linked to the caller's ``traceparent``."""
-        caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
-        links = [Link(caller, _CALLER_LINK)] if caller.is_valid else None
+    def operation(
+        self, headers: Mapping[str, str], *, parent: str | None = None
+    ) -> Iterator[OperationTrace]:
+        """The span of one request, in a new trace, linked to the caller's ``traceparent``.
+
+        ``parent`` is a trace context the gateway has verified (an upper gateway's,
+        signed inside its delegation): the span continues that trace instead.
+        """
+        context = _NEW_TRACE
+        links = None
+        upper = (
+            trace.get_current_span(_PROPAGATOR.extract({"traceparent": parent}))
+            if parent is not None
+            else None
+        )
+        if upper is not None and upper.get_span_context().is_valid:
+            context = trace.set_span_in_context(upper, _NEW_TRACE)
+        else:
+            caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+            links = [Link(caller, _CALLER_LINK)] if caller.is_valid else None
         with self.tracer.start_as_current_span(
             "operation",
-            context=_NEW_TRACE,
+            context=context,
             links=links,
             kind=SpanKind.SERVER,
             record_exception=False,

@@ -185,6 +185,13 @@ async def test_a_value_the_lower_masks_stays_masked_for_a_caller_the_upper_would
     assert js["name"] == seeded.dataset.enterprise("JS", 0)["name"]  # L1: clear below
     assert js["address"] == mask_address(clear_js) != clear_js  # masked below, never unmasked
     assert sh["address"] == seeded.dataset.enterprise("SH", 0)["address"]  # the upper's own: clear
+    # The upper tells (and records) the JS address as masked, by the lower: not as clear.
+    decided = {
+        (e["field"], e["owner"]): (e["decision"], e["reason"])
+        for e in body["extensions"]["policy"]["fields"]
+    }
+    assert decided[("LegalPerson.address", "JS")] == ("MASKED", "DECIDED_BELOW")
+    assert ("LegalPerson.address", "SH") not in decided  # clear: not listed to the caller
 
 
 async def test_a_stopped_lower_is_source_unavailable_for_js_paths_only(
