@@ -10,6 +10,7 @@ least as fast as PostGraphile on both.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 PEER = "postgraphile"
@@ -38,14 +39,32 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "server_cpu_ms": _median(c["cpu_ms_per_request"]["server"] for c in cells),
                 "postgres_cpu_ms": _median(c["cpu_ms_per_request"]["postgres"] for c in cells),
             }
-        peer_by_round = {c.get("round", 0): c for c in windows[op, PEER]}
-        ratios = [
-            c["throughput"] / peer_by_round[c.get("round", 0)]["throughput"]
-            for c in windows.get((op, "gateway"), [])
-            if peer_by_round.get(c.get("round", 0), {}).get("throughput")
-        ]
-        rows.append({"operation": op, "sides": sides, "gateway_to_peer": _median(ratios)})
+        rows.append(
+            {
+                "operation": op,
+                "sides": sides,
+                "gateway_to_peer": _round_ratio(windows, op, lambda c: c["throughput"]),
+                "cpu_to_peer": _round_ratio(
+                    windows, op, lambda c: c["cpu_ms_per_request"]["server"]
+                ),
+            }
+        )
     return rows
+
+
+def _round_ratio(
+    windows: dict[tuple[str, str], list[dict[str, Any]]],
+    op: str,
+    value: Callable[[dict[str, Any]], float],
+) -> float | None:
+    """The gateway's ``value`` over the peer's, each round on its own, median."""
+    peer = {c.get("round", 0): c for c in windows.get((op, PEER), [])}
+    ratios = []
+    for cell in windows.get((op, "gateway"), []):
+        theirs = peer.get(cell.get("round", 0))
+        if theirs is not None and value(theirs):
+            ratios.append(value(cell) / value(theirs))
+    return _median(ratios)
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,9 +87,10 @@ def render(rows: list[dict[str, Any]], table: Any) -> list[str]:
         "",
         "Single-region look-ups against the peer: floor / PostGraphile / deltagate (req/s,"
         " latency in ms, CPU in ms per request); 'vs peer': deltagate's throughput over"
-        " PostGraphile's, each round's ratio, median",
+        " PostGraphile's, and its server CPU per request over PostGraphile's (the steadier"
+        " figure on a shared machine), each round's ratio, median",
     ]
-    header = ("op", "req/s", "vs peer", "p50", "p99", "srv CPU", "PG CPU")
+    header = ("op", "req/s", "vs peer", "p50", "p99", "srv CPU", "CPU vs peer", "PG CPU")
     body = []
     for row in rows:
         sides = row["sides"]
@@ -83,6 +103,7 @@ def render(rows: list[dict[str, Any]], table: Any) -> list[str]:
                 _three(sides, "p50_ms", "{:.2f}"),
                 _three(sides, "p99_ms", "{:.1f}"),
                 _three(sides, "server_cpu_ms", "{:.2f}"),
+                "-" if row["cpu_to_peer"] is None else f"{row['cpu_to_peer']:.2f}x",
                 _three(sides, "postgres_cpu_ms", "{:.2f}"),
             )
         )

@@ -81,7 +81,7 @@ class Options:
         variants: the servers under test.
         scale_sizes: Q2 list lengths of the scale table (empty: no scale table).
         scale_duration: seconds of each timed window of the scale table.
-        soak_requests: after the tables, keep loading the gateway (Q1, Q2, Q3 in turn,
+        soak_requests: after the tables, keep loading the gateway (each operation in turn,
             in windows of 15 s) until it has served this many requests in the run, and
             record its resident memory after each window (0: no soak; the full run's
             150,000 judge the memory target, the quick run has none).
