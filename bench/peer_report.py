@@ -18,6 +18,11 @@ PEER = "postgraphile"
 SIDES = ("floor", PEER, "gateway")
 #: The gateway's throughput against PostGraphile's, per look-up.
 TARGET = 1.0
+#: Cores busy with other work (median over the gateway's and the peer's windows) above
+#: which the target is not judged: a Python worker with a span-export thread and a Node
+#: process lose throughput to a crowded machine unequally, and the ratio swings from
+#: run to run (a quiet machine shows 0.1-0.2).
+QUIET_CORES = 0.5
 
 
 def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -47,6 +52,11 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "cpu_to_peer": _round_ratio(
                     windows, op, lambda c: c["cpu_ms_per_request"]["server"]
                 ),
+                "other_cores": _median(
+                    c["cpu_cores"]["other"]
+                    for variant in ("gateway", PEER)
+                    for c in windows.get((op, variant), [])
+                ),
             }
         )
     return rows
@@ -68,15 +78,26 @@ def _round_ratio(
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "target": f"{row['operation']} throughput >= {TARGET}x PostGraphile "
-            "(policy, audit and tracing on)",
-            "measured": row["gateway_to_peer"],
-            "met": None if row["gateway_to_peer"] is None else row["gateway_to_peer"] >= TARGET,
-        }
-        for row in rows
-    ]
+    """The issue's target per look-up; not judged on a machine busy with other work."""
+    found = []
+    for row in rows:
+        ratio, other = row["gateway_to_peer"], row["other_cores"]
+        target = (
+            f"{row['operation']} throughput >= {TARGET}x PostGraphile"
+            " (policy, audit and tracing on)"
+        )
+        if ratio is None:
+            found.append({"target": target, "measured": "not measured", "met": None})
+        elif other is not None and other > QUIET_CORES:
+            cpu = row["cpu_to_peer"]
+            measured = (
+                f"{ratio:.2f}x, not judged: {other:.2f} cores busy with other work (over"
+                f" {QUIET_CORES}); server CPU per request {_x(cpu)} the peer's"
+            )
+            found.append({"target": target, "measured": measured, "met": None})
+        else:
+            found.append({"target": target, "measured": ratio, "met": ratio >= TARGET})
+    return found
 
 
 def render(rows: list[dict[str, Any]], table: Any) -> list[str]:
@@ -113,6 +134,10 @@ def render(rows: list[dict[str, Any]], table: Any) -> list[str]:
 def _three(sides: dict[str, dict[str, Any]], name: str, form: str) -> str:
     values = (sides[side][name] for side in SIDES)
     return " / ".join("-" if value is None else form.format(value) for value in values)
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _median(values: Any) -> float | None:
