@@ -24,7 +24,9 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The benchmark of issue 6 (bench/README.md): seeds 100,000 persons per region on first use
-# (about 20 s), then about 25 minutes of load, the memory soak included. BENCH_ARGS passes options, e.g.
+# (about 20 s), then about 30 minutes of load, the memory soak included. The single-region
+# look-ups also run on PostGraphile, which the run installs with npm into bench/peers/postgraphile
+# (skipped, with the reason, where npm or its registry is missing). BENCH_ARGS passes options, e.g.
 # BENCH_ARGS="--rounds 3".
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
