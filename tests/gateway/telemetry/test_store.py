@@ -83,7 +83,7 @@ async def test_a_store_that_cannot_write_counts_the_loss_and_raises_nothing(admi
     try:
         one_trace(tracer_with(store), audited=True)
         await store.flush()
-        assert lost == {"write_failed": 3}
+        assert lost["write_failed"] == 3
         assert store.queued == 0
     finally:
         await store.close()
