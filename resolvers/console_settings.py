@@ -31,7 +31,8 @@ class ConsoleSettings:
         verify_min_interval: seconds between two verifications, gateway-wide.
         trace_url_template: a link to an external trace UI, ``{traceId}`` filled in.
         keep_spans: keep the spans of audited operations in the audit database (the
-            waterfall); off, the gateway records spans only for a configured exporter.
+            waterfall; None: when the console is served). Off, spans are recorded
+            only for a configured exporter: recording costs CPU on every request.
         span_retention_days: days the spans of audited operations are kept.
         span_max_rows: spans kept at most.
         work_start, work_end: working hours, China Standard Time.
@@ -47,7 +48,7 @@ class ConsoleSettings:
     verify_max_range: int = 100_000
     verify_min_interval: float = 10.0
     trace_url_template: str | None = None
-    keep_spans: bool = True
+    keep_spans: bool | None = None
     span_retention_days: float = 30.0
     span_max_rows: int = 1_000_000
     work_start: dt.time = dt.time(8, 30)
@@ -61,6 +62,10 @@ class ConsoleSettings:
     def serves_page(self, *, production: bool) -> bool:
         """Whether ``/console`` is served: on outside production unless switched off."""
         return (not production) if self.enabled is None else self.enabled
+
+    def keeps_spans(self, *, production: bool) -> bool:
+        """Whether the span store runs: by default where the console is served."""
+        return self.serves_page(production=production) if self.keep_spans is None else self.keep_spans
 
     @property
     def working_hours(self) -> str:

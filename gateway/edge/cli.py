@@ -255,6 +255,8 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
         link = graphiql_link(base, headers)
         print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
         print(f"  token: {minted}")
+        if subject:
+            print(f"  ID number (the citizen's own): {subject}")
         print(f"  GraphiQL with these headers: {link}")
     enterprise = dataset.cross_region_enterprise("JS")
     print()
