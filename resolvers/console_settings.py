@@ -65,7 +65,9 @@ class ConsoleSettings:
 
     def keeps_spans(self, *, production: bool) -> bool:
         """Whether the span store runs: by default where the console is served."""
-        return self.serves_page(production=production) if self.keep_spans is None else self.keep_spans
+        return (
+            self.serves_page(production=production) if self.keep_spans is None else self.keep_spans
+        )
 
     @property
     def working_hours(self) -> str:

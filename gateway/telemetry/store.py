@@ -257,7 +257,9 @@ class SpanStore(SpanProcessor):
             return
         try:
             pool = await self._get_pool()
-            await pool.execute(span_table.INSERT, span_table.insert_args(rows), timeout=self.timeout)
+            await pool.execute(
+                span_table.INSERT, span_table.insert_args(rows), timeout=self.timeout
+            )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("spans not stored (%s): %d dropped", type(exc).__name__, len(rows))
             self._problem("write_failed", len(rows))
