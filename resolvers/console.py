@@ -7,12 +7,15 @@ with the subjects it showed.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 
 import asyncpg
 
+from gateway.audit import AuditLog
 from gateway.core.errors import AuditUnavailable
 from gateway.telemetry.store import SpanStore, StoredSpan, spans_in_order
 from resolvers.audit import AUDITOR_ROLE, CITIZEN_ROLE, event_seq, record_read, require_auditor
@@ -24,6 +27,9 @@ from resolvers.signals import Signal, misuse_signals
 __all__ = ["ConsoleServices", "Session", "TraceView"]
 
 logger = logging.getLogger("deltagate.console")
+
+#: Seconds the misuse signals computed once are served again.
+SIGNALS_TTL = 15.0
 
 
 @dataclass
@@ -39,6 +45,19 @@ class ConsoleServices:
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
     spans: SpanStore | None = None
     checks: ChainChecks = field(default_factory=ChainChecks)
+    # The signals read up to MAX_SCANNED events: computed at most once per SIGNALS_TTL
+    # seconds in a process, however often the front page is loaded.
+    _signals: tuple[float, list[Signal]] | None = None
+    _signals_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def signals(self, log: AuditLog, now: dt.datetime | None) -> list[Signal]:
+        async with self._signals_lock:
+            cached = self._signals
+            if now is None and cached is not None and time.monotonic() - cached[0] < SIGNALS_TTL:
+                return cached[1]
+            raised = await misuse_signals(log, self.settings, now)
+            self._signals = (time.monotonic(), raised)
+            return raised
 
     @classmethod
     def of(cls, settings: ConsoleSettings, spans: SpanStore | None) -> ConsoleServices:
@@ -138,7 +157,7 @@ async def signals(ctx: GatewayContext, now: dt.datetime | None = None) -> list[S
     require_auditor(ctx, "misuseSignals")
     if ctx.audit_log is None:
         raise AuditUnavailable("no audit log is configured")
-    raised = await misuse_signals(ctx.audit_log, services(ctx).settings, now)
+    raised = await services(ctx).signals(ctx.audit_log, now)
     for signal in raised:
         if signal.subject_id is not None:
             ctx.loaders.subjects[signal.subject_id] = None
