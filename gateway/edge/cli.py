@@ -136,6 +136,16 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_list_operations)
 
     add_audit_commands(commands, also_init=(init_span_table,))
+
+    spans = commands.add_parser("spans", help="the stored spans of audited operations")
+    span_commands = spans.add_subparsers(dest="spans_command", required=True)
+    prune = span_commands.add_parser(
+        "prune", help="delete spans past their retention (as audit_span's owner, on a schedule)"
+    )
+    prune.add_argument("--dsn", help="the audit database (default: DELTAGATE_AUDIT_DSN)")
+    prune.add_argument("--days", type=float, default=30.0, help="keep this many days (30)")
+    prune.add_argument("--max-rows", type=int, default=1_000_000, help="keep at most (1000000)")
+    prune.set_defaults(run=_prune_spans)
     return parser
 
 
@@ -305,6 +315,24 @@ def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -
 
 
 # -- seed, token, policy -----------------------------------------------------------------------
+
+
+def _prune_spans(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from gateway.telemetry.span_table import prune_spans
+
+    dsn = args.dsn or os.environ.get("DELTAGATE_AUDIT_DSN")
+    if not dsn:
+        raise ConfigError("name the audit database with --dsn or DELTAGATE_AUDIT_DSN")
+    if args.days <= 0 or args.max_rows < 0:
+        raise ConfigError("--days must be positive and --max-rows not negative")
+    try:
+        gone = asyncio.run(prune_spans(dsn, args.days * 86400.0, args.max_rows))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise GatewayError(f"spans prune failed: {exc}") from None
+    print(f"spans pruned: {gone}")
+    return 0
 
 
 def _seed(args: argparse.Namespace) -> int:

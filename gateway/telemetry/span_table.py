@@ -26,7 +26,9 @@ __all__ = [
     "SCHEMA",
     "SELECT_TRACE",
     "create_span_table",
+    "init_span_table",
     "insert_args",
+    "prune_spans",
 ]
 
 SCHEMA = """
@@ -102,6 +104,22 @@ async def create_span_table(connection: asyncpg.Connection | PoolConnectionProxy
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext('deltagate_span'))")
         await connection.execute(SCHEMA)
+
+
+async def prune_spans(dsn: str, retention: float, max_rows: int) -> int:
+    """``deltagate spans prune``: delete spans older than ``retention`` seconds, then all but
+    the newest ``max_rows``; how many went. For a gateway role without DELETE, run by the
+    table's owner on a schedule.
+    """
+    connection = await asyncpg.connect(dsn)
+    try:
+        gone = 0
+        for statement, argument in ((PRUNE_AGE, float(retention)), (PRUNE_ROWS, int(max_rows))):
+            status = await connection.execute(statement, argument)
+            gone += int(status.split()[-1])
+        return gone
+    finally:
+        await connection.close()
 
 
 async def init_span_table(dsn: str) -> None:

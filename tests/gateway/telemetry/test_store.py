@@ -169,3 +169,21 @@ async def test_through_the_gateway_a_lookup_is_stored_without_personal_values(
         # The catalog touches no personal data: no audit event, no stored spans.
         assert await store.trace(catalog["extensions"]["traceId"]) == []
     await asyncio.sleep(0)
+
+
+async def test_the_prune_command_applies_the_same_bounds(spans_dsn: str) -> None:
+    from gateway.edge.cli import main
+
+    store = SpanStore(spans_dsn)
+    try:
+        provider = tracer_with(store)
+        one_trace(provider, audited=True, start_ns=time.time_ns() - 3 * 86400 * 10**9)
+        one_trace(provider, audited=True)
+        await store.flush()
+    finally:
+        await store.close()
+    code = await asyncio.to_thread(
+        main, ["spans", "prune", "--dsn", spans_dsn, "--days", "1", "--max-rows", "2"]
+    )
+    assert code == 0
+    assert await count(spans_dsn) == 2
