@@ -86,30 +86,37 @@ def span_kind(name: str, attributes: Mapping[str, Any], parent_id: str | None) -
     return "OTHER"
 
 
-def _json_value(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _row(span: ReadableSpan) -> dict[str, Any] | None:
-    context = span.context
-    if context is None:
-        return None
-    parent = span.parent
-    status = span.status
+def _row(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
+    # The recorder's finished spans carry their fields at hand (``FinishedSpan.fields``):
+    # read there, not through ``ReadableSpan``'s properties, which copy on every read.
+    fields = getattr(span, "fields", None)
+    if fields is not None:
+        name, context, parent, attributes, _kind, status, start, end = fields
+    else:
+        name, context, parent = span.name, span.context, span.parent
+        attributes, status, start, end = (
+            span.attributes,
+            span.status,
+            span.start_time,
+            span.end_time,
+        )
     state = "OK"
     if status.status_code is StatusCode.ERROR:
         state = f"ERROR {status.description}" if status.description else "ERROR"
     return {
-        "trace_id": format(context.trace_id, "032x"),
+        "trace_id": trace_id,
         "span_id": format(context.span_id, "016x"),
         # A remote parent is the caller's own span: the operation is this trace's root.
         "parent_id": (
             format(parent.span_id, "016x") if parent is not None and not parent.is_remote else None
         ),
-        "name": span.name,
-        "start_ns": span.start_time or 0,
-        "end_ns": span.end_time or span.start_time or 0,
-        "attributes": {k: _json_value(v) for k, v in (span.attributes or {}).items()},
+        "name": name,
+        "start_ns": start or 0,
+        "end_ns": end or start or 0,
+        "attributes": {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in (attributes or {}).items()
+        },
         "status": state,
     }
 
@@ -192,7 +199,8 @@ class SpanStore(SpanProcessor):
         children = self._pending.pop(trace_id, [])
         if (span.attributes or {}).get(AUDITED) is None:
             return  # no audit event: not kept
-        rows = [row for row in map(_row, [span, *children]) if row is not None]
+        hex_id = format(trace_id, "032x")
+        rows = [_row(one, hex_id) for one in (span, *children)]
         room = self.max_queued - len(self._queue)
         if room < len(rows):
             self._problem("dropped", len(rows) - max(room, 0))
