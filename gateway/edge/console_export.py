@@ -102,7 +102,6 @@ def _decisions(decisions: Sequence[Mapping[str, object]]) -> str:
     )
 
 
-
 def csv_row(stored: StoredEvent) -> list[str]:
     event = stored.event
     at = event.at.astimezone(CHINA_TIME).isoformat(timespec="microseconds")
