@@ -68,7 +68,12 @@ export function table(caption, columns, rows, className = "") {
             cells.map((cell, index) => {
               const content = cell && cell.content !== undefined ? cell.content : cell;
               const className = cell && cell.class ? cell.class : null;
-              return h("td", { class: className, dataset: { column: columns[index] } }, content);
+              // One child, so that on narrow screens the cell is two columns: its name, it.
+              return h(
+                "td",
+                { class: className, dataset: { column: columns[index] } },
+                h("div", { class: "cell" }, content),
+              );
             }),
           ),
         ),

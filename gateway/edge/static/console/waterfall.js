@@ -92,9 +92,13 @@ export function waterfall(trace, lang) {
       { class: "time", role: "cell" },
       `${milliseconds(span.startMs)} + ${milliseconds(span.durationMs)}`,
     );
-    // The time reads beside its bar, on whichever side has room.
-    if (left + width > 70) time.style.right = `${100 - left + 0.5}%`;
-    else time.style.left = `${left + width + 0.5}%`;
+    // The time reads beside its bar, on whichever side has room, else inside it.
+    if (left + width <= 70) time.style.left = `${left + width + 0.5}%`;
+    else if (left >= 30) time.style.right = `${100 - left + 0.5}%`;
+    else {
+      time.classList.add("inside");
+      time.style.right = `${100 - left - width + 0.5}%`;
+    }
     const track = h("div", { class: "track" }, bar, time);
     rows.push(h("div", { class: "span-row", role: "row", dataset: { kind: span.kind } }, label, track));
   }
