@@ -24,7 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Route
+    from playwright.sync_api import Page, Request, Route
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Nothing of Chromium's own may go out either: no updates, sync, QUIC probes or first-run pages.
@@ -89,19 +89,23 @@ class Offline:
     requested: list[str] = field(default_factory=list)
     elsewhere: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    posted: list[str] = field(default_factory=list)  # the bodies of POST requests
 
     def attach(self, page: Page) -> Page:
         page.route("**/*", self._only_the_gateway)
         page.add_init_script(_WATCH_VIOLATIONS)
-        page.on("request", lambda request: self.requested.append(request.url))
+        page.on("request", self._record)
         page.on("pageerror", lambda error: self.problems.append(str(error)))
         page.on(
             "console",
-            lambda message: self.problems.append(message.text)
-            if message.type == "error"
-            else None,
+            lambda message: self.problems.append(message.text) if message.type == "error" else None,
         )
         return page
+
+    def _record(self, request: Request) -> None:
+        self.requested.append(request.url)
+        if request.method == "POST":
+            self.posted.append(request.post_data or "")
 
     def _only_the_gateway(self, route: Route) -> None:
         # Offline as on an extranet: whatever is not the gateway is refused, and remembered.
