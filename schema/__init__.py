@@ -18,6 +18,7 @@ from gateway.core.errors import GatewayError
 from schema.direct import DirectExecutionContext
 from schema.enums import use_regions
 from schema.plan import OperationPlan, plan_operation
+from schema.console import Mutation
 from schema.query import Query
 
 if TYPE_CHECKING:
@@ -110,7 +111,10 @@ def build_schema(
             lambda: ValidationCache(maxsize=cache_size),
         ]
     built = GatewaySchema(
-        query=Query, execution_context_class=context_class, extensions=list(extensions)
+        query=Query,
+        mutation=Mutation,
+        execution_context_class=context_class,
+        extensions=list(extensions),
     )
     if regions is not None:
         use_regions(built._schema, regions)

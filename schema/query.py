@@ -19,6 +19,7 @@ from resolvers.roots import (
     root,
 )
 from schema.audit import AuditQuery
+from schema.console import ConsoleQuery
 from schema.enums import CreditKind, Region
 from schema.resource_catalog import CatalogQuery
 from schema.types import (
@@ -43,7 +44,7 @@ async def _company(row: Awaitable[Row | None]) -> LegalPerson | None:
 
 
 @strawberry.type
-class Query(CatalogQuery, AuditQuery):
+class Query(CatalogQuery, AuditQuery, ConsoleQuery):
     @strawberry.field(
         description="A natural person by citizen ID number (GB 11643).",
         metadata=root(NATURAL_PERSON),

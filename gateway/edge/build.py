@@ -34,7 +34,9 @@ from gateway.edge.shared_limits import SharedRateLimiter
 from gateway.edge.validation_budget import ValidationBudget
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.telemetry.spans import Telemetry
+from gateway.telemetry.store import SpanStore
 from policies import PolicyEngine, resolve_mask_secret
+from resolvers.console import ConsoleServices
 from resolvers.cursors import CursorCodec
 from schema import GatewaySchema, build_schema
 
@@ -65,6 +67,7 @@ class GatewayParts:
         audit: the audit store (None: data of grade L2+ is refused).
         admission: requests each client address may have waiting to be admitted.
         delegation: checks the delegations of upper gateways (None: none accepted).
+        console: the auditor console's parts: its settings, the span store, chain checks.
     """
 
     settings: Settings
@@ -84,6 +87,7 @@ class GatewayParts:
         default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
     )
     delegation: DelegationGate | None = None
+    console: ConsoleServices = field(default_factory=ConsoleServices)
 
     @classmethod
     def from_settings(
@@ -101,9 +105,23 @@ class GatewayParts:
         """
         metrics = Metrics()
         observer = _both(metrics.observe_backend_query, observer)
-        telemetry = (
-            Telemetry.from_environment() if tracer_provider is None else Telemetry(tracer_provider)
-        )
+        # The spans of audited operations go to the audit database too (the console's
+        # waterfall), whether or not an OTLP collector is configured.
+        spans = None
+        if settings.audit_dsn:
+            spans = SpanStore(
+                settings.audit_dsn,
+                retention=settings.console.span_retention_days * 86400.0,
+                max_rows=settings.console.span_max_rows,
+                on_problem=metrics.count_span_store_loss,
+                timeout=settings.audit_timeout,
+            )
+        if tracer_provider is None:
+            telemetry = Telemetry.from_environment(processors=() if spans is None else (spans,))
+        else:
+            if spans is not None:
+                tracer_provider.add_span_processor(spans)
+            telemetry = Telemetry(tracer_provider)
         if telemetry.recording:
             observer = _both(telemetry.observe_query, observer)
         audit = None
@@ -172,6 +190,7 @@ class GatewayParts:
             audit=audit,
             admission=Admission(settings.limits.max_unauthenticated_per_client),
             delegation=_delegation_gate(settings),
+            console=ConsoleServices.of(settings.console, spans),
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -218,6 +237,8 @@ class GatewayParts:
         """Connect to the audit database (checking its table) before the first request."""
         if self.audit is not None:
             await self.audit.start()
+        if self.console.spans is not None:
+            await self.console.spans.start()
 
     async def close(self) -> None:
         """Flush pending audit events and exported spans; close every pool."""
@@ -228,6 +249,8 @@ class GatewayParts:
             closing.append(self.rate_limiter.close())
         await asyncio.gather(*closing)
         await asyncio.to_thread(self.telemetry.shutdown)
+        if self.console.spans is not None:
+            await self.console.spans.close()
 
 
 def _rate_limiter(settings: Settings, metrics: Metrics) -> RateLimiter | SharedRateLimiter:

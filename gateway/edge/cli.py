@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.audit import add_audit_commands
 from gateway.core.errors import ConfigError, GatewayError
+from gateway.telemetry.span_table import init_span_table
 
 if TYPE_CHECKING:
     from gateway.edge.settings import Settings
@@ -128,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     register.set_defaults(run=_register_operations)
     listing.set_defaults(run=_list_operations)
 
-    add_audit_commands(commands)
+    add_audit_commands(commands, also_init=(init_span_table,))
     return parser
 
 
@@ -208,6 +209,7 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
     print(f"Seeded in {report.elapsed:.1f} s.")
     audit_dsn = asyncio.run(create_database(dsn))
+    asyncio.run(init_span_table(audit_dsn))
 
     settings = demo_settings(dsn, audit_dsn, args.port, os.environ)
     secret = settings.jwt_secret

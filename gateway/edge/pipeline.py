@@ -31,7 +31,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit import operation_event, touches_audited_data
+from gateway.audit import AuditEvent, operation_event, touches_audited_data
 from gateway.core.errors import (
     AuditUnavailable,
     GatewayError,
@@ -146,6 +146,7 @@ class Gateway(GatewayParts):
             spans=trace.recorder,
             audit_log=self.audit,
             registry=self.settings.regions,
+            console=self.console,
         )  # fmt: skip
         result = await self.schema.execute_prepared(
             prepared.document,
@@ -222,20 +223,30 @@ class Gateway(GatewayParts):
         trace.decisions(decisions, policy.policy_version)
         if not context.audit_reads and not touches_audited_data(decisions):
             return
+        await self.commit_event(
+            trace,
+            operation_event(
+                trace_id=trace.trace_id,
+                caller=caller,
+                matter_code=policy.matter_code,
+                matter_name=policy.matter.name if policy.matter is not None else None,
+                operation_name=prepared.name,
+                operation_type=prepared.operation.operation.value,
+                document_hash=prepared.document_hash,
+                policy_version=policy.policy_version,
+                subjects=context.loaders.subjects,
+                decisions=[*decisions, *context.audit_reads],
+            ),
+        )
+
+    async def commit_event(self, trace: OperationTrace, event: AuditEvent) -> None:
+        """Append an operation's audit event (in its ``audit.write`` span); mark the trace.
+
+        Raises:
+            AuditUnavailable: not stored, or no audit log: the data must not leave.
+        """
         if self.audit is None:
             raise AuditUnavailable("no audit log is configured")
-        event = operation_event(
-            trace_id=trace.trace_id,
-            caller=caller,
-            matter_code=policy.matter_code,
-            matter_name=policy.matter.name if policy.matter is not None else None,
-            operation_name=prepared.name,
-            operation_type=prepared.operation.operation.value,
-            document_hash=prepared.document_hash,
-            policy_version=policy.policy_version,
-            subjects=context.loaders.subjects,
-            decisions=[*decisions, *context.audit_reads],
-        )
         attributes = {"deltagate.audit.subjects": len(event.subjects)}
         with self.telemetry.span("audit.write", attributes) as span:
             receipt = await self.audit.append(event)

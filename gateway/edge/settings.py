@@ -57,6 +57,13 @@ Example ``gateway.toml``::
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
     timeout = 5.0                # seconds for one audit write or read
 
+    [console]                    # the auditor console at /console (docs/console-api.md)
+    enabled = true               # default: on outside production, off in production
+    export_max_rows = 10000      # most events one CSV export holds
+    span_retention_days = 30     # spans of audited operations kept (and span_max_rows)
+    working_hours = "08:30-18:00"            # China Standard Time, for OUTSIDE_HOURS
+    distinct_subjects_threshold = 100        # and the other signal thresholds
+
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
 ``DELTAGATE_POLICY_DIR``, ``DELTAGATE_OPERATIONS_MANIFEST``, ``DELTAGATE_BATCHING``
@@ -84,6 +91,7 @@ from gateway.edge.delegated import DEFAULT_ACTING_ROLES
 from gateway.edge.query_limits import Limits
 from gateway.sources.mapping import SHIPPED_MAPPINGS
 from policies import SHIPPED_POLICY_DIR
+from resolvers.console_settings import ConsoleSettings
 
 #: The mapping files shipped for the four regions' synthetic schemas.
 
@@ -256,6 +264,12 @@ class Settings:
     audit_timeout: float = 5.0
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+
+    @property
+    def serves_console(self) -> bool:
+        """Whether ``/console`` is served: by default outside production only."""
+        return self.console.serves_page(production=self.production)
 
     @property
     def production(self) -> bool:
@@ -382,7 +396,10 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
-    known = {"gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation"}
+    known = {
+        "gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation",
+        "console",
+    }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
@@ -442,6 +459,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         audit_timeout=float(audit.get("timeout", 5.0)),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
+        console=ConsoleSettings.from_table(_section(raw, "console", None)),
     )
 
 
