@@ -549,7 +549,7 @@ function eventView() {
   }
   const lang = language();
   const trace = event.trace;
-  const external = (trace && trace.externalUrl) || externalUrl(event.traceId);
+  const external = webLink((trace && trace.externalUrl) || externalUrl(event.traceId));
   const decisions = table(
     null,
     [t("field"), t("owner"), t("decision"), t("count"), t("grade"), t("clearance"), t("rule"), t("reason")],
@@ -606,6 +606,11 @@ function eventView() {
       trace && trace.spans.length ? waterfall(trace, lang) : h("p", { id: "no-spans" }, t("noSpans")),
     ),
   );
+}
+
+/** `url` if it is an http(s) link, else null: a configured template never runs script here. */
+function webLink(url) {
+  return url && /^https?:\/\//i.test(url) ? url : null;
 }
 
 function externalUrl(traceId) {
