@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from gateway.telemetry.span_table import init_span_table
-from resolvers.console_settings import ConsoleSettings
 
 from gateway.audit import create_database
 from gateway.edge.app import Gateway, create_app
 from gateway.synthetic import Dataset
+from gateway.telemetry.span_table import init_span_table
+from resolvers.console_settings import ConsoleSettings
 from tests.browser import Offline, serving
 from tests.conftest import Seeded, gateway_settings, token
 
@@ -174,10 +174,10 @@ def assert_offline(page: Page, network: Offline, *, refused: tuple[int, ...] = (
     assert any(url.endswith("/graphql") for url in network.requested)
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     folder = os.environ.get("DELTAGATE_SCREENSHOTS")
     if folder:
-        page.screenshot(path=str(Path(folder) / name))
+        page.screenshot(path=str(Path(folder) / name), full_page=full_page)
 
 
 def table_rows(page: Page, selector: str) -> list[list[str]]:
@@ -296,15 +296,21 @@ def test_an_auditor_goes_from_a_subject_to_the_request_its_decisions_and_its_wat
         sign_in(page, AUDITOR)
         page.locator("#no-signals, article.signal").first.wait_for(timeout=10_000)
         page.locator("#nav a[data-view=events]").click()
-        page.locator("#filter-subjectId").fill(uscc)
-        page.locator("#search").click()
         page.locator("table.events tbody tr").first.wait_for(timeout=10_000)
-        listed = table_rows(page, "table.events")
         screenshot(page, "console-events-en.png")
         page.locator("#language").click()
         page.locator("table.events th", has_text="调用方").wait_for()
         screenshot(page, "console-events-zh.png")
         page.locator("#language").click()
+        page.locator("#filter-subjectId").fill(uscc)
+        page.locator("#search").click()
+        page.locator("table.events tbody tr").first.wait_for(timeout=10_000)
+        page.wait_for_function(
+            "(uscc) => [...document.querySelectorAll('table.events tbody tr')]"
+            ".every((row) => row.innerText.includes(uscc))",
+            arg=uscc,
+        )
+        listed = table_rows(page, "table.events")
         officer_row = page.locator("table.events tbody tr", has_text="jh-js")
         officer_row.locator("a").first.click()
         page.locator("table.decisions").wait_for(timeout=10_000)
@@ -317,10 +323,10 @@ def test_an_auditor_goes_from_a_subject_to_the_request_its_decisions_and_its_wat
         steps = page.locator(".waterfall").inner_text()
         external = page.locator("#external-trace").get_attribute("href")
         operation = page.locator("dd[data-fact=operationName]").inner_text()
-        screenshot(page, "console-detail-en.png")
+        screenshot(page, "console-detail-en.png", full_page=True)
         page.locator("#language").click()
         page.locator("h2", has_text="请求内部经过").wait_for()
-        screenshot(page, "console-detail-zh.png")
+        screenshot(page, "console-detail-zh.png", full_page=True)
         chinese = page.locator("table.decisions thead").inner_text()
         page.locator("#language").click()
         assert_offline(page, network)

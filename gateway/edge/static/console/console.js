@@ -568,9 +568,12 @@ function eventView() {
   fill(
     view(),
     h("p", {}, h("a", { href: "#/events", id: "back" }, `← ${t("back")}`)),
-    card(
-      `${t("detail")} ${event.id}`,
-      facts([
+    h(
+      "div",
+      { class: "columns" },
+      card(
+        `${t("detail")} ${event.id}`,
+        facts([
         ["at", event.at],
         ["caller", `${event.callerApp} (${event.callerRegion})`, "mono"],
         ["roles", event.roles.join(", ")],
@@ -597,9 +600,10 @@ function eventView() {
           ],
         ],
         ["hash", event.hash, "mono"],
-      ]),
+        ]),
+      ),
+      card(t("subjects"), list(event.subjects)),
     ),
-    card(t("subjects"), list(event.subjects)),
     card(t("decisions"), decisions),
     card(
       t("waterfall"),
