@@ -72,6 +72,7 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+const labelOf = (key) => t(key);
 
 // -- chrome: labels, language, status, errors -------------------------------------------------
 
@@ -81,6 +82,9 @@ function applyLabels() {
   document.title = `deltagate · ${t("title")}`;
   for (const element of document.querySelectorAll("[data-label]")) {
     element.textContent = t(element.dataset.label);
+  }
+  for (const element of document.querySelectorAll("[data-aria-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.ariaLabel));
   }
   const switcher = $("language");
   switcher.textContent = t("language");
@@ -147,6 +151,15 @@ function decisionSummary(decisions) {
   const totals = {};
   for (const entry of decisions) totals[entry.decision] = (totals[entry.decision] || 0) + 1;
   return DECISIONS.filter((d) => totals[d]).map((d) => decisionPill(d, totals[d]));
+}
+
+/** A matter as code (monospace) and registered name, or a dash for none. */
+function matter(holder) {
+  if (!holder.matterCode) return "—";
+  return [
+    h("span", { class: "mono" }, holder.matterCode),
+    holder.matterName ? h("div", {}, holder.matterName) : null,
+  ];
 }
 
 function list(values, className = "mono") {
@@ -422,7 +435,11 @@ function filterForm() {
         },
         t("clear"),
       ),
-      h("button", { type: "button", class: "secondary", id: "export", onclick: download }, t("exportCsv")),
+      h(
+        "button",
+        { type: "button", class: "secondary", id: "export", onclick: download },
+        t("exportCsv"),
+      ),
       state.exported
         ? h("span", { id: "exported", role: "status" }, t("exported", state.exported))
         : null,
@@ -464,9 +481,11 @@ function eventRow(node) {
     [
       h("span", { class: "mono" }, node.callerApp),
       ` (${node.callerRegion})`,
-      node.actingGateway ? h("div", { class: "muted" }, `${t("actingGateway")}: ${node.actingGateway}`) : null,
+      node.actingGateway
+        ? h("div", { class: "muted" }, `${t("actingGateway")}: ${node.actingGateway}`)
+        : null,
     ],
-    node.matterCode ? [h("span", { class: "mono" }, node.matterCode), node.matterName ? h("div", {}, node.matterName) : null] : "—",
+    matter(node),
     node.operationName || "—",
     list(node.subjects),
     decisionSummary(node.decisions),
@@ -552,7 +571,7 @@ function eventView() {
   const external = webLink((trace && trace.externalUrl) || externalUrl(event.traceId));
   const decisions = table(
     null,
-    [t("field"), t("owner"), t("decision"), t("count"), t("grade"), t("clearance"), t("rule"), t("reason")],
+    ["field", "owner", "decision", "count", "grade", "clearance", "rule", "reason"].map(labelOf),
     event.decisions.map((d) => [
       { content: d.field, class: "mono" },
       d.owner || "—",
@@ -578,7 +597,7 @@ function eventView() {
         ["caller", `${event.callerApp} (${event.callerRegion})`, "mono"],
         ["roles", event.roles.join(", ")],
         ["actingGateway", event.actingGateway || "—"],
-        ["matterName", event.matterCode ? `${event.matterCode} ${event.matterName || ""}`.trim() : "—"],
+        ["matterName", event.matterCode ? matter(event) : "—"],
         ["operationName", event.operationName || "—"],
         ["operationType", event.operationType || "—"],
         ["documentHash", event.documentHash, "mono"],
@@ -592,7 +611,12 @@ function eventView() {
                   " ",
                   h(
                     "a",
-                    { href: external, id: "external-trace", target: "_blank", rel: "noopener noreferrer" },
+                    {
+                      href: external,
+                      id: "external-trace",
+                      target: "_blank",
+                      rel: "noopener noreferrer",
+                    },
                     t("externalTrace"),
                   ),
                 ]
@@ -607,7 +631,9 @@ function eventView() {
     card(t("decisions"), decisions),
     card(
       t("waterfall"),
-      trace && trace.spans.length ? waterfall(trace, lang) : h("p", { id: "no-spans" }, t("noSpans")),
+      trace && trace.spans.length
+        ? waterfall(trace, lang)
+        : h("p", { id: "no-spans" }, t("noSpans")),
     ),
   );
 }
@@ -648,8 +674,9 @@ function verificationFacts(verification) {
 function chainView() {
   const chain = state.chain;
   if (!chain) return fill(view());
-  const from = h("input", { id: "verify-from", name: "fromId", inputmode: "numeric", autocomplete: "off" });
-  const to = h("input", { id: "verify-to", name: "toId", inputmode: "numeric", autocomplete: "off" });
+  const bound = (id, name) => h("input", { id, name, inputmode: "numeric", autocomplete: "off" });
+  const from = bound("verify-from", "fromId");
+  const to = bound("verify-to", "toId");
   const form = h(
     "form",
     { class: "verify", "aria-label": t("verifyRange") },
@@ -684,7 +711,11 @@ function chainView() {
         : h("p", { id: "never-verified" }, t("neverVerified")),
       h("h3", {}, t("verifyRange")),
       form,
-      h("p", { class: "muted" }, t("verifyLimits", { max: chain.maxRange, seconds: chain.minIntervalSeconds })),
+      h(
+        "p",
+        { class: "muted" },
+        t("verifyLimits", { max: chain.maxRange, seconds: chain.minIntervalSeconds }),
+      ),
     ),
   );
 }
@@ -708,9 +739,15 @@ function historyView() {
   const rows = records.map((record) => [
     { content: record.at.replace("T", " ").slice(0, 19), class: "nowrap" },
     [h("span", { class: "mono" }, record.callerApp), ` (${record.callerRegion})`],
-    record.matterCode ? [h("span", { class: "mono" }, record.matterCode), record.matterName ? h("div", {}, record.matterName) : null] : "—",
+    matter(record),
     record.released.map((r) =>
-      h("div", {}, h("span", { class: "mono" }, r.field), r.owner ? ` @${r.owner} ` : " ", decisionPill(r.decision)),
+      h(
+        "div",
+        {},
+        h("span", { class: "mono" }, r.field),
+        r.owner ? ` @${r.owner} ` : " ",
+        decisionPill(r.decision),
+      ),
     ),
   ]);
   const last = records.length ? records[records.length - 1].cursor : null;

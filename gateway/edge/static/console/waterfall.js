@@ -3,7 +3,7 @@
 // on the request's own time line. Bars are positioned through element.style (the CSSOM, which
 // the page's CSP allows), never through style markup.
 
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { t } from "./i18n.js";
 
 const KIND_CLASS = {
@@ -100,7 +100,8 @@ export function waterfall(trace, lang) {
       time.style.right = `${100 - left - width + 0.5}%`;
     }
     const track = h("div", { class: "track" }, bar, time);
-    rows.push(h("div", { class: "span-row", role: "row", dataset: { kind: span.kind } }, label, track));
+    const row = h("div", { class: "span-row", role: "row", dataset: { kind: span.kind } });
+    rows.push(fill(row, label, track));
   }
   return h(
     "div",
