@@ -29,6 +29,7 @@ const EVENTS = `query ConsoleEvents($filter: AuditEventFilter, $first: Int!, $af
       pageInfo { hasNextPage endCursor } } }`;
 
 const FILTER_FIELDS = ["subjectId", "callerApp", "matterCode", "region", "decision", "from", "to"];
+// Suggestions only: a region is data (a fifth province, a city platform), so any code is taken.
 const REGIONS = ["SH", "JS", "ZJ", "AH"];
 
 export function setFilter(filter) {
@@ -102,11 +103,8 @@ function filterForm() {
     input("subjectId", "subject", { wide: true }),
     input("callerApp", "callerApp"),
     input("matterCode", "matter"),
-    select(
-      "region",
-      "region",
-      REGIONS.map((region) => [region, region]),
-    ),
+    input("region", "region", { list: "regions", placeholder: REGIONS.join(" / ") }),
+    h("datalist", { id: "regions" }, REGIONS.map((region) => h("option", { value: region }))),
     select(
       "decision",
       "decision",
