@@ -1,9 +1,10 @@
 """What the browser tests share: a gateway served on loopback, Debian's Chromium, and a page
 that can reach nothing but that gateway.
 
-Debian's ``chromium`` (``tools/ensure-chromium.sh``, run by ``make test``) is driven by
-Playwright for Python through ``executable_path``: Playwright's own browser download comes
-from outside the package registries. Every request a page makes is recorded; one to any other
+Debian's ``chromium`` (``tools/ensure-chromium.sh``, run by ``make test`` and, when it is
+missing, by ``require_chromium``) is driven by Playwright for Python through
+``executable_path``: Playwright's own browser download comes from outside the package
+registries. Every request a page makes is recorded; one to any other
 origin is refused and remembered, and so are script errors and what the page's
 Content-Security-Policy blocked, for the test to assert there were none.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,8 @@ from starlette.types import ASGIApp
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request, Route
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
 # Nothing of Chromium's own may go out either: no updates, sync, QUIC probes or first-run pages.
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,9 +44,15 @@ CHROMIUM_ARGS = [
 
 
 def require_chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("no chromium: run `sh tools/ensure-chromium.sh` (make test does)")
-    return CHROMIUM
+    """The Chromium to drive; installed first (``tools/ensure-chromium.sh``) when missing."""
+    found = shutil.which("chromium")
+    if found is None:
+        # As root on Debian this installs the package; elsewhere it says what is missing.
+        subprocess.run(["sh", str(ROOT / "tools" / "ensure-chromium.sh")], check=False)
+        found = shutil.which("chromium")
+    if found is None and not Path(CHROMIUM).exists():
+        pytest.fail("no chromium: run `sh tools/ensure-chromium.sh` as root (make test does)")
+    return found or CHROMIUM
 
 
 @contextmanager
