@@ -140,5 +140,7 @@ def _problem(stored: StoredEvent, expected: int, prev: str) -> str | None:
     if not intact:
         return f"event {stored.seq} is altered: its contents do not match its hash"
     if stored.prev_hash != prev:
-        return f"event {stored.seq} is not linked: it does not carry the hash of event {expected - 1}"
+        return (
+            f"event {stored.seq} is not linked: it does not carry the hash of event {expected - 1}"
+        )
     return None

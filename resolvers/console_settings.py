@@ -30,6 +30,9 @@ class ConsoleSettings:
         verify_max_range: most events one ``verifyAuditChain`` checks.
         verify_min_interval: seconds between two verifications, gateway-wide.
         trace_url_template: a link to an external trace UI, ``{traceId}`` filled in.
+        keep_spans: keep the spans of audited operations in the audit database (the
+            waterfall; None: when the console is served). Off, spans are recorded
+            only for a configured exporter: recording costs CPU on every request.
         span_retention_days: days the spans of audited operations are kept.
         span_max_rows: spans kept at most.
         work_start, work_end: working hours, China Standard Time.
@@ -45,6 +48,7 @@ class ConsoleSettings:
     verify_max_range: int = 100_000
     verify_min_interval: float = 10.0
     trace_url_template: str | None = None
+    keep_spans: bool | None = None
     span_retention_days: float = 30.0
     span_max_rows: int = 1_000_000
     work_start: dt.time = dt.time(8, 30)
@@ -59,6 +63,12 @@ class ConsoleSettings:
         """Whether ``/console`` is served: on outside production unless switched off."""
         return (not production) if self.enabled is None else self.enabled
 
+    def keeps_spans(self, *, production: bool) -> bool:
+        """Whether the span store runs: by default where the console is served."""
+        return (
+            self.serves_page(production=production) if self.keep_spans is None else self.keep_spans
+        )
+
     @property
     def working_hours(self) -> str:
         return f"{self.work_start:%H:%M}-{self.work_end:%H:%M}"
@@ -72,7 +82,7 @@ class ConsoleSettings:
     def from_table(cls, table: Mapping[str, Any]) -> ConsoleSettings:
         """The ``[console]`` table; ``ConfigError`` names a wrong key or value."""
         known = {
-            "enabled", "export_max_rows", "verify_max_range", "verify_min_interval",
+            "enabled", "keep_spans", "export_max_rows", "verify_max_range", "verify_min_interval",
             "trace_url_template", "span_retention_days", "span_max_rows", "working_hours",
             "working_days", "signal_window_minutes", "distinct_subjects_threshold",
             "outside_hours_threshold", "apps_per_subject_threshold",
@@ -81,10 +91,11 @@ class ConsoleSettings:
         if unknown:
             raise ConfigError(f"[console]: unknown keys {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
-        if "enabled" in table:
-            if not isinstance(table["enabled"], bool):
-                raise ConfigError("console.enabled must be true or false")
-            values["enabled"] = table["enabled"]
+        for key in ("enabled", "keep_spans"):
+            if key in table:
+                if not isinstance(table[key], bool):
+                    raise ConfigError(f"console.{key} must be true or false")
+                values[key] = table[key]
         for key, least in (
             ("export_max_rows", 1),
             ("verify_max_range", 1),

@@ -17,8 +17,8 @@ from resolvers.selection import Selection, selected_fields
 
 if TYPE_CHECKING:
     from gateway.audit import AuditLog
-    from resolvers.console import ConsoleServices
     from gateway.telemetry.spans import SpanRecorder
+    from resolvers.console import ConsoleServices
 
 
 _DEFAULT_CONSOLE = ConsoleSettings()

@@ -60,7 +60,9 @@ async def window_events(
     before = None
     while len(found) < MAX_SCANNED:
         page = await log.read(
-            EventQuery(start=start, end=end, before=before, limit=min(_PAGE, MAX_SCANNED - len(found)))
+            EventQuery(
+                start=start, end=end, before=before, limit=min(_PAGE, MAX_SCANNED - len(found))
+            )
         )
         found += page
         if len(page) < _PAGE:
@@ -115,7 +117,8 @@ async def misuse_signals(
                 Signal(
                     kind="OUTSIDE_HOURS",
                     description=f"{app} made {count} audited requests outside working hours"
-                    f" ({settings.working_hours} CST) in {minutes} min (threshold {threshold}){note}",
+                    f" ({settings.working_hours} CST) in {minutes} min"
+                    f" (threshold {threshold}){note}",
                     caller_app=app,
                     subject_id=None,
                     count=count,

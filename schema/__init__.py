@@ -15,10 +15,10 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import GatewayError
+from schema.console import Mutation
 from schema.direct import DirectExecutionContext
 from schema.enums import use_regions
 from schema.plan import OperationPlan, plan_operation
-from schema.console import Mutation
 from schema.query import Query
 
 if TYPE_CHECKING:

@@ -109,7 +109,6 @@ def create_app(gateway: Gateway) -> Starlette:
 
         routes += [
             Route("/console", console.page, methods=["GET"]),
-            Route("/console/", console.page, methods=["GET"]),
             Route("/console/static/{path:path}", console.asset, methods=["GET"]),
             Route("/console/export.csv", export, methods=["GET"]),
         ]

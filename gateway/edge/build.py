@@ -108,7 +108,7 @@ class GatewayParts:
         # The spans of audited operations go to the audit database too (the console's
         # waterfall), whether or not an OTLP collector is configured.
         spans = None
-        if settings.audit_dsn:
+        if settings.audit_dsn and settings.console.keeps_spans(production=settings.production):
             spans = SpanStore(
                 settings.audit_dsn,
                 retention=settings.console.span_retention_days * 86400.0,

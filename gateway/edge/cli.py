@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--persons", type=int, default=1000, help="persons per region")
     demo.add_argument("--seed", type=int, default=20240601)
     demo.add_argument("--data-dir", type=Path, help="the embedded server's data folder")
+    demo.add_argument(
+        "--seed-burst",
+        action="store_true",
+        help="before serving, let the app burst-demo look up more distinct persons than the"
+        " console's distinct-subjects threshold (a misuse signal to look at)",
+    )
     demo.set_defaults(run=_demo)
 
     seed = commands.add_parser("seed", help="create and fill the four regional databases")
@@ -216,10 +222,17 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     if secret is None:  # demo_settings always makes one; this narrows the type
         raise ConfigError("the demo needs an HS256 secret")
     dataset = Dataset(args.persons, args.seed)
+    if getattr(args, "seed_burst", False):
+        from gateway.edge.demo_burst import BURST_APP, seed_burst
+
+        requests = asyncio.run(seed_burst(settings, dataset))
+        print(f"Seeded a burst: {BURST_APP} made {requests} audited requests.")
     base = f"http://127.0.0.1:{args.port}/graphql"
     print()
     print("deltagate demo: development mode, bound to 127.0.0.1 only (development secrets).")
     print(f"GraphiQL: {base}")
+    print(f"Auditor console: http://127.0.0.1:{args.port}/console (sign in with the auditor's"
+          " or the citizen's token)")  # fmt: skip
     print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
     print()
     person = dataset.cross_region_person("SH")
@@ -242,6 +255,8 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
         link = graphiql_link(base, headers)
         print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
         print(f"  token: {minted}")
+        if subject:
+            print(f"  ID number (the citizen's own): {subject}")
         print(f"  GraphiQL with these headers: {link}")
     enterprise = dataset.cross_region_enterprise("JS")
     print()
@@ -272,6 +287,7 @@ def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -
     from gateway.core.types import DELTA_REGIONS
     from gateway.edge.settings import Settings, local_sources
     from gateway.synthetic import region_dsn
+    from resolvers.console_settings import ConsoleSettings
 
     return Settings(
         mode="development",
@@ -282,6 +298,9 @@ def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -
         max_token_lifetime=DEMO_TOKEN_LIFETIME,
         sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
         audit_dsn=audit_dsn,
+        # A demo is tried at any hour: a few dozen requests by one app at night are not yet
+        # a signal (production keeps the default, 10).
+        console=ConsoleSettings(outside_hours_threshold=50),
     ).check()
 
 

@@ -85,7 +85,8 @@ SELECT_TRACE = (
 PRUNE_AGE = "DELETE FROM audit_span WHERE start_at < now() - make_interval(secs => $1)"
 #: All but the newest $1 spans go.
 PRUNE_ROWS = (
-    "DELETE FROM audit_span WHERE id <= (SELECT id FROM audit_span ORDER BY id DESC OFFSET $1 LIMIT 1)"
+    "DELETE FROM audit_span"
+    " WHERE id <= (SELECT id FROM audit_span ORDER BY id DESC OFFSET $1 LIMIT 1)"
 )
 
 COUNT = "SELECT count(*) FROM audit_span"

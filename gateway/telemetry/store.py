@@ -153,7 +153,7 @@ class SpanStore(SpanProcessor):
         self.max_spans_per_trace = max_spans_per_trace
         self.prune_every = prune_every
         self.timeout = timeout
-        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending: dict[int, list[ReadableSpan]] = {}
         self._queue: deque[dict[str, Any]] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -169,11 +169,14 @@ class SpanStore(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed:
             return
-        row = _row(span)
-        if row is None:
+        context = span.context
+        if context is None:
             return
-        trace_id = row["trace_id"]
-        if row["parent_id"] is not None:
+        trace_id = context.trace_id
+        parent = span.parent
+        if parent is not None and not parent.is_remote:
+            # Kept as it is until its operation ends: most traces are not audited, and
+            # their spans are never turned into rows.
             spans = self._pending.get(trace_id)
             if spans is None:
                 if len(self._pending) >= self.max_pending:
@@ -182,14 +185,14 @@ class SpanStore(SpanProcessor):
                     self._problem("dropped", len(self._pending.pop(oldest)))
                 spans = self._pending[trace_id] = []
             if len(spans) < self.max_spans_per_trace:
-                spans.append(row)
+                spans.append(span)
             else:
                 self._problem("dropped", 1)
             return
         children = self._pending.pop(trace_id, [])
-        if row["attributes"].get(AUDITED) is None:
+        if (span.attributes or {}).get(AUDITED) is None:
             return  # no audit event: not kept
-        rows = [row, *children]
+        rows = [row for row in map(_row, [span, *children]) if row is not None]
         room = self.max_queued - len(self._queue)
         if room < len(rows):
             self._problem("dropped", len(rows) - max(room, 0))
@@ -254,7 +257,9 @@ class SpanStore(SpanProcessor):
             return
         try:
             pool = await self._get_pool()
-            await pool.execute(span_table.INSERT, span_table.insert_args(rows), timeout=self.timeout)
+            await pool.execute(
+                span_table.INSERT, span_table.insert_args(rows), timeout=self.timeout
+            )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("spans not stored (%s): %d dropped", type(exc).__name__, len(rows))
             self._problem("write_failed", len(rows))

@@ -70,7 +70,9 @@ def codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
 
 
-async def looked_up(client: GatewayClient, seeded: Seeded, app: str, index: int = 0) -> tuple[str, str]:
+async def looked_up(
+    client: GatewayClient, seeded: Seeded, app: str, index: int = 0
+) -> tuple[str, str]:
     """A counter looks a person up; (their ID number, the response's trace id)."""
     person = seeded.dataset.person("SH", index)["id_number"]
     body = await client.query(LOOKUP, {"id": person}, token=token("SH", "one_stop_app", app=app),
@@ -83,7 +85,8 @@ async def test_an_auditor_finds_the_request_that_touched_a_subject_and_sees_insi
     seeded: Seeded,
 ) -> None:
     app = unique_app("counter-sh")
-    async with serve(settings(seeded, trace_url_template="https://traces.example/t/{traceId}")) as client:  # fmt: skip
+    traces = settings(seeded, trace_url_template="https://traces.example/t/{traceId}")
+    async with serve(traces) as client:
         person, trace_id = await looked_up(client, seeded, app)
         await client.gateway.console.spans.flush()
 
@@ -95,7 +98,8 @@ async def test_an_auditor_finds_the_request_that_touched_a_subject_and_sees_insi
         assert (detail["operationName"], detail["operationType"]) == ("CounterLookup", "query")
         assert detail["actingGateway"] is None  # the caller came directly
         phone = [d for d in detail["decisions"] if d["field"] == "NaturalPerson.phone"]
-        assert phone and all(d["grade"] and d["reason"] for d in phone)
+        assert phone
+        assert all(d["grade"] and d["reason"] for d in phone)
         assert any(d["clearance"] for d in detail["decisions"])
 
         trace = detail["trace"]
@@ -104,7 +108,8 @@ async def test_an_auditor_finds_the_request_that_touched_a_subject_and_sees_insi
         kinds = {span["kind"] for span in trace["spans"]}
         assert {"OPERATION", "LOADER_BATCH", "BACKEND_QUERY", "AUDIT_WRITE"} <= kinds
         [root] = [span for span in trace["spans"] if span["parentId"] is None]
-        assert trace["spans"][0] == root and root["startMs"] == 0
+        assert trace["spans"][0] == root
+        assert root["startMs"] == 0
         ids = {span["spanId"] for span in trace["spans"]}
         assert all(span["parentId"] in ids for span in trace["spans"] if span is not root)
         batches = [span for span in trace["spans"] if span["kind"] == "LOADER_BATCH"]
@@ -120,8 +125,9 @@ async def test_region_and_decision_filters_narrow_to_the_events_with_such_a_deci
 ) -> None:
     app = unique_app("counter-sh")
     async with serve(settings(seeded)) as client:
-        person, _ = await looked_up(client, seeded, app)
-        [event] = [e["node"] for e in data(await ask(client, FIND, {"filter": {"callerApp": app}}))["auditEvents"]["edges"]]  # fmt: skip
+        _person, _ = await looked_up(client, seeded, app)
+        found = data(await ask(client, FIND, {"filter": {"callerApp": app}}))
+        [event] = [e["node"] for e in found["auditEvents"]["edges"]]
         detail = data(await ask(client, DETAIL, {"id": event["id"]}))["auditEvent"]
         held = {(d["owner"], d["decision"]) for d in detail["decisions"]}
         owner, decision = sorted(held)[0]
@@ -159,7 +165,7 @@ def _hours(text: str, days: list[int]) -> dict[str, Any]:
             "working_days": table.working_days}  # fmt: skip
 
 
-async def test_a_burst_of_lookups_by_one_app_raises_the_distinct_subjects_signal_and_normal_traffic_none(
+async def test_a_burst_by_one_app_raises_the_distinct_subjects_signal_and_normal_traffic_none(
     seeded: Seeded,
 ) -> None:
     burst, normal = unique_app("burst"), unique_app("counter-sh")
@@ -180,7 +186,8 @@ async def test_a_burst_of_lookups_by_one_app_raises_the_distinct_subjects_signal
         # The signal's filter lists the events behind it.
         behind = {k: v for k, v in signal["filter"].items() if v is not None}
         edges = data(await ask(client, FIND, {"filter": behind}))["auditEvents"]["edges"]
-        assert len(edges) == 8 and {e["node"]["callerApp"] for e in edges} == {burst}
+        assert len(edges) == 8
+        assert {e["node"]["callerApp"] for e in edges} == {burst}
 
 
 async def test_one_subject_read_by_many_apps_raises_a_signal_naming_it(seeded: Seeded) -> None:
@@ -190,7 +197,8 @@ async def test_one_subject_read_by_many_apps_raises_a_signal_naming_it(seeded: S
             person, _ = await looked_up(client, seeded, unique_app("counter"), 40)
         raised = data(await ask(client, SIGNALS))["misuseSignals"]
         [signal] = [s for s in raised if s["subjectId"] == person]
-        assert signal["kind"] == "SUBJECT_MANY_APPS" and signal["count"] >= 3
+        assert signal["kind"] == "SUBJECT_MANY_APPS"
+        assert signal["count"] >= 3
 
 
 async def test_verifying_a_range_is_bounded_spaced_and_remembered(seeded: Seeded) -> None:
@@ -205,7 +213,9 @@ async def test_verifying_a_range_is_bounded_spaced_and_remembered(seeded: Seeded
 
         done = data(await ask(client, VERIFY, {"from": str(head - 2), "to": str(head)}))
         result = done["verifyAuditChain"]
-        assert result["ok"] and result["checked"] == 3 and result["problems"] == []
+        assert result["ok"]
+        assert result["checked"] == 3
+        assert result["problems"] == []
         assert (result["fromId"], result["toId"]) == (str(head - 2), str(head))
 
         again = await ask(client, VERIFY, {"from": str(head - 1), "to": str(head)})

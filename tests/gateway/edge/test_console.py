@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from gateway.audit import AuditEvent, CHINA_TIME, StoredEvent
+from gateway.audit import CHINA_TIME, AuditEvent, StoredEvent
 from gateway.edge.console import ConsolePage
 from gateway.edge.console_export import COLUMNS, csv_row, safe_cell
 from gateway.edge.graphiql import CONTENT_SECURITY_POLICY
@@ -34,7 +34,9 @@ query Events($filter: AuditEventFilter, $after: String) {
 """
 
 
-async def export(client: GatewayClient, params: dict[str, str], bearer: str | None) -> httpx.Response:
+async def export(
+    client: GatewayClient, params: dict[str, str], bearer: str | None
+) -> httpx.Response:
     headers = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
     return await client.http.get("/console/export.csv", params=params, headers=headers)
 
@@ -71,9 +73,12 @@ async def test_the_export_holds_the_rows_audit_events_gives_and_is_itself_an_aud
         response = await export(client, {"callerApp": app}, auditor())
         got = rows(response)
         assert response.headers["content-type"] == "text/csv; charset=utf-8"
-        assert response.headers["content-disposition"].startswith('attachment; filename="audit-events-')
+        assert response.headers["content-disposition"].startswith(
+            'attachment; filename="audit-events-'
+        )
         assert list(got[0]) == list(COLUMNS)
-        assert [r["id"] for r in got] == [e["id"] for e in expected] and len(got) == 3
+        assert [r["id"] for r in got] == [e["id"] for e in expected]
+        assert len(got) == 3
         for row, event in zip(got, expected, strict=True):
             assert (row["at"], row["traceId"], row["callerApp"]) == (
                 event["at"], event["traceId"], event["callerApp"])  # fmt: skip
@@ -82,7 +87,9 @@ async def test_the_export_holds_the_rows_audit_events_gives_and_is_itself_an_aud
                 f"{d['field']}@{d['owner'] or '-'}={d['decision']}" for d in event["decisions"]
             )
         # The same for a subject's filter.
-        by_subject = rows(await export(client, {"subjectId": people[1], "callerApp": app}, auditor()))
+        by_subject = rows(
+            await export(client, {"subjectId": people[1], "callerApp": app}, auditor())
+        )
         assert [r["subjects"] for r in by_subject] == [people[1]]
 
         # Each export is an event of its own, naming what it listed, in its own trace.
@@ -99,7 +106,8 @@ async def test_only_an_auditor_token_in_the_header_exports(seeded: Seeded) -> No
         assert missing.status_code == 401
         assert missing.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         counter = await export(client, {}, token("SH", "one_stop_app"))
-        assert counter.status_code == 403 and "text/csv" not in counter.headers["content-type"]
+        assert counter.status_code == 403
+        assert "text/csv" not in counter.headers["content-type"]
         assert counter.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         citizen = seeded.dataset.person("SH", 3)["id_number"]
         mine = await export(client, {"subjectId": citizen}, token("SH", "citizen", subject=citizen))
@@ -139,7 +147,8 @@ async def test_an_export_over_the_bound_is_cut_and_says_so(seeded: Seeded) -> No
         response = await export(client, {"callerApp": app}, auditor())
         assert response.headers["x-deltagate-truncated"] == "true"
         lines = response.content.decode("utf-8").strip().split("\r\n")
-        assert len(lines) == 1 + 2 + 1 and lines[-1] == "# truncated at 2 rows"
+        assert len(lines) == 1 + 2 + 1
+        assert lines[-1] == "# truncated at 2 rows"
 
 
 def test_cells_a_spreadsheet_would_run_are_quoted() -> None:
@@ -149,22 +158,39 @@ def test_cells_a_spreadsheet_would_run_are_quoted() -> None:
     import datetime as dt
 
     event = AuditEvent(
-        at=dt.datetime(2024, 6, 1, 1, 30, tzinfo=dt.UTC), trace_id="0" * 32,
-        caller_app="=HYPERLINK(\"http://evil.example\")", caller_region="SH", roles=("one_stop_app",),
-        matter_code=None, matter_name="-cmd", operation_name="@x", operation_type="query",
-        document_hash="a" * 64, policy_version=None, subjects=(), decisions=(),
-    )  # fmt: skip
-    row = dict(zip(COLUMNS, csv_row(StoredEvent(seq=7, event=event, hash_algorithm="sha256",
-                                                 prev_hash="0" * 64, hash="b" * 64)), strict=True))  # fmt: skip
-    assert row["callerApp"].startswith("'=") and row["matterName"] == "'-cmd"
+        at=dt.datetime(2024, 6, 1, 1, 30, tzinfo=dt.UTC),
+        trace_id="0" * 32,
+        caller_app='=HYPERLINK("http://evil.example")',
+        caller_region="SH",
+        roles=("one_stop_app",),
+        matter_code=None,
+        matter_name="-cmd",
+        operation_name="@x",
+        operation_type="query",
+        document_hash="a" * 64,
+        policy_version=None,
+        subjects=(),
+        decisions=(),
+    )
+    stored = StoredEvent(
+        seq=7, event=event, hash_algorithm="sha256", prev_hash="0" * 64, hash="b" * 64
+    )
+    row = dict(zip(COLUMNS, csv_row(stored), strict=True))
+    assert row["callerApp"].startswith("'=")
+    assert row["matterName"] == "'-cmd"
     assert row["operationName"] == "'@x"
-    assert row["at"] == dt.datetime(2024, 6, 1, 9, 30, tzinfo=CHINA_TIME).isoformat(timespec="microseconds")
+    assert row["at"] == dt.datetime(2024, 6, 1, 9, 30, tzinfo=CHINA_TIME).isoformat(
+        timespec="microseconds"
+    )
 
 
-async def test_the_page_is_served_with_a_policy_that_allows_only_the_gateway(seeded: Seeded) -> None:
+async def test_the_page_is_served_with_a_policy_that_allows_only_the_gateway(
+    seeded: Seeded,
+) -> None:
     async with serve(gateway_settings(seeded.dsn)) as client:
         page = await client.http.get("/console")
-        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
         assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert page.headers["referrer-policy"] == "no-referrer"
         assert "set-cookie" not in page.headers

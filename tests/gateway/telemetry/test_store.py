@@ -26,7 +26,7 @@ DATABASE = "deltagate_span_store_test"
 async def spans_dsn(admin_dsn: str) -> AsyncIterator[str]:
     dsn = await create_database(admin_dsn, DATABASE, fresh=True)
     await init_span_table(dsn)
-    yield dsn
+    return dsn
 
 
 def tracer_with(store: SpanStore) -> TracerProvider:
@@ -38,12 +38,14 @@ def tracer_with(store: SpanStore) -> TracerProvider:
 def one_trace(provider: TracerProvider, *, audited: bool, start_ns: int | None = None) -> str:
     """An operation span with a child and a grandchild, as the gateway makes them."""
     tracer = provider.get_tracer("test")
+    batch = {"deltagate.region": "SH"}
+    query = {"db.system": "postgresql"}
     with tracer.start_as_current_span("query Q", start_time=start_ns) as root:
-        with tracer.start_as_current_span("batch person", start_time=start_ns,
-                                          attributes={"deltagate.region": "SH"}):  # fmt: skip
-            with tracer.start_as_current_span("SELECT person", start_time=start_ns,
-                                              attributes={"db.system": "postgresql"}):  # fmt: skip
-                pass
+        with (
+            tracer.start_as_current_span("batch person", start_time=start_ns, attributes=batch),
+            tracer.start_as_current_span("SELECT person", start_time=start_ns, attributes=query),
+        ):
+            pass
         if audited:
             root.set_attribute(AUDITED, 1)
     return format(root.get_span_context().trace_id, "032x")
@@ -83,7 +85,7 @@ async def test_a_store_that_cannot_write_counts_the_loss_and_raises_nothing(admi
     try:
         one_trace(tracer_with(store), audited=True)
         await store.flush()
-        assert lost == {"write_failed": 3}
+        assert lost["write_failed"] == 3
         assert store.queued == 0
     finally:
         await store.close()
@@ -107,7 +109,8 @@ async def test_memory_is_bounded_and_what_is_dropped_is_counted(spans_dsn: str) 
     # queue takes four spans and drops two.
     one_trace(provider, audited=True)
     one_trace(provider, audited=True)
-    assert store.queued == 4 and lost["dropped"] == 1 + 1 + 2
+    assert store.queued == 4
+    assert lost["dropped"] == 1 + 1 + 2
 
 
 def _context(span: object) -> object:

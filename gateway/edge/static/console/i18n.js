@@ -95,7 +95,7 @@ const LABELS = {
     WITHHELD: "withheld",
     outsideHours: "Outside working hours only",
     verifyLimits:
-      "At most {max} events per verification, and one verification every {seconds} s across the gateway.",
+      "At most {max} events per verification, and at most one verification every {seconds} s.",
   },
   zh: {
     title: "审计控制台",
@@ -187,7 +187,7 @@ const LABELS = {
     MASKED: "脱敏",
     WITHHELD: "不提供",
     outsideHours: "仅限非工作时间",
-    verifyLimits: "每次校验最多 {max} 个事件；整个网关每 {seconds} 秒最多校验一次。",
+    verifyLimits: "每次校验最多 {max} 个事件；每 {seconds} 秒最多校验一次。",
   },
 };
 
