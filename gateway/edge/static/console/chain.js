@@ -3,7 +3,7 @@
 import { graphql } from "./api.js";
 import { fill, h } from "./dom.js";
 import { t } from "./i18n.js";
-import { card, facts, list, reading, state, view } from "./page.js";
+import { card, facts, list, reading, shortTime, state, view } from "./page.js";
 
 const CHAIN = `query ConsoleChain {
     auditChainStatus { headId headHash maxRange minIntervalSeconds
@@ -24,7 +24,7 @@ function verificationFacts(verification) {
     { class: "verification", dataset: { ok: String(verification.ok) } },
     h("p", { class: verification.ok ? "ok" : "bad" }, verification.ok ? t("intact") : t("broken")),
     facts([
-      ["verifiedAt", verification.at],
+      ["verifiedAt", shortTime(verification.at)],
       ["fromSeq", verification.fromId ?? "—"],
       ["toSeq", verification.toId ?? "—"],
       ["checked", String(verification.checked)],
@@ -65,7 +65,7 @@ export function chainView() {
       t("chain"),
       facts([
         ["head", chain.headId ?? "—"],
-        ["hash", chain.headHash ?? "—", "mono"],
+        ["headHash", chain.headHash ?? "—", "mono"],
       ]),
       h("h3", {}, t("lastVerification")),
       chain.lastVerification

@@ -14,6 +14,7 @@ import {
   matter,
   reading,
   refresh,
+  shortTime,
   state,
   view,
 } from "./page.js";
@@ -171,7 +172,7 @@ async function download() {
 function eventRow(node) {
   return [
     { content: h("a", { href: `#/event/${encodeURIComponent(node.id)}` }, node.id), class: "mono" },
-    { content: node.at.replace("T", " ").slice(0, 19), class: "nowrap" },
+    { content: shortTime(node.at), class: "nowrap" },
     [
       h("span", { class: "mono" }, node.callerApp),
       ` (${node.callerRegion})`,

@@ -4,7 +4,17 @@
 import { graphql } from "./api.js";
 import { fill, h, table } from "./dom.js";
 import { t } from "./i18n.js";
-import { PAGE_SIZE, card, decisionPill, matter, reading, refresh, state, view } from "./page.js";
+import {
+  PAGE_SIZE,
+  card,
+  decisionPill,
+  matter,
+  reading,
+  refresh,
+  shortTime,
+  state,
+  view,
+} from "./page.js";
 
 const HISTORY = `query ConsoleHistory($idNumber: ID!, $first: Int!, $after: String) {
     accessHistory(idNumber: $idNumber, first: $first, after: $after) {
@@ -26,7 +36,7 @@ export function historyView() {
   const records = state.history;
   if (!records) return fill(view());
   const rows = records.map((record) => [
-    { content: record.at.replace("T", " ").slice(0, 19), class: "nowrap" },
+    { content: shortTime(record.at), class: "nowrap" },
     [h("span", { class: "mono" }, record.callerApp), ` (${record.callerRegion})`],
     matter(record),
     record.released.map((r) =>

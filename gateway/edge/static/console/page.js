@@ -69,6 +69,11 @@ export function go(path) {
   else window.location.hash = `#/${path}`;
 }
 
+/** A time as the API gave it (China Standard Time), to the second: "2024-06-01 09:30:00". */
+export function shortTime(iso) {
+  return iso ? iso.replace("T", " ").slice(0, 19) : "—";
+}
+
 export function decisionPill(decision, count) {
   const text = count === undefined ? t(decision) : `${t(decision)} ${count}`;
   return h("span", { class: `pill ${decision}`, dataset: { decision } }, text);

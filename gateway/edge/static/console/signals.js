@@ -5,7 +5,7 @@ import { graphql } from "./api.js";
 import { fill, h } from "./dom.js";
 import { language, t } from "./i18n.js";
 import { setFilter } from "./events.js";
-import { card, facts, go, reading, state, view } from "./page.js";
+import { card, facts, go, reading, shortTime, state, view } from "./page.js";
 
 const SIGNALS = `query ConsoleSignals {
     misuseSignals { kind description callerApp subjectId count threshold from to
@@ -59,7 +59,7 @@ export function signalsView() {
         ["subject", signal.subjectId ?? undefined, "mono"],
         ["signalValue", String(signal.count)],
         ["signalThreshold", String(signal.threshold)],
-        ["signalWindow", `${signal.from} – ${signal.to}`],
+        ["signalWindow", `${shortTime(signal.from)} – ${shortTime(signal.to)}`],
       ]),
       h("p", { class: "description", lang: "en" }, signal.description),
       h("div", { class: "actions" }, show),
