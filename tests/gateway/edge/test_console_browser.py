@@ -264,7 +264,9 @@ def test_a_citizen_sees_only_their_own_access_history(console: Console, browser:
     assert [row[1].split(" ")[0] for row in shown] == [h["callerApp"] for h in history]
     assert {h["callerApp"] for h in history} == {"counter-sh"}
     # Another person's history and the audit log stay closed to this token.
-    stranger = console.dataset.person_id("SH", 7)
+    stranger = next(
+        other for index in range(3, 9) if (other := console.dataset.person_id("SH", index)) != own
+    )
     other = _graphql(
         console.url,
         citizen,
@@ -484,6 +486,16 @@ def test_the_region_and_decision_filters_list_what_audit_events_lists(
 
 
 def test_the_event_list_pages_back_in_time(console: Console, browser: Browser) -> None:
+    # More than a page of events, whatever ran before: the counter looks one person up again.
+    for _ in range(max(0, 25 - len(audit_events(console, {})))):
+        found = _graphql(
+            console.url,
+            COUNTER,
+            _example("counter-lookup.graphql"),
+            {"idNumber": console.person["id_number"]},
+            "OS-ENTERPRISE-OPENING",
+        )
+        assert "errors" not in found
     with opened(browser, console) as (page, network):
         sign_in(page, AUDITOR)
         page.locator("#no-signals, article.signal").first.wait_for(timeout=10_000)
