@@ -162,8 +162,11 @@ function redraw() {
   applyLabels();
   const { name } = route();
   const chosen = VIEWS[name];
-  if (!state.session) signInView();
-  else if (chosen) chosen.draw();
+  if (!state.session) {
+    const typed = $("token") ? $("token").value : "";
+    signInView();
+    $("token").value = typed; // a token pasted before the switch stays
+  } else if (chosen) chosen.draw();
   markNav(name);
 }
 
