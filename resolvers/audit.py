@@ -165,12 +165,12 @@ async def history(
 
 
 def _cursor(ctx: GatewayContext, stored: StoredEvent) -> str:
-    """The cursor of an event in a list, newest first: its ``seq``, encrypted."""
-    return ctx.cursors.encode([str(stored.seq)])
+    """The cursor of an event in a list, newest first: its ``id``, encrypted."""
+    return ctx.cursors.encode([str(stored.id)])
 
 
 def _position(ctx: GatewayContext, after: str | None) -> int | None:
-    """The ``seq`` a cursor (``_cursor``) stands for; None without one."""
+    """The ``id`` a cursor (``_cursor``) stands for; None without one."""
     if after is None:
         return None
     position = ctx.cursors.decode(after)
