@@ -138,37 +138,30 @@ CREATE OR REPLACE TRIGGER audit_checkpoint_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_checkpoint
     FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
 
--- Once per INSERT, not per row: within the statement's rows, each event of a chain must
--- follow the one before it (seq + 1, its hash); the first of each chain must follow the
--- stored event before it (one primary-key lookup per chain and statement), or be event 1
--- after GENESIS. With UNIQUE (chain, seq), two writers can never fork a chain.
+-- Per row, within the row's chain: event 1 must follow GENESIS, any other the stored event
+-- before it in its chain (one primary-key lookup; rows of the same INSERT before it are
+-- visible). With the primary key (chain, seq), two writers can never fork a chain.
 CREATE OR REPLACE FUNCTION audit_event_follows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    bad record;
+    expected text;
 BEGIN
-    SELECT n.chain, n.seq INTO bad
-    FROM (SELECT chain, seq, prev_hash,
-                 lag(seq) OVER w AS before_seq, lag(hash) OVER w AS before_hash
-          FROM appended WINDOW w AS (PARTITION BY chain ORDER BY seq)) AS n
-    WHERE CASE
-        WHEN n.before_seq IS NOT NULL
-            THEN n.before_seq <> n.seq - 1 OR n.before_hash <> n.prev_hash
-        WHEN n.seq = 1 THEN n.prev_hash <> repeat('0', 64)
-        ELSE (SELECT e.hash FROM audit_event AS e WHERE e.chain = n.chain AND e.seq = n.seq - 1)
-             IS DISTINCT FROM n.prev_hash
-    END
-    LIMIT 1;
-    IF FOUND THEN
+    IF NEW.seq = 1 THEN
+        expected := repeat('0', 64);
+    ELSE
+        SELECT hash INTO expected FROM audit_event WHERE chain = NEW.chain AND seq = NEW.seq - 1;
+    END IF;
+    IF expected IS DISTINCT FROM NEW.prev_hash THEN
         RAISE EXCEPTION 'audit event % of chain % does not follow its predecessor',
-            bad.seq, bad.chain
+            NEW.seq, NEW.chain
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    RETURN NULL;
+    RETURN NEW;
 END $$;
+-- (A single-chain log's row trigger of the same name is dropped by MIGRATE_SINGLE_CHAIN.)
 CREATE OR REPLACE TRIGGER audit_event_follows
-    AFTER INSERT ON audit_event REFERENCING NEW TABLE AS appended
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_follows();
+    BEFORE INSERT ON audit_event
+    FOR EACH ROW EXECUTE FUNCTION audit_event_follows();
 
 CREATE OR REPLACE FUNCTION audit_checkpoint_follows() RETURNS trigger
 LANGUAGE plpgsql AS $$
