@@ -271,8 +271,8 @@ CHECKPOINT_LOCK = f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"
 LAST_CHECKPOINT = "SELECT seq, at, through_id, hash FROM audit_checkpoint ORDER BY seq DESC LIMIT 1"
 #: The head of every chain with events numbered in (``$1``, ``$2``].
 MOVED_HEADS = (
-    "SELECT DISTINCT ON (chain) chain, seq, hash FROM audit_event"
-    " WHERE id > $1 AND id <= $2 ORDER BY chain, seq DESC"
+    "SELECT m.chain, m.seq, e.hash FROM (SELECT chain, max(seq) AS seq FROM audit_event"
+    " WHERE id > $1 AND id <= $2 GROUP BY chain) AS m JOIN audit_event AS e USING (chain, seq)"
 )
 INSERT_CHECKPOINT = (
     "INSERT INTO audit_checkpoint (seq, at, through_id, heads, root, hash_algorithm,"
