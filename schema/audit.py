@@ -36,9 +36,7 @@ class AuditEvent:
     id: strawberry.ID = strawberry.field(
         description="The event's number in the log, across its chains (the order of the list)."
     )
-    chain: str = strawberry.field(
-        description="The hash chain it is in (one per gateway process)."
-    )
+    chain: str = strawberry.field(description="The hash chain it is in (one per gateway process).")
     seq: int = strawberry.field(
         description="Its number in that chain: `chain:seq` is what `deltagate audit verify` names."
     )

@@ -25,12 +25,15 @@ import hmac
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.audit.events import utc_text
 from gateway.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 __all__ = [
     "DEVELOPMENT_SECRET",
@@ -184,7 +187,7 @@ def seal(
     )  # fmt: skip
 
 
-def stored_checkpoint(record: Mapping[str, Any]) -> Checkpoint:
+def stored_checkpoint(record: Mapping[str, Any] | asyncpg.Record) -> Checkpoint:
     """A row of ``audit_checkpoint`` as a ``Checkpoint``."""
     heads = record["heads"]
     if isinstance(heads, str | bytes):
@@ -218,4 +221,3 @@ def checkpoint_secret(configured: str | bytes | None, *, dev_mode: bool) -> byte
         )
         return DEVELOPMENT_SECRET
     raise ConfigError(f"{SECRET_VARIABLE} must be set outside development mode")
-

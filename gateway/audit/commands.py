@@ -95,9 +95,7 @@ def run_init(args: argparse.Namespace) -> int:
             "brought the single-chain log forward: its events are now the chain"
             f" {LEGACY_CHAIN!r}, unchanged (an anchor SEQ:HASH still verifies)"
         )
-    print(
-        f"audit log ready: tables audit_event, audit_checkpoint; guards {', '.join(GUARDS)}"
-    )
+    print(f"audit log ready: tables audit_event, audit_checkpoint; guards {', '.join(GUARDS)}")
     return 0
 
 

@@ -287,7 +287,7 @@ class PostgresAuditLog(AuditLog):
     async def _checkpoint_loop(self) -> None:
         while not self._closed:
             # Spread out, so that the writers do not all try at once.
-            await asyncio.sleep(self._interval * random.uniform(0.8, 1.2))  # noqa: S311
+            await asyncio.sleep(self._interval * random.uniform(0.8, 1.2))
             if self._written_id > self._covered_id:
                 try:
                     await self.checkpoint(unless_recent=True)

@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS audit_event (
     PRIMARY KEY (chain, seq)
 );
 COMMENT ON TABLE audit_event IS
-    'deltagate audit log: append-only, one hash chain per writer (verify with: deltagate audit verify)';
+    'deltagate audit log: append-only, a hash chain per writer (check: deltagate audit verify)';
 CREATE UNIQUE INDEX IF NOT EXISTS audit_event_id ON audit_event (id);
 
 -- The keys the equality filters look for, in one array: one GIN index serves them all.

@@ -119,7 +119,8 @@ def _check(event: StoredEvent, expected: int, prev: str) -> Break | None:
     try:
         intact = event.verify_hash()
     except ValueError:
-        return Break(chain, seq, "unverifiable", f"this platform has no {event.hash_algorithm} hash")
+        missing = f"this platform has no {event.hash_algorithm} hash"
+        return Break(chain, seq, "unverifiable", missing)
     linked = event.prev_hash == prev
     if not intact and not linked:
         return Break(
@@ -220,7 +221,8 @@ async def check_log(
         for chain, heads in sorted(recorded.items()):
             if heads:
                 seq = min(heads)
-                kind = "anchor" if anchor is not None and (chain, seq) == (anchor.chain, anchor.seq) else "removed"
+                anchored = anchor is not None and (chain, seq) == (anchor.chain, anchor.seq)
+                kind = "anchor" if anchored else "removed"
                 broken = Break(
                     chain, seq, kind,
                     "the event a checkpoint recorded as this chain's head is no longer in the log"
@@ -276,7 +278,9 @@ async def _check_events(
             continue
         wanted = recorded.get(event.chain, {}).pop(event.seq, None)
         if wanted is not None and wanted != event.hash:
-            is_anchor = anchor is not None and (event.chain, event.seq) == (anchor.chain, anchor.seq)
+            is_anchor = anchor is not None and (event.chain, event.seq) == (
+                anchor.chain, anchor.seq,
+            )  # fmt: skip
             walk.broken = Break(
                 event.chain, event.seq, "anchor" if is_anchor else "removed",
                 "its hash is not the one "
@@ -301,5 +305,6 @@ async def check_chain(
 
 
 async def _none() -> AsyncIterator[Checkpoint]:
-    for checkpoint in ():
+    none: tuple[Checkpoint, ...] = ()
+    for checkpoint in none:
         yield checkpoint

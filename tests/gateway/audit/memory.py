@@ -9,7 +9,6 @@ database.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
 from dataclasses import replace
 
 from gateway.audit import (

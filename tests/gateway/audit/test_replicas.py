@@ -151,7 +151,9 @@ def test_concurrent_requests_on_three_processes_leave_one_event_each_in_their_ch
         assert len(ours) == len(served), outcomes
         assert Counter(row["trace_id"] for row in ours) == Counter(served)
         # No fork: per process one chain, events 1..n, each carrying its predecessor's hash.
-        chains = {name: list(group) for name, group in itertools.groupby(rows, lambda r: r["chain"])}
+        chains = {
+            name: list(group) for name, group in itertools.groupby(rows, lambda r: r["chain"])
+        }
         assert len(chains) == PROCESSES
         for chain in chains.values():
             assert [row["seq"] for row in chain] == list(range(1, len(chain) + 1))

@@ -164,12 +164,9 @@ async def test_init_brings_the_old_events_forward_unchanged(
     # A head written down from the old log still anchors.
     newest_old = old[-1]
     assert (await verify(dsn, anchor=Head(LEGACY_CHAIN, newest_old.seq, newest_old.hash))).ok
-    assert (
-        await asyncio.to_thread(
-            main, ["audit", "verify", "--dsn", dsn, "--anchor", f"{newest_old.seq}:{newest_old.hash}"]
-        )
-        == 0
-    )
+    old_head = f"{newest_old.seq}:{newest_old.hash}"
+    command = ["audit", "verify", "--dsn", dsn, "--anchor", old_head]
+    assert await asyncio.to_thread(main, command) == 0
 
 
 async def test_the_append_only_guard_holds_through_the_change(

@@ -135,12 +135,12 @@ async def test_rewriting_a_chains_tail_a_checkpoint_covered_is_reported(
     # the chain holds, but its head is not the one the checkpoint signed.
     writer = PostgresAuditLog(log, checkpoint_secret=SECRET)
     writer.chain = chains[0]
-    writer._head = None  # noqa: SLF001 (reads the chain's head from the database)
+    writer._head = None  # it reads the chain's head from the database
     await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1 AND seq = 3", chains[0])
     try:
         await writer.append(event(99, app="someone-else"))
     finally:
-        writer._written_id = 0  # noqa: SLF001 (no checkpoint: that needs the secret's holder)
+        writer._written_id = 0  # no checkpoint: that needs the secret's holder
         await writer.close()
     assert await check(log) == (chains[0], 3, "removed")
 
@@ -195,7 +195,7 @@ async def test_events_after_the_newest_checkpoint_are_counted_not_covered(
         await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1", writer.chain)
         assert await check(log) is None
     finally:
-        writer._written_id = 0  # noqa: SLF001 (its events are gone; nothing to cover)
+        writer._written_id = 0  # its events are gone: nothing to cover
         await writer.close()
 
 
@@ -210,7 +210,9 @@ async def test_an_anchor_written_down_must_still_be_there(
 
 
 async def test_a_disabled_guard_fails_verification(log: str) -> None:
-    await superuser_sql(log, "ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_follows")
+    await superuser_sql(
+        log, "ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_follows"
+    )
     report = await verify(log, secret=SECRET)
     assert report.broken is None
     assert not report.ok

@@ -112,7 +112,7 @@ def test_production_needs_the_audit_checkpoint_secret(tmp_path: Path) -> None:
 @pytest.mark.parametrize("interval", ["0", "-1", "'often'"])
 def test_a_wrong_checkpoint_interval_is_refused(tmp_path: Path, interval: str) -> None:
     text = f"[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\ncheckpoint_interval = {interval}\n"
-    with pytest.raises(ConfigError, match="audit.checkpoint_interval"):
+    with pytest.raises(ConfigError, match=r"audit\.checkpoint_interval"):
         load_settings(write(tmp_path, text), env={"DELTAGATE_JWT_SECRET": SECRET})
 
 
