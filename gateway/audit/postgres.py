@@ -33,6 +33,7 @@ closes, so that its last events are covered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -197,7 +198,10 @@ class PostgresAuditLog(AuditLog):
         self._fail(self._pending, "the gateway is shutting down")
         self._pending = []
         if self._checkpointer is not None:
+            # A checkpoint in flight is rolled back before the closing one takes its lock.
             self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
             self._checkpointer = None
         if self._written_id > self._covered_id and self._pool is not None:
             try:

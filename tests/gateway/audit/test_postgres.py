@@ -208,3 +208,23 @@ async def test_filters_select_events_by_app_subject_and_trace(store: PostgresAud
     assert await seqs(subject="91350100M000100Y43") == [3, 2]
     assert await seqs(trace_id=f"{2:032x}") == [2]
     assert await seqs(before=3, limit=1) == [2]
+
+
+async def test_a_running_writer_checkpoints_every_interval(audit_dsn: str) -> None:
+    store = PostgresAuditLog(audit_dsn, checkpoint_interval=0.2)
+    try:
+        await store.append(event(1))
+        assert (await verify(audit_dsn)).uncovered == 1
+        for _ in range(50):  # the interval passes (at most 1.2 times it), then its checkpoint
+            await asyncio.sleep(0.1)
+            report = await verify(audit_dsn)
+            if report.checkpoints:
+                break
+        assert (report.checkpoints, report.uncovered) == (1, 0)
+        assert report.ok
+        # Nothing new: no further checkpoint.
+        await asyncio.sleep(0.5)
+        assert (await verify(audit_dsn)).checkpoints == 1
+    finally:
+        await store.close()
+    assert (await verify(audit_dsn)).checkpoints == 1  # closing had nothing left to cover
