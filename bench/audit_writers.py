@@ -239,8 +239,10 @@ async def explain(server_dsn: str, batch: int) -> list[tuple[str, float, float]]
             head = (stored[-1].seq, stored[-1].hash)
         for label, drop in (
             ("every index, link check", ""),
-            ("keys (chain, seq) and id only", "DROP INDEX audit_event_keys, audit_event_at_range"),
-        ):
+            ("keys (chain, seq) and id only",
+             "DROP INDEX audit_event_keys, audit_event_app, audit_event_matter,"
+             " audit_event_at"),
+        ):  # fmt: skip
             if drop:
                 await connection.execute(drop)
             totals, triggers = [], []
