@@ -190,8 +190,9 @@ CREATE OR REPLACE TRIGGER audit_checkpoint_follows
 #: A log of the single-chain layout (``seq`` its primary key, no ``chain``) brought
 #: forward: its events become the chain ``single`` (``events.LEGACY_CHAIN``) with their
 #: numbers, hashes and links unchanged, and ``id`` = ``seq``; the per-row link trigger and
-#: the indexes keyed on ``seq`` or replaced by the GIN index of the rare keys go. DDL only: the append-only guard stays on and
-#: no event is updated. ``SCHEMA`` then adds what is missing.
+#: the indexes keyed on ``seq`` or replaced by the GIN index of the rare keys go. DDL
+#: only: the append-only guard stays on and no event is updated. ``SCHEMA`` then adds
+#: what is missing.
 MIGRATE_SINGLE_CHAIN = """
 DROP TRIGGER IF EXISTS audit_event_follows ON audit_event;
 ALTER TABLE audit_event ADD COLUMN chain text NOT NULL DEFAULT 'single';
