@@ -102,6 +102,11 @@ async def test_queries_filter_page_and_order(audit_log: AuditLog) -> None:
     assert await seqs(caller_app="a") == [3, 1]
     assert await seqs(subject="91350100M000100Y43") == [3, 2]
     assert await seqs(trace_id=f"{2:032x}") == [2]
+    # A subject or trace with other conditions: every condition holds, in the list's order.
+    assert await seqs(subject="91350100M000100Y43", caller_app="a") == [3]
+    assert await seqs(subject="91350100M000100Y43", newest_first=False) == [2, 3]
+    assert await seqs(subject="91350100M000100Y43", before=3) == [2]
+    assert await seqs(trace_id=f"{2:032x}", caller_app="a") == []
     assert await seqs(matter_code="OS-ENTERPRISE-OPENING", limit=2) == [4, 3]
     assert await seqs(matter_code="no-such-matter") == []
     assert await seqs(before=3, limit=1) == [2]
