@@ -295,10 +295,11 @@ class Gateway(GatewayParts):
             receipt = await self.audit.append(event)
             if span is not None:
                 span.set_attributes(
-                    {"deltagate.audit.event_id": receipt.stored.seq,
+                    {"deltagate.audit.event_id": receipt.stored.id,
+                     "deltagate.audit.chain": receipt.chain,
                      "deltagate.audit.batch": receipt.batch}
                 )  # fmt: skip
-        trace.audited(receipt.stored.seq)
+        trace.audited(receipt.stored.id)
         return receipt
 
 
