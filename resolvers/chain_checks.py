@@ -107,9 +107,9 @@ async def check_range(log: AuditLog, first: int, last: int) -> tuple[int, list[s
 
     The log is one chain per writer, interleaved in ``id`` order: each event's hash
     must match its contents, and within its chain each event must follow the one
-    before it in the range (the next number, carrying its hash). The first event of
-    a chain in the range is checked against its contents only; links into the range
-    from before it, and checkpoints, are ``deltagate audit verify``'s.
+    before it (the next number, carrying its hash), the first of a chain in the range
+    too, against the event just before the range. A chain's newest events deleted
+    after the range, and the checkpoints, are ``deltagate audit verify``'s.
     """
     heads: dict[str, tuple[int, str]] = {}
     checked = 0
@@ -119,7 +119,13 @@ async def check_range(log: AuditLog, first: int, last: int) -> tuple[int, list[s
         for stored in chunk:
             if stored.id > last:
                 return checked, []
-            problem = _problem(stored, heads.get(stored.chain))
+            before = heads.get(stored.chain)
+            if before is None and stored.seq > 1:
+                before = await _predecessor(log, stored)
+                if before is None:
+                    name = f"{stored.chain}:{stored.seq - 1}"
+                    return checked, [f"event {name}, before the range, is missing"]
+            problem = _problem(stored, before)
             if problem is not None:
                 return checked, [problem]
             heads[stored.chain] = (stored.seq, stored.hash)
@@ -128,6 +134,14 @@ async def check_range(log: AuditLog, first: int, last: int) -> tuple[int, list[s
         if len(chunk) < CHUNK:
             break
     return checked, []
+
+
+async def _predecessor(log: AuditLog, stored: StoredEvent) -> tuple[int, str] | None:
+    """(seq, hash) of the event before ``stored`` in its chain, if it is there."""
+    found = await log.read(EventQuery(chain=stored.chain, before=stored.id, limit=1))
+    if not found or found[0].seq != stored.seq - 1:
+        return None
+    return found[0].seq, found[0].hash
 
 
 def _problem(stored: StoredEvent, before: tuple[int, str] | None) -> str | None:

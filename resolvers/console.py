@@ -29,7 +29,6 @@ __all__ = ["ConsoleServices", "Session", "TraceView"]
 logger = logging.getLogger("deltagate.console")
 
 #: Seconds the misuse signals computed once are served again.
-SIGNALS_TTL = 15.0
 
 
 @dataclass
@@ -45,7 +44,7 @@ class ConsoleServices:
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
     spans: SpanStore | None = None
     checks: ChainChecks = field(default_factory=ChainChecks)
-    # The signals read up to MAX_SCANNED events: computed at most once per SIGNALS_TTL
+    # The signals read up to MAX_SCANNED events: computed at most once per ``signals_ttl``
     # seconds in a process, however often the front page is loaded.
     _signals: tuple[float, list[Signal]] | None = None
     _signals_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -53,7 +52,8 @@ class ConsoleServices:
     async def signals(self, log: AuditLog, now: dt.datetime | None) -> list[Signal]:
         async with self._signals_lock:
             cached = self._signals
-            if now is None and cached is not None and time.monotonic() - cached[0] < SIGNALS_TTL:
+            ttl = self.settings.signals_ttl
+            if now is None and cached is not None and time.monotonic() - cached[0] < ttl:
                 return cached[1]
             raised = await misuse_signals(log, self.settings, now)
             self._signals = (time.monotonic(), raised)

@@ -57,6 +57,7 @@ class EventQuery:
 
     Attributes:
         caller_app: the caller application.
+        chain: the writer's chain the events are in.
         subject: an ID number or USCC the event lists.
         matter_code: the matter.
         trace_id: the trace id (32 hex digits).
@@ -73,6 +74,7 @@ class EventQuery:
     """
 
     caller_app: str | None = None
+    chain: str | None = None
     subject: str | None = None
     matter_code: str | None = None
     trace_id: str | None = None

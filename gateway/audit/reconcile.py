@@ -183,32 +183,32 @@ def _check_receipt(
     seq = f"{chain}:{number}"
     where = f"upper {_name(upper)}"
     if lower is None:
-        return [Finding("missing", where, f"its receipt names {region} #{seq}, which is not there")]
+        return [Finding("missing", where, f"its receipt names {region} {seq}, which is not there")]
     found = []
     if lower.hash != receipt.get("hash"):
         found.append(
-            Finding("hash mismatch", where, f"{region} #{seq} has another hash than its receipt")
+            Finding("hash mismatch", where, f"{region} {seq} has another hash than its receipt")
         )
     if not lower.verify_hash():
-        found.append(Finding("altered", f"{region} #{seq}", "its contents do not match its hash"))
+        found.append(Finding("altered", f"{region} {seq}", "its contents do not match its hash"))
     if lower.event.trace_id != upper.event.trace_id:
         found.append(
             Finding(
                 "trace mismatch",
                 where,
-                f"trace {upper.event.trace_id}, but {region} #{seq} is filed under"
+                f"trace {upper.event.trace_id}, but {region} {seq} is filed under"
                 f" {lower.event.trace_id}",
             )
         )
     if lower.event.acting is None:
-        found.append(Finding("not delegated", f"{region} #{seq}", "it records no acting gateway"))
+        found.append(Finding("not delegated", f"{region} {seq}", "it records no acting gateway"))
     hidden = sorted(set(lower.event.subjects) - set(upper.event.subjects))
     if hidden:
         found.append(
             Finding(
                 "subjects not covered",
                 where,
-                f"{region} #{seq} released {len(hidden)} subject(s) this event does not list",
+                f"{region} {seq} released {len(hidden)} subject(s) this event does not list",
             )
         )
     return found

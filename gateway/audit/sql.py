@@ -314,6 +314,7 @@ def select(query: EventQuery) -> tuple[str, list[Any]]:
     args: list[Any] = []
     for template, value in (
         ("caller_app = {}", query.caller_app),
+        ("chain = {}", query.chain),
         ("matter_code = {}", query.matter_code),
         ("at >= {}", query.start),
         ("at < {}", query.end),

@@ -73,6 +73,7 @@ def _matches(stored: StoredEvent, query: EventQuery) -> bool:
     event = stored.event
     return (
         (query.caller_app is None or event.caller_app == query.caller_app)
+        and (query.chain is None or stored.chain == query.chain)
         and (query.subject is None or query.subject in event.subjects)
         and (query.matter_code is None or event.matter_code == query.matter_code)
         and (query.trace_id is None or event.trace_id == query.trace_id)
