@@ -3,11 +3,12 @@
 The gateway parses, limits and validates each distinct document once
 (``gateway.edge.documents``) and plans it there (``schema.plan``); this
 executor runs that plan. Each level of the response is one round: the keys
-every object on the level links to are gathered, read with one query per
-(entity, region), masked in bulk by the operation's policy, and copied into
-plain response dicts. No resolver call, resolve-info object, future or task
-per field or per key. An operation without a plan runs on graphql-core's
-per-field executor, with the Strawberry resolvers.
+every object on the level links to are gathered, read with one round trip per
+region (every entity the level needs from it in one statement), masked in bulk
+by the operation's policy, and copied into plain response dicts. No resolver
+call, resolve-info object, future or task per field or per key. An operation
+without a plan runs on graphql-core's per-field executor, with the Strawberry
+resolvers.
 
 Routing, the policy's look-up and link decisions, partial fan-out errors and
 the merge order go through the functions the Strawberry resolvers use
@@ -254,28 +255,32 @@ class _Run:
     async def read(
         self, wanted: dict[Read, dict[str, None]]
     ) -> dict[Read, dict[str, list[Row]] | Exception]:
-        """One query per (entity, region) for the keys not read before in this operation."""
-        reads: list[tuple[Read, list[str]]] = []
+        """The keys not read before in this operation: everything one region is asked for on
+        this level in one round trip (``Loaders.read_many``), the regions concurrently."""
+        by_region: dict[RegionCode, list[tuple[LoadSpec, list[str]]]] = {}
         for (spec, region), asked in wanted.items():
             seen = self.seen.setdefault((spec, region), {})
             new = [key for key in asked if key not in seen]
-            reads.append(((spec, region), new))
+            if new:
+                by_region.setdefault(region, []).append((spec, new))
+        regions = list(by_region)
         results = await asyncio.gather(
-            *(self.ctx.loaders.read(spec, region, keys) for (spec, region), keys in reads if keys),
+            *(self.ctx.loaders.read_many(region, by_region[region]) for region in regions),
             return_exceptions=True,
         )
         outcome: dict[Read, dict[str, list[Row]] | Exception] = {}
-        done = iter(results)
-        for read, keys in reads:
-            if keys:
-                result = next(done)
-                if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
-                    outcome[read] = result  # not remembered: an outage is not an answer
-                    continue
-                self.seen[read].update(zip(keys, result, strict=True))
-            outcome[read] = self.seen[read]
+        for region, result in zip(regions, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                for spec, _ in by_region[region]:
+                    outcome[spec, region] = result  # not remembered: an outage is not an answer
+                continue
+            for (spec, keys), rows in zip(by_region[region], result, strict=True):
+                self.seen[spec, region].update(zip(keys, rows, strict=True))
+        for read in wanted:
+            if read not in outcome:
+                outcome[read] = self.seen[read]
         return outcome
 
     # -- values and errors -----------------------------------------------------------------

@@ -236,7 +236,7 @@ class Gateway(GatewayParts):
             subjects=context.loaders.subjects,
             decisions=[*decisions, *context.audit_reads],
         )
-        attributes = {"deltagate.audit.subjects": len(event.subjects)}
+        attributes = {"deltagate.kind": "audit", "deltagate.audit.subjects": len(event.subjects)}
         with self.telemetry.span("audit.write", attributes) as span:
             receipt = await self.audit.append(event)
             if span is not None:

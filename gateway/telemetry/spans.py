@@ -1,12 +1,21 @@
-"""OpenTelemetry tracing: a span per operation, loader batch, backend query and audit write.
+"""OpenTelemetry tracing: a span per operation, loader batch and audit write.
 
-The span tree of one request::
+The span tree of one request (``deltagate.kind`` on each: ``operation``,
+``loader``, ``query``, ``audit``)::
 
-    query CounterLookup                 (SERVER; caller app and region, matter, masked/withheld)
-    ├── batch person                    (entity, region, keys, rows)
-    │   └── SELECT person               (CLIENT; db.system postgresql, region, rows)
-    ├── batch residence ...
-    └── audit.write                     (event id, events in its INSERT)
+    query CounterLookup                 (SERVER, operation; caller app and region, matter,
+    │                                    masked/withheld, audit event id)
+    ├── batch person                    (CLIENT, loader; entity, region, keys, rows, db.system)
+    ├── batch residence+social_insurance  (one round trip to a region for both look-ups)
+    ├── ...
+    ├── SELECT enterprise               (CLIENT, query: a backend query outside a batch, e.g.
+    │                                    a search page)
+    └── audit.write                     (audit; event id, events in its INSERT)
+
+A loader batch sends exactly one backend round trip, so its span is that
+query's span too (``db.system``, ``db.response.returned_rows``): a span of its
+own per query would double the spans and tell nothing more. Only a query
+outside a batch gets a ``query`` span.
 
 No span per field: the stock Strawberry extension opens one per resolver,
 which costs more than the work it measures. The operation's span is the SDK's
@@ -113,12 +122,23 @@ class SpanRecorder:
         self._root = operation.get_span_context()
 
     def span(
-        self, name: str, attributes: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        kind: SpanKind = SpanKind.INTERNAL,
+        *,
+        batch: bool = False,
     ) -> ChildSpan:
-        """A span under the current child (or the operation), current while its block runs."""
+        """A span under the current child (or the operation), current while its block runs.
+
+        ``batch``: a loader batch (a ``CLIENT`` span), whose one backend query is recorded on it
+        (``observe_query``) rather than in a span of its own.
+        """
+        if batch:
+            kind = SpanKind.CLIENT
         current = _CURRENT.get()
         parent = current.context if current is not None else self._root
-        return ChildSpan(self, name, attributes, kind, parent)
+        return ChildSpan(self, name, attributes, kind, parent, batch)
 
     def finished(
         self,
@@ -171,6 +191,7 @@ class ChildSpan:
     __slots__ = (
         "_token",
         "attributes",
+        "batch",
         "context",
         "kind",
         "name",
@@ -187,8 +208,10 @@ class ChildSpan:
         attributes: dict[str, Any],
         kind: SpanKind,
         parent: SpanContext,
+        batch: bool = False,
     ) -> None:
         self.recorder = recorder
+        self.batch = batch
         self.name = name
         self.attributes = dict(attributes)
         self.kind = kind
@@ -205,7 +228,7 @@ class ChildSpan:
 
     def __enter__(self) -> ChildSpan:
         self.start = time.time_ns()
-        self._token = _CURRENT.set(_Current(self.recorder, self.context))
+        self._token = _CURRENT.set(_Current(self.recorder, self.context, self))
         return self
 
     def __exit__(
@@ -222,13 +245,17 @@ class ChildSpan:
 
 
 class _Current:
-    """What ``_CURRENT`` holds: the recorder of the running operation and the span to nest under."""
+    """What ``_CURRENT`` holds: the recorder of the running operation and the span to nest under
+    (``span``: None for the operation's own)."""
 
-    __slots__ = ("context", "recorder")
+    __slots__ = ("context", "recorder", "span")
 
-    def __init__(self, recorder: SpanRecorder, context: SpanContext) -> None:
+    def __init__(
+        self, recorder: SpanRecorder, context: SpanContext, span: ChildSpan | None = None
+    ) -> None:
         self.recorder = recorder
         self.context = context
+        self.span = span
 
 
 # The innermost span of the running operation that spans may nest under; None when
@@ -255,7 +282,9 @@ class OperationTrace:
         self.trace_id = format(span.get_span_context().trace_id, "032x")
         # Gathered as the request goes and set on the span once, as it ends: each
         # ``set_attributes`` on an SDK span takes a lock and checks every value.
-        self.attributes: dict[str, Any] | None = {} if span.is_recording() else None
+        self.attributes: dict[str, Any] | None = (
+            {"deltagate.kind": "operation"} if span.is_recording() else None
+        )
 
     def caller(self, caller: Caller, matter: str | None) -> None:
         if self.attributes is not None:
@@ -403,17 +432,27 @@ class Telemetry:
     def observe_query(
         self, region: str, entity: str, field: str, keys: int, rows: int, seconds: float, /
     ) -> None:
-        """A ``QueryObserver``: one finished span per backend query, under the current span.
+        """A ``QueryObserver``: a backend query, recorded on its loader batch's span, or as a
+        finished span of its own under the current span outside a batch.
 
-        The keys and the field looked up are on the batch span above it.
+        The keys and the field looked up are on the batch span.
         """
         current = _CURRENT.get()
         if current is None:
+            return
+        batch = current.span
+        if batch is not None and batch.batch:
+            attributes = batch.attributes
+            attributes["db.system"] = "postgresql"
+            attributes["db.response.returned_rows"] = (
+                attributes.get("db.response.returned_rows", 0) + rows
+            )
             return
         end = time.time_ns()
         current.recorder.finished(
             f"SELECT {entity}",
             {
+                "deltagate.kind": "query",
                 "db.system": "postgresql",
                 "db.response.returned_rows": rows,
                 "deltagate.region": region,
