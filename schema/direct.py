@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Collection
 from decimal import Decimal
 from typing import Any
 
-from graphql import GraphQLError, located_error
-from graphql.execution.values import get_argument_values
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema, located_error
+from graphql.execution.executor import CollectedErrors
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -53,19 +54,70 @@ class DirectExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def execute_collected_root_fields(  # type: ignore[no-untyped-def]
         self, root_type, root_value, grouped_field_set, serially, new_defer_usages
     ):
-        context = self.context_value
         plan = self.plan
-        if plan is None or not (isinstance(context, GatewayContext) and context.loaders.batching):
+        if plan is None or not plannable(self.context_value):
             return super().execute_collected_root_fields(
                 root_type, root_value, grouped_field_set, serially, new_defer_usages
             )
         return _Run(self, plan).execute()
 
 
+class _PlanContext:
+    """What a plan's run reads of an execution context (``run_plan``): the operation's context
+    value, its coerced variables and the errors collected."""
+
+    __slots__ = ("collected_errors", "context_value", "variable_values")
+
+    def __init__(self, context_value: Any, variable_values: Any) -> None:
+        self.context_value = context_value
+        self.variable_values = variable_values
+        self.collected_errors = CollectedErrors()
+
+
+def plannable(context_value: Any) -> bool:
+    """Whether a plan runs directly for this context (not without batching: the benchmark's
+    one-query-per-key baseline runs per field)."""
+    return isinstance(context_value, GatewayContext) and context_value.loaders.batching
+
+
+async def run_plan(
+    schema: GraphQLSchema,
+    plan: OperationPlan,
+    variable_values: dict[str, Any] | None,
+    context_value: GatewayContext,
+    *,
+    hide_suggestions: bool = False,
+) -> ExecutionResult:
+    """Run a plan without graphql-core's executor: the variables coerced as its ``execute``
+    coerces them (the same errors), then the levels. Building graphql-core's execution
+    context per request (fragments, signatures, hooks, an executor object) cost more than
+    coercing the variables itself."""
+    coerced = get_variable_values(
+        schema,
+        plan.variables,
+        variable_values or {},
+        max_errors=_MAX_COERCION_ERRORS,
+        hide_suggestions=hide_suggestions,
+    )
+    if isinstance(coerced, list):
+        return ExecutionResult(None, coerced)
+    context = _PlanContext(context_value, coerced)
+    try:
+        data = await _Run(context, plan).execute()
+    except GraphQLError as error:
+        context.collected_errors.add(error, None)
+        data = None
+    return ExecutionResult(data, context.collected_errors.errors or None)
+
+
+#: As graphql-core's ``execute`` (its ``max_coercion_errors``).
+_MAX_COERCION_ERRORS = 50
+
+
 class _Run:
     """One execution of a plan."""
 
-    def __init__(self, context: DirectExecutionContext, plan: OperationPlan) -> None:
+    def __init__(self, context: DirectExecutionContext | _PlanContext, plan: OperationPlan) -> None:
         self.context = context
         self.ctx: GatewayContext = context.context_value
         self.plan = plan
