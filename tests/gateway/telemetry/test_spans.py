@@ -241,6 +241,38 @@ async def test_every_response_carries_its_trace_id(seeded: Seeded, recording: bo
     assert given not in trace_ids  # the gateway's own, even when nothing is recorded
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+async def test_the_sampler_decides_for_the_operation_and_its_spans(
+    seeded: Seeded, ratio: float
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    traces = Traces()
+    traces.provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    traces.provider.add_span_processor(SimpleSpanProcessor(traces.exporter))
+    given = "0af7651916cd43dd8448eb211c80319c"
+    try:
+        async with serve(gateway_settings(seeded.dsn), tracer_provider=traces.provider) as client:
+            response = await client.post(
+                "query($u: ID!) { legalPerson(uscc: $u) { name } }",
+                {"u": seeded.dataset.uscc("JS", 2)},
+                token=token("SH", "public_portal"),
+                # A sampled caller does not make the gateway record its request.
+                headers={"traceparent": f"00-{given}-00f067aa0ba902b7-01"},
+            )
+    finally:
+        traces.provider.shutdown()
+    trace_id = response.json()["extensions"]["traceId"]
+    assert len(trace_id) == 32
+    assert trace_id != given
+    spans = traces.of(trace_id)
+    if ratio == 0.0:
+        assert traces.exporter.get_finished_spans() == ()
+    else:
+        assert {s.attributes["deltagate.kind"] for s in spans} == {"operation", "loader"}
+        assert all(s.context.trace_flags.sampled for s in spans)
+
+
 def test_nothing_is_exported_unless_the_environment_says_so() -> None:
     assert not Telemetry.from_environment({}).recording
     assert not Telemetry.from_environment({"OTEL_TRACES_EXPORTER": "none"}).recording
