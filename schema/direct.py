@@ -164,10 +164,18 @@ class _Run:
                     continue  # outside the delta, or the look-up is withheld: null
                 wanted.setdefault((answer.load, home), {})[key] = None
                 jobs.append((root, index, (answer.load, home), key))
-        fetched, found = await asyncio.gather(
-            self.read(wanted),
-            asyncio.gather(*(call for _, call in searches), return_exceptions=True),
-        )
+        # No task where there is one thing to wait for (a look-up's level, or a search alone).
+        found: list[Any] = []
+        if not searches:
+            fetched = await self.read(wanted)
+        elif not wanted:
+            fetched = {}
+            found = await asyncio.gather(*(call for _, call in searches), return_exceptions=True)
+        else:
+            fetched, found = await asyncio.gather(
+                self.read(wanted),
+                asyncio.gather(*(call for _, call in searches), return_exceptions=True),
+            )
         level: Level = []
         for (root, _), result in zip(searches, found, strict=True):
             path = Path(None, root.key, "Query")
@@ -316,10 +324,18 @@ class _Run:
             if new:
                 by_region.setdefault(region, []).append((spec, new))
         regions = list(by_region)
-        results = await asyncio.gather(
-            *(self.ctx.loaders.read_many(region, by_region[region]) for region in regions),
-            return_exceptions=True,
-        )
+        loaders = self.ctx.loaders
+        results: list[Any]
+        if len(regions) == 1:  # one region: awaited here, no task
+            try:
+                results = [await loaders.read_many(regions[0], by_region[regions[0]])]
+            except Exception as failed:
+                results = [failed]
+        else:
+            results = await asyncio.gather(
+                *(loaders.read_many(region, by_region[region]) for region in regions),
+                return_exceptions=True,
+            )
         outcome: dict[Read, dict[str, list[Row]] | Exception] = {}
         for region, result in zip(regions, results, strict=True):
             if isinstance(result, BaseException):
