@@ -271,18 +271,25 @@ class _Run:
         if not jobs:
             return []
         fetched = await self.read(wanted)
+        # Without a failed read (the usual case) each job's rows are taken as they are.
+        intact = not any(isinstance(got, Exception) for got in fetched.values())
         following: Level = []
         for out, entry, link, key, regions, path in jobs:
-            results = [self.rows_of(fetched[(link.load, region)], key) for region in regions]
-            try:
-                if link.fan_out:
-                    # A partial list where a region is down: what the others keep.
-                    found = per_region(ctx, results, path)
-                else:
-                    found = [self.home_rows(link, results)]
-            except Exception as failed:
-                self.error(failed, entry.nodes, path)
-                continue
+            load = link.load
+            if intact:
+                found = [fetched[load, region].get(key, [])  # type: ignore[union-attr]
+                         for region in regions]  # fmt: skip
+            else:
+                results = [self.rows_of(fetched[load, region], key) for region in regions]
+                try:
+                    if link.fan_out:
+                        # A partial list where a region is down: what the others keep.
+                        found = per_region(ctx, results, path)
+                    else:
+                        found = [self.home_rows(link, results)]
+                except Exception as failed:
+                    self.error(failed, entry.nodes, path)
+                    continue
             if link.fan_out:
                 rows = link.merge(found, self.kinds(entry))
                 items = []
