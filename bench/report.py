@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from bench import peer_report
+
 #: The issue's targets, as ratios of the gateway to the floor in the same run.
 TARGETS = {
     "Q1": {"throughput": 0.7, "p50": 1.5},
@@ -77,11 +79,13 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         op: {variant: {k: _median(v) for k, v in entry.items()} for variant, entry in by.items()}
         for op, by in ratios.items()
     }
+    peer = peer_report.summarise(results)
     return {
         "main": rows,
         "ratios_to_floor": ratios,
+        "peer": peer,
         "costs": costs(results),
-        "targets": _targets(ratios, results),
+        "targets": [*_targets(ratios, results), *peer_report.targets(peer)],
         "scale": _scale(results.get("scale", ())),
     }
 
@@ -270,6 +274,7 @@ def render(results: dict[str, Any]) -> str:
         for variant, r in entry.items()
     ]
     out += _table(("op", "variant", "req/s", "p50", "p99", "srv CPU"), ratio_rows)
+    out += peer_report.render(summary["peer"], _table)
     if summary["scale"]:
         out += ["", "Scale table: Q2 with N enterprises per request"]
         header = (

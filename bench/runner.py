@@ -20,6 +20,7 @@ The steps, in order:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -35,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from bench import database, report
+from bench import database, postgraphile, report
 from bench.check import check_operation
 from bench.config import RunConfig, write_config
 from bench.servers import (
@@ -45,6 +46,7 @@ from bench.servers import (
     SCALE_VARIANTS,
     VARIANTS,
     Server,
+    Variant,
     cpu_seconds,
     machine_busy_seconds,
     spent,
@@ -79,7 +81,7 @@ class Options:
         variants: the servers under test.
         scale_sizes: Q2 list lengths of the scale table (empty: no scale table).
         scale_duration: seconds of each timed window of the scale table.
-        soak_requests: after the tables, keep loading the gateway (Q1, Q2, Q3 in turn,
+        soak_requests: after the tables, keep loading the gateway (each operation in turn,
             in windows of 15 s) until it has served this many requests in the run, and
             record its resident memory after each window (0: no soak; the full run's
             150,000 judge the memory target, the quick run has none).
@@ -100,7 +102,7 @@ class Options:
     warmup: float = 2.0
     duration: float = 10.0
     rounds: int = 3
-    operations: tuple[str, ...] = ("Q1", "Q2", "Q3")
+    operations: tuple[str, ...] = ("Q1", "Q2", "Q3", "L1", "L2")
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     scale_sizes: tuple[int, ...] = (10, 25, 50, 75, 100)
     scale_duration: float = 5.0
@@ -115,7 +117,7 @@ class Options:
 
 
 #: Distinct request bodies per operation: every request of a window is a different look-up.
-REQUEST_POOL = {"Q1": 4000, "Q2": 400, "Q3": 2000}
+REQUEST_POOL = {"Q1": 4000, "Q2": 400, "Q3": 2000, "L1": 4000, "L2": 4000}
 SCALE_POOL = 200
 
 
@@ -156,13 +158,14 @@ def run(options: Options) -> dict[str, Any]:
         mode=options.mode,
         extra_env=options.gateway_env,
     )
+    variants = _variants(options, db, work)
     servers = {
-        key: Server(VARIANTS[key], config.path, config.env, work) for key in options.variants
+        key: Server(variant, config.path, config.env, work) for key, variant in variants.items()
     }
     rig = Rig(db, collector)
     results: dict[str, Any] = {
         "meta": _meta(options, started, seeded),
-        "variants": {key: asdict(VARIANTS[key]) for key in options.variants},
+        "variants": {key: asdict(variant) for key, variant in variants.items()},
         "operations": {
             key: {
                 "title": OPERATIONS[key].title,
@@ -222,6 +225,37 @@ def run(options: Options) -> dict[str, Any]:
     return results
 
 
+def _variants(options: Options, db: database.Database, work: Path) -> dict[str, Variant]:
+    """The run's variants; the peer installed and pointed at its region, or left out."""
+    found = {key: VARIANTS[key] for key in options.variants}
+    peer = found.get("postgraphile")
+    if peer is None:
+        return found
+    if not any(runs(OPERATIONS[op], peer) for op in options.operations):
+        del found["postgraphile"]
+        return found
+    say("PostGraphile: installing into bench/peers/postgraphile if needed (npm ci) ...")
+    ready = postgraphile.prepare(work / "postgraphile-npm.log")
+    if isinstance(ready, str):
+        say(f"PostGraphile: SKIPPED, {ready}; the run goes on without the peer")
+        del found["postgraphile"]
+        return found
+    say(f"PostGraphile: Node {ready.version}, serving {postgraphile.REGION}'s database")
+    found["postgraphile"] = dataclasses.replace(
+        peer,
+        program=postgraphile.program(ready),
+        env=postgraphile.environment(db.regions[postgraphile.REGION]),
+    )
+    return found
+
+
+def runs(op: Operation, variant: Variant) -> bool:
+    """Whether ``variant`` answers ``op`` in the run (both may restrict it)."""
+    return (op.variants is None or variant.key in op.variants) and (
+        variant.operations is None or op.key in variant.operations
+    )
+
+
 def _terminate(signum: int, _: Any) -> None:
     raise SystemExit(128 + signum)
 
@@ -246,22 +280,34 @@ def _check(
 ) -> dict[str, Any]:
     say(f"Check: {options.check_samples} requests per operation, every server the same data ...")
     codec = CursorCodec(config.mask_secret.encode())
-    urls = {key: server.url for key, server in servers.items()}
-    unlike = [key for key, server in servers.items() if not server.variant.same_data]
     found = {}
     for key in options.operations:
         op = OPERATIONS[key]
-        result = check_operation(
-            urls,
-            bodies[key][: options.check_samples],
-            config.headers(op.caller),
-            codec,
-            unlike=unlike,
-        )
+        # The peer speaks its own schema: compared on its own below.
+        here = {
+            name: server
+            for name, server in servers.items()
+            if runs(op, server.variant) and name != "postgraphile"
+        }
+        urls = {name: server.url for name, server in here.items()}
+        unlike = [name for name, server in here.items() if not server.variant.same_data]
+        sample = bodies[key][: options.check_samples]
+        result = check_operation(urls, sample, config.headers(op.caller), codec, unlike=unlike)
         found[key] = {"samples": result.samples, "backend_queries": result.queries}
         per = ", ".join(f"{v} {_span(q)}" for v, q in result.queries.items())
         same = "equal" if not unlike else f"equal (but {', '.join(unlike)}: not compared)"
         say(f"  {key}: {same} over {result.samples} requests; queries per request: {per}")
+        peer = servers.get("postgraphile")
+        if peer is not None and runs(op, peer.variant):
+            if "gateway" in servers:
+                compared = postgraphile.check(
+                    peer.url, servers["gateway"].url, sample, config.headers(op.caller)
+                )
+                say(f"  {key}: postgraphile equal to the gateway over {compared} requests")
+            else:
+                say(f"  {key}: postgraphile not compared (no gateway in the run)")
+            sent = postgraphile.warm(peer.url, bodies[key])
+            say(f"  {key}: postgraphile warmed up with {sent} requests (Node's JIT)")
     return found
 
 
@@ -279,8 +325,14 @@ def _main_table(
             op = OPERATIONS[key]
             requests = _requests_file(work, key, config, op, bodies[key])
             for variant, server in servers.items():
+                if not runs(op, server.variant):
+                    continue
+                asked = requests
+                if variant == "postgraphile":
+                    theirs = postgraphile.translate(bodies[key])
+                    asked = _requests_file(work, f"{key}-{variant}", config, op, theirs)
                 say(f"Main{_round(options, round_)}: {key} on {variant} ...")
-                row = measure(server, requests, options, rig, options.duration)
+                row = measure(server, asked, options, rig, options.duration)
                 row.update(operation=key, variant=variant, round=round_)
                 rows.append(row)
                 say("  " + report.cell(row))

@@ -47,6 +47,9 @@ class Variant:
         same_data: its ``data`` must equal the gateway's for the same request
             (the check before timing); False for a baseline without the policy.
         configured: it takes the run's configuration file (``--config``).
+        program: the command that starts it when it is not a Python module of this
+            project (a peer such as PostGraphile; ``--port`` follows); set at run time.
+        operations: the only operations it answers (None: all).
     """
 
     key: str
@@ -55,6 +58,8 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     same_data: bool = True
     configured: bool = True
+    program: tuple[str, ...] | None = None
+    operations: tuple[str, ...] | None = None
 
 
 VARIANTS = {
@@ -96,6 +101,14 @@ VARIANTS = {
             same_data=False,
         ),
         Variant(
+            key="postgraphile",
+            label="PostGraphile 5 (Amber preset) on Node 22 over Shanghai's tables: the peer",
+            command=(),
+            configured=False,
+            same_data=False,
+            operations=("L1", "L2"),
+        ),
+        Variant(
             key="sampled",
             label="the gateway keeping one trace in ten (parent-based ratio sampling)",
             command=("gateway.edge.cli", "serve"),
@@ -112,7 +125,7 @@ VARIANTS = {
     )
 }
 DEFAULT_VARIANTS = (
-    "gateway", "floor", "nobatch", "untraced", "unaudited", "bare", "sampled",
+    "gateway", "floor", "nobatch", "untraced", "unaudited", "bare", "sampled", "postgraphile",
 )  # fmt: skip
 #: The variants of the scale table (the issue's: gateway, floor, batching off).
 SCALE_VARIANTS = ("gateway", "floor", "nobatch")
@@ -141,7 +154,7 @@ class Server:
         self.variant = variant
         self.port = free_port()
         self.log_path = log_dir / f"{variant.key}.log"
-        argv = [sys.executable, "-m", *variant.command]
+        argv = [*variant.program] if variant.program else [sys.executable, "-m", *variant.command]
         if variant.configured:
             argv += ["--config", str(config)]
         self.argv = [*argv, "--port", str(self.port)]

@@ -110,6 +110,7 @@ class Operation:
         caller: who sends it.
         variables: draws one request's variables: ``(dataset, rng, size)``.
         size: the number of entities asked for (Q2's list length; 1 otherwise).
+        variants: the only variants it runs on (None: every variant of the run).
     """
 
     key: str
@@ -119,6 +120,7 @@ class Operation:
     caller: BenchCaller
     variables: Variables
     size: int = 1
+    variants: tuple[str, ...] | None = None
 
     def bodies(
         self, dataset: Dataset, count: int, seed: int, size: int | None = None
@@ -189,4 +191,53 @@ Q3 = Operation(
     variables=_name_prefix,
 )
 
-OPERATIONS = {op.key: op for op in (Q1, Q2, Q3)}
+
+# -- single-region look-ups, measured against a peer (bench/postgraphile.py) -----------------
+
+#: A public credit portal in Shanghai (双公示): public data only, no matter.
+PORTAL_SH = BenchCaller(app="bench-portal-sh", region="SH", roles=("public_portal",), matter=None)
+
+#: L1: one enterprise by USCC, four public (L1) fields: nothing audited.
+ENTERPRISE_LOOKUP = """\
+query EnterpriseLookup($uscc: ID!) {
+  legalPerson(uscc: $uscc) { uscc name status registeredCapital }
+}
+"""
+
+#: L2: one person by ID number, five fields of grade L2-L3 under a matter: audited.
+PERSON_LOOKUP = """\
+query PersonLookup($idNumber: ID!) {
+  naturalPerson(idNumber: $idNumber) { idNumber name gender birthDate phone }
+}
+"""
+
+#: The look-ups run on the gateway, the floor and the peer only (``--variants`` still
+#: decides which of those start).
+LOOKUP_VARIANTS = ("gateway", "floor", "postgraphile")
+
+
+def _sh_enterprise(dataset: Dataset, rng: random.Random, _: int) -> dict[str, Any]:
+    # One region's API: the peer serves Shanghai's database, so every key is Shanghai's.
+    return {"uscc": dataset.uscc("SH", rng.randrange(dataset.enterprise_count("SH")))}
+
+
+L1 = Operation(
+    key="L1",
+    title="enterprise by USCC, 4 public fields (not audited), Shanghai",
+    operation_name="EnterpriseLookup",
+    document=ENTERPRISE_LOOKUP,
+    caller=PORTAL_SH,
+    variables=_sh_enterprise,
+    variants=LOOKUP_VARIANTS,
+)
+L2 = Operation(
+    key="L2",
+    title="person by ID number, 5 fields, counter with matter (audited), Shanghai",
+    operation_name="PersonLookup",
+    document=PERSON_LOOKUP,
+    caller=COUNTER_SH,
+    variables=_counter_person,
+    variants=LOOKUP_VARIANTS,
+)
+
+OPERATIONS = {op.key: op for op in (Q1, Q2, Q3, L1, L2)}

@@ -58,6 +58,7 @@ class Reason(StrEnum):
     NEGATIVE_LIST = "NEGATIVE_LIST"  # withheld: the owner never releases it to other regions
     NOT_IN_CATALOG = "NOT_IN_CATALOG"  # withheld: unknown coordinate
     UNKNOWN_OWNER = "UNKNOWN_OWNER"  # withheld: owner is not a delta region
+    DECIDED_BELOW = "DECIDED_BELOW"  # masked or withheld by the lower gateway (the cascade)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

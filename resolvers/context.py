@@ -33,6 +33,8 @@ class GatewayContext:
         extensions: extra entries for the response's ``extensions``.
         errors: errors of fields answered in part (a region that could not be read), each
             with its path; the edge writes them into the response.
+        upper_region: the name of the upper-level source keys no configured region
+            holds are read from (``[upper]``), or None: such keys are answered ``null``.
         audit_log: the audit log, for the auditor's and the citizen's queries (None: none).
         audit_reads: decisions recorded for reads of the audit log itself; with
             any, the operation writes an audit event whatever else it touched.
@@ -51,6 +53,7 @@ class GatewayContext:
         "policy",
         "registry",
         "sources",
+        "upper_region",
     )
 
     def __init__(
@@ -65,6 +68,7 @@ class GatewayContext:
         spans: SpanRecorder | None = None,
         audit_log: AuditLog | None = None,
         registry: RegionRegistry | None = None,
+        upper: Source | None = None,
     ) -> None:
         self.caller = caller
         self.registry = shipped_regions() if registry is None else registry
@@ -72,7 +76,10 @@ class GatewayContext:
         self.cursors = cursors
         self.policy = policy
         self.sources = sources
-        self.loaders = Loaders(sources, policy, self.fields_of, batching=batching, spans=spans)
+        self.upper_region = None if upper is None else upper.region
+        self.loaders = Loaders(
+            sources, policy, self.fields_of, batching=batching, spans=spans, upper=upper
+        )
         self.extensions: dict[str, Any] = {}
         self.errors: list[tuple[list[str | int], SourceUnavailable]] = []
         self.audit_log = audit_log
@@ -81,7 +88,8 @@ class GatewayContext:
 
     @property
     def regions(self) -> tuple[RegionCode, ...]:
-        """The regions with a configured source, in configuration order."""
+        """The regions with a configured source, in configuration order (what fans out to;
+        never the upper-level source)."""
         return tuple(self.sources)
 
     def record_selection(self, info: Any) -> None:

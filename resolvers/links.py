@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.errors import SourceUnavailable
-from gateway.core.identifiers import key_region
 from gateway.core.types import Row
 from resolvers.context import GatewayContext
 from resolvers.credit import newest_first
@@ -30,7 +29,7 @@ from resolvers.loaders import (
     SOCIAL_INSURANCE,
     LoadSpec,
 )
-from resolvers.persons import fan_out
+from resolvers.persons import fan_out, home_region
 
 Merge = Callable[[Sequence[Sequence[Row]], Collection[str] | None], list[Row]]
 
@@ -96,11 +95,12 @@ def follow(ctx: GatewayContext, link: Link, parent: Row) -> str | None:
 
 
 def regions_for(ctx: GatewayContext, link: Link, key: str) -> tuple[str, ...]:
-    """Where to read ``key``: every region, or its home region (none outside the delta)."""
+    """Where to read ``key``: every region, or its home region (or the upper-level source's
+    for a key no configured region holds; none without one)."""
     if link.fan_out:
         return ctx.regions
-    home = key_region(link.load.by, key, ctx.registry)
-    return (home,) if home is not None and home in ctx.sources else ()
+    home = home_region(ctx, link.load.by, key)
+    return (home,) if home is not None else ()
 
 
 async def resolve(

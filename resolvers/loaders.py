@@ -175,6 +175,8 @@ class Loaders:
         fields_of: the fields the operation selects on a GraphQL type.
         batching: False sends one query per key (the benchmark's naive baseline).
         spans: makes a span per batch; None makes none.
+        upper: the upper-level source, read under its own name for keys no
+            configured region holds (never part of a fan-out).
 
     Attributes:
         subjects: the ID numbers and USCCs whose records were read (in first-read order).
@@ -188,8 +190,10 @@ class Loaders:
         *,
         batching: bool = True,
         spans: SpanRecorder | None = None,
+        upper: Source | None = None,
     ) -> None:
         self.sources = sources
+        self.upper = upper
         self.batching = batching
         self.policy = policy
         self.fields_of = fields_of
@@ -203,7 +207,7 @@ class Loaders:
         """The loader of ``spec`` rows kept by ``region``; None if no source serves it."""
         loader = self._loaders.get((spec, region))
         if loader is None:
-            source = self.sources.get(region)
+            source = self._source(region)
             if source is None:
                 return None
             if self.batching:
@@ -212,6 +216,12 @@ class Loaders:
                 loader = DataLoader(_batch(self, spec, source, False), batch=False)
             self._loaders[(spec, region)] = loader
         return loader
+
+    def _source(self, region: RegionCode) -> Source | None:
+        source = self.sources.get(region)
+        if source is None and self.upper is not None and region == self.upper.region:
+            return self.upper
+        return source
 
     def many(self, spec: LoadSpec, region: RegionCode, key: str) -> Awaitable[list[Row]]:
         """Every row of ``spec`` whose key field is ``key``, from one region.
@@ -255,7 +265,7 @@ class Loaders:
         Per read, its keys' rows, masked and grouped exactly as a loader's batch is.
         """
         out: list[list[list[Row]]] = [[] for _ in reads]
-        source = self.sources.get(region)
+        source = self._source(region)
         asked = [(index, spec, keys) for index, (spec, keys) in enumerate(reads) if keys]
         if source is None or not asked:
             return [[[] for _ in keys] for _, keys in reads]

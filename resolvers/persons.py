@@ -28,19 +28,32 @@ def home_record(ctx: GatewayContext, spec: LoadSpec, key: str) -> Awaitable[Row 
 def lookup_region(ctx: GatewayContext, spec: LoadSpec, key: str) -> RegionCode | None:
     """The region to look ``key`` up in, or None if there is nothing the caller may learn.
 
-    None outside the configured regions (an upper-level source's, once the
-    cascade exists), and None where the policy withholds the look-up itself:
+    None outside the configured regions when no upper-level source is configured
+    (``home_region``), and None where the policy withholds the look-up itself:
     whether an ID number is in a region's register is personal data, decided
     as a use of the key field (``OperationPolicy.looks_up``). The key is noted
     for the audit event either way: an attempt is an access worth recording.
     """
     ctx.loaders.subjects[key] = None
-    home = key_region(spec.by, key, ctx.registry)
-    if home is None or home not in ctx.sources:
+    home = home_region(ctx, spec.by, key)
+    if home is None:
         return None
     if spec.lookup is not None and not ctx.policy.looks_up(spec.lookup, home):
         return None
     return home
+
+
+def home_region(ctx: GatewayContext, kind: str, key: str) -> RegionCode | None:
+    """The region a key of ``kind`` is read from: its home region where a source serves it,
+    else the upper-level source (``[upper]``), else None (the key is answered ``null``).
+
+    Only look-ups by key go up: fan-outs stay with the configured regions, since the
+    upper-level platform federates this gateway and would ask it again.
+    """
+    home = key_region(kind, key, ctx.registry)
+    if home is not None and home in ctx.sources:
+        return home
+    return ctx.upper_region
 
 
 async def _first(rows: Awaitable[list[Row]]) -> Row | None:

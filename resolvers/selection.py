@@ -18,6 +18,7 @@ from graphql import (
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     NamedTypeNode,
     OperationDefinitionNode,
@@ -26,6 +27,9 @@ from graphql import (
 )
 
 Selection = Mapping[str, frozenset[str]]
+#: What a selection set can be on: an object type, or a union of them.
+_Parent = GraphQLObjectType | GraphQLUnionType
+_PARENTS = (GraphQLObjectType, GraphQLUnionType)
 
 
 def selected_fields(
@@ -39,19 +43,22 @@ def selected_fields(
     if root is None:
         return {}
     seen: set[tuple[str, str]] = set()
-    pending: list[tuple[GraphQLObjectType, SelectionSetNode]] = [(root, operation.selection_set)]
+    pending: list[tuple[_Parent, SelectionSetNode]] = [(root, operation.selection_set)]
     while pending:
         parent, selection_set = pending.pop()
         names = found.setdefault(parent.name, set())
+        # A union (federation's ``_Entity``) has no fields but __typename: its members'
+        # fields are selected in fragments on them.
+        fields = parent.fields if isinstance(parent, GraphQLObjectType) else {}
         for node in selection_set.selections:
             if isinstance(node, FieldNode):
                 name = node.name.value
-                field = parent.fields.get(name)
+                field = fields.get(name)
                 if field is None:
                     continue  # __typename and other meta fields
                 names.add(name)
                 child = get_named_type(field.type)
-                if node.selection_set is not None and isinstance(child, GraphQLObjectType):
+                if node.selection_set is not None and isinstance(child, _PARENTS):
                     pending.append((child, node.selection_set))
             elif isinstance(node, InlineFragmentNode):
                 target = _condition(schema, node.type_condition, parent)
@@ -70,10 +77,11 @@ def selected_fields(
 
 
 def _condition(
-    schema: GraphQLSchema, condition: NamedTypeNode | None, parent: GraphQLObjectType
-) -> GraphQLObjectType | None:
+    schema: GraphQLSchema, condition: NamedTypeNode | None, parent: _Parent
+) -> _Parent | None:
     if condition is None:
         return parent
     named: GraphQLNamedType | None = schema.get_type(condition.name.value)
-    # The schema has no interfaces or unions yet: a condition names the parent type itself.
-    return named if isinstance(named, GraphQLObjectType) else None
+    # The schema has no interfaces; a condition names the parent type itself, or, under a
+    # union, one of its members (or the union again).
+    return named if isinstance(named, _PARENTS) else None

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from inspect import isawaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import strawberry
 from graphql import DocumentNode, ExecutionResult, GraphQLError, execute
@@ -23,14 +23,21 @@ from schema.query import Query
 if TYPE_CHECKING:
     from gateway.core.regions import RegionRegistry
 
-#: The committed SDL; a test fails when it and the Strawberry types drift apart.
+#: The committed SDL; a test fails when it and the Strawberry types drift apart. It is also the
+#: subgraph SDL ``_service { sdl }`` returns, which a supergraph is composed from.
 SDL_PATH = Path(__file__).with_name("schema.graphql")
+#: The Apollo Federation version the subgraph SDL links (``@link``).
+FEDERATION_VERSION: Literal["2.0"] = "2.0"
 
 logger = logging.getLogger("deltagate.errors")
 
 
-class GatewaySchema(strawberry.Schema):
-    """A schema that logs only unexpected errors: a caller's bad input is not an incident."""
+class GatewaySchema(strawberry.federation.Schema):
+    """A schema that logs only unexpected errors: a caller's bad input is not an incident.
+
+    It is an Apollo Federation v2 subgraph too (``_service { sdl }``, ``_entities``;
+    see ``schema.entities``).
+    """
 
     #: Variable coercion errors without "did you mean" (production; ``build_schema``).
     hide_suggestions = False
@@ -122,7 +129,11 @@ def build_schema(
             lambda: ValidationCache(maxsize=cache_size),
         ]
     built = GatewaySchema(
-        query=Query, execution_context_class=context_class, extensions=list(extensions)
+        query=Query,
+        execution_context_class=context_class,
+        extensions=list(extensions),
+        # The oldest Federation 2 (``@key`` is all it imports): any v2 supergraph composes it.
+        federation_version=FEDERATION_VERSION,
     )
     built.hide_suggestions = hide_suggestions
     if regions is not None:

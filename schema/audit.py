@@ -31,6 +31,17 @@ class AuditDecision:
     reason: str | None = strawberry.field(description="Why, e.g. ONE_ABOVE_CLEARANCE.")
 
 
+@strawberry.type(
+    description="A lower gateway's receipt for its own event of the same operation (the cascade)."
+)
+class AuditReceipt:
+    gateway: str = strawberry.field(description="The lower gateway's id ([delegation] id).")
+    region: str | None = strawberry.field(description="The region that gateway answered for.")
+    chain: str | None = strawberry.field(description="The lower's chain the event is in, if any.")
+    seq: int = strawberry.field(description="The event's number in the lower's log.")
+    hash: str = strawberry.field(description="The event's hash in the lower's log.")
+
+
 @strawberry.type(description="One audited operation: who read whose data, when, and what they got.")
 class AuditEvent:
     id: strawberry.ID = strawberry.field(
@@ -49,6 +60,12 @@ class AuditEvent:
     subjects: list[str] = strawberry.field(description="The ID numbers and USCCs read.")
     decisions: list[AuditDecision]
     hash: str = strawberry.field(description="The event's hash in the chain (SM3 or SHA-256).")
+    acting_gateway: str | None = strawberry.field(
+        description="The upper gateway that acted for the caller (the cascade); null if direct."
+    )
+    receipts: list[AuditReceipt] = strawberry.field(
+        description="The lower gateways' receipts for their events of this operation."
+    )
 
     @classmethod
     def of(cls, stored: StoredEvent) -> AuditEvent:
@@ -68,7 +85,20 @@ class AuditEvent:
             subjects=list(event.subjects),
             decisions=[_decision(entry) for entry in event.decisions],
             hash=stored.hash,
+            acting_gateway=event.acting,
+            receipts=[_receipt(entry) for entry in event.receipts],
         )
+
+
+def _receipt(entry: Any) -> AuditReceipt:
+    chain = entry.get("chain")
+    return AuditReceipt(
+        gateway=str(entry["gateway"]),
+        region=entry.get("region"),
+        chain=None if chain is None else str(chain),
+        seq=int(entry["seq"]),
+        hash=str(entry["hash"]),
+    )
 
 
 def _decision(entry: Any) -> AuditDecision:

@@ -1,5 +1,6 @@
 """The root Query: look-ups by identifier, enterprise search, a subject's credit records, and
-(from ``schema.resource_catalog`` and ``schema.audit``) the resource catalog and the audit log."""
+(from ``schema.resource_catalog``, ``schema.audit`` and ``schema.entities``) the resource
+catalog, the audit log and federation's ``_entities``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from resolvers.roots import (
     root,
 )
 from schema.audit import AuditQuery
+from schema.entities import EntitiesQuery
 from schema.enums import CreditKind, Region
 from schema.resource_catalog import CatalogQuery
 from schema.types import (
@@ -43,7 +45,7 @@ async def _company(row: Awaitable[Row | None]) -> LegalPerson | None:
 
 
 @strawberry.type
-class Query(CatalogQuery, AuditQuery):
+class Query(CatalogQuery, AuditQuery, EntitiesQuery):
     @strawberry.field(
         description="A natural person by citizen ID number (GB 11643).",
         metadata=root(NATURAL_PERSON),

@@ -100,7 +100,11 @@ def credit_list(rows: list[Row] | None) -> list[CreditRecord] | None:
     return None if rows is None else [CreditRecord.from_row(row) for row in rows]
 
 
-@strawberry.type(description="A natural person (自然人), kept by the region of the ID number.")
+# Entities of the federation subgraph: a supergraph reaches them by these keys (``_entities``).
+@strawberry.federation.type(
+    description="A natural person (自然人), kept by the region of the ID number.",
+    keys=["idNumber"],
+)
 class NaturalPerson:
     id_number: str | None
     name: str | None
@@ -171,7 +175,9 @@ class NaturalPerson:
         return credit_list(rows)
 
 
-@strawberry.type(description="A legal person (法人), kept by the region of the USCC.")
+@strawberry.federation.type(
+    description="A legal person (法人), kept by the region of the USCC.", keys=["uscc"]
+)
 class LegalPerson:
     uscc: str | None
     name: str | None

@@ -35,13 +35,18 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLUnionType,
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
+    NameNode,
     NullValueNode,
+    ObjectFieldNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
+    ValueNode,
     Visitor,
     get_named_type,
     visit,
@@ -49,7 +54,7 @@ from graphql import (
 from graphql.validation.rules import overlapping_fields_can_be_merged as overlapping
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_graphql import Mode, queries
+from hypothesis_graphql import Mode, nodes, queries
 
 from gateway.core.errors import GatewayError
 from gateway.core.identifiers import id_number_region, uscc_region
@@ -81,7 +86,36 @@ CODES = {
 #: What must never reach a caller: a Python traceback, a source path, SQL, the driver's name.
 LEAKS = re.compile(r"Traceback|File \"|\.py\b|\b(?:SELECT|FROM|WHERE|JOIN)\b|asyncpg|postgres")
 DATA_ROOTS = ("naturalPerson", "naturalPersons", "legalPerson", "legalPersons", "creditRecords",
-              "searchLegalPersons")  # fmt: skip
+              "searchLegalPersons", "_entities")  # fmt: skip
+
+#: Federation's ``_Any`` (a representation): objects with or without a known __typename and
+#: with keys of every JSON shape, and values that are not objects at all.
+_ANY_VALUES = st.one_of(
+    st.text(max_size=20).map(nodes.String),
+    st.integers(-(2**40), 2**40).map(nodes.Int),
+    st.sampled_from(["310101199001011234", "91320106P4N67XT072", "\x00"]).map(nodes.String),
+)
+REPRESENTATIONS = st.one_of(
+    _ANY_VALUES,
+    st.lists(
+        st.tuples(
+            st.sampled_from(["__typename", "idNumber", "uscc", "id", "x"]),
+            st.one_of(
+                st.sampled_from(["NaturalPerson", "LegalPerson", "CreditRecord", "_Entity"]).map(
+                    nodes.String
+                ),
+                _ANY_VALUES,
+            ),
+        ),
+        max_size=4,
+        unique_by=lambda pair: pair[0],
+    ).map(
+        lambda pairs: nodes.Object(
+            [ObjectFieldNode(name=NameNode(value=name), value=value) for name, value in pairs]
+        )
+    ),
+)
+CUSTOM_SCALARS = {"_Any": REPRESENTATIONS}
 
 
 @dataclass(frozen=True)
@@ -96,10 +130,11 @@ def documents() -> st.SearchStrategy[DocumentNode]:
     def keep(document: DocumentNode) -> DocumentNode:
         return document
 
+    scalars = CUSTOM_SCALARS
     return st.one_of(
-        queries(SCHEMA, print_ast=keep, fields=DATA_ROOTS),
-        queries(SCHEMA, print_ast=keep),
-        queries(SCHEMA, print_ast=keep, mode=Mode.NEGATIVE),
+        queries(SCHEMA, print_ast=keep, fields=DATA_ROOTS, custom_scalars=scalars),
+        queries(SCHEMA, print_ast=keep, custom_scalars=scalars),
+        queries(SCHEMA, print_ast=keep, mode=Mode.NEGATIVE, custom_scalars=scalars),
     )
 
 
@@ -112,7 +147,36 @@ def with_real_keys(document: DocumentNode, keys: Keys, draw: st.DrawFn) -> Docum
         pool = keys.persons if kind in ("idNumber", "idNumbers", "persons") else keys.companies
         return StringValueNode(value=draw(st.sampled_from(pool)))
 
+    def representation() -> ValueNode:
+        entity, field = draw(
+            st.sampled_from([("NaturalPerson", "idNumber"), ("LegalPerson", "uscc")])
+        )
+        pairs = [
+            ("__typename", entity),
+            (field, key("idNumber" if field == "idNumber" else "uscc").value),
+        ]
+        return ObjectValueNode(
+            fields=tuple(
+                ObjectFieldNode(name=NameNode(value=k), value=StringValueNode(value=v))
+                for k, v in pairs
+            )
+        )
+
     class Swap(Visitor):
+        def leave_field(self, node: FieldNode, *_: Any) -> FieldNode | None:
+            # Entities of a union: __typename tells the oracle which member each one is.
+            if node.name.value != "_entities" or node.selection_set is None:
+                return None
+            typename = FieldNode(name=NameNode(value="__typename"), directives=(), arguments=())
+            selections = (typename, *node.selection_set.selections)
+            return FieldNode(
+                alias=node.alias,
+                name=node.name,
+                arguments=node.arguments,
+                directives=node.directives,
+                selection_set=SelectionSetNode(selections=selections),
+            )
+
         def enter_argument(self, node: ArgumentNode, *_: Any) -> ArgumentNode | None:
             name, value = node.name.value, node.value
             if isinstance(value, NullValueNode) or not draw(often):
@@ -125,6 +189,10 @@ def with_real_keys(document: DocumentNode, keys: Keys, draw: st.DrawFn) -> Docum
                 )
             elif name == "name":
                 value = StringValueNode(value=draw(st.sampled_from(["上", "江", "浙", "安", ""])))
+            elif name == "representations":
+                value = ListValueNode(
+                    values=tuple(representation() for _ in range(draw(st.integers(1, 6))))
+                )
             elif name == "first":
                 value = IntValueNode(value=str(draw(st.integers(1, 100))))
             elif name == "after":
@@ -175,12 +243,29 @@ class Withheld:
             if parent.name in self.graded and self.must_be_null(coordinate, owners, subjects):
                 assert value[key] is None, f"{coordinate} withheld but returned: {value[key]!r}"
             child = get_named_type(definition.type)
-            if node.selection_set is None or not isinstance(child, GraphQLObjectType):
+            if node.selection_set is None:
                 continue
             about = {"NaturalPerson": "NATURAL_PERSON", "LegalPerson": "LEGAL_PERSON"}
             items = value[key] if _is_list(definition.type) else [value[key]]
             for item in items or ():
-                self._object(item, child, node.selection_set, about.get(parent.name, subject))
+                if isinstance(child, GraphQLObjectType):
+                    self._object(item, child, node.selection_set, about.get(parent.name, subject))
+                elif isinstance(child, GraphQLUnionType):
+                    self._member(item, node.selection_set)
+
+    def _member(self, value: Any, selection: SelectionSetNode) -> None:
+        """A union's item (an entity): checked as the member its ``__typename`` names."""
+        if not isinstance(value, dict):
+            return
+        member = SCHEMA.get_type(str(value.get("__typename")))
+        if not isinstance(member, GraphQLObjectType):
+            return
+        for node in selection.selections:
+            condition = getattr(node, "type_condition", None)
+            if isinstance(node, InlineFragmentNode) and (
+                condition is None or condition.name.value == member.name
+            ):
+                self._object(value, member, node.selection_set, None)
 
     def _owners(self, type_name: str, row: dict[str, Any], fields: list[FieldNode],
                 subject: str | None) -> tuple[set[str], set[str | None]]:  # fmt: skip
@@ -281,6 +366,13 @@ def test_the_oracle_catches_a_withheld_value(
     auditor.check({"naturalPerson": {"name": None}}, document)
     with pytest.raises(AssertionError, match=r"NaturalPerson\.name withheld"):
         auditor.check({"naturalPerson": {"name": "张三"}}, document)
+    # An entity of federation's union, checked as the member its __typename names.
+    entities = graphql.parse(
+        "{ _entities(representations: []) { __typename ... on NaturalPerson { name } } }"
+    )
+    auditor.check({"_entities": [{"__typename": "NaturalPerson", "name": None}]}, entities)
+    with pytest.raises(AssertionError, match=r"NaturalPerson\.name withheld"):
+        auditor.check({"_entities": [{"__typename": "NaturalPerson", "name": "张三"}]}, entities)
 
 
 # -- variables -------------------------------------------------------------------------------
@@ -293,6 +385,7 @@ VARIABLE_OPERATIONS = (
     " edges { node { name } } } }",
     "query($ids: [ID!]!) { naturalPersons(idNumbers: $ids) { name } }",
     "query($u: ID!) { legalPerson(uscc: $u) { name } }",
+    "query($r: [_Any!]!) { _entities(representations: $r) { ... on LegalPerson { name } } }",
     "query($s: ID!, $n: Int!) { creditRecords(subjectId: $s, first: $n) { edges { cursor } } }",
     "query($f: AuditEventFilter, $n: Int! = 5) { auditEvents(filter: $f, first: $n) {"
     " edges { node { traceId } } } }",
@@ -408,7 +501,12 @@ def pairs_compared(client: GatewayClient, text: str, monkeypatch: pytest.MonkeyP
         HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
     ],
 )  # fmt: skip
-@given(document=queries(SCHEMA, print_ast=lambda d: d, fields=DATA_ROOTS), data=st.data())
+@given(
+    document=queries(
+        SCHEMA, print_ast=lambda d: d, fields=DATA_ROOTS, custom_scalars=CUSTOM_SCALARS
+    ),
+    data=st.data(),
+)
 def test_no_document_takes_long_to_validate(
     client: GatewayClient,
     document: DocumentNode,

@@ -17,7 +17,7 @@ from gateway.audit.events import (
     AuditEvent,
     StoredEvent,
 )
-from gateway.audit.log import AuditLog, EventQuery, Receipt
+from gateway.audit.log import AuditLog, EventQuery, Receipt, receipt_document
 from gateway.audit.postgres import (
     DATABASE,
     PostgresAuditLog,
@@ -48,6 +48,7 @@ __all__ = [
     "database_dsn",
     "init_schema",
     "operation_event",
+    "receipt_document",
     "touches_audited_data",
     "verify",
 ]

@@ -1,16 +1,19 @@
-"""``deltagate audit init``, ``deltagate audit verify`` and ``deltagate audit tail``.
+"""``deltagate audit init``, ``verify``, ``tail`` and ``reconcile``.
 
 Each works on the audit database named by ``--dsn`` (default: ``DELTAGATE_AUDIT_DSN``),
 through the ``AuditLog`` interface (``verify``, ``read``) opened for reading only.
 ``init``, run as the role that is to own the table, creates it with its indexes
 and guards (idempotent); the gateway's own role runs no DDL. ``verify`` exits 0
-if the chain holds and its guards are in place, 1 if not.
+if the chain holds and its guards are in place, 1 if not. ``reconcile`` reads
+the logs of two levels of the cascade (``--upper DSN --lower REGION=DSN ...``)
+and exits 1 if anything does not reconcile (``gateway.audit.reconcile``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +24,7 @@ import orjson
 from gateway.audit.events import CHINA_TIME, StoredEvent
 from gateway.audit.log import AuditLog, EventQuery
 from gateway.audit.postgres import GUARDS, PostgresAuditLog, init_schema
+from gateway.audit.reconcile import ReconcileReport, reconcile
 from gateway.audit.verify import VerifyReport
 from gateway.core.errors import AuditUnavailable, ConfigError, GatewayError
 
@@ -54,6 +58,28 @@ def add_audit_commands(commands: Any) -> None:
     recent.add_argument("-n", type=int, default=20, help="how many (default 20)")
     recent.add_argument("--json", action="store_true", help="one JSON object per line")
     recent.set_defaults(run=run_tail)
+
+    check_links = audit_commands.add_parser(
+        "reconcile",
+        help="check the cascade: each release above has the event below its receipt names",
+    )
+    check_links.add_argument("--upper", required=True, help="the upper gateway's audit database")
+    check_links.add_argument(
+        "--lower",
+        action="append",
+        required=True,
+        metavar="REGION=DSN",
+        help="a region the upper reaches through a lower gateway, and its audit database"
+        " (repeatable)",
+    )
+    check_links.add_argument(
+        "--since", help="start of the window, ISO 8601 (no offset: China time; default 24 h ago)"
+    )
+    check_links.add_argument("--until", help="end of the window, ISO 8601 (default: now)")
+    check_links.add_argument(
+        "--acting", help="the upper's [delegation] id: orphans are events made for it"
+    )
+    check_links.set_defaults(run=run_reconcile)
 
 
 def _dsn(args: argparse.Namespace) -> str:
@@ -137,6 +163,8 @@ def as_json(stored: StoredEvent) -> dict[str, Any]:
         "policyVersion": event.policy_version,
         "subjects": list(event.subjects),
         "decisions": list(event.decisions),
+        "actingGateway": event.acting,
+        "receipts": list(event.receipts),
         "hashAlgorithm": stored.hash_algorithm,
         "hash": stored.hash,
     }
@@ -147,10 +175,12 @@ def describe(stored: StoredEvent) -> str:
     event = stored.event
     at = event.at.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S")
     released = _released(event.decisions)
+    acting = f" via {event.acting}" if event.acting else ""
+    receipts = f", {len(event.receipts)} receipts" if event.receipts else ""
     return (
-        f"#{stored.seq} {at} {event.caller_app} ({event.caller_region};"
+        f"#{stored.seq} {at} {event.caller_app}{acting} ({event.caller_region};"
         f" {','.join(event.roles)}) matter {event.matter_code or '-'}"
-        f" op {event.operation_name or '-'}: {len(event.subjects)} subjects, {released}"
+        f" op {event.operation_name or '-'}: {len(event.subjects)} subjects, {released}{receipts}"
         f" trace {event.trace_id}"
     )
 
@@ -161,3 +191,52 @@ def _released(decisions: Sequence[Any]) -> str:
         if entry.get("decision") in totals:
             totals[entry["decision"]] += int(entry.get("count", 0))
     return ", ".join(f"{n} {decision.lower()}" for decision, n in totals.items())
+
+
+def _time(text: str | None, default: dt.datetime, option: str) -> dt.datetime:
+    if text is None:
+        return default
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} takes an ISO 8601 time, e.g. 2024-06-01T09:00+08:00") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=CHINA_TIME)
+
+
+def _lowers(pairs: Sequence[str]) -> dict[str, str]:
+    lowers: dict[str, str] = {}
+    for pair in pairs:
+        region, _, dsn = pair.partition("=")
+        region = region.strip().upper()
+        if not region or not dsn:
+            raise ConfigError(f"--lower takes REGION=DSN, not {pair!r}")
+        if region in lowers:
+            raise ConfigError(f"--lower names {region} twice")
+        lowers[region] = dsn
+    return lowers
+
+
+async def _reconcile(
+    upper: AuditLog, lowers: dict[str, AuditLog], args: argparse.Namespace
+) -> ReconcileReport:
+    now = dt.datetime.now(dt.UTC)
+    until = _time(args.until, now, "--until")
+    since = _time(args.since, until - dt.timedelta(hours=24), "--since")
+    if since >= until:
+        raise ConfigError("--since must be before --until")
+    try:
+        return await reconcile(upper, lowers, since=since, until=until, acting=args.acting)
+    except AuditUnavailable as exc:
+        problems = [log.problem for log in (upper, *lowers.values()) if log.problem]
+        raise GatewayError("; ".join(problems) or str(exc)) from None
+    finally:
+        for log in (upper, *lowers.values()):
+            await log.close()
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    lowers = {region: _open(dsn) for region, dsn in _lowers(args.lower).items()}
+    report = asyncio.run(_reconcile(_open(args.upper), lowers, args))
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1

@@ -60,6 +60,11 @@ class AuditEvent:
         subjects: the ID numbers and USCCs whose records the operation read, sorted.
         decisions: per field coordinate and owning region, what was released:
             ``{"field", "owner", "decision", "grade", "reason", "count", ...}``.
+        acting: in the cascade, the upper gateway that acted for the caller (its
+            ``[delegation] id``); None for a caller that called directly.
+        receipts: the receipts of the lower gateways' events for this operation,
+            ``{"gateway", "region", "seq", "hash"}`` each (``deltagate audit reconcile``
+            checks each against the lower's log).
     """
 
     at: dt.datetime
@@ -75,6 +80,8 @@ class AuditEvent:
     policy_version: str | None
     subjects: tuple[str, ...]
     decisions: tuple[Mapping[str, Any], ...]
+    acting: str | None = None
+    receipts: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,28 +116,36 @@ def utc_text(at: dt.datetime) -> str:
 
 
 def canonical(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> bytes:
-    """The bytes an event's hash is taken over: every stored field but the hash."""
-    return orjson.dumps(
-        {
-            "seq": seq,
-            "at": utc_text(event.at),
-            "traceId": event.trace_id,
-            "callerApp": event.caller_app,
-            "callerRegion": event.caller_region,
-            "roles": list(event.roles),
-            "matterCode": event.matter_code,
-            "matterName": event.matter_name,
-            "operationName": event.operation_name,
-            "operationType": event.operation_type,
-            "documentHash": event.document_hash,
-            "policyVersion": event.policy_version,
-            "subjects": list(event.subjects),
-            "decisions": list(event.decisions),
-            "hashAlgorithm": algorithm,
-            "prevHash": prev_hash,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    """The bytes an event's hash is taken over: every stored field but the hash.
+
+    ``acting`` and ``receipts`` (the cascade's) are there only when set: an event
+    written before they existed hashes as it did then, so a log brought forward
+    by ``deltagate audit init`` still verifies. Setting either on such an event
+    (or clearing it on another) changes its hash all the same.
+    """
+    form: dict[str, Any] = {
+        "seq": seq,
+        "at": utc_text(event.at),
+        "traceId": event.trace_id,
+        "callerApp": event.caller_app,
+        "callerRegion": event.caller_region,
+        "roles": list(event.roles),
+        "matterCode": event.matter_code,
+        "matterName": event.matter_name,
+        "operationName": event.operation_name,
+        "operationType": event.operation_type,
+        "documentHash": event.document_hash,
+        "policyVersion": event.policy_version,
+        "subjects": list(event.subjects),
+        "decisions": list(event.decisions),
+        "hashAlgorithm": algorithm,
+        "prevHash": prev_hash,
+    }
+    if event.acting is not None:
+        form["acting"] = event.acting
+    if event.receipts:
+        form["receipts"] = list(event.receipts)
+    return orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
 
 
 def chain_hash(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> str:

@@ -24,11 +24,12 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from gateway.audit.events import AuditEvent, StoredEvent
 from gateway.audit.verify import VerifyReport
 
-__all__ = ["AuditLog", "EventQuery", "Receipt"]
+__all__ = ["AuditLog", "EventQuery", "Receipt", "receipt_document"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +67,16 @@ class Receipt:
 
     stored: StoredEvent
     batch: int
+
+
+def receipt_document(receipt: Receipt, gateway: str) -> dict[str, Any]:
+    """What a lower gateway hands the upper for the event it wrote: ``extensions.auditReceipt``.
+
+    ``gateway`` is the writer's ``[delegation] id``; the upper keeps this in its
+    own event (adding the region it asked), and ``deltagate audit reconcile``
+    finds the event by it and checks its hash.
+    """
+    return {"gateway": gateway, "seq": receipt.stored.seq, "hash": receipt.stored.hash}
 
 
 class AuditLog(ABC):

@@ -42,8 +42,13 @@ def operation_event(
     policy_version: str | None,
     subjects: Iterable[str],
     decisions: Sequence[Mapping[str, Any]],
+    receipts: Sequence[Mapping[str, Any]] = (),
 ) -> AuditEvent:
-    """The event of one operation, timed now."""
+    """The event of one operation, timed now.
+
+    The caller's ``acting`` (the upper gateway of a delegated request) is recorded
+    beside it; ``receipts`` are the lower gateways' receipts for this operation.
+    """
     return AuditEvent(
         at=dt.datetime.now(dt.UTC),
         trace_id=trace_id,
@@ -58,4 +63,6 @@ def operation_event(
         policy_version=policy_version,
         subjects=tuple(sorted(set(subjects))),
         decisions=tuple(decisions),
+        acting=caller.acting,
+        receipts=tuple(receipts),
     )

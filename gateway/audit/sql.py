@@ -67,8 +67,13 @@ CREATE TABLE IF NOT EXISTS audit_event (
     decisions       jsonb NOT NULL,
     hash_algorithm  text NOT NULL,
     prev_hash       text NOT NULL,
-    hash            text NOT NULL
+    hash            text NOT NULL,
+    acting          text,
+    receipts        jsonb
 );
+-- The cascade's columns, for a log created before them (NULL: called directly, no receipts).
+ALTER TABLE audit_event ADD COLUMN IF NOT EXISTS acting text;
+ALTER TABLE audit_event ADD COLUMN IF NOT EXISTS receipts jsonb;
 COMMENT ON TABLE audit_event IS
     'deltagate audit log: append-only, hash-chained (verify with: deltagate audit verify)';
 CREATE INDEX IF NOT EXISTS audit_event_subjects ON audit_event USING gin (subjects);
@@ -76,6 +81,7 @@ CREATE INDEX IF NOT EXISTS audit_event_trace ON audit_event (trace_id);
 CREATE INDEX IF NOT EXISTS audit_event_app ON audit_event (caller_app, seq);
 CREATE INDEX IF NOT EXISTS audit_event_matter ON audit_event (matter_code, seq);
 CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event (at);
+CREATE INDEX IF NOT EXISTS audit_event_acting ON audit_event (acting, at) WHERE acting IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -114,7 +120,7 @@ GUARDS = ("audit_event_append_only", "audit_event_follows")
 COLUMNS = (
     "seq, at, trace_id, caller_app, caller_region, roles, matter_code, matter_name,"
     " operation_name, operation_type, document_hash, policy_version, subjects, decisions,"
-    " hash_algorithm, prev_hash, hash"
+    " hash_algorithm, prev_hash, hash, acting, receipts"
 )
 
 #: Each column and the key it has in an event's canonical form (``events.canonical``).
@@ -136,6 +142,8 @@ _FIELDS = (
     ("hash_algorithm", "hashAlgorithm", "text"),
     ("prev_hash", "prevHash", "text"),
     ("hash", "hash", "text"),
+    ("acting", "acting", "text"),
+    ("receipts", "receipts", "jsonb"),
 )
 
 # One statement for a whole batch: the events go as one JSON array of their canonical
@@ -191,6 +199,9 @@ def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
     decisions = record["decisions"]
     if isinstance(decisions, str | bytes):
         decisions = orjson.loads(decisions)
+    receipts = record["receipts"]
+    if isinstance(receipts, str | bytes):
+        receipts = orjson.loads(receipts)
     return StoredEvent(
         seq=record["seq"],
         event=AuditEvent(
@@ -207,6 +218,8 @@ def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
             policy_version=record["policy_version"],
             subjects=tuple(record["subjects"]),
             decisions=tuple(decisions),
+            acting=record["acting"],
+            receipts=tuple(receipts or ()),
         ),
         hash_algorithm=record["hash_algorithm"],
         prev_hash=record["prev_hash"],

@@ -30,20 +30,25 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import jwt
 
 from gateway.core.errors import ConfigError, Unauthenticated
+from gateway.core.types import Caller
 
 __all__ = [
+    "DEFAULT_DELEGATION_TTL",
     "MAX_DELEGATION_LIFETIME",
     "Delegation",
+    "DelegationSigner",
     "DelegationVerifier",
+    "load_signing_key",
     "load_trusted_keys",
     "mint_delegation",
+    "public_jwks",
 ]
 
 #: The longest a delegation may live, ``iat`` to ``exp`` (the issue's ceiling).
@@ -135,6 +140,72 @@ def mint_delegation(
     if traceparent is not None:
         claims["traceparent"] = traceparent
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DelegationSigner:
+    """The upper gateway's side: mints one delegation per request to a lower gateway.
+
+    Attributes:
+        key: the upper's private key (EC P-256 or RSA of 2048 bits or more).
+        kid: its id in the JWKS the lowers trust (``deltagate delegation jwks``).
+        issuer: the upper's own id (``[delegation] id``): ``iss`` and ``act.sub``.
+        ttl: seconds each delegation lives (1 to 60).
+    """
+
+    key: Any = field(repr=False)
+    kid: str
+    issuer: str
+    ttl: int = DEFAULT_DELEGATION_TTL
+
+    def mint(
+        self, audience: str, caller: Caller, matter: str | None, traceparent: str | None
+    ) -> str:
+        """A delegation for ``caller`` to the lower gateway ``audience``, for one request."""
+        return mint_delegation(
+            key=self.key, kid=self.kid, issuer=self.issuer, audience=audience,
+            sub=caller.app, region=caller.region, roles=caller.roles, matter=matter,
+            traceparent=traceparent, ttl=self.ttl,
+        )  # fmt: skip
+
+
+def load_signing_key(path: str | Path) -> Any:
+    """The private key of a PEM file, if it can sign delegations (EC P-256, RSA >= 2048 bits).
+
+    Raises:
+        ConfigError: the file cannot be read, is not an unencrypted PEM private key,
+            or holds a key of another kind or size.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"delegation signing key cannot be read: {exc}") from None
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"delegation signing key {path} is not an unencrypted PEM private key"
+        ) from None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name != "secp256r1":
+            raise ConfigError("delegation signing key must be on P-256 (ES256)")
+    elif isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < _MIN_RSA_BITS:
+            raise ConfigError(f"delegation signing key is shorter than {_MIN_RSA_BITS} bits")
+    else:
+        raise ConfigError("delegation signing key must be an EC P-256 or an RSA key")
+    return key
+
+
+def public_jwks(key: Any, kid: str) -> dict[str, Any]:
+    """The JWKS a lower gateway trusts for ``key``: its public part only, with ``kid``."""
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    algorithm = _algorithm_of(key)
+    codec = ECAlgorithm if algorithm == "ES256" else RSAAlgorithm
+    public = json.loads(codec.to_jwk(key.public_key()))
+    return {"keys": [{**public, "kid": kid, "use": "sig", "alg": algorithm}]}
 
 
 class DelegationVerifier:

@@ -56,11 +56,15 @@ class Region:
         name: its name, e.g. ``上海``.
         prefixes: the admin-division prefixes (2 to 6 digits) of the ID numbers
             and USCCs whose home it is.
+        upper_level: the upper-level platform (``[upper]``): it holds no prefix, and
+            keys no configured region holds are read there; known to the policy (as
+            an owner) and to the ``Region`` enum, never routed to by prefix.
     """
 
     code: str
     name: str
     prefixes: tuple[str, ...]
+    upper_level: bool = False
 
     def __post_init__(self) -> None:
         where = f"region {self.code!r}"
@@ -73,7 +77,7 @@ class Region:
             raise ConfigError(f"{where}: {self.code} is reserved and cannot name a region")
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"{where}: name must be a non-empty string")
-        if not self.prefixes:
+        if not self.prefixes and not self.upper_level:
             raise ConfigError(f"{where}: prefixes must list at least one admin-division prefix")
         for prefix in self.prefixes:
             if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):

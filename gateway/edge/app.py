@@ -51,7 +51,7 @@ def create_app(gateway: Gateway) -> Starlette:
         gateway.metrics.set_policy(status.version, failed=status.error is not None)
 
     async def metrics(_: Request) -> Response:
-        gateway.metrics.refresh_breakers(gateway.sources)
+        gateway.metrics.refresh_breakers(gateway.reachable)
         report_policy(gateway.policy.status)
         body, content_type = gateway.metrics.render()
         return Response(body, media_type=content_type)
@@ -61,15 +61,16 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def readyz(_: Request) -> Response:
         report = await gateway.ready()
-        # A policy file that fails to reload leaves the previous policy in force: reported, but
-        # not a reason to take every replica out of rotation at once.
-        # A replica whose audit store is down refuses personal data: not ready either.
-        ok = (
-            all(s == "ok" for s in report["sources"].values())
-            and report["audit"] != "unavailable"
-            and report["policy"]["ready"]
-        )
-        report["status"] = "ok" if ok else "unavailable"
+        # Ready means this replica can serve: a valid policy loaded, and its audit store
+        # reachable where one is configured (without it, personal data is refused). A
+        # region that is down is shared by every replica: taking them all out of the
+        # Service would hide the regions still up, while a replica answers that region's
+        # fields at once with SOURCE_UNAVAILABLE (its breaker). It is listed, not counted.
+        # A policy file that fails to reload leaves the previous policy in force: reported,
+        # not a reason to take every replica out of rotation at once either.
+        ok = report["audit"] != "unavailable" and report["policy"]["ready"]
+        degraded = any(state != "ok" for state in report["sources"].values())
+        report["status"] = "unavailable" if not ok else "degraded" if degraded else "ok"
         return json_response(report, 200 if ok else 503)
 
     @contextlib.asynccontextmanager

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from gateway.audit import AuditLog, PostgresAuditLog
-from gateway.core.delegation import DelegationVerifier, load_trusted_keys
+from gateway.core.delegation import (
+    DelegationSigner,
+    DelegationVerifier,
+    load_signing_key,
+    load_trusted_keys,
+)
 from gateway.core.errors import AuditUnavailable, SourceUnavailable
+from gateway.core.regions import Region
 from gateway.core.types import RegionCode
 from gateway.edge.admission import Admission
 from gateway.edge.auth import TokenVerifier, caller_regions
@@ -29,10 +35,11 @@ from gateway.edge.operations import OperationManifest
 from gateway.edge.query_limits import Limits
 from gateway.edge.rate_limit_store import RedisBuckets, StoreUnavailable
 from gateway.edge.rate_limits import RateLimiter, watched_quotas
-from gateway.edge.settings import Settings
+from gateway.edge.settings import Settings, SourceSettings
 from gateway.edge.shared_limits import SharedRateLimiter
 from gateway.edge.validation_budget import ValidationBudget
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
+from gateway.sources.upper import UpperSource
 from gateway.telemetry.spans import Telemetry
 from policies import PolicyEngine, resolve_mask_secret
 from resolvers.cursors import CursorCodec
@@ -65,6 +72,8 @@ class GatewayParts:
         audit: the audit store (None: data of grade L2+ is refused).
         admission: requests each client address may have waiting to be admitted.
         delegation: checks the delegations of upper gateways (None: none accepted).
+        upper: the upper-level source (``[upper]``), behind its breaker: keys no
+            configured region holds are read there (None: answered ``null``).
     """
 
     settings: Settings
@@ -84,6 +93,15 @@ class GatewayParts:
         default_factory=lambda: Admission(Limits().max_unauthenticated_per_client)
     )
     delegation: DelegationGate | None = None
+    upper: Source | None = None
+
+    @property
+    def reachable(self) -> dict[RegionCode, Source]:
+        """Every source under its name, the upper-level one last: what readiness reports,
+        the breaker metrics show and ``close`` closes."""
+        if self.upper is None:
+            return dict(self.sources)
+        return {**self.sources, self.upper.region: self.upper}
 
     @classmethod
     def from_settings(
@@ -116,20 +134,41 @@ class GatewayParts:
         else:
             logger.warning("no audit database is configured: data of grade L2+ will be refused")
         mask_secret = resolve_mask_secret(settings.mask_secret, dev_mode=not settings.production)
+        signer = _delegation_signer(settings)
         sources: dict[RegionCode, Source] = {
             s.region: CircuitBreaker(
-                build_source(s.kind, **s.options(), observer=observer),
+                build_source(s.kind, **_source_options(s, signer), observer=observer),
                 failures=s.breaker_failures,
                 reset_after=s.breaker_reset,
             )
             for s in settings.sources
         }
+        upper = None
+        if settings.upper is not None:
+            upper = UpperSource(
+                CircuitBreaker(
+                    build_source(
+                        "gateway", **_source_options(settings.upper, signer), observer=observer
+                    ),
+                    failures=settings.upper.breaker_failures,
+                    reset_after=settings.upper.breaker_reset,
+                ),
+                settings.upper.region,
+                settings.regions.codes,
+            )
+        # The upper-level platform owns the rows it returns: the policy decides them as its
+        # data (lines may name it; the `*` lines cover it), and the Region enum names it.
+        regions = settings.regions
+        if upper is not None:
+            regions = regions.with_region(
+                Region(code=upper.region, name=upper.region, prefixes=(), upper_level=True)
+            )
         policy = PolicyEngine.from_directory(
             settings.policy_dir,
             mask_secret=mask_secret,
             reload_interval=settings.policy_reload_interval,
             shared_cache_size=4096,
-            regions=settings.regions,
+            regions=regions,
         )
         verifier = TokenVerifier(
             hs256_secret=settings.hs256_secret,
@@ -141,9 +180,7 @@ class GatewayParts:
         )
         # No extensions: requests are executed with ``execute_prepared`` on the document
         # the guard parsed and validated, so Strawberry's own caches would never be read.
-        schema = build_schema(
-            extensions=[], hide_suggestions=settings.production, regions=settings.regions
-        )
+        schema = build_schema(extensions=[], hide_suggestions=settings.production, regions=regions)
         guard = DocumentGuard(schema._schema, settings.limits, production=settings.production)
         return cls(
             settings=settings,
@@ -172,6 +209,7 @@ class GatewayParts:
             audit=audit,
             admission=Admission(settings.limits.max_unauthenticated_per_client),
             delegation=_delegation_gate(settings),
+            upper=upper,
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -203,11 +241,12 @@ class GatewayParts:
                 return "unavailable", self.audit.problem
             return "ok", None
 
+        reachable = self.reachable
         *states, (audit_state, audit_error), store_state = await asyncio.gather(
-            *(ping(s) for s in self.sources.values()), audit(), rate_limit_store()
+            *(ping(s) for s in reachable.values()), audit(), rate_limit_store()
         )
         return {
-            "sources": dict(zip(self.sources, states, strict=True)),
+            "sources": dict(zip(reachable, states, strict=True)),
             "audit": audit_state,
             "auditError": audit_error,
             "rateLimitStore": store_state,
@@ -221,7 +260,7 @@ class GatewayParts:
 
     async def close(self) -> None:
         """Flush pending audit events and exported spans; close every pool."""
-        closing = [source.close() for source in self.sources.values()]
+        closing = [source.close() for source in self.reachable.values()]
         if self.audit is not None:
             closing.append(self.audit.close())
         if isinstance(self.rate_limiter, SharedRateLimiter):
@@ -257,7 +296,7 @@ def _both(first: QueryObserver, second: QueryObserver | None) -> QueryObserver:
 def _delegation_gate(settings: Settings) -> DelegationGate | None:
     """The check of upper gateways' delegations, if ``[delegation]`` is configured."""
     config = settings.delegation
-    if config is None:
+    if config is None or config.trusted_jwks is None:
         return None
     keys = load_trusted_keys(config.trusted_jwks, config.trusted_issuers)
     return DelegationGate(
@@ -265,3 +304,24 @@ def _delegation_gate(settings: Settings) -> DelegationGate | None:
         acting_roles=config.acting_roles,
         regions=caller_regions(settings.regions.codes),
     )
+
+
+def _delegation_signer(settings: Settings) -> DelegationSigner | None:
+    """The key this gateway signs its callers' delegations with, if it has one."""
+    config = settings.delegation
+    if config is None or config.signing_key is None or config.signing_key_id is None:
+        return None
+    return DelegationSigner(
+        key=load_signing_key(config.signing_key),
+        kid=config.signing_key_id,
+        issuer=config.id,
+        ttl=config.ttl,
+    )
+
+
+def _source_options(source: SourceSettings, signer: DelegationSigner | None) -> dict[str, Any]:
+    """A source's options, with the delegation signer for a ``gateway`` source that delegates."""
+    options = source.options()
+    if source.kind == "gateway" and source.delegation_audience is not None:
+        options["signer"] = signer
+    return options

@@ -1,5 +1,5 @@
-"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy, and
-check or read the audit log."""
+"""The ``deltagate`` command: serve, run the demo, seed data, mint tokens, explain policy,
+print the cascade's delegation JWKS, and check, read or reconcile the audit log."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from gateway.core.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
     from gateway.edge.settings import Settings
+    from gateway.synthetic import Dataset
 
 logger = logging.getLogger("deltagate")
 
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Both log their whole configuration at INFO; only their warnings concern an operator.
     logging.getLogger("casbin").setLevel(logging.WARNING)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # httpx logs every request of a gateway source at INFO: one line per hop and batch.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:
@@ -83,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--persons", type=int, default=1000, help="persons per region")
     demo.add_argument("--seed", type=int, default=20240601)
     demo.add_argument("--data-dir", type=Path, help="the embedded server's data folder")
+    demo.add_argument(
+        "--cascade",
+        action="store_true",
+        help="two provincial gateways (SH, JS; ports +1, +2) and the delta gateway over them",
+    )
     demo.set_defaults(run=_demo)
 
     seed = commands.add_parser("seed", help="create and fill the four regional databases")
@@ -101,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", help="for a citizen: the ID number the token speaks for")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.set_defaults(run=_token)
+
+    delegation = commands.add_parser("delegation", help="the cascade's delegation keys")
+    delegation_commands = delegation.add_subparsers(dest="delegation_command", required=True)
+    jwks = delegation_commands.add_parser(
+        "jwks", help="print the JWKS (public part) a lower gateway puts in its trusted_jwks file"
+    )
+    jwks.add_argument("--key", type=Path, required=True, help="the upper's PEM private key")
+    jwks.add_argument("--kid", required=True, help="the key's id ([delegation] signing_key_id)")
+    jwks.set_defaults(run=_delegation_jwks)
 
     policy = commands.add_parser("policy", help="ask the access policy")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
@@ -155,6 +172,9 @@ def _serve(args: argparse.Namespace) -> int:
         # them all up. Set before the workers start: they read it when they import the client.
         metrics_dir = tempfile.mkdtemp(prefix="deltagate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # HTTPS, and with [tls] client_ca mutual TLS: a client without a certificate from that
+    # CA fails the handshake, before any request (or bearer token) is read.
+    tls = settings.tls.uvicorn_options() if settings.tls is not None else {}
     try:
         uvicorn.run(
             "gateway.edge.asgi:create",
@@ -166,6 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
             http="httptools",
             log_level="info",
             access_log=False,
+            **tls,
         )
     finally:
         if metrics_dir is not None:
@@ -179,6 +200,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from gateway.edge.embedded import DEFAULT_DATA_DIR, start_embedded
 
+    if args.cascade:
+        from gateway.edge.demo_cascade import run_cascade
+
+        return run_cascade(args, _exit_on_signal)
     data_dir = args.data_dir or DEFAULT_DATA_DIR
     print(f"Starting the embedded PostgreSQL in {data_dir} ...", flush=True)
     server = start_embedded(data_dir)
@@ -201,7 +226,6 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
 
     from gateway.audit import create_database
     from gateway.edge.app import Gateway, create_app
-    from gateway.edge.auth import mint_token
     from gateway.synthetic import Dataset, seed_regions
 
     print(f"Seeding {args.persons} persons per region (seed {args.seed}) ...", flush=True)
@@ -220,27 +244,8 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     print(f"GraphiQL: {base}")
     print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
     print()
+    print_demo_callers(base, secret, int(settings.max_token_lifetime), dataset)
     person = dataset.cross_region_person("SH")
-    callers = [(*caller, None) for caller in DEMO_CALLERS]
-    # A citizen's own token speaks for one person: the one suggested below.
-    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
-                    person["id_number"]))  # fmt: skip
-    for app, region, roles, matter, what, subject in callers:
-        minted = mint_token(
-            sub=app,
-            region=region,
-            roles=roles,
-            secret=secret,
-            ttl=int(settings.max_token_lifetime),
-            subject=subject,
-        )
-        headers = {"Authorization": f"Bearer {minted}"}
-        if matter:
-            headers["X-Matter-Code"] = matter
-        link = graphiql_link(base, headers)
-        print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
-        print(f"  token: {minted}")
-        print(f"  GraphiQL with these headers: {link}")
     enterprise = dataset.cross_region_enterprise("JS")
     print()
     print("Keys to try:")
@@ -259,6 +264,28 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
         log_level="info",
     )
     return 0
+
+
+def print_demo_callers(base: str, secret: str, ttl: int, dataset: Dataset) -> None:
+    """Print a token and a GraphiQL link for each demo caller (and a citizen's own token)."""
+    from gateway.edge.auth import mint_token
+
+    person = dataset.cross_region_person("SH")
+    callers = [(*caller, None) for caller in DEMO_CALLERS]
+    # A citizen's own token speaks for one person: the one suggested with the keys to try.
+    callers.append(("citizen-app", "SH", ("citizen",), None, "a citizen (accessHistory)",
+                    person["id_number"]))  # fmt: skip
+    for app, region, roles, matter, what, subject in callers:
+        minted = mint_token(
+            sub=app, region=region, roles=roles, secret=secret, ttl=ttl, subject=subject
+        )
+        headers = {"Authorization": f"Bearer {minted}"}
+        if matter:
+            headers["X-Matter-Code"] = matter
+        link = graphiql_link(base, headers)
+        print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
+        print(f"  token: {minted}")
+        print(f"  GraphiQL with these headers: {link}")
 
 
 def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -> Settings:
@@ -316,6 +343,15 @@ def _token(args: argparse.Namespace) -> int:
             subject=args.subject,
         )
     )
+    return 0
+
+
+def _delegation_jwks(args: argparse.Namespace) -> int:
+    from gateway.core.delegation import load_signing_key, public_jwks
+
+    if not args.kid.strip():
+        raise ConfigError("--kid must name the key")
+    print(json.dumps(public_jwks(load_signing_key(args.key), args.kid), indent=2))
     return 0
 
 

@@ -43,7 +43,8 @@ from gateway.core.errors import BatchTooLarge
 from gateway.edge.query_limits import INTROSPECTION, Limits, dependency_order
 
 #: Arguments that name the keys of a batch look-up; the list's length sizes the result.
-BATCH_ARGUMENTS = frozenset({"idNumbers", "usccs"})
+#: Federation's ``_entities(representations:)`` is one too: a key per representation.
+BATCH_ARGUMENTS = frozenset({"idNumbers", "usccs", "representations"})
 #: The argument that sizes a page.
 PAGE_ARGUMENT = "first"
 

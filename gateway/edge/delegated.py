@@ -19,23 +19,60 @@ a delegation is decided for the service token's own identity, as before; a
 gateway with no ``[delegation]`` configured refuses any request that carries
 one, rather than deciding it for the identity of the token alone.
 
+The trace: a delegated request continues the upper's trace, from the
+``traceparent`` inside the delegation (signed by the upper, so it names the
+upper's own operation), and its audit event is filed under the same trace id
+as the upper's. Any other caller's ``traceparent`` is only linked (see
+``gateway.telemetry.spans``): an unsigned header never chooses the trace id an
+audit event is filed under.
+
 Kept apart from ``auth.py`` (one concept per module): that module checks one
 bearer token, this one binds two of them together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from gateway.core.delegation import DelegationVerifier
 from gateway.core.errors import Unauthenticated
 from gateway.core.types import Caller
-from gateway.edge.auth import caller_from_claims
+from gateway.edge.auth import TokenVerifier, caller_from_claims
 
-__all__ = ["DEFAULT_ACTING_ROLES", "DELEGATION_HEADER", "DelegationGate", "delegated_caller"]
+__all__ = [
+    "DEFAULT_ACTING_ROLES",
+    "DELEGATION_HEADER",
+    "MATTER_HEADER",
+    "DelegationGate",
+    "Identity",
+    "delegated_caller",
+    "identify",
+]
 
 #: The header a delegation travels in, beside the upper's own ``Authorization``.
 DELEGATION_HEADER = "x-delegation"
+#: The header naming the matter (事项) a request is made under.
+MATTER_HEADER = "x-matter-code"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request is decided for, and who sent it.
+
+    Attributes:
+        service: the bearer token's own identity (quotas are its).
+        caller: the caller decided for: ``service``, or the caller an upper acts for.
+        matter: the matter the request is made under.
+        traceparent: the signed trace context of a delegation: the trace to continue.
+    """
+
+    service: Caller
+    caller: Caller
+    matter: str | None
+    traceparent: str | None = None
+
+
 #: The roles that let a service token act for others, unless configured otherwise.
 DEFAULT_ACTING_ROLES = ("delta_platform",)
 
@@ -60,8 +97,8 @@ class DelegationGate:
         self.acting_roles = frozenset(acting_roles)
         self.regions = frozenset(regions)
 
-    def accept(self, service: Caller, token: str, matter: str | None) -> tuple[Caller, str | None]:
-        """The original caller and the matter of a delegated request.
+    def accept(self, service: Caller, token: str, matter: str | None) -> Identity:
+        """The original caller, the matter and the trace of a delegated request.
 
         ``matter`` is the request's ``X-Matter-Code``, if any: it must agree with
         the delegation's, which the upper signed (the header alone is not).
@@ -80,17 +117,31 @@ class DelegationGate:
             "roles": list(delegation.roles),
         }
         caller = caller_from_claims(claims, self.regions)
-        return Caller(
+        acting = Caller(
             app=caller.app, region=caller.region, roles=caller.roles, acting=delegation.acting
-        ), delegation.matter
+        )
+        return Identity(service, acting, delegation.matter, delegation.traceparent)
+
+
+def identify(
+    verifier: TokenVerifier, gate: DelegationGate | None, headers: Mapping[str, str]
+) -> Identity:
+    """Who a request is decided for: its bearer token's identity, or the caller it acts for.
+
+    Raises:
+        Unauthenticated: a missing or bad token, or a delegation refused.
+    """
+    service = verifier.verify(headers.get("authorization"))
+    matter = headers.get(MATTER_HEADER, "").strip() or None
+    return delegated_caller(gate, service, headers.get(DELEGATION_HEADER), matter)
 
 
 def delegated_caller(
     gate: DelegationGate | None, service: Caller, token: str | None, matter: str | None
-) -> tuple[Caller, str | None]:
+) -> Identity:
     """The caller and matter a request is decided for, with or without a delegation."""
     if token is None or not token.strip():
-        return service, matter
+        return Identity(service, service, matter)
     if gate is None:
         # Deciding for the service identity alone could release more than the
         # upper meant its caller to see: refuse instead.

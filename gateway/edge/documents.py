@@ -42,6 +42,7 @@ from graphql import (
     OperationDefinitionNode,
     Source,
     TokenKind,
+    ValidationRule,
     Visitor,
     parse,
     specified_rules,
@@ -142,7 +143,7 @@ class DocumentGuard:
             StorableStringsRule,  # no literal a source cannot store reaches SQL
         ]
         if production:
-            rules.append(NoSchemaIntrospectionCustomRule)
+            rules += [NoSchemaIntrospectionCustomRule, NoServiceSdlRule]
         self._rules = tuple(rules)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
@@ -308,6 +309,27 @@ class DocumentGuard:
                 prepared.costs.popitem(last=False)
         if isinstance(outcome, GatewayError):
             raise outcome.with_traceback(None)
+
+
+class NoServiceSdlRule(ValidationRule):
+    """Production mode: no ``_service { sdl }``, which is introspection by another name.
+
+    Where introspection is refused, the subgraph SDL is too: a supergraph is composed from
+    the published SDL (``schema/schema.graphql``, what ``_service`` returns), not from the
+    running gateway. ``_entities`` stays open: it is a look-up like any other.
+    """
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        if node.name.value == "_service" and self.context.get_parent_type() is (
+            self.context.schema.query_type
+        ):
+            self.report_error(
+                GraphQLError(
+                    "_service is off in production mode, as introspection is; compose the"
+                    " supergraph from the published subgraph SDL",
+                    node,
+                )
+            )
 
 
 def _root_fields(

@@ -3,14 +3,20 @@
 The stages run in this order, each able to refuse the request:
 
 1. negotiate the response media type (``406``);
-2. admit: authenticate the token, take from the app's rate limit, read the
-   body within its size and time (all before the body is read, or as it is);
+2. admit: authenticate the token (and an upper gateway's delegation: the
+   caller it acts for; this is checked before the trace starts, since a
+   trusted delegation's trace is continued), take from the app's rate limit,
+   read the body within its size and time (all before the body is read, or as
+   it is);
 3. find the document (registered operations) and prepare it: parse, limit,
    validate, charged to the app's validation time;
 4. bind the caller's policy (and matter);
-5. execute;
+5. execute (the ``gateway`` sources below delegate for the caller and collect
+   the lower gateways' audit receipts and masked or withheld decisions);
 6. commit the audit event if the operation touched L2+ data (else
-   ``AUDIT_UNAVAILABLE``, without the data: fail closed);
+   ``AUDIT_UNAVAILABLE``, without the data: fail closed), with the stricter of
+   this level's and the lower's decision per field, and the lowers' receipts;
+   a delegated request's answer carries this event's receipt;
 7. answer with orjson, errors written by ``gateway.edge.responses``.
 
 Each request runs in an OpenTelemetry span whose trace id the response
@@ -31,7 +37,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit import operation_event, touches_audited_data
+from gateway.audit import Receipt, operation_event, receipt_document, touches_audited_data
+from gateway.core.cascade import DEPTH_HEADER, CascadeRequest, acting_for, depth_of
 from gateway.core.errors import (
     AuditUnavailable,
     GatewayError,
@@ -41,7 +48,7 @@ from gateway.core.errors import (
 )
 from gateway.core.types import Caller
 from gateway.edge.build import GatewayParts
-from gateway.edge.delegated import DELEGATION_HEADER, delegated_caller
+from gateway.edge.delegated import Identity, identify
 from gateway.edge.documents import PreparedOperation
 from gateway.edge.http import negotiate, read_operation
 from gateway.edge.responses import (
@@ -54,11 +61,10 @@ from gateway.edge.responses import (
 )
 from gateway.telemetry.spans import OperationTrace
 from policies import OperationPolicy
+from policies.levels import stricter
 from resolvers.context import GatewayContext
 
 logger = logging.getLogger("deltagate")
-
-MATTER_HEADER = "x-matter-code"
 
 
 class Gateway(GatewayParts):
@@ -69,9 +75,18 @@ class Gateway(GatewayParts):
         started = time.perf_counter()
         seen = _Seen()
         try:
-            with self.telemetry.operation(request.headers) as trace:
+            # Who asks is known before the trace starts: a trusted upper's delegated request
+            # continues the upper's trace (signed in its delegation). A refusal is answered
+            # inside the trace, like every other.
+            identity: Identity | Exception
+            try:
+                identity = identify(self.verifier, self.delegation, request.headers)
+            except Exception as error:
+                identity = error
+            parent = identity.traceparent if isinstance(identity, Identity) else None
+            with self.telemetry.operation(request.headers, parent=parent) as trace:
                 try:
-                    return await self._answer(request, seen, trace)
+                    return await self._answer(request, seen, trace, identity)
                 except Exception as error:
                     # Unexpected: INTERNAL with no detail, as JSON like every other error;
                     # ``request_error`` logs the detail with the trace id.
@@ -89,7 +104,9 @@ class Gateway(GatewayParts):
                 policy=seen.policy,
             )
 
-    async def _answer(self, request: Request, seen: _Seen, trace: OperationTrace) -> Response:
+    async def _answer(
+        self, request: Request, seen: _Seen, trace: OperationTrace, identity: Identity | Exception
+    ) -> Response:
         trace_id = trace.trace_id
         media_type = negotiate(request.headers.get("accept"))
         if media_type is None:
@@ -104,13 +121,11 @@ class Gateway(GatewayParts):
         operation = None
         try:
             with self.admission.pending(request.client.host if request.client else "-"):
-                service = self.verifier.verify(request.headers.get("authorization"))
-                seen.app = service.app
-                matter = request.headers.get(MATTER_HEADER, "").strip() or None
+                if isinstance(identity, Exception):
+                    raise identity
                 # An upper gateway's request is decided for the caller it acts for.
-                caller, matter = delegated_caller(
-                    self.delegation, service, request.headers.get(DELEGATION_HEADER), matter
-                )
+                service, caller, matter = identity.service, identity.caller, identity.matter
+                seen.app = service.app
                 trace.caller(caller, matter)
                 if self.rate_limiter is not None:
                     # Quotas are the token holder's: an upper spends its own for its callers.
@@ -146,19 +161,29 @@ class Gateway(GatewayParts):
             spans=trace.recorder,
             audit_log=self.audit,
             registry=self.settings.regions,
+            upper=self.upper,
         )  # fmt: skip
-        result = await self.schema.execute_prepared(
-            prepared.document,
-            variable_values=operation.variables,
-            context_value=context,
-            operation_name=operation.operation_name,
-            plan=prepared.plan,
-        )
+        # What the gateway sources below need of this request: the caller to delegate,
+        # the trace to continue; they leave the lowers' audit receipts in it.
+        depth = depth_of(request.headers.get(DEPTH_HEADER))
+        with acting_for(CascadeRequest(caller, matter, trace.traceparent, depth=depth)) as cascade:
+            result = await self.schema.execute_prepared(
+                prepared.document,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+                plan=prepared.plan,
+            )
         # Every decision, clear ones too: the audit event records them all, the response
         # lists the masked and withheld ones.
         summary = policy.summary(include_clear=True)
+        if cascade.below:
+            # What a lower gateway masked or withheld was not released in clear here.
+            summary["fields"] = stricter(summary["fields"], cascade.below)
         try:
-            await self._audit(trace, caller, policy, context, prepared, summary)
+            receipt = await self._audit(
+                trace, caller, policy, context, prepared, summary, cascade.receipts
+            )
         except AuditUnavailable as error:
             # Fail closed: without its audit event, none of the operation's data leaves.
             logger.error("audit event not written; response refused (trace %s)", trace_id)
@@ -190,6 +215,12 @@ class Gateway(GatewayParts):
             **context.extensions,
             "traceId": trace_id,
         }
+        if receipt is not None and caller.acting is not None and self.settings.delegation:
+            # For the acting gateway's own event. Only a trusted upper is told: the
+            # numbers would show any caller how many audited operations this gateway serves.
+            payload["extensions"]["auditReceipt"] = receipt_document(
+                receipt, self.settings.delegation.id
+            )
         seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
         # Metrics are the operator's: they keep the owners the caller's view leaves out.
         seen.policy = {"fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
@@ -216,12 +247,17 @@ class Gateway(GatewayParts):
         context: GatewayContext,
         prepared: PreparedOperation,
         summary: dict[str, Any],
-    ) -> None:
-        """If the operation touched L2+ data (or read the audit log), commit its audit event."""
+        receipts: list[Mapping[str, Any]],
+    ) -> Receipt | None:
+        """If the operation touched L2+ data (or read the audit log), commit its audit event.
+
+        ``receipts`` are those of the lower gateways that answered it (the cascade).
+        Returns the event's receipt, or None when no event was needed.
+        """
         decisions = summary["fields"]
         trace.decisions(decisions, policy.policy_version)
         if not context.audit_reads and not touches_audited_data(decisions):
-            return
+            return None
         if self.audit is None:
             raise AuditUnavailable("no audit log is configured")
         event = operation_event(
@@ -235,6 +271,7 @@ class Gateway(GatewayParts):
             policy_version=policy.policy_version,
             subjects=context.loaders.subjects,
             decisions=[*decisions, *context.audit_reads],
+            receipts=receipts,
         )
         attributes = {"deltagate.kind": "audit", "deltagate.audit.subjects": len(event.subjects)}
         with self.telemetry.span("audit.write", attributes) as span:
@@ -245,6 +282,7 @@ class Gateway(GatewayParts):
                      "deltagate.audit.batch": receipt.batch}
                 )  # fmt: skip
         trace.audited(receipt.stored.seq)
+        return receipt
 
 
 @dataclass(slots=True)

@@ -28,7 +28,16 @@ Example ``gateway.toml``::
     url = "https://gw.zj.example/graphql"    # the lower gateway's endpoint
     token_env = "DELTAGATE_UPSTREAM_TOKEN_ZJ" # the variable holding the service token
     matter = "JH-HUKOU-MIGRATION" # optional X-Matter-Code sent with every request
+    delegation_audience = "deltagate-zj"     # the lower's [delegation] id: delegate each caller
     timeout = 3.0                # and breaker_failures, breaker_reset as for postgres
+    tls_ca = "zj-ca.pem"         # optional: trust only this CA for the lower's certificate
+    tls_cert = "delta-client.pem" # optional: the client certificate (mutual TLS) and its key
+    tls_key = "delta-client.key"
+
+    [upper]                      # optional: keys whose prefix no configured region holds
+    url = "https://gw.national.example/graphql"   # go to the upper-level platform
+    token_env = "DELTAGATE_UPPER_TOKEN"           # the keys of a gateway source, and
+    code = "CN"                  # the name its errors carry (extensions.region; default UPPER)
 
     [sources.NJ]                 # a region beyond the shipped four (SH, JS, ZJ, AH):
     dsn = "postgresql://gateway@db-nj/deltagate_nj"
@@ -52,10 +61,19 @@ Example ``gateway.toml``::
     trusted_jwks = "upper-jwks.json"         # public keys (ES256/RS256, with kid) of the uppers
     trusted_issuers = ["deltagate-delta"]    # the upper gateways' ids those keys sign for
     acting_roles = ["delta_platform"]        # a service token needs one to act for others
+    signing_key = "delegation-key.pem"       # an upper's own: signs its delegations (EC P-256
+    signing_key_id = "delta-2024"            # or RSA >= 2048), its kid in the lowers' JWKS
+    ttl = 30                     # seconds a delegation lives (at most 60)
 
     [audit]
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
     timeout = 5.0                # seconds for one audit write or read
+
+    [tls]                        # serve HTTPS (deltagate serve); paths relative to this file
+    cert = "server.pem"          # the server's certificate chain and its key
+    key = "server.key"
+    client_ca = "upper-ca.pem"   # client certificates must come from this CA (mutual TLS)
+    require_client_cert = true   # default: true when client_ca is set
 
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
@@ -70,11 +88,13 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.core.delegation import DEFAULT_DELEGATION_TTL, MAX_DELEGATION_LIFETIME
 from gateway.core.errors import ConfigError
 from gateway.core.regions import Region, RegionRegistry, shipped_regions
 from gateway.core.types import RegionCode
@@ -94,10 +114,21 @@ logger = logging.getLogger("deltagate.settings")
 
 #: The source kinds and the keys a ``[sources.XX]`` table of each may hold.
 _COMMON_KEYS = {"kind", "timeout", "breaker_failures", "breaker_reset", "name", "prefixes"}
+#: A gateway source's TLS client options: the CA it trusts, the certificate it presents.
+_TLS_CLIENT_KEYS = {"tls_ca", "tls_cert", "tls_key"}
 SOURCE_KEYS: Mapping[str, frozenset[str]] = {
     "postgres": frozenset({*_COMMON_KEYS, "dsn", "mapping", "pool_min", "pool_max"}),
-    "gateway": frozenset({*_COMMON_KEYS, "url", "token_env", "matter"}),
+    "gateway": frozenset(
+        {*_COMMON_KEYS, *_TLS_CLIENT_KEYS, "url", "token_env", "matter", "delegation_audience"}
+    ),
 }
+#: The keys of ``[upper]``: a gateway source's, without a region's name and prefixes.
+UPPER_KEYS = frozenset({*SOURCE_KEYS["gateway"] - {"kind", "name", "prefixes"}, "code"})
+#: Seconds a gateway source's breaker stays open: a trial is one small HTTP request, and a
+#: lower gateway that restarts should be back in full answers within a few seconds.
+GATEWAY_BREAKER_RESET = 2.0
+#: The name an upper-level source's errors carry unless ``[upper] code`` says otherwise.
+DEFAULT_UPPER_CODE = "UPPER"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,7 +138,9 @@ class SourceSettings:
     Attributes:
         kind: ``postgres`` (``dsn``, ``mapping``, pool sizes) or ``gateway``
             (``url`` of a lower gateway's ``/graphql``, its service ``token``
-            read from the environment variable ``token_env``, an optional ``matter``).
+            read from the environment variable ``token_env``, an optional ``matter``,
+            and ``delegation_audience``, the lower's ``[delegation] id``: with the
+            upper's signing key, each request carries a delegation for its caller).
         timeout: seconds per backend call (a query, or a request to the lower).
         breaker_failures, breaker_reset: the region's circuit breaker.
     """
@@ -120,22 +153,28 @@ class SourceSettings:
     token_env: str | None = None
     token: str | None = field(default=None, repr=False)
     matter: str | None = None
+    delegation_audience: str | None = None
     timeout: float = 5.0
     pool_min: int = 1
     pool_max: int = 10
     breaker_failures: int = 3
     breaker_reset: float = 5.0
+    tls: TlsClientSettings | None = None
 
     def options(self) -> dict[str, Any]:
         """The keyword options of ``gateway.sources.build_source`` for this kind."""
         if self.kind == "gateway":
-            return {
+            options: dict[str, Any] = {
                 "region": self.region,
                 "url": self.url,
                 "token": self.token,
                 "matter": self.matter,
                 "timeout": self.timeout,
+                "delegation_audience": self.delegation_audience,
             }
+            if self.tls is not None:
+                options["tls"] = self.tls.context()
+            return options
         return {
             "region": self.region,
             "dsn": self.dsn,
@@ -145,9 +184,9 @@ class SourceSettings:
             "max_size": self.pool_max,
         }
 
-    def check(self, *, production: bool) -> None:
+    def check(self, *, production: bool, where: str | None = None) -> None:
         """Refuse options the kind cannot run with, naming the entry."""
-        where = f"sources.{self.region}"
+        where = where or f"sources.{self.region}"
         if self.kind not in SOURCE_KEYS:
             raise ConfigError(
                 f"{where}: unknown kind {self.kind!r} (known: {', '.join(sorted(SOURCE_KEYS))})"
@@ -171,30 +210,148 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DelegationSettings:
-    """Delegated requests this gateway accepts from the gateways above it (``[delegation]``).
+class TlsClientSettings:
+    """How a gateway source checks the lower's certificate and which one it presents.
 
     Attributes:
-        id: this gateway's id, the audience a delegation must name.
-        trusted_jwks: the JWKS file of the public keys of the trusted upper gateways.
+        ca: the CA bundle the lower's server certificate must chain to (None: the
+            system's trusted CAs).
+        cert, key: the client certificate (PEM chain) and its private key, for a
+            lower that requires one (mutual TLS); both or neither.
+    """
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], base: Path, where: str) -> TlsClientSettings:
+        paths = {}
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{where}.{key} must be the path of a PEM file")
+            paths[key] = base / value if value else None
+        if (paths["tls_cert"] is None) != (paths["tls_key"] is None):
+            raise ConfigError(f"{where}: tls_cert and tls_key go together")
+        return cls(ca=paths["tls_ca"], cert=paths["tls_cert"], key=paths["tls_key"])
+
+    def context(self) -> ssl.SSLContext:
+        """The client's SSL context; ``ConfigError`` if a file cannot be read."""
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+            if self.cert is not None:
+                context.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TLS files of a gateway source: {exc}") from None
+        return context
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsSettings:
+    """HTTPS for ``deltagate serve`` (``[tls]``), with client certificates for mutual TLS.
+
+    Attributes:
+        cert, key: the server's certificate chain and private key (PEM).
+        client_ca: the CA bundle client certificates must chain to.
+        require_client_cert: refuse a connection without a client certificate from
+            ``client_ca`` (the TLS handshake fails: no request is read at all).
+    """
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    require_client_cert: bool = False
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], base: Path) -> TlsSettings:
+        for key in ("cert", "key"):
+            if not isinstance(table.get(key), str) or not table[key]:
+                raise ConfigError(f"tls.{key} is required (the path of a PEM file)")
+        client_ca = table.get("client_ca")
+        if client_ca is not None and (not isinstance(client_ca, str) or not client_ca):
+            raise ConfigError("tls.client_ca must be the path of a PEM file")
+        require = table.get("require_client_cert", client_ca is not None)
+        if not isinstance(require, bool):
+            raise ConfigError("tls.require_client_cert must be true or false")
+        if require and client_ca is None:
+            raise ConfigError("tls.require_client_cert needs tls.client_ca (the CA to accept)")
+        return cls(
+            cert=base / table["cert"],
+            key=base / table["key"],
+            client_ca=base / client_ca if client_ca else None,
+            require_client_cert=require,
+        )
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """The ``ssl_*`` options of ``uvicorn.run``."""
+        for path in (self.cert, self.key, self.client_ca):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"tls: {path} is not a readable file")
+        options: dict[str, Any] = {"ssl_certfile": str(self.cert), "ssl_keyfile": str(self.key)}
+        if self.client_ca is not None:
+            options["ssl_ca_certs"] = str(self.client_ca)
+            options["ssl_cert_reqs"] = (
+                ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+            )
+        return options
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationSettings:
+    """This gateway's part in the cascade (``[delegation]``): as a lower, as an upper, or both.
+
+    As a lower it accepts delegations from the gateways above it (``trusted_jwks``
+    with ``trusted_issuers``); as an upper it signs delegations for its own
+    callers (``signing_key`` with ``signing_key_id``), sent to every ``gateway``
+    source with a ``delegation_audience``.
+
+    Attributes:
+        id: this gateway's id: the audience a delegation to it must name, and the
+            issuer (``iss``, ``act.sub``) of those it signs.
+        trusted_jwks: the JWKS file of the public keys of the trusted upper
+            gateways (None: no delegation is accepted).
         trusted_issuers: the ids of the upper gateways the keys sign for.
         acting_roles: a service token must hold one of them to act for others.
+        signing_key: the PEM file of this gateway's private key (EC P-256 or RSA
+            of 2048 bits or more; None: it signs no delegation).
+        signing_key_id: that key's ``kid`` in the lowers' trusted JWKS.
+        ttl: seconds each delegation it signs lives (1 to 60).
     """
 
     id: str
-    trusted_jwks: Path
-    trusted_issuers: tuple[str, ...]
+    trusted_jwks: Path | None = None
+    trusted_issuers: tuple[str, ...] = ()
     acting_roles: tuple[str, ...] = DEFAULT_ACTING_ROLES
+    signing_key: Path | None = None
+    signing_key_id: str | None = None
+    ttl: int = DEFAULT_DELEGATION_TTL
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], base: Path) -> DelegationSettings:
         """The ``[delegation]`` table, checked."""
-        for key in ("id", "trusted_jwks"):
-            if not isinstance(table.get(key), str) or not table[key].strip():
-                raise ConfigError(f"delegation.{key} is required (a non-empty string)")
+        if not isinstance(table.get("id"), str) or not table["id"].strip():
+            raise ConfigError("delegation.id is required (a non-empty string)")
+        texts: dict[str, str | None] = {}
+        for key in ("trusted_jwks", "signing_key", "signing_key_id"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"delegation.{key} must be a non-empty string")
+            texts[key] = value
+        if texts["trusted_jwks"] is None and texts["signing_key"] is None:
+            raise ConfigError(
+                "delegation needs trusted_jwks (to accept delegations from the gateways above)"
+                " or signing_key (to sign them for the gateways below), or both"
+            )
         lists = {}
-        for key, default in (("trusted_issuers", None), ("acting_roles", DEFAULT_ACTING_ROLES)):
+        for key, default, needed in (
+            ("trusted_issuers", None, texts["trusted_jwks"] is not None),
+            ("acting_roles", DEFAULT_ACTING_ROLES, True),
+        ):
             value = table.get(key, default)
+            if value is None and not needed:
+                lists[key] = ()
+                continue
             if (
                 not isinstance(value, list | tuple)
                 or not value
@@ -202,12 +359,34 @@ class DelegationSettings:
             ):
                 raise ConfigError(f"delegation.{key} must be a non-empty list of names")
             lists[key] = tuple(value)
+        ttl = table.get("ttl", DEFAULT_DELEGATION_TTL)
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise ConfigError("delegation.ttl must be a whole number of seconds")
+        jwks, key_path = texts["trusted_jwks"], texts["signing_key"]
         return cls(
             id=table["id"],
-            trusted_jwks=base / table["trusted_jwks"],
+            trusted_jwks=base / jwks if jwks is not None else None,
             trusted_issuers=lists["trusted_issuers"],
             acting_roles=lists["acting_roles"],
-        )
+            signing_key=base / key_path if key_path is not None else None,
+            signing_key_id=texts["signing_key_id"],
+            ttl=ttl,
+        ).check()
+
+    def check(self) -> DelegationSettings:
+        """Refuse a half-configured side (``ConfigError`` naming the key)."""
+        if self.trusted_jwks is not None and not self.trusted_issuers:
+            raise ConfigError(
+                "delegation.trusted_issuers must name the gateways trusted_jwks signs for"
+            )
+        if (self.signing_key is None) != (self.signing_key_id is None):
+            raise ConfigError(
+                "delegation.signing_key and delegation.signing_key_id go together"
+                " (the key and its kid in the lowers' trusted JWKS)"
+            )
+        if not 0 < self.ttl <= MAX_DELEGATION_LIFETIME:
+            raise ConfigError(f"delegation.ttl must be 1 to {MAX_DELEGATION_LIFETIME} seconds")
+        return self
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +410,11 @@ class Settings:
         rate_limit_processes: how many gateway processes (replicas × workers)
             share a quota; while the store is unreachable each process allows
             1/N of each app's quota (1: the full quota in each).
+        upper: the upper-level source (``[upper]``, a ``gateway`` source whose
+            ``region`` is its ``code``): keys no configured region holds are read
+            there; None answers them ``null``.
+        tls: HTTPS for ``deltagate serve`` (``[tls]``), with client certificates
+            from a CA when ``client_ca`` is set; None serves plain HTTP.
     """
 
     mode: str = "development"
@@ -256,6 +440,8 @@ class Settings:
     audit_timeout: float = 5.0
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
+    upper: SourceSettings | None = None
+    tls: TlsSettings | None = None
 
     @property
     def production(self) -> bool:
@@ -272,12 +458,32 @@ class Settings:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not self.sources:
             raise ConfigError("no sources are configured")
+        signs = self.delegation is not None and self.delegation.signing_key is not None
         for source in self.sources:
             source.check(production=self.production)
+            if source.delegation_audience is not None and not signs:
+                raise ConfigError(
+                    f"sources.{source.region}: delegation_audience is set, but this gateway has"
+                    " no [delegation] signing_key and signing_key_id to sign delegations with"
+                )
             if source.region not in self.regions:
                 raise ConfigError(
                     f"sources.{source.region}: {source.region} is not a known region; "
                     "give it a name and prefixes"
+                )
+        if self.upper is not None:
+            self.upper.check(production=self.production, where="upper")
+            if self.upper.delegation_audience is not None and not signs:
+                raise ConfigError(
+                    "upper: delegation_audience is set, but this gateway has no [delegation]"
+                    " signing_key and signing_key_id to sign delegations with"
+                )
+            if self.upper.region in self.regions or self.upper.region in {
+                s.region for s in self.sources
+            }:
+                raise ConfigError(
+                    f"upper.code: {self.upper.region} is a region here; "
+                    "the upper-level source needs a name of its own"
                 )
         if self.jwt_secret is None and self.jwks_path is None:
             raise ConfigError("set DELTAGATE_JWT_SECRET (HS256) or auth.jwks_path (RS256)")
@@ -366,6 +572,9 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
     for region, source in sources.items():
         if source.token_env is not None and env.get(source.token_env):
             sources[region] = replace(source, token=env[source.token_env])
+    upper = settings.upper
+    if upper is not None and upper.token_env is not None and env.get(upper.token_env):
+        changes["upper"] = replace(upper, token=env[upper.token_env])
     for key, value in env.items():
         if key.startswith("DELTAGATE_DSN_") and value:
             region = key.removeprefix("DELTAGATE_DSN_").upper()
@@ -382,7 +591,10 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 
 
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
-    known = {"gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation"}
+    known = {
+        "gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation",
+        "upper", "tls",
+    }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(sorted(unknown))}")
@@ -407,8 +619,15 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     operations = _section(raw, "operations", {"manifest"})
     audit = _section(raw, "audit", {"dsn", "timeout"})
     delegation = _section(
-        raw, "delegation", {"id", "trusted_jwks", "trusted_issuers", "acting_roles"}
-    )
+        raw,
+        "delegation",
+        {
+            "id", "trusted_jwks", "trusted_issuers", "acting_roles",
+            "signing_key", "signing_key_id", "ttl",
+        },
+    )  # fmt: skip
+    upper = _section(raw, "upper", set(UPPER_KEYS))
+    tls = _section(raw, "tls", {"cert", "key", "client_ca", "require_client_cert"})
     sources = []
     regions = shipped_regions()
     for region, table in _section(raw, "sources", None).items():
@@ -442,6 +661,8 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         audit_timeout=float(audit.get("timeout", 5.0)),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
+        upper=_upper_source(upper, base) if upper else None,
+        tls=TlsSettings.from_table(tls, base) if tls else None,
     )
 
 
@@ -459,7 +680,7 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     if unknown:
         raise ConfigError(f"{where}: unknown keys for kind {kind!r}: {', '.join(sorted(unknown))}")
     if kind == "gateway":
-        return _gateway_source(region, table)
+        return _gateway_source(region, table, base)
     if "dsn" not in table:
         raise ConfigError(f"{where}: dsn is required (or set DELTAGATE_DSN_{region.upper()})")
     mapping = str(table.get("mapping", region.lower()))
@@ -481,8 +702,23 @@ def _source(region: str, table: Any, base: Path) -> SourceSettings:
     )
 
 
-def _gateway_source(region: str, table: Mapping[str, Any]) -> SourceSettings:
-    where = f"sources.{region}"
+def _upper_source(table: Mapping[str, Any], base: Path) -> SourceSettings:
+    """``[upper]``: a gateway source under a name of its own, holding no prefixes."""
+    code = table.get("code", DEFAULT_UPPER_CODE)
+    if not isinstance(code, str):
+        raise ConfigError("upper.code must be a string")
+    try:
+        # The same rules as a region code: it is written where region codes are read.
+        Region(code=code, name=code, prefixes=("00",))
+    except ConfigError as exc:
+        raise ConfigError(f"upper.code: {exc}") from None
+    return _gateway_source(code, {k: v for k, v in table.items() if k != "code"}, base, "upper")
+
+
+def _gateway_source(
+    region: str, table: Mapping[str, Any], base: Path, where: str | None = None
+) -> SourceSettings:
+    where = where or f"sources.{region}"
     for key in ("url", "token_env"):
         if not isinstance(table.get(key), str) or not table[key]:
             raise ConfigError(f"{where}: {key} is required for kind 'gateway'")
@@ -493,15 +729,26 @@ def _gateway_source(region: str, table: Mapping[str, Any]) -> SourceSettings:
     matter = table.get("matter")
     if matter is not None and not isinstance(matter, str):
         raise ConfigError(f"{where}: matter must be a matter code")
+    audience = table.get("delegation_audience")
+    if audience is not None and (not isinstance(audience, str) or not audience.strip()):
+        raise ConfigError(f"{where}: delegation_audience must be the lower's [delegation] id")
     return SourceSettings(
         region=region.upper(),
         kind="gateway",
         url=table["url"],
         token_env=token_env,
         matter=matter,
+        delegation_audience=audience,
         timeout=_number(table.get("timeout", 5.0), f"{where}.timeout"),
         breaker_failures=_int(table.get("breaker_failures", 3), f"{where}.breaker_failures"),
-        breaker_reset=_number(table.get("breaker_reset", 5.0), f"{where}.breaker_reset"),
+        breaker_reset=_number(
+            table.get("breaker_reset", GATEWAY_BREAKER_RESET), f"{where}.breaker_reset"
+        ),
+        tls=(
+            TlsClientSettings.from_table(table, base, where)
+            if _TLS_CLIENT_KEYS & set(table)
+            else None
+        ),
     )
 
 

@@ -104,28 +104,37 @@ def routes_for(entity: str, field: str) -> tuple[Route, ...]:
     return routes
 
 
-def fetch_document(
-    entity: str, routes: Sequence[Route], keys: Sequence[str]
-) -> tuple[str, dict[str, list[str]], list[tuple[str, Route, list[str]]]]:
-    """One operation asking every key, in chunks of ``CHUNK`` per aliased list field.
+#: What one fetch asks: per alias, the route and the keys asked there (in order).
+Asked = list[tuple[str, Route, list[str]]]
 
-    Returns the document, its variables, and per alias the route and the keys
-    it asked (in order), to read the answer with.
+
+def fetch_document(
+    parts: Sequence[tuple[str, Sequence[Route], Sequence[str]]],
+) -> tuple[str, dict[str, list[str]], list[Asked]]:
+    """One operation asking every key of every part, in chunks of ``CHUNK`` per aliased
+    list field: a part is one fetch, ``(entity, routes, keys)``.
+
+    Returns the document, its variables, and for each part, per alias, the route
+    and the keys it asked (in order), to read the answer with. A part with no key
+    the lower could take asks nothing (its list is empty).
     """
-    selection = SELECTIONS[entity]
     fields: list[str] = []
     variables: dict[str, list[str]] = {}
-    asked: list[tuple[str, Route, list[str]]] = []
-    for route in routes:
-        accepted = [key for key in keys if route.accepts(key)]
-        for start in range(0, len(accepted), CHUNK):
-            alias = f"k{len(asked)}"
-            chunk = accepted[start : start + CHUNK]
-            inner = selection if route.link is None else f"{route.link} {{ {selection} }}"
-            fields.append(f"{alias}: {route.root}({route.argument}: ${alias}) {{ {inner} }}")
-            variables[alias] = chunk
-            asked.append((alias, route, chunk))
-    declared = ", ".join(f"${alias}: [ID!]!" for alias, _, _ in asked)
+    asked: list[Asked] = []
+    for entity, routes, keys in parts:
+        selection = SELECTIONS[entity]
+        mine: Asked = []
+        for route in routes:
+            accepted = [key for key in keys if route.accepts(key)]
+            for start in range(0, len(accepted), CHUNK):
+                alias = f"k{len(variables)}"
+                chunk = accepted[start : start + CHUNK]
+                inner = selection if route.link is None else f"{route.link} {{ {selection} }}"
+                fields.append(f"{alias}: {route.root}({route.argument}: ${alias}) {{ {inner} }}")
+                variables[alias] = chunk
+                mine.append((alias, route, chunk))
+        asked.append(mine)
+    declared = ", ".join(f"${alias}: [ID!]!" for alias in variables)
     document = f"query DeltagateFetch({declared}) {{ {' '.join(fields)} }}"
     return document, variables, asked
 

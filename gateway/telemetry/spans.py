@@ -39,6 +39,13 @@ and an auditor looking up that trace would find both audit events. The
 sampler decides for the new trace as for any root, so a caller's sampled flag
 does not make the gateway record (and export) its requests either.
 
+One exception: a request from a trusted upper gateway in the cascade continues
+the upper's trace, taken from the ``traceparent`` the upper signed into its
+delegation (``gateway.edge.delegated``), so one trace id runs from the
+caller's gateway to the lowest backend query and every level's audit event
+carries it. Only a gateway this one trusts to act for others can choose it,
+and its id is recorded beside it (the event's ``acting``).
+
 Exporters come from the standard environment variables, read by
 ``Telemetry.from_environment``: ``OTEL_TRACES_EXPORTER`` (``otlp``,
 ``console``, ``none``; a comma-separated list), else OTLP when
@@ -174,12 +181,13 @@ class SpanRecorder:
         )
 
     def operation_ended(self, op: OperationTrace, end: int) -> None:
-        """Record the operation's own span (a root: no parent, the caller's trace as a link)."""
+        """Record the operation's own span: a root (the caller's trace as a link), or the child
+        of an upper gateway's span."""
         self._processor.on_end(
             ReadableSpan(
                 op.name,
                 op.context,
-                None,
+                op.parent,
                 self._resource,
                 op.attributes,
                 links=op.links,
@@ -301,15 +309,9 @@ class OperationTrace:
     """
 
     __slots__ = (
-        "attributes",
-        "context",
-        "links",
-        "name",
-        "recorder",
-        "start",
-        "status",
+        "attributes", "context", "links", "name", "parent", "recorder", "start", "status",
         "trace_id",
-    )
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -317,9 +319,11 @@ class OperationTrace:
         recorder: SpanRecorder | None = None,
         links: tuple[Link, ...] = (),
         attributes: Mapping[str, Any] | None = None,
+        parent: SpanContext | None = None,
     ) -> None:
         self.context = context
         self.recorder = recorder
+        self.parent = parent
         self.links = links
         self.trace_id = format(context.trace_id, "032x")
         self.name = "operation"
@@ -328,6 +332,12 @@ class OperationTrace:
         self.attributes: dict[str, Any] | None = (
             {"deltagate.kind": "operation", **(attributes or {})} if recorder is not None else None
         )
+
+    @property
+    def traceparent(self) -> str:
+        """W3C ``traceparent`` of the operation's span: what the requests it makes carry."""
+        context = self.context
+        return f"00-{self.trace_id}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
     def caller(self, caller: Caller, matter: str | None) -> None:
         if self.attributes is not None:
@@ -432,15 +442,20 @@ class Telemetry:
         return cls(provider, owned=True)
 
     @contextlib.contextmanager
-    def operation(self, headers: Mapping[str, str]) -> Iterator[OperationTrace]:
+    def operation(
+        self, headers: Mapping[str, str], *, parent: str | None = None
+    ) -> Iterator[OperationTrace]:
         """The span of one request, in a new trace, linked to the caller's ``traceparent``.
 
-        The provider's sampler decides, as for any root span; the span is made as it ends
-        and handed to the provider's processors like its children (``SpanRecorder``): an
-        SDK span (locks, attribute checks, context attach and detach) cost a Q1 look-up
-        about 50 µs.
+        ``parent`` is a trace context the gateway has verified (an upper gateway's,
+        signed inside its delegation): the span continues that trace instead.
+
+        The provider's sampler decides, as for any span; the span is made as it ends and
+        handed to the provider's processors like its children (``SpanRecorder``): an SDK
+        span (locks, attribute checks, context attach and detach) cost a Q1 look-up about
+        50 µs.
         """
-        op = self._begin(headers)
+        op = self._begin(headers, parent)
         token = None
         if op.recorder is not None:
             token = _CURRENT.set(_Current(op.recorder, op.context))
@@ -454,25 +469,37 @@ class Telemetry:
                 _CURRENT.reset(token)
             op.finish()
 
-    def _begin(self, headers: Mapping[str, str]) -> OperationTrace:
+    def _begin(self, headers: Mapping[str, str], parent: str | None) -> OperationTrace:
+        upper: SpanContext | None = None
+        if parent is not None:
+            found = trace.get_current_span(_PROPAGATOR.extract({"traceparent": parent}))
+            if found.get_span_context().is_valid:
+                upper = found.get_span_context()
         provider = self.provider
         if provider is None:  # nothing is recorded: a trace id all the same
-            trace_id = random.getrandbits(128) or 1
+            trace_id = upper.trace_id if upper is not None else random.getrandbits(128) or 1
             return OperationTrace(SpanContext(trace_id, random.getrandbits(64) or 1, False))
-        caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
-        links = (Link(caller, _CALLER_LINK),) if caller.is_valid else ()
         ids = provider.id_generator
-        trace_id = ids.generate_trace_id()
-        # A root whatever the caller sent (``_NEW_TRACE``): the caller's trace is only a link.
+        links: tuple[Link, ...] = ()
+        if upper is not None:  # the upper gateway's trace, continued
+            trace_id = upper.trace_id
+            context = trace.set_span_in_context(trace.NonRecordingSpan(upper), _NEW_TRACE)
+        else:
+            # A root whatever the caller sent (``_NEW_TRACE``): the caller's trace is a link.
+            caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+            if caller.is_valid:
+                links = (Link(caller, _CALLER_LINK),)
+            trace_id = ids.generate_trace_id()
+            context = _NEW_TRACE
         sampled = provider.sampler.should_sample(
-            _NEW_TRACE, trace_id, "operation", SpanKind.SERVER, None, list(links)
+            context, trace_id, "operation", SpanKind.SERVER, None, list(links)
         )
         flags = TraceFlags(TraceFlags.SAMPLED if sampled.decision.is_sampled() else 0)
-        context = SpanContext(trace_id, ids.generate_span_id(), False, flags, sampled.trace_state)
+        own = SpanContext(trace_id, ids.generate_span_id(), False, flags, sampled.trace_state)
         if not sampled.decision.is_recording():
-            return OperationTrace(context)
-        recorder = SpanRecorder(provider, context, self.scope)
-        return OperationTrace(context, recorder, links, sampled.attributes)
+            return OperationTrace(own, parent=upper)
+        recorder = SpanRecorder(provider, own, self.scope)
+        return OperationTrace(own, recorder, links, sampled.attributes, upper)
 
     def span(
         self, name: str, attributes: dict[str, Any]

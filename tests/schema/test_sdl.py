@@ -38,3 +38,21 @@ def test_the_unified_names_are_the_design_names() -> None:
         "naturalPerson", "naturalPersons", "legalPerson", "legalPersons",
         "searchLegalPersons", "creditRecords", "catalog",
     } <= fields_of("Query")  # fmt: skip
+
+
+def test_the_sdl_is_a_federation_2_subgraph_keyed_by_id_number_and_uscc() -> None:
+    sdl = SDL_PATH.read_text(encoding="utf-8")
+    assert sdl.startswith(
+        'schema @link(url: "https://specs.apollo.dev/federation/v2.0", import: ["@key"]) {'
+    )
+    assert 'type NaturalPerson @key(fields: "idNumber") {' in sdl
+    assert 'type LegalPerson @key(fields: "uscc") {' in sdl
+    assert "_entities(representations: [_Any!]!): [_Entity]!" in sdl
+    assert "union _Entity = NaturalPerson | LegalPerson" in sdl
+
+
+async def test_service_sdl_is_the_committed_sdl() -> None:
+    # What a supergraph composes from, by introspecting ``_service`` or from the file.
+    result = await schema.execute("{ _service { sdl } }")
+    assert result.errors is None
+    assert result.data == {"_service": {"sdl": SDL_PATH.read_text(encoding="utf-8").rstrip("\n")}}

@@ -184,3 +184,62 @@ def test_trusted_jwks_without_signature_keys_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]}))
     with pytest.raises(ConfigError):
         load_trusted_keys(path, [UPPER])
+
+
+def pem(key: Any, path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize("kind", ["ec", "rsa"])
+def test_the_signers_jwks_is_what_a_lower_trusts_for_its_delegations(
+    tmp_path: Path, kind: str
+) -> None:
+    from gateway.core.delegation import DelegationSigner, load_signing_key, public_jwks
+    from gateway.core.types import Caller
+
+    private = (
+        ec.generate_private_key(ec.SECP256R1())
+        if kind == "ec"
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    key = load_signing_key(pem(private, tmp_path / "upper.pem"))
+    published = public_jwks(key, "delta-2")
+    assert "d" not in published["keys"][0]  # the public part only
+    (tmp_path / "jwks.json").write_text(json.dumps(published), encoding="utf-8")
+    verifier = DelegationVerifier(
+        audience=LOWER, keys=load_trusted_keys(tmp_path / "jwks.json", [UPPER])
+    )
+    signer = DelegationSigner(key=key, kid="delta-2", issuer=UPPER, ttl=10)
+    caller = Caller(app="jh-frontend", region="SH", roles=("joint_handling_officer",))
+    traceparent = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+    delegation = verifier.verify(signer.mint(LOWER, caller, "JH-HUKOU-MIGRATION", traceparent))
+    assert (delegation.acting, delegation.sub, delegation.roles) == (
+        UPPER, "jh-frontend", ("joint_handling_officer",),
+    )  # fmt: skip
+    assert delegation.traceparent == traceparent
+    assert delegation.expires - time.time() <= 10
+
+
+def test_a_signing_key_of_the_wrong_kind_or_size_is_refused(tmp_path: Path) -> None:
+    from gateway.core.delegation import load_signing_key
+
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    other_curve = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(ConfigError, match="shorter than 2048"):
+        load_signing_key(pem(small, tmp_path / "small.pem"))
+    with pytest.raises(ConfigError, match="P-256"):
+        load_signing_key(pem(other_curve, tmp_path / "p384.pem"))
+    (tmp_path / "junk.pem").write_text("not a key", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not an unencrypted PEM private key"):
+        load_signing_key(tmp_path / "junk.pem")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_signing_key(tmp_path / "missing.pem")

@@ -216,7 +216,11 @@ async def test_health_and_readiness_name_every_region(seeded: Seeded) -> None:
     assert report["policy"]["ready"] is True
 
 
-async def test_readiness_names_an_unreachable_region(seeded: Seeded) -> None:
+async def test_readiness_names_an_unreachable_region_and_keeps_the_replica_in_rotation(
+    seeded: Seeded,
+) -> None:
+    # Every replica shares the region's outage: out of the Service, they would hide the
+    # three regions still up. The replica answers ZJ's fields with SOURCE_UNAVAILABLE.
     settings = gateway_settings(seeded.dsn)
     broken = tuple(
         replace(s, dsn="postgresql://nobody@127.0.0.1:9/none", timeout=1.0)
@@ -226,8 +230,28 @@ async def test_readiness_names_an_unreachable_region(seeded: Seeded) -> None:
     )
     async with serve(replace(settings, sources=broken)) as client:
         ready = await client.http.get("/readyz")
-    assert ready.status_code == 503
+        body = await client.query(
+            "query($u: [ID!]!) { legalPersons(usccs: $u) { name } }",
+            {"u": [seeded.dataset.uscc("SH", 0), seeded.dataset.uscc("ZJ", 0)]},
+            token=token("SH", "one_stop_app"),
+        )
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
     assert ready.json()["sources"]["ZJ"] == "unavailable"
+    assert ready.json()["sources"]["SH"] == "ok"
+    assert body["data"]["legalPersons"][0]["name"] == seeded.dataset.enterprise("SH", 0)["name"]
+    assert body["errors"][0]["extensions"] == {"code": "SOURCE_UNAVAILABLE", "region": "ZJ"}
+
+
+async def test_a_replica_whose_audit_store_is_down_is_not_ready(seeded: Seeded) -> None:
+    settings = gateway_settings(
+        seeded.dsn, audit_dsn="postgresql://nobody@127.0.0.1:9/none", audit_timeout=1.0
+    )
+    async with serve(settings) as client:
+        ready = await client.http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "unavailable"
+    assert ready.json()["audit"] == "unavailable"
     assert ready.json()["sources"]["SH"] == "ok"
 
 

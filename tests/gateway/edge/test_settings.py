@@ -207,10 +207,35 @@ def test_delegation_is_configured_and_checked(tmp_path: Path) -> None:
     assert delegation.trusted_issuers == ("deltagate-delta",)
     assert delegation.acting_roles == ("delta_platform",)
     for bad, message in (
-        ('id = "deltagate-js"\n', "trusted_jwks is required"),
+        ('id = "deltagate-js"\n', "needs trusted_jwks .* or signing_key"),
         ('id = "x"\ntrusted_jwks = "j.json"\n', "trusted_issuers must be"),
         ('id = "x"\ntrusted_jwks = "j.json"\ntrusted_issuers = []\n', "trusted_issuers must be"),
         ('id = "x"\nkey = 1\n', "unknown keys"),
     ):
         with pytest.raises(ConfigError, match=message):
             load_settings(write(tmp_path, "[delegation]\n" + bad + sources), env=env)
+
+
+def test_an_upper_signs_delegations_for_the_sources_that_name_an_audience(tmp_path: Path) -> None:
+    env = {"DELTAGATE_JWT_SECRET": SECRET, "DELTAGATE_UPSTREAM_TOKEN_JS": "service-token"}
+    signing = (
+        '[delegation]\nid = "deltagate-delta"\nsigning_key = "delta.pem"\n'
+        'signing_key_id = "delta-1"\nttl = 20\n'
+    )
+    delegating = GATEWAY_SOURCE + 'delegation_audience = "deltagate-js"\n'
+    settings = load_settings(write(tmp_path, signing + delegating), env=env)
+    assert settings.delegation is not None
+    assert settings.delegation.signing_key == tmp_path / "delta.pem"
+    assert settings.delegation.trusted_jwks is None  # an upper need not accept any itself
+    assert (settings.delegation.signing_key_id, settings.delegation.ttl) == ("delta-1", 20)
+    (js,) = [s for s in settings.sources if s.region == "JS"]
+    assert js.options()["delegation_audience"] == "deltagate-js"
+    for bad, message in (
+        (delegating, "delegation_audience is set, but this gateway has no"),
+        (signing.replace("ttl = 20", "ttl = 61") + delegating, "ttl must be 1 to 60"),
+        (signing.replace("ttl = 20", 'ttl = "30"') + delegating, "ttl must be a whole number"),
+        (signing.replace('signing_key_id = "delta-1"\n', "") + delegating, "go together"),
+        (signing + GATEWAY_SOURCE + "delegation_audience = 3\n", "the lower's .delegation. id"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(write(tmp_path, bad), env=env)

@@ -8,6 +8,7 @@ loopback, the lower decides with its own policy for the upper's service token.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,7 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.core.cascade import CascadeRequest, acting_for
+from gateway.core.types import Caller, Row
 from gateway.edge.settings import Settings, SourceSettings
+from gateway.sources import GatewaySource
 from policies.masks import mask_address
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, gateway_settings, token
@@ -162,9 +166,9 @@ async def test_fifty_enterprises_with_representatives_cost_a_few_requests_at_the
         if rep_region == "JS":
             rep = seeded.dataset.person("JS", rep_index)
             assert enterprise["legalRepresentative"]["name"] == rep["name"]
-    # Level 1 the enterprises, level 2 the JS representatives and the credit records:
-    # three requests at the lower, not one per key (or per enterprise and link).
-    assert after - before == 3
+    # Level 1 the enterprises, level 2 the JS representatives and the credit records (three
+    # batches): two requests at the lower, one per level, not one per key or per link.
+    assert after - before == 2
     assert len([c for c in calls if c[0] == "JS"]) == 3
     assert body["extensions"]["backendQueries"] <= 16
 
@@ -185,6 +189,13 @@ async def test_a_value_the_lower_masks_stays_masked_for_a_caller_the_upper_would
     assert js["name"] == seeded.dataset.enterprise("JS", 0)["name"]  # L1: clear below
     assert js["address"] == mask_address(clear_js) != clear_js  # masked below, never unmasked
     assert sh["address"] == seeded.dataset.enterprise("SH", 0)["address"]  # the upper's own: clear
+    # The upper tells (and records) the JS address as masked, by the lower: not as clear.
+    decided = {
+        (e["field"], e["owner"]): (e["decision"], e["reason"])
+        for e in body["extensions"]["policy"]["fields"]
+    }
+    assert decided[("LegalPerson.address", "JS")] == ("MASKED", "DECIDED_BELOW")
+    assert ("LegalPerson.address", "SH") not in decided  # clear: not listed to the caller
 
 
 async def test_a_stopped_lower_is_source_unavailable_for_js_paths_only(
@@ -205,5 +216,46 @@ async def test_a_stopped_lower_is_source_unavailable_for_js_paths_only(
     assert [(e["path"], e["extensions"]) for e in body["errors"]] == [
         (["legalPersons", 0], {"code": "SOURCE_UNAVAILABLE", "region": "JS"})
     ]
-    assert ready.status_code == 503
+    assert ready.status_code == 200  # a region down takes no replica out of rotation
+    assert ready.json()["status"] == "degraded"
     assert ready.json()["sources"] == {"SH": "ok", "JS": "unavailable", "ZJ": "ok", "AH": "ok"}
+
+
+async def test_fetches_of_one_request_share_a_request_to_the_lower_and_two_requests_never_do(
+    seeded: Seeded, lower: ServerProcess
+) -> None:
+    # A level's batches go as one HTTP request; but each request of the upper carries its
+    # own caller's delegation, so batches of two requests must never be sent together.
+    app = "delta-gateway-coalesce"
+    source = GatewaySource(
+        "JS", f"{lower.base}/graphql", token=token("SH", "joint_handling_officer", app=app),
+        matter=MATTER,
+    )  # fmt: skip
+    person, company = seeded.dataset.person_id("JS", 7), seeded.dataset.uscc("JS", 7)
+
+    def caller(name: str) -> CascadeRequest:
+        caller = Caller(app=name, region="SH", roles=("joint_handling_officer",))
+        return CascadeRequest(caller=caller, matter=MATTER, traceparent=None)
+
+    async def level(request: CascadeRequest) -> list[list[Row]]:
+        with acting_for(request):
+            return list(
+                await asyncio.gather(
+                    source.fetch("residence", "person_id", [person]),
+                    source.fetch("enterprise", "uscc", [company]),
+                )
+            )
+
+    try:
+        before = requests_at(lower, app)
+        one = await level(caller("jh-a"))
+        between = requests_at(lower, app)
+        two = await asyncio.gather(level(caller("jh-b")), level(caller("jh-c")))
+        after = requests_at(lower, app)
+    finally:
+        await source.close()
+    assert between - before == 1  # two batches of one request: one request to the lower
+    assert after - between == 2  # the same two batches for two requests: two requests
+    assert one == two[0] == two[1]
+    assert [row["uscc"] for row in one[1]] == [company]
+    assert {row["person_id"] for row in one[0]} <= {person}

@@ -367,3 +367,26 @@ def test_a_gateway_with_a_tracer_provider_given_leaves_its_shutdown_to_the_calle
     with traces.provider.get_tracer("t").start_as_current_span("still open"):
         pass
     assert [s.name for s in traces.exporter.get_finished_spans()] == ["still open"]
+
+
+def test_a_verified_parent_is_continued_and_a_malformed_one_is_not() -> None:
+    """The trace context a trusted upper signed is continued (``parent``); anything else
+    starts the gateway's own trace, as for any caller."""
+    traces = Traces()
+    telemetry = Telemetry(traces.provider)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    forged = {"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"}
+    with telemetry.operation(forged, parent=f"00-{trace_id}-{parent_id}-01") as op:
+        pass
+    assert op.trace_id == trace_id
+    assert op.traceparent.startswith(f"00-{trace_id}-")
+    [span] = traces.of(trace_id)
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == parent_id
+    assert not span.links  # the unsigned header is not even linked
+    with telemetry.operation({}, parent="00-not-a-trace-context") as own:
+        pass
+    assert own.trace_id != trace_id
+    [root] = traces.of(own.trace_id)
+    assert root.parent is None
+    traces.provider.shutdown()
