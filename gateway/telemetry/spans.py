@@ -18,14 +18,14 @@ own per query would double the spans and tell nothing more. Only a query
 outside a batch gets a ``query`` span.
 
 No span per field: the stock Strawberry extension opens one per resolver,
-which costs more than the work it measures. The operation's span is the SDK's
-(sampler, propagation, processors as configured); the spans below it are made
-by ``SpanRecorder`` as finished ``ReadableSpan`` objects handed straight to the
-provider's span processors. The SDK's live span (locks, bounded attributes,
-context attach and detach) cost about 40 µs each, and a Q1 look-up has some
-twenty children; a finished span costs a tenth of that. Children follow their
-operation's sampling decision, as the SDK's parent-based samplers do. No personal value goes into an
-attribute: no ID number, name or phone, and no document (its SHA-256 only,
+which costs more than the work it measures. Every span, the operation's
+included, is made by ``SpanRecorder`` as a finished ``ReadableSpan`` handed
+straight to the provider's span processors; the provider's sampler and id
+generator decide and number the operation's span as they would an SDK span.
+The SDK's live span (locks, bounded attributes, context attach and detach)
+cost about 40 µs each; a finished span costs a tenth of that. Children follow
+their operation's sampling decision, as the SDK's parent-based samplers do. No
+personal value goes into an attribute: no ID number, name or phone, and no document (its SHA-256 only,
 the same hash the audit event carries). Exceptions are recorded by type, never
 by message, since a message may quote a value.
 
