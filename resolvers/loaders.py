@@ -270,7 +270,13 @@ class Loaders:
         if source is None or not asked:
             return [[[] for _ in keys] for _, keys in reads]
         with self.span([spec for _, spec, _ in asked], region, reads) as span:
-            raw = await source.fetch_many([(spec.entity, spec.by, keys) for _, spec, keys in asked])
+            if len(asked) == 1:  # one look-up: the source's own fetch, as a loader's batch
+                _, spec, keys = asked[0]
+                raw = [await source.fetch(spec.entity, spec.by, keys)]
+            else:
+                raw = await source.fetch_many(
+                    [(spec.entity, spec.by, keys) for _, spec, keys in asked]
+                )
             self.batches += 1
             if span is not None:
                 span.set_attribute("deltagate.batch.rows", sum(len(rows) for rows in raw))

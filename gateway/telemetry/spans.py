@@ -25,9 +25,9 @@ generator decide and number the operation's span as they would an SDK span.
 The SDK's live span (locks, bounded attributes, context attach and detach)
 cost about 40 µs each; a finished span costs a tenth of that. Children follow
 their operation's sampling decision, as the SDK's parent-based samplers do. No
-personal value goes into an attribute: no ID number, name or phone, and no document (its SHA-256 only,
-the same hash the audit event carries). Exceptions are recorded by type, never
-by message, since a message may quote a value.
+personal value goes into an attribute: no ID number, name or phone, and no
+document (its SHA-256 only, the same hash the audit event carries). Exceptions
+are recorded by type, never by message, since a message may quote a value.
 
 Every request starts a trace of the gateway's own, and that trace id is
 returned in the response's ``extensions.traceId`` and written into the audit
