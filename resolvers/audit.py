@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.audit import CHINA_TIME, AuditLog, EventQuery, StoredEvent
+from gateway.audit import CHINA_TIME, AuditLog, EventQuery, StoredEvent, WorkingHours
 from gateway.core.errors import AuditUnavailable, BatchTooLarge, Forbidden, InvalidInput
 from gateway.core.identifiers import require_id_number
 from gateway.core.text import require_text
@@ -32,6 +32,9 @@ CITIZEN_ROLE = "citizen"
 #: Most events one page (or one history) returns.
 MAX_EVENTS = 100
 
+#: The decisions an event's entries record.
+DECISIONS = ("CLEAR", "MASKED", "WITHHELD")
+
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _MAX_TEXT = 200
 
@@ -44,6 +47,9 @@ class EventFilter:
     subject_id: str | None = None
     matter_code: str | None = None
     trace_id: str | None = None
+    region: str | None = None
+    decision: str | None = None
+    outside_working_hours: bool | None = None
     start: str | None = None
     end: str | None = None
 
@@ -96,21 +102,50 @@ def _log(ctx: GatewayContext) -> AuditLog:
 
 
 def _query(ctx: GatewayContext, given: EventFilter, first: int, after: str | None) -> EventQuery:
+    return event_query(ctx, given, before=_position(ctx, after), limit=first + 1)
+
+
+def event_query(
+    ctx: GatewayContext, given: EventFilter, *, before: int | None, limit: int
+) -> EventQuery:
+    """The ``EventQuery`` of a filter, each value checked (``auditEvents``, the CSV export).
+
+    Raises:
+        InvalidInput: a value is malformed, naming its argument.
+    """
     trace_id = None
     if given.trace_id is not None:
         trace_id = given.trace_id.strip().lower()
         if not _TRACE_ID.match(trace_id):
             raise InvalidInput("traceId must be 32 hexadecimal digits", argument="traceId")
-    before = _position(ctx, after)
+    region = None
+    if given.region is not None:
+        region = given.region.strip().upper()
+        if region not in ctx.registry:
+            raise InvalidInput(f"region {region!r} is not a known region", argument="region")
+    decision = None
+    if given.decision is not None:
+        decision = given.decision.strip().upper()
+        if decision not in DECISIONS:
+            raise InvalidInput(
+                f"decision must be one of {', '.join(DECISIONS)}", argument="decision"
+            )
+    outside = None
+    if given.outside_working_hours:
+        console = ctx.console_settings
+        outside = WorkingHours(console.work_start, console.work_end, console.working_days)
     return EventQuery(
         caller_app=_text(given.caller_app, "callerApp"),
         subject=None if given.subject_id is None else require_subject_id(given.subject_id),
         matter_code=_text(given.matter_code, "matterCode"),
         trace_id=trace_id,
+        owner=region,
+        decision=decision,
+        outside=outside,
         start=None if given.start is None else parse_time(given.start, "from"),
         end=None if given.end is None else parse_time(given.end, "to", end=True),
         before=before,
-        limit=first + 1,
+        limit=limit,
     )
 
 
@@ -127,8 +162,7 @@ async def events(
     Raises:
         Forbidden: the caller does not hold the auditor role.
     """
-    if AUDITOR_ROLE not in ctx.caller.roles:
-        raise Forbidden("auditEvents is open to the auditor role only")
+    require_auditor(ctx, "auditEvents")
     check_count(first)
     query = _query(ctx, given or EventFilter(), first, after)
     found = await _log(ctx).read(query)
@@ -142,6 +176,48 @@ async def events(
             ctx.loaders.subjects.update(dict.fromkeys(stored.event.subjects))
     ctx.audit_reads.append(_read_decision("Query.auditEvents", len(chosen)))
     return [(_cursor(ctx, stored), stored) for stored in chosen], len(found) > first
+
+
+async def event(ctx: GatewayContext, event_id: str) -> StoredEvent | None:
+    """One event by its id, for an auditor (None: no such event); the read is recorded
+    with the subjects the event lists.
+
+    Raises:
+        Forbidden: the caller does not hold the auditor role.
+        InvalidInput: ``event_id`` is not an event id.
+    """
+    require_auditor(ctx, "auditEvent")
+    seq = event_seq(event_id)
+    found = await _log(ctx).read(EventQuery(after=seq - 1, limit=1, newest_first=False))
+    if not found or found[0].seq != seq:
+        return None
+    stored = found[0]
+    ctx.loaders.subjects.update(dict.fromkeys(stored.event.subjects))
+    ctx.audit_reads.append(_read_decision("Query.auditEvent", 1))
+    return stored
+
+
+def event_seq(event_id: str, argument: str = "id") -> int:
+    """The position in the chain an event id names.
+
+    Raises:
+        InvalidInput: not an event id.
+    """
+    text = str(event_id).strip()
+    if not text.isdigit() or len(text) > 18 or int(text) < 1:
+        raise InvalidInput(f"{argument} is not an audit event id", argument=argument)
+    return int(text)
+
+
+def require_auditor(ctx: GatewayContext, field: str) -> None:
+    """Raises ``Forbidden`` unless the caller holds the auditor role."""
+    if AUDITOR_ROLE not in ctx.caller.roles:
+        raise Forbidden(f"{field} is open to the auditor role only")
+
+
+def record_read(ctx: GatewayContext, field: str, count: int) -> None:
+    """Record a read of the audit log by an auditor in the operation's audit event."""
+    ctx.audit_reads.append(_read_decision(field, count))
 
 
 async def history(

@@ -10,6 +10,7 @@ from gateway.core.regions import RegionRegistry, shipped_regions
 from gateway.core.types import Caller, RegionCode
 from gateway.sources import Source
 from policies import OperationPolicy, PolicyEngine
+from resolvers.console_settings import ConsoleSettings
 from resolvers.cursors import CursorCodec
 from resolvers.loaders import Loaders
 from resolvers.selection import Selection, selected_fields
@@ -17,6 +18,10 @@ from resolvers.selection import Selection, selected_fields
 if TYPE_CHECKING:
     from gateway.audit import AuditLog
     from gateway.telemetry.spans import SpanRecorder
+    from resolvers.console import ConsoleServices
+
+
+_DEFAULT_CONSOLE = ConsoleSettings()
 
 
 class GatewayContext:
@@ -38,6 +43,7 @@ class GatewayContext:
         audit_log: the audit log, for the auditor's and the citizen's queries (None: none).
         audit_reads: decisions recorded for reads of the audit log itself; with
             any, the operation writes an audit event whatever else it touched.
+        console: the auditor console's shared parts (settings, span store, chain checks).
     """
 
     __slots__ = (
@@ -45,6 +51,7 @@ class GatewayContext:
         "audit_log",
         "audit_reads",
         "caller",
+        "console",
         "cursors",
         "engine",
         "errors",
@@ -69,8 +76,10 @@ class GatewayContext:
         audit_log: AuditLog | None = None,
         registry: RegionRegistry | None = None,
         upper: Source | None = None,
+        console: ConsoleServices | None = None,
     ) -> None:
         self.caller = caller
+        self.console = console
         self.registry = shipped_regions() if registry is None else registry
         self.engine = engine
         self.cursors = cursors
@@ -85,6 +94,11 @@ class GatewayContext:
         self.audit_log = audit_log
         self.audit_reads: list[dict[str, Any]] = []
         self._selection: Selection | None = None
+
+    @property
+    def console_settings(self) -> ConsoleSettings:
+        """``[console]`` (its defaults when the gateway was built without it)."""
+        return self.console.settings if self.console is not None else _DEFAULT_CONSOLE
 
     @property
     def regions(self) -> tuple[RegionCode, ...]:

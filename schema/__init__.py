@@ -15,6 +15,7 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import GatewayError
+from schema.console import Mutation
 from schema.direct import DirectExecutionContext, plannable, run_plan
 from schema.enums import use_regions
 from schema.plan import OperationPlan, plan_operation
@@ -130,6 +131,7 @@ def build_schema(
         ]
     built = GatewaySchema(
         query=Query,
+        mutation=Mutation,
         execution_context_class=context_class,
         extensions=list(extensions),
         # The oldest Federation 2 (``@key`` is all it imports): any v2 supergraph composes it.

@@ -11,7 +11,8 @@ from typing import Any
 import strawberry
 
 from gateway.audit import CHINA_TIME, StoredEvent
-from resolvers import audit
+from resolvers import audit, console
+from schema.console import Trace
 from schema.resource_catalog import Decision
 from schema.types import Info, PageInfo
 
@@ -28,6 +29,10 @@ class AuditDecision:
     decision: Decision
     count: int = strawberry.field(description="Records (or parent records, for links) it covered.")
     grade: str | None = strawberry.field(description="L1..L4.")
+    clearance: str | None = strawberry.field(
+        description="The caller's clearance for the owning region (L1..L4), if recorded."
+    )
+    rule: str | None = strawberry.field(description="The policy line that decided, if any.")
     reason: str | None = strawberry.field(description="Why, e.g. ONE_ABOVE_CLEARANCE.")
 
 
@@ -51,21 +56,31 @@ class AuditEvent:
     trace_id: str = strawberry.field(description="The operation's OpenTelemetry trace id.")
     caller_app: str
     caller_region: str
+    acting_gateway: str | None = strawberry.field(
+        description="The upper gateway that acted for the caller (the cascade); null when the"
+        " caller came directly."
+    )
     roles: list[str]
     matter_code: str | None
     matter_name: str | None
     operation_name: str | None
+    operation_type: str | None = strawberry.field(description="query or mutation.")
     document_hash: str = strawberry.field(description="SHA-256 of the GraphQL document.")
     policy_version: str | None
     subjects: list[str] = strawberry.field(description="The ID numbers and USCCs read.")
     decisions: list[AuditDecision]
     hash: str = strawberry.field(description="The event's hash in the chain (SM3 or SHA-256).")
-    acting_gateway: str | None = strawberry.field(
-        description="The upper gateway that acted for the caller (the cascade); null if direct."
-    )
     receipts: list[AuditReceipt] = strawberry.field(
         description="The lower gateways' receipts for their events of this operation."
     )
+
+    @strawberry.field(
+        description="The request's spans as the gateway kept them (its waterfall); null when"
+        " none were kept."
+    )
+    async def trace(self, info: Info) -> Trace | None:
+        view = await console.trace(info.context, self.trace_id)
+        return None if view is None else Trace.of(view)
 
     @classmethod
     def of(cls, stored: StoredEvent) -> AuditEvent:
@@ -80,6 +95,7 @@ class AuditEvent:
             matter_code=event.matter_code,
             matter_name=event.matter_name,
             operation_name=event.operation_name,
+            operation_type=event.operation_type,
             document_hash=event.document_hash,
             policy_version=event.policy_version,
             subjects=list(event.subjects),
@@ -108,8 +124,18 @@ def _decision(entry: Any) -> AuditDecision:
         decision=Decision(entry["decision"]),
         count=int(entry.get("count", 0)),
         grade=entry.get("grade"),
+        clearance=_text_or_none(entry.get("clearance")),
+        rule=_text_or_none(entry.get("rule")),
         reason=entry.get("reason"),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 @strawberry.type
@@ -132,6 +158,18 @@ class AuditEventFilter:
     )
     matter_code: str | None = None
     trace_id: str | None = None
+    region: str | None = strawberry.field(
+        default=None,
+        description="An owning region code (e.g. SH): events with a decision on data kept there.",
+    )
+    decision: Decision | None = strawberry.field(
+        default=None,
+        description="Events with a decision of this kind; with region, on data kept there.",
+    )
+    outside_working_hours: bool | None = strawberry.field(
+        default=None,
+        description="true: only events outside the configured working hours (China Standard Time).",
+    )
     from_: str | None = strawberry.field(
         default=None, name="from", description="From this date or time (inclusive)."
     )
@@ -204,6 +242,9 @@ class AuditQuery:
                 subject_id=filter.subject_id,
                 matter_code=filter.matter_code,
                 trace_id=filter.trace_id,
+                region=filter.region,
+                decision=None if filter.decision is None else filter.decision.value,
+                outside_working_hours=filter.outside_working_hours,
                 start=filter.from_,
                 end=filter.to,
             )
@@ -214,6 +255,14 @@ class AuditQuery:
             edges=edges,
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )
+
+    @strawberry.field(
+        description="One audit event by id, with its decisions and trace. Auditor role only;"
+        " each read is itself audited. Null if there is no such event."
+    )
+    async def audit_event(self, info: Info, id: strawberry.ID) -> AuditEvent | None:
+        stored = await audit.event(info.context, id)
+        return None if stored is None else AuditEvent.of(stored)
 
     @strawberry.field(
         description="Who accessed this citizen's data, newest first: for the citizen only."

@@ -20,6 +20,7 @@ from resolvers.roots import (
     root,
 )
 from schema.audit import AuditQuery
+from schema.console import ConsoleQuery
 from schema.entities import EntitiesQuery
 from schema.enums import CreditKind, Region
 from schema.resource_catalog import CatalogQuery
@@ -45,7 +46,7 @@ async def _company(row: Awaitable[Row | None]) -> LegalPerson | None:
 
 
 @strawberry.type
-class Query(CatalogQuery, AuditQuery, EntitiesQuery):
+class Query(CatalogQuery, AuditQuery, EntitiesQuery, ConsoleQuery):
     @strawberry.field(
         description="A natural person by citizen ID number (GB 11643).",
         metadata=root(NATURAL_PERSON),

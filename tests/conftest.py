@@ -77,9 +77,10 @@ def seeded(admin_dsn: str) -> Seeded:
     """The four regional databases, seeded (in worker processes) from ``Dataset(PERSONS, SEED)``,
     and the audit database, made afresh."""
     from gateway.audit import create_database
+    from gateway.telemetry.span_table import init_span_table
 
     report = asyncio.run(seed_regions(admin_dsn, PERSONS, SEED, processes=2))
-    asyncio.run(create_database(admin_dsn, fresh=True))
+    asyncio.run(init_span_table(asyncio.run(create_database(admin_dsn, fresh=True))))
     return Seeded(admin_dsn, Dataset(PERSONS, SEED), report)
 
 

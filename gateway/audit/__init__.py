@@ -17,7 +17,7 @@ from gateway.audit.events import (
     AuditEvent,
     StoredEvent,
 )
-from gateway.audit.log import AuditLog, EventQuery, Receipt, receipt_document
+from gateway.audit.log import AuditLog, EventQuery, Receipt, WorkingHours, receipt_document
 from gateway.audit.postgres import (
     DATABASE,
     PostgresAuditLog,
@@ -42,6 +42,7 @@ __all__ = [
     "Receipt",
     "StoredEvent",
     "VerifyReport",
+    "WorkingHours",
     "add_audit_commands",
     "check_chain",
     "create_database",

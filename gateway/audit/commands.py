@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -29,8 +29,14 @@ from gateway.audit.verify import VerifyReport
 from gateway.core.errors import AuditUnavailable, ConfigError, GatewayError
 
 
-def add_audit_commands(commands: Any) -> None:
-    """Add the ``audit`` command and its subcommands to the CLI's subparsers."""
+def add_audit_commands(
+    commands: Any, also_init: Sequence[Callable[[str], Awaitable[None]]] = ()
+) -> None:
+    """Add the ``audit`` command and its subcommands to the CLI's subparsers.
+
+    ``also_init``: more tables of the audit database that ``audit init`` creates (each
+    called with its DSN after the log's own), such as the span store's.
+    """
     audit = commands.add_parser("audit", help="check and read the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     dsn_help = "the audit database (default: DELTAGATE_AUDIT_DSN)"
@@ -40,7 +46,7 @@ def add_audit_commands(commands: Any) -> None:
         help="create the table, its indexes and guards (run as the role that is to own them)",
     )
     init.add_argument("--dsn", help=dsn_help)
-    init.set_defaults(run=run_init)
+    init.set_defaults(run=run_init, also_init=tuple(also_init))
 
     check = audit_commands.add_parser(
         "verify", help="walk the hash chain; report the first missing or altered event"
@@ -98,9 +104,15 @@ def _anchor(text: str | None) -> tuple[int, str] | None:
     return int(seq), digest.lower()
 
 
+async def _init(dsn: str, also: Sequence[Callable[[str], Awaitable[None]]]) -> None:
+    await init_schema(dsn)
+    for init in also:
+        await init(dsn)
+
+
 def run_init(args: argparse.Namespace) -> int:
     try:
-        asyncio.run(init_schema(_dsn(args)))
+        asyncio.run(_init(_dsn(args), getattr(args, "also_init", ())))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Most often "must be owner": init is for the role that is to own the table.
         raise GatewayError(f"audit init failed: {exc}") from None

@@ -26,10 +26,24 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from gateway.audit.events import AuditEvent, StoredEvent
+from gateway.audit.events import CHINA_TIME, AuditEvent, StoredEvent
 from gateway.audit.verify import VerifyReport
 
-__all__ = ["AuditLog", "EventQuery", "Receipt", "receipt_document"]
+__all__ = ["AuditLog", "EventQuery", "Receipt", "WorkingHours", "receipt_document"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingHours:
+    """Working hours in China Standard Time: from ``start`` (inclusive) to ``end``
+    (exclusive) on the ISO weekdays ``days`` (Monday = 1)."""
+
+    start: dt.time
+    end: dt.time
+    days: frozenset[int]
+
+    def covers(self, at: dt.datetime) -> bool:
+        local = at.astimezone(CHINA_TIME)
+        return local.isoweekday() in self.days and self.start <= local.time() < self.end
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +55,10 @@ class EventQuery:
         subject: an ID number or USCC the event lists.
         matter_code: the matter.
         trace_id: the trace id (32 hex digits).
+        owner: events with a decision on data kept by this region.
+        decision: events with a decision of this kind (``CLEAR``, ``MASKED``, ``WITHHELD``);
+            with ``owner``, the same decision entry must have both.
+        outside: events outside these working hours (China Standard Time).
         start: events at or after this time.
         end: events before this time.
         before: events with a smaller ``seq`` (the page after a cursor, newest first).
@@ -53,6 +71,9 @@ class EventQuery:
     subject: str | None = None
     matter_code: str | None = None
     trace_id: str | None = None
+    owner: str | None = None
+    decision: str | None = None
+    outside: WorkingHours | None = None
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     before: int | None = None

@@ -187,6 +187,18 @@ def select(query: EventQuery) -> tuple[str, list[Any]]:
         if value is not None:
             args.append(value)
             conditions.append(template.format(f"${len(args)}"))
+    if query.owner is not None or query.decision is not None:
+        entry = {"owner": query.owner, "decision": query.decision}
+        args.append(orjson.dumps([{k: v for k, v in entry.items() if v is not None}]).decode())
+        conditions.append(f"decisions @> ${len(args)}::jsonb")
+    if query.outside is not None:
+        # China Standard Time has no daylight saving: UTC + 8 hours is its wall clock.
+        local = "((at AT TIME ZONE 'UTC') + interval '8 hours')"
+        args += [query.outside.start, query.outside.end, sorted(query.outside.days)]
+        conditions.append(
+            f"NOT ({local}::time >= ${len(args) - 2} AND {local}::time < ${len(args) - 1}"
+            f" AND extract(isodow FROM {local})::int = ANY(${len(args)}::int[]))"
+        )
     where = " AND ".join(conditions) or "TRUE"
     order = "DESC" if query.newest_first else "ASC"
     args.append(query.limit)

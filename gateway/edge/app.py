@@ -1,4 +1,5 @@
-"""The ASGI app: ``POST /graphql``, GraphiQL outside production, health, readiness, metrics.
+"""The ASGI app: ``POST /graphql``, GraphiQL outside production, the auditor console
+(``/console``, on by default outside production), health, readiness, metrics.
 
 ``create_app`` serves a ``Gateway`` (``gateway.edge.pipeline``: one request
 from its headers to its answer) built from settings (``gateway.edge.build``),
@@ -19,6 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.core.errors import MethodNotAllowed
+from gateway.edge.console import ConsolePage
+from gateway.edge.console_export import export_csv
 from gateway.edge.graphiql import GraphiQLPage
 from gateway.edge.pipeline import Gateway
 from gateway.edge.responses import json_response, request_error
@@ -98,4 +101,16 @@ def create_app(gateway: Gateway) -> Starlette:
     ]
     if graphiql is not None:
         routes.append(Route("/graphiql/static/{path:path}", graphiql.asset, methods=["GET"]))
+    if gateway.settings.serves_console:
+        # The auditor console: on by default outside production, by [console] enabled in it.
+        console = ConsolePage()
+
+        async def export(request: Request) -> Response:
+            return await export_csv(gateway, request)
+
+        routes += [
+            Route("/console", console.page, methods=["GET"]),
+            Route("/console/static/{path:path}", console.asset, methods=["GET"]),
+            Route("/console/export.csv", export, methods=["GET"]),
+        ]
     return Starlette(routes=routes, lifespan=lifespan)

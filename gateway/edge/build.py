@@ -41,7 +41,9 @@ from gateway.edge.validation_budget import ValidationBudget
 from gateway.sources import CircuitBreaker, QueryObserver, Source, build_source
 from gateway.sources.upper import UpperSource
 from gateway.telemetry.spans import Telemetry
+from gateway.telemetry.store import SpanStore
 from policies import PolicyEngine, resolve_mask_secret
+from resolvers.console import ConsoleServices
 from resolvers.cursors import CursorCodec
 from schema import GatewaySchema, build_schema
 
@@ -74,6 +76,7 @@ class GatewayParts:
         delegation: checks the delegations of upper gateways (None: none accepted).
         upper: the upper-level source (``[upper]``), behind its breaker: keys no
             configured region holds are read there (None: answered ``null``).
+        console: the auditor console's parts: its settings, the span store, chain checks.
     """
 
     settings: Settings
@@ -103,6 +106,8 @@ class GatewayParts:
             return dict(self.sources)
         return {**self.sources, self.upper.region: self.upper}
 
+    console: ConsoleServices = field(default_factory=ConsoleServices)
+
     @classmethod
     def from_settings(
         cls,
@@ -119,9 +124,23 @@ class GatewayParts:
         """
         metrics = Metrics()
         observer = _both(metrics.observe_backend_query, observer)
-        telemetry = (
-            Telemetry.from_environment() if tracer_provider is None else Telemetry(tracer_provider)
-        )
+        # The spans of audited operations go to the audit database too (the console's
+        # waterfall), whether or not an OTLP collector is configured.
+        spans = None
+        if settings.audit_dsn and settings.console.keeps_spans(production=settings.production):
+            spans = SpanStore(
+                settings.audit_dsn,
+                retention=settings.console.span_retention_days * 86400.0,
+                max_rows=settings.console.span_max_rows,
+                on_problem=metrics.count_span_store_loss,
+                timeout=settings.audit_timeout,
+            )
+        if tracer_provider is None:
+            telemetry = Telemetry.from_environment(processors=() if spans is None else (spans,))
+        else:
+            if spans is not None:
+                tracer_provider.add_span_processor(spans)
+            telemetry = Telemetry(tracer_provider)
         if telemetry.recording:
             observer = _both(telemetry.observe_query, observer)
         audit = None
@@ -210,6 +229,7 @@ class GatewayParts:
             admission=Admission(settings.limits.max_unauthenticated_per_client),
             delegation=_delegation_gate(settings),
             upper=upper,
+            console=ConsoleServices.of(settings.console, spans),
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -257,6 +277,8 @@ class GatewayParts:
         """Connect to the audit database (checking its table) before the first request."""
         if self.audit is not None:
             await self.audit.start()
+        if self.console.spans is not None:
+            await self.console.spans.start()
 
     async def close(self) -> None:
         """Flush pending audit events and exported spans; close every pool."""
@@ -267,6 +289,8 @@ class GatewayParts:
             closing.append(self.rate_limiter.close())
         await asyncio.gather(*closing)
         await asyncio.to_thread(self.telemetry.shutdown)
+        if self.console.spans is not None:
+            await self.console.spans.close()
 
 
 def _rate_limiter(settings: Settings, metrics: Metrics) -> RateLimiter | SharedRateLimiter:

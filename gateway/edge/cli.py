@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.audit import add_audit_commands
 from gateway.core.errors import ConfigError, GatewayError
+from gateway.telemetry.span_table import init_span_table
 
 if TYPE_CHECKING:
     from gateway.edge.settings import Settings
@@ -91,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="two provincial gateways (SH, JS; ports +1, +2) and the delta gateway over them",
     )
+    demo.add_argument(
+        "--seed-burst",
+        action="store_true",
+        help="before serving, let the app burst-demo look up more distinct persons than the"
+        " console's distinct-subjects threshold (a misuse signal to look at)",
+    )
     demo.set_defaults(run=_demo)
 
     seed = commands.add_parser("seed", help="create and fill the four regional databases")
@@ -145,7 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     register.set_defaults(run=_register_operations)
     listing.set_defaults(run=_list_operations)
 
-    add_audit_commands(commands)
+    add_audit_commands(commands, also_init=(init_span_table,))
+
+    spans = commands.add_parser("spans", help="the stored spans of audited operations")
+    span_commands = spans.add_subparsers(dest="spans_command", required=True)
+    prune = span_commands.add_parser(
+        "prune", help="delete spans past their retention (as audit_span's owner, on a schedule)"
+    )
+    prune.add_argument("--dsn", help="the audit database (default: DELTAGATE_AUDIT_DSN)")
+    prune.add_argument("--days", type=float, default=30.0, help="keep this many days (30)")
+    prune.add_argument("--max-rows", type=int, default=1_000_000, help="keep at most (1000000)")
+    prune.set_defaults(run=_prune_spans)
     return parser
 
 
@@ -232,16 +249,24 @@ def _serve_demo(args: argparse.Namespace, dsn: str) -> int:
     report = asyncio.run(seed_regions(dsn, args.persons, args.seed))
     print(f"Seeded in {report.elapsed:.1f} s.")
     audit_dsn = asyncio.run(create_database(dsn))
+    asyncio.run(init_span_table(audit_dsn))
 
     settings = demo_settings(dsn, audit_dsn, args.port, os.environ)
     secret = settings.jwt_secret
     if secret is None:  # demo_settings always makes one; this narrows the type
         raise ConfigError("the demo needs an HS256 secret")
     dataset = Dataset(args.persons, args.seed)
+    if getattr(args, "seed_burst", False):
+        from gateway.edge.demo_burst import BURST_APP, seed_burst
+
+        requests = asyncio.run(seed_burst(settings, dataset))
+        print(f"Seeded a burst: {BURST_APP} made {requests} audited requests.")
     base = f"http://127.0.0.1:{args.port}/graphql"
     print()
     print("deltagate demo: development mode, bound to 127.0.0.1 only (development secrets).")
     print(f"GraphiQL: {base}")
+    print(f"Auditor console: http://127.0.0.1:{args.port}/console (sign in with the auditor's"
+          " or the citizen's token)")  # fmt: skip
     print(f"Mint more tokens with: DELTAGATE_JWT_SECRET={secret} deltagate token --help")
     print()
     print_demo_callers(base, secret, int(settings.max_token_lifetime), dataset)
@@ -285,6 +310,8 @@ def print_demo_callers(base: str, secret: str, ttl: int, dataset: Dataset) -> No
         link = graphiql_link(base, headers)
         print(f"{what}: roles {', '.join(roles)}, matter {matter or '(none)'}")
         print(f"  token: {minted}")
+        if subject:
+            print(f"  ID number (the citizen's own): {subject}")
         print(f"  GraphiQL with these headers: {link}")
 
 
@@ -297,6 +324,7 @@ def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -
     from gateway.core.types import DELTA_REGIONS
     from gateway.edge.settings import Settings, local_sources
     from gateway.synthetic import region_dsn
+    from resolvers.console_settings import ConsoleSettings
 
     return Settings(
         mode="development",
@@ -307,10 +335,31 @@ def demo_settings(dsn: str, audit_dsn: str, port: int, env: Mapping[str, str]) -
         max_token_lifetime=DEMO_TOKEN_LIFETIME,
         sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
         audit_dsn=audit_dsn,
+        # A demo is tried at any hour: a few dozen requests by one app at night are not yet
+        # a signal (production keeps the default, 10).
+        console=ConsoleSettings(outside_hours_threshold=50),
     ).check()
 
 
 # -- seed, token, policy -----------------------------------------------------------------------
+
+
+def _prune_spans(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from gateway.telemetry.span_table import prune_spans
+
+    dsn = args.dsn or os.environ.get("DELTAGATE_AUDIT_DSN")
+    if not dsn:
+        raise ConfigError("name the audit database with --dsn or DELTAGATE_AUDIT_DSN")
+    if args.days <= 0 or args.max_rows < 0:
+        raise ConfigError("--days must be positive and --max-rows not negative")
+    try:
+        gone = asyncio.run(prune_spans(dsn, args.days * 86400.0, args.max_rows))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise GatewayError(f"spans prune failed: {exc}") from None
+    print(f"spans pruned: {gone}")
+    return 0
 
 
 def _seed(args: argparse.Namespace) -> int:

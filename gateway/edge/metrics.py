@@ -125,6 +125,13 @@ class Metrics:
             "Requests whose rate limit was decided in the process: the shared store did not answer",
             registry=registry,
         )
+        self.span_store_lost = Counter(
+            "deltagate_span_store_lost_spans",
+            "Spans of audited operations the span store did not keep, by why"
+            " (dropped: a memory bound; write_failed; prune_failed counts prunings)",
+            ["reason"],
+            registry=registry,
+        )
 
     # -- per request -------------------------------------------------------------------------
 
@@ -198,6 +205,9 @@ class Metrics:
 
     def count_rate_limit_fallback(self) -> None:
         self.rate_limit_fallbacks.inc()
+
+    def count_span_store_loss(self, reason: str, count: int) -> None:
+        self.span_store_lost.labels(reason).inc(count)
 
     def refresh_breakers(self, sources: Mapping[str, Any]) -> None:
         """Read each source's breaker state (sources without one are left out)."""

@@ -37,7 +37,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit import Receipt, operation_event, receipt_document, touches_audited_data
+from gateway.audit import (
+    AuditEvent,
+    Receipt,
+    operation_event,
+    receipt_document,
+    touches_audited_data,
+)
 from gateway.core.cascade import DEPTH_HEADER, CascadeRequest, acting_for, depth_of
 from gateway.core.errors import (
     AuditUnavailable,
@@ -162,6 +168,7 @@ class Gateway(GatewayParts):
             audit_log=self.audit,
             registry=self.settings.regions,
             upper=self.upper,
+            console=self.console,
         )  # fmt: skip
         # What the gateway sources below need of this request: the caller to delegate,
         # the trace to continue; they leave the lowers' audit receipts in it.
@@ -258,21 +265,31 @@ class Gateway(GatewayParts):
         trace.decisions(decisions, policy.policy_version)
         if not context.audit_reads and not touches_audited_data(decisions):
             return None
+        return await self.commit_event(
+            trace,
+            operation_event(
+                trace_id=trace.trace_id,
+                caller=caller,
+                matter_code=policy.matter_code,
+                matter_name=policy.matter.name if policy.matter is not None else None,
+                operation_name=prepared.name,
+                operation_type=prepared.operation.operation.value,
+                document_hash=prepared.document_hash,
+                policy_version=policy.policy_version,
+                subjects=context.loaders.subjects,
+                decisions=[*decisions, *context.audit_reads],
+                receipts=receipts,
+            ),
+        )
+
+    async def commit_event(self, trace: OperationTrace, event: AuditEvent) -> Receipt:
+        """Append an operation's audit event (in its ``audit.write`` span); mark the trace.
+
+        Raises:
+            AuditUnavailable: not stored, or no audit log: the data must not leave.
+        """
         if self.audit is None:
             raise AuditUnavailable("no audit log is configured")
-        event = operation_event(
-            trace_id=trace.trace_id,
-            caller=caller,
-            matter_code=policy.matter_code,
-            matter_name=policy.matter.name if policy.matter is not None else None,
-            operation_name=prepared.name,
-            operation_type=prepared.operation.operation.value,
-            document_hash=prepared.document_hash,
-            policy_version=policy.policy_version,
-            subjects=context.loaders.subjects,
-            decisions=[*decisions, *context.audit_reads],
-            receipts=receipts,
-        )
         attributes = {"deltagate.kind": "audit", "deltagate.audit.subjects": len(event.subjects)}
         with self.telemetry.span("audit.write", attributes) as span:
             receipt = await self.audit.append(event)

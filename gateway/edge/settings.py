@@ -74,6 +74,12 @@ Example ``gateway.toml``::
     key = "server.key"
     client_ca = "upper-ca.pem"   # client certificates must come from this CA (mutual TLS)
     require_client_cert = true   # default: true when client_ca is set
+    [console]                    # the auditor console at /console (docs/console-api.md)
+    enabled = true               # default: on outside production, off in production
+    export_max_rows = 10000      # most events one CSV export holds
+    span_retention_days = 30     # spans of audited operations kept (and span_max_rows)
+    working_hours = "08:30-18:00"            # China Standard Time, for OUTSIDE_HOURS
+    distinct_subjects_threshold = 100        # and the other signal thresholds
 
 Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
@@ -104,6 +110,7 @@ from gateway.edge.delegated import DEFAULT_ACTING_ROLES
 from gateway.edge.query_limits import Limits
 from gateway.sources.mapping import SHIPPED_MAPPINGS
 from policies import SHIPPED_POLICY_DIR
+from resolvers.console_settings import ConsoleSettings
 
 #: The mapping files shipped for the four regions' synthetic schemas.
 
@@ -442,6 +449,12 @@ class Settings:
     delegation: DelegationSettings | None = None
     upper: SourceSettings | None = None
     tls: TlsSettings | None = None
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+
+    @property
+    def serves_console(self) -> bool:
+        """Whether ``/console`` is served: by default outside production only."""
+        return self.console.serves_page(production=self.production)
 
     @property
     def production(self) -> bool:
@@ -593,7 +606,7 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     known = {
         "gateway", "auth", "policy", "sources", "limits", "operations", "audit", "delegation",
-        "upper", "tls",
+        "upper", "tls", "console",
     }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
@@ -663,6 +676,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
         upper=_upper_source(upper, base) if upper else None,
         tls=TlsSettings.from_table(tls, base) if tls else None,
+        console=ConsoleSettings.from_table(_section(raw, "console", None)),
     )
 
 

@@ -52,8 +52,10 @@ Exporters come from the standard environment variables, read by
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is
 set, over ``http/protobuf`` or ``grpc`` (``OTEL_EXPORTER_OTLP_PROTOCOL``);
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER``
-apply as the SDK defines them. With no exporter nothing is recorded: trace ids
-are still made, but no span is kept and no child span is opened.
+apply as the SDK defines them. Beside them, the gateway keeps the spans of
+audited operations in the audit database (``gateway.telemetry.store``) when it
+has one. With neither, nothing is recorded: trace ids are still made, but no
+span is kept and no child span is opened.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ import importlib
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -421,15 +423,18 @@ class Telemetry:
         self.scope = InstrumentationScope("deltagate")
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str] | None = None) -> Telemetry:
-        """A tracer exporting as the ``OTEL_*`` variables say; none set, nothing is exported.
+    def from_environment(
+        cls, env: Mapping[str, str] | None = None, processors: Sequence[SpanProcessor] = ()
+    ) -> Telemetry:
+        """A tracer exporting as the ``OTEL_*`` variables say, and to ``processors`` (the
+        span store); with neither, nothing is recorded.
 
         Raises:
             ConfigError: an unknown exporter or protocol, or the OTLP package is not installed.
         """
         env = os.environ if env is None else env
         exporters = _exporters(env)
-        if not exporters:
+        if not exporters and not processors:
             return cls(None)
         attributes = {}
         if not env.get("OTEL_SERVICE_NAME") and "service.name" not in env.get(
@@ -439,6 +444,8 @@ class Telemetry:
         provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
         for exporter in exporters:
             provider.add_span_processor(BatchSpanProcessor(exporter))
+        for processor in processors:
+            provider.add_span_processor(processor)
         return cls(provider, owned=True)
 
     @contextlib.contextmanager

@@ -75,4 +75,13 @@ def _matches(stored: StoredEvent, query: EventQuery) -> bool:
         and (query.end is None or event.at < query.end)
         and (query.before is None or stored.seq < query.before)
         and (query.after is None or stored.seq > query.after)
+        and (
+            (query.owner is None and query.decision is None)
+            or any(
+                (query.owner is None or entry.get("owner") == query.owner)
+                and (query.decision is None or entry.get("decision") == query.decision)
+                for entry in event.decisions
+            )
+        )
+        and (query.outside is None or not query.outside.covers(event.at))
     )
