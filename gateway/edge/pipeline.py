@@ -290,7 +290,7 @@ class Gateway(GatewayParts):
         """
         if self.audit is None:
             raise AuditUnavailable("no audit log is configured")
-        attributes = {"deltagate.audit.subjects": len(event.subjects)}
+        attributes = {"deltagate.kind": "audit", "deltagate.audit.subjects": len(event.subjects)}
         with self.telemetry.span("audit.write", attributes) as span:
             receipt = await self.audit.append(event)
             if span is not None:
