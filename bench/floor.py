@@ -7,8 +7,11 @@ does what the gateway must do to give the same answer, and nothing more:
 
 - the same bearer-token check (``gateway.edge.auth.TokenVerifier``) and matter check;
 - the same SQL, compiled from the same mappings, with the same batching: one
-  ``= ANY($1)`` query per (entity, region) per level, the levels read in the
-  same order (so the same number of queries and round trips);
+  round trip per region per level, the levels read in the same order (so the
+  same number of queries and round trips); where a level reads two entities
+  from a region (Q1's residences and social insurance, Q2's representatives
+  and enterprise credit records) both go in one statement, compiled as the
+  gateway compiles it (``gateway.sources.sql.combined_fetch_sql``);
 - the same policy: release decisions taken from the policy engine once per
   (caller region, roles, matter) and kept as per-field plans, masking applied
   row by row with the same mask functions;
@@ -166,16 +169,22 @@ class Floor:
         self.regions = tuple(s.region for s in settings.sources)
         self.pools: dict[str, asyncpg.Pool] = {}
         self.sql: dict[tuple[str, str], str] = {}
+        lookups = {
+            "person": ("person", "id_number"),
+            "residence": ("residence", "person_id"),
+            "insurance": ("social_insurance", "person_id"),
+            "enterprise": ("enterprise", "uscc"),
+            "credit": ("credit_record", "subject_id"),
+        }
         for source in settings.sources:
             mapping = load_mapping(source.mapping)
-            for name, entity, field in (
-                ("person", "person", "id_number"),
-                ("residence", "residence", "person_id"),
-                ("insurance", "social_insurance", "person_id"),
-                ("enterprise", "enterprise", "uscc"),
-                ("credit", "credit_record", "subject_id"),
-            ):
+            for name, (entity, field) in lookups.items():
                 self.sql[name, source.region] = mapping.compile_fetch(entity, field)
+            # Two look-ups in one round trip: rows carry ``_lookup`` (0 or 1) and both
+            # entities' columns by name, so a row is read by name as a single look-up's is.
+            for first, second in (("residence", "insurance"), ("person", "credit")):
+                combined = mapping.compile_combined([lookups[first], lookups[second]])
+                self.sql[f"{first}+{second}", source.region] = combined.sql
             self.sql["search", source.region] = mapping.compile_search(
                 "enterprise", "name", after=False
             )
@@ -208,6 +217,22 @@ class Floor:
     async def fetch(self, name: str, region: str, keys: Sequence[str]) -> list[Record]:
         return await self.pools[region].fetch(self.sql[name, region], keys)
 
+    async def fetch_two(
+        self, names: tuple[str, str], region: str, keys: tuple[Sequence[str], Sequence[str]]
+    ) -> tuple[list[Record], list[Record]]:
+        """Two look-ups from one region in one round trip (one alone where the other has no
+        keys), their records apart."""
+        if not keys[1]:
+            return await self.fetch(names[0], region, keys[0]), []
+        if not keys[0]:
+            return [], await self.fetch(names[1], region, keys[1])
+        sql = self.sql[f"{names[0]}+{names[1]}", region]
+        first: list[Record] = []
+        second: list[Record] = []
+        for row in await self.pools[region].fetch(sql, keys[0], keys[1]):
+            (second if row[0] else first).append(row)
+        return first, second
+
     async def fetch_by(
         self, name: str, field: str, keys_by_region: dict[str, dict[str, None]]
     ) -> dict[str, dict[str, list[Record]]]:
@@ -216,13 +241,15 @@ class Floor:
         results = await asyncio.gather(
             *(self.fetch(name, region, list(keys_by_region[region])) for region in regions)
         )
-        grouped: dict[str, dict[str, list[Record]]] = {}
-        for region, rows in zip(regions, results, strict=True):
-            by_key: dict[str, list[Record]] = {}
-            for row in rows:
-                by_key.setdefault(row[field], []).append(row)
-            grouped[region] = by_key
-        return grouped
+        return {region: group(rows, field) for region, rows in zip(regions, results, strict=True)}
+
+
+def group(rows: Iterable[Record], field: str) -> dict[str, list[Record]]:
+    """Rows by the value of ``field``."""
+    by_key: dict[str, list[Record]] = {}
+    for row in rows:
+        by_key.setdefault(row[field], []).append(row)
+    return by_key
 
 
 # -- the three operations --------------------------------------------------------------------
@@ -247,16 +274,29 @@ async def counter_lookup(floor: Floor, policy: FloorPolicy, variables: dict[str,
         if policy.allows(coordinate, home)
     ]
     person["residences"] = person["socialInsurance"] = None
-    reads = [(link, region) for link in links for region in floor.regions]
-    results = await asyncio.gather(*(floor.fetch(link[1], region, [key]) for link, region in reads))
+    if not links:
+        return {"naturalPerson": person}, 1
+    # Both links of every region in one round trip per region.
+    if len(links) == 2:
+        tables = (links[0][1], links[1][1])
+        results = await asyncio.gather(
+            *(floor.fetch_two(tables, region, ([key], [key])) for region in floor.regions)
+        )
+    else:
+        table = links[0][1]
+        results = await asyncio.gather(
+            *(floor.fetch(table, region, [key]) for region in floor.regions)
+        )
+        results = [(rows,) for rows in results]
     merged: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in links}
-    for ((name, _, selection), region), rows in zip(reads, results, strict=True):
-        plan = policy.plan(selection, region)
-        # Region by region, newest first within each (resolvers.links.newest_per_region).
-        ordered = sorted(rows, key=lambda row: row["since"] or "", reverse=True)
-        merged[name].extend(shown(row, plan) for row in ordered)
+    for region, per_link in zip(floor.regions, results, strict=True):
+        for (name, _, selection), rows in zip(links, per_link, strict=True):
+            plan = policy.plan(selection, region)
+            # Region by region, newest first within each (resolvers.links.newest_per_region).
+            ordered = sorted(rows, key=lambda row: row["since"] or "", reverse=True)
+            merged[name].extend(shown(row, plan) for row in ordered)
     person.update(merged)
-    return {"naturalPerson": person}, 1 + len(reads)
+    return {"naturalPerson": person}, 1 + len(floor.regions)
 
 
 async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict[str, Any]) -> Any:
@@ -297,12 +337,29 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
         if policy.allows("LegalPerson.creditRecords", home):
             credit_keys[key] = None
         found.append((out, row, home))
-    credit_wanted = {region: credit_keys for region in floor.regions} if credit_keys else {}
-    reps, credits = await asyncio.gather(
-        floor.fetch_by("person", "id_number", rep_keys),
-        floor.fetch_by("credit", "subject_id", credit_wanted),
+    # Representatives from their home regions and enterprise credit from every region: one
+    # round trip per region for both.
+    credit_list_keys = list(credit_keys)
+    level = [region for region in floor.regions if credit_list_keys or rep_keys.get(region)]
+    results = await asyncio.gather(
+        *(
+            floor.fetch_two(
+                ("person", "credit"), region, (list(rep_keys.get(region, ())), credit_list_keys)
+            )
+            for region in level
+        )
     )
-    queries += len(reps) + len(credits)
+    queries += len(level)
+    reps = {
+        region: group(rows, "id_number")
+        for region, (rows, _) in zip(level, results, strict=True)
+        if rep_keys.get(region)
+    }
+    credits = {
+        region: group(rows, "subject_id")
+        for region, (_, rows) in zip(level, results, strict=True)
+        if credit_list_keys
+    }
 
     # Level 2: the representatives' credit records.
     people: dict[str, tuple[dict[str, Any], str] | None] = {}

@@ -10,6 +10,7 @@ and runs it over the rows in one loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -195,14 +196,12 @@ class OperationPolicy:
         fields, parent records) the decision was applied to.
         """
         entries = []
+        counts = self._counts
         for key, decision in sorted(self._decisions.items()):
             if decision.decision is Decision.CLEAR and not include_clear:
                 continue
-            coordinate, owner, about_person = key
-            entry = {"field": coordinate, "owner": owner, **decision.as_dict()}
-            if about_person:
-                entry["subjectType"] = NATURAL_PERSON
-            entry["count"] = self._counts.get(key, 0)
+            entry = _entry(key, decision).copy()
+            entry["count"] = counts.get(key, 0)
             entries.append(entry)
         return {
             "policyVersion": self.snapshot.version,
@@ -334,3 +333,14 @@ def _run(changes: Sequence[_Change], rows: Sequence[Row]) -> list[Row]:
                 new[key] = None if mask is None else mask(value)
         out.append(new)
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _entry(key: DecisionKey, decision: FieldDecision) -> dict[str, Any]:
+    """A summary entry without its count; the same few entries recur in every operation, so
+    each is written once (callers copy it)."""
+    coordinate, owner, about_person = key
+    entry = {"field": coordinate, "owner": owner, **decision.as_dict()}
+    if about_person:
+        entry["subjectType"] = NATURAL_PERSON
+    return entry

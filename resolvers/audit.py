@@ -187,9 +187,9 @@ async def event(ctx: GatewayContext, event_id: str) -> StoredEvent | None:
         InvalidInput: ``event_id`` is not an event id.
     """
     require_auditor(ctx, "auditEvent")
-    seq = event_seq(event_id)
-    found = await _log(ctx).read(EventQuery(after=seq - 1, limit=1, newest_first=False))
-    if not found or found[0].seq != seq:
+    number = event_id_of(event_id)
+    found = await _log(ctx).read(EventQuery(after=number - 1, limit=1, newest_first=False))
+    if not found or found[0].id != number:
         return None
     stored = found[0]
     ctx.loaders.subjects.update(dict.fromkeys(stored.event.subjects))
@@ -197,8 +197,8 @@ async def event(ctx: GatewayContext, event_id: str) -> StoredEvent | None:
     return stored
 
 
-def event_seq(event_id: str, argument: str = "id") -> int:
-    """The position in the chain an event id names.
+def event_id_of(event_id: str, argument: str = "id") -> int:
+    """The event an id names (its place in the log's order, ``StoredEvent.id``).
 
     Raises:
         InvalidInput: not an event id.
@@ -241,12 +241,12 @@ async def history(
 
 
 def _cursor(ctx: GatewayContext, stored: StoredEvent) -> str:
-    """The cursor of an event in a list, newest first: its ``seq``, encrypted."""
-    return ctx.cursors.encode([str(stored.seq)])
+    """The cursor of an event in a list, newest first: its ``id``, encrypted."""
+    return ctx.cursors.encode([str(stored.id)])
 
 
 def _position(ctx: GatewayContext, after: str | None) -> int | None:
-    """The ``seq`` a cursor (``_cursor``) stands for; None without one."""
+    """The ``id`` a cursor (``_cursor``) stands for; None without one."""
     if after is None:
         return None
     position = ctx.cursors.decode(after)

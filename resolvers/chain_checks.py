@@ -2,7 +2,7 @@
 
 ``deltagate audit verify`` walks the whole chain; an auditor at the console
 checks a range now (``verifyAuditChain``): each event's hash over its contents,
-its link to the event before (the one just before the range too), and no gap.
+its link to the event before it in its writer's chain, and no gap in a chain.
 Verifying reads and hashes every event of the range, so it is bounded
 (``verify_max_range`` events) and rationed: one at a time in the process and at
 most one per ``verify_min_interval`` seconds, whoever asks, so that no auditor
@@ -76,11 +76,11 @@ class ChainChecks:
         if wait > 0:
             raise RateLimited(f"verifications are spaced: try again in {wait:.0f} s")
         async with self._lock:
-            head = await log.head()
-            if head is None:
+            newest = await log.read(EventQuery(limit=1))
+            if not newest:
                 result = Verification(dt.datetime.now(dt.UTC), None, None, 0, (), by_app)
             else:
-                end = head[0] if last is None else min(last, head[0])
+                end = newest[0].id if last is None else min(last, newest[0].id)
                 start = max(1, end - self.max_range + 1) if first is None else first
                 if start > end:
                     raise InvalidInput("fromId must not be after toId", argument="fromId")
@@ -103,44 +103,62 @@ class ChainChecks:
 
 
 async def check_range(log: AuditLog, first: int, last: int) -> tuple[int, list[str]]:
-    """Check events ``first``..``last``: (how many hold, the first problem found, if any)."""
-    prev = GENESIS
-    if first > 1:
-        before = await log.read(EventQuery(after=first - 2, limit=1, newest_first=False))
-        if not before or before[0].seq != first - 1:
-            return 0, [f"event {first - 1}, before the range, is missing"]
-        prev = before[0].hash
-    expected = first
+    """Check the events with ids ``first``..``last``: (how many hold, the first problem found).
+
+    The log is one chain per writer, interleaved in ``id`` order: each event's hash
+    must match its contents, and within its chain each event must follow the one
+    before it (the next number, carrying its hash), the first of a chain in the range
+    too, against the event just before the range. A chain's newest events deleted
+    after the range, and the checkpoints, are ``deltagate audit verify``'s.
+    """
+    heads: dict[str, tuple[int, str]] = {}
     checked = 0
-    while expected <= last:
-        chunk = await log.read(
-            EventQuery(
-                after=expected - 1, limit=min(CHUNK, last - expected + 1), newest_first=False
-            )
-        )
-        if not chunk:
-            return checked, [f"event {expected} is missing (the log ends before it)"]
+    after = first - 1
+    while after < last:
+        chunk = await log.read(EventQuery(after=after, limit=CHUNK, newest_first=False))
         for stored in chunk:
-            problem = _problem(stored, expected, prev)
+            if stored.id > last:
+                return checked, []
+            before = heads.get(stored.chain)
+            if before is None and stored.seq > 1:
+                before = await _predecessor(log, stored)
+                if before is None:
+                    name = f"{stored.chain}:{stored.seq - 1}"
+                    return checked, [f"event {name}, before the range, is missing"]
+            problem = _problem(stored, before)
             if problem is not None:
                 return checked, [problem]
+            heads[stored.chain] = (stored.seq, stored.hash)
             checked += 1
-            prev = stored.hash
-            expected += 1
+            after = stored.id
+        if len(chunk) < CHUNK:
+            break
     return checked, []
 
 
-def _problem(stored: StoredEvent, expected: int, prev: str) -> str | None:
-    if stored.seq != expected:
-        return f"event {expected} is missing (after event {expected - 1} comes event {stored.seq})"
+async def _predecessor(log: AuditLog, stored: StoredEvent) -> tuple[int, str] | None:
+    """(seq, hash) of the event before ``stored`` in its chain, if it is there."""
+    found = await log.read(EventQuery(chain=stored.chain, before=stored.id, limit=1))
+    if not found or found[0].seq != stored.seq - 1:
+        return None
+    return found[0].seq, found[0].hash
+
+
+def _problem(stored: StoredEvent, before: tuple[int, str] | None) -> str | None:
+    name = f"event {stored.id} ({stored.chain}:{stored.seq})"
+    if before is not None and stored.seq != before[0] + 1:
+        return (
+            f"{name}: event {stored.chain}:{before[0] + 1} is missing (after"
+            f" {stored.chain}:{before[0]} comes {stored.chain}:{stored.seq})"
+        )
     try:
         intact = stored.verify_hash()
     except ValueError:
-        return f"event {stored.seq}: this platform has no {stored.hash_algorithm} hash"
+        return f"{name}: this platform has no {stored.hash_algorithm} hash"
     if not intact:
-        return f"event {stored.seq} is altered: its contents do not match its hash"
-    if stored.prev_hash != prev:
-        return (
-            f"event {stored.seq} is not linked: it does not carry the hash of event {expected - 1}"
-        )
+        return f"{name} is altered: its contents do not match its hash"
+    if before is not None and stored.prev_hash != before[1]:
+        return f"{name} is not linked: it does not carry the hash of the event before it"
+    if before is None and stored.seq == 1 and stored.prev_hash != GENESIS:
+        return f"{name} is not linked: the first event of a chain carries the genesis hash"
     return None

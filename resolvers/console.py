@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, EventQuery
 from gateway.core.errors import AuditUnavailable
 from gateway.telemetry.store import SpanStore, StoredSpan, spans_in_order
-from resolvers.audit import AUDITOR_ROLE, CITIZEN_ROLE, event_seq, record_read, require_auditor
+from resolvers.audit import AUDITOR_ROLE, CITIZEN_ROLE, event_id_of, record_read, require_auditor
 from resolvers.chain_checks import ChainChecks, Verification
 from resolvers.console_settings import ConsoleSettings
 from resolvers.context import GatewayContext
@@ -29,7 +29,6 @@ __all__ = ["ConsoleServices", "Session", "TraceView"]
 logger = logging.getLogger("deltagate.console")
 
 #: Seconds the misuse signals computed once are served again.
-SIGNALS_TTL = 15.0
 
 
 @dataclass
@@ -45,7 +44,7 @@ class ConsoleServices:
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
     spans: SpanStore | None = None
     checks: ChainChecks = field(default_factory=ChainChecks)
-    # The signals read up to MAX_SCANNED events: computed at most once per SIGNALS_TTL
+    # The signals read up to MAX_SCANNED events: computed at most once per ``signals_ttl``
     # seconds in a process, however often the front page is loaded.
     _signals: tuple[float, list[Signal]] | None = None
     _signals_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -53,7 +52,8 @@ class ConsoleServices:
     async def signals(self, log: AuditLog, now: dt.datetime | None) -> list[Signal]:
         async with self._signals_lock:
             cached = self._signals
-            if now is None and cached is not None and time.monotonic() - cached[0] < SIGNALS_TTL:
+            ttl = self.settings.signals_ttl
+            if now is None and cached is not None and time.monotonic() - cached[0] < ttl:
                 return cached[1]
             raised = await misuse_signals(log, self.settings, now)
             self._signals = (time.monotonic(), raised)
@@ -131,12 +131,13 @@ async def trace(ctx: GatewayContext, trace_id: str) -> TraceView | None:
 
 
 async def chain_status(ctx: GatewayContext) -> tuple[tuple[int, str] | None, Verification | None]:
-    """The chain's head and the last verification's result."""
+    """The log's newest event (id, hash) and the last verification's result."""
     require_auditor(ctx, "auditChainStatus")
     if ctx.audit_log is None:
         raise AuditUnavailable("no audit log is configured")
-    # The head's number and hash name no one: not recorded as a read.
-    head = await ctx.audit_log.head()
+    # The newest event's id and hash name no one: not recorded as a read.
+    newest = await ctx.audit_log.read(EventQuery(limit=1))
+    head = (newest[0].id, newest[0].hash) if newest else None
     return head, services(ctx).checks.last
 
 
@@ -145,8 +146,8 @@ async def verify(ctx: GatewayContext, first: str | None, last: str | None) -> Ve
     require_auditor(ctx, "verifyAuditChain")
     if ctx.audit_log is None:
         raise AuditUnavailable("no audit log is configured")
-    start = None if first is None else event_seq(first, "fromId")
-    end = None if last is None else event_seq(last, "toId")
+    start = None if first is None else event_id_of(first, "fromId")
+    end = None if last is None else event_id_of(last, "toId")
     result = await services(ctx).checks.verify(ctx.audit_log, start, end, by_app=ctx.caller.app)
     record_read(ctx, "Mutation.verifyAuditChain", result.checked)
     return result

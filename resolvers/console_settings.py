@@ -29,6 +29,8 @@ class ConsoleSettings:
         export_max_rows: most events one CSV export holds.
         verify_max_range: most events one ``verifyAuditChain`` checks.
         verify_min_interval: seconds between two verifications, gateway-wide.
+        signals_ttl: seconds the misuse signals, once computed, are served again
+            (each computation reads up to thousands of events).
         trace_url_template: a link to an external trace UI, ``{traceId}`` filled in.
         keep_spans: keep the spans of audited operations in the audit database (the
             waterfall; None: when the console is served). Off, spans are recorded
@@ -47,6 +49,7 @@ class ConsoleSettings:
     export_max_rows: int = 10_000
     verify_max_range: int = 100_000
     verify_min_interval: float = 10.0
+    signals_ttl: float = 15.0
     trace_url_template: str | None = None
     keep_spans: bool | None = None
     span_retention_days: float = 30.0
@@ -83,6 +86,7 @@ class ConsoleSettings:
         """The ``[console]`` table; ``ConfigError`` names a wrong key or value."""
         known = {
             "enabled", "keep_spans", "export_max_rows", "verify_max_range", "verify_min_interval",
+            "signals_ttl",
             "trace_url_template", "span_retention_days", "span_max_rows", "working_hours",
             "working_days", "signal_window_minutes", "distinct_subjects_threshold",
             "outside_hours_threshold", "apps_per_subject_threshold",
@@ -110,6 +114,11 @@ class ConsoleSettings:
                 if isinstance(value, bool) or not isinstance(value, int) or value < least:
                     raise ConfigError(f"console.{key} must be an integer of at least {least}")
                 values[key] = value
+        if "signals_ttl" in table:
+            ttl = table["signals_ttl"]
+            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
+                raise ConfigError("console.signals_ttl must be a number of seconds, 0 or more")
+            values["signals_ttl"] = float(ttl)
         for key in ("verify_min_interval", "span_retention_days"):
             if key in table:
                 value = table[key]

@@ -15,7 +15,13 @@ region whose source returned it) and ``_order`` (a raw date to sort by).
 
 Every batch also notes the data subjects of its rows (the ID numbers and USCCs
 whose records were read), for the operation's audit event, and, when tracing
-records, runs in a span of its own (entity, region, key and row counts).
+records, runs in a span of its own (entity, region, key and row counts), which
+also stands for the batch's one backend query.
+
+An executor that gathers a whole level's keys (``schema.direct``) reads every
+entity a level needs from one region in one round trip (``read_many``, through
+``Source.fetch_many``): a person's residences and social insurance from each
+region together, one query per region instead of two.
 """
 
 from __future__ import annotations
@@ -248,37 +254,66 @@ class Loaders:
         For an executor that already gathered a whole level's keys; the rows are
         masked and grouped exactly as a loader's batch is.
         """
-        source = self._source(region)
-        if source is None or not keys:
-            return [[] for _ in keys]
-        with self.span(spec, region, keys) as span:
-            raw = await source.fetch(spec.entity, spec.by, keys)
-            return self.shown(spec, region, keys, raw, span)
+        [rows] = await self.read_many(region, [(spec, keys)])
+        return rows
 
-    def span(self, spec: LoadSpec, region: RegionCode, keys: Sequence[str]) -> Any:
-        """The span of one batch (a no-op context when nothing is recorded)."""
+    async def read_many(
+        self, region: RegionCode, reads: Sequence[tuple[LoadSpec, Sequence[str]]]
+    ) -> list[list[list[Row]]]:
+        """Read several specs' keys from one region now, in one round trip, without the loaders.
+
+        Per read, its keys' rows, masked and grouped exactly as a loader's batch is.
+        """
+        out: list[list[list[Row]]] = [[] for _ in reads]
+        source = self._source(region)
+        asked = [(index, spec, keys) for index, (spec, keys) in enumerate(reads) if keys]
+        if source is None or not asked:
+            return [[[] for _ in keys] for _, keys in reads]
+        with self.span([spec for _, spec, _ in asked], region, reads) as span:
+            if len(asked) == 1:  # one look-up: the source's own fetch, as a loader's batch
+                _, spec, keys = asked[0]
+                raw = [await source.fetch(spec.entity, spec.by, keys)]
+            else:
+                raw = await source.fetch_many(
+                    [(spec.entity, spec.by, keys) for _, spec, keys in asked]
+                )
+            self.batches += 1
+            if span is not None:
+                span.set_attribute("deltagate.batch.rows", sum(len(rows) for rows in raw))
+            for (index, spec, keys), rows in zip(asked, raw, strict=True):
+                out[index] = self.shown(spec, region, keys, rows)
+            return out
+
+    def span(
+        self,
+        specs: Sequence[LoadSpec],
+        region: RegionCode,
+        reads: Sequence[tuple[LoadSpec, Sequence[str]]],
+    ) -> Any:
+        """The span of one batch, and of its backend query (a no-op when nothing is recorded).
+
+        Several specs read in one round trip are one batch, named by their entities joined
+        by ``+`` as the query's observer names them.
+        """
         if self.spans is None:
             return contextlib.nullcontext()
+        entity = "+".join(spec.entity for spec in specs)
         return self.spans.span(
-            f"batch {spec.entity}",
+            f"batch {entity}",
             {
-                "deltagate.entity": spec.entity,
-                "deltagate.lookup.field": spec.by,
+                "deltagate.kind": "loader",
+                "deltagate.entity": entity,
+                "deltagate.lookup.field": "+".join(spec.by for spec in specs),
                 "deltagate.region": region,
-                "deltagate.batch.keys": len(keys),
+                "deltagate.batch.keys": sum(len(keys) for _, keys in reads),
             },
+            batch=True,
         )
 
     def shown(
-        self,
-        spec: LoadSpec,
-        region: RegionCode,
-        keys: Sequence[str],
-        raw: list[Row],
-        span: Any = None,
+        self, spec: LoadSpec, region: RegionCode, keys: Sequence[str], raw: list[Row]
     ) -> list[list[Row]]:
         """Tag, mask (the operation's policy, in bulk) and group a batch's rows by key."""
-        self.batches += 1
         subjects = self.subjects
         subject = spec.subject or spec.identity
         for row in raw:
@@ -287,8 +322,6 @@ class Loaders:
             subjects[row[subject]] = None
             if spec.order is not None:
                 row[ORDER] = row.get(spec.order) or ""
-        if span is not None:
-            span.set_attribute("deltagate.batch.rows", len(raw))
         shown = self.policy.apply(
             spec.type_name, region, raw, fields=self.fields_of(spec.type_name)
         )
@@ -332,12 +365,15 @@ def _batch(
     loaders: Loaders, spec: LoadSpec, source: Source, scheduled: bool
 ) -> Callable[[Sequence[str]], Any]:
     async def load(keys: Sequence[str]) -> list[list[Row]]:
-        with loaders.span(spec, source.region, keys) as span:
+        with loaders.span((spec,), source.region, ((spec, keys),)) as span:
             try:
                 raw = await source.fetch(spec.entity, spec.by, keys)
             finally:
                 if scheduled:
                     loaders.scheduler.finished()
-            return loaders.shown(spec, source.region, keys, raw, span)
+            loaders.batches += 1
+            if span is not None:
+                span.set_attribute("deltagate.batch.rows", len(raw))
+            return loaders.shown(spec, source.region, keys, raw)
 
     return load

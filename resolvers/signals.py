@@ -67,7 +67,7 @@ async def window_events(
         found += page
         if len(page) < _PAGE:
             return found, False
-        before = page[-1].seq
+        before = page[-1].id
     return found, True
 
 

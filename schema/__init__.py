@@ -16,7 +16,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import GatewayError
 from schema.console import Mutation
-from schema.direct import DirectExecutionContext
+from schema.direct import DirectExecutionContext, plannable, run_plan
 from schema.enums import use_regions
 from schema.plan import OperationPlan, plan_operation
 from schema.query import Query
@@ -40,6 +40,9 @@ class GatewaySchema(strawberry.federation.Schema):
     see ``schema.entities``).
     """
 
+    #: Variable coercion errors without "did you mean" (production; ``build_schema``).
+    hide_suggestions = False
+
     async def execute_prepared(
         self,
         document: DocumentNode,
@@ -56,12 +59,21 @@ class GatewaySchema(strawberry.federation.Schema):
         gateway's ``DocumentGuard`` has done that work, so the document goes straight
         to graphql-core with the schema's executor. Unexpected errors are not logged
         here: the edge logs them as it writes them, with the request's trace id. ``plan``
-        (``schema.plan``, made once per document) is run by the direct executor; the
-        per-field executor ignores it.
+        (``schema.plan``, made once per document) is run by the direct executor
+        (``schema.direct.run_plan``), without graphql-core's executor; the per-field
+        executor ignores it.
         """
         direct = plan is not None and issubclass(
             self.execution_context_class, DirectExecutionContext
         )
+        if direct and plan is not None and plannable(context_value):
+            return await run_plan(
+                self._schema,
+                plan,
+                variable_values,
+                context_value,
+                hide_suggestions=self.hide_suggestions,
+            )
         # The plan reaches the direct executor's constructor through graphql-core's ``execute``.
         extra: dict[str, Any] = {"plan": plan} if direct else {}
         result = execute(
@@ -125,6 +137,7 @@ def build_schema(
         # The oldest Federation 2 (``@key`` is all it imports): any v2 supergraph composes it.
         federation_version=FEDERATION_VERSION,
     )
+    built.hide_suggestions = hide_suggestions
     if regions is not None:
         use_regions(built._schema, regions)
     return built

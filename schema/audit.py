@@ -50,7 +50,11 @@ class AuditReceipt:
 @strawberry.type(description="One audited operation: who read whose data, when, and what they got.")
 class AuditEvent:
     id: strawberry.ID = strawberry.field(
-        description="The event's number in the hash chain (what `deltagate audit verify` names)."
+        description="The event's number in the log, across its chains (the order of the list)."
+    )
+    chain: str = strawberry.field(description="The hash chain it is in (one per gateway process).")
+    seq: int = strawberry.field(
+        description="Its number in that chain: `chain:seq` is what `deltagate audit verify` names."
     )
     at: str
     trace_id: str = strawberry.field(description="The operation's OpenTelemetry trace id.")
@@ -86,7 +90,9 @@ class AuditEvent:
     def of(cls, stored: StoredEvent) -> AuditEvent:
         event = stored.event
         return cls(
-            id=strawberry.ID(str(stored.seq)),
+            id=strawberry.ID(str(stored.id)),
+            chain=stored.chain,
+            seq=stored.seq,
             at=_at(stored),
             trace_id=event.trace_id,
             caller_app=event.caller_app,

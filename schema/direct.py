@@ -3,11 +3,12 @@
 The gateway parses, limits and validates each distinct document once
 (``gateway.edge.documents``) and plans it there (``schema.plan``); this
 executor runs that plan. Each level of the response is one round: the keys
-every object on the level links to are gathered, read with one query per
-(entity, region), masked in bulk by the operation's policy, and copied into
-plain response dicts. No resolver call, resolve-info object, future or task
-per field or per key. An operation without a plan runs on graphql-core's
-per-field executor, with the Strawberry resolvers.
+every object on the level links to are gathered, read with one round trip per
+region (every entity the level needs from it in one statement), masked in bulk
+by the operation's policy, and copied into plain response dicts. No resolver
+call, resolve-info object, future or task per field or per key. An operation
+without a plan runs on graphql-core's per-field executor, with the Strawberry
+resolvers.
 
 Routing, the policy's look-up and link decisions, partial fan-out errors and
 the merge order go through the functions the Strawberry resolvers use
@@ -22,8 +23,9 @@ from collections.abc import Awaitable, Collection
 from decimal import Decimal
 from typing import Any
 
-from graphql import GraphQLError, located_error
-from graphql.execution.values import get_argument_values
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema, located_error
+from graphql.execution.executor import CollectedErrors
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -52,19 +54,70 @@ class DirectExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def execute_collected_root_fields(  # type: ignore[no-untyped-def]
         self, root_type, root_value, grouped_field_set, serially, new_defer_usages
     ):
-        context = self.context_value
         plan = self.plan
-        if plan is None or not (isinstance(context, GatewayContext) and context.loaders.batching):
+        if plan is None or not plannable(self.context_value):
             return super().execute_collected_root_fields(
                 root_type, root_value, grouped_field_set, serially, new_defer_usages
             )
         return _Run(self, plan).execute()
 
 
+class _PlanContext:
+    """What a plan's run reads of an execution context (``run_plan``): the operation's context
+    value, its coerced variables and the errors collected."""
+
+    __slots__ = ("collected_errors", "context_value", "variable_values")
+
+    def __init__(self, context_value: Any, variable_values: Any) -> None:
+        self.context_value = context_value
+        self.variable_values = variable_values
+        self.collected_errors = CollectedErrors()
+
+
+def plannable(context_value: Any) -> bool:
+    """Whether a plan runs directly for this context (not without batching: the benchmark's
+    one-query-per-key baseline runs per field)."""
+    return isinstance(context_value, GatewayContext) and context_value.loaders.batching
+
+
+async def run_plan(
+    schema: GraphQLSchema,
+    plan: OperationPlan,
+    variable_values: dict[str, Any] | None,
+    context_value: GatewayContext,
+    *,
+    hide_suggestions: bool = False,
+) -> ExecutionResult:
+    """Run a plan without graphql-core's executor: the variables coerced as its ``execute``
+    coerces them (the same errors), then the levels. Building graphql-core's execution
+    context per request (fragments, signatures, hooks, an executor object) cost more than
+    coercing the variables itself."""
+    coerced = get_variable_values(
+        schema,
+        plan.variables,
+        variable_values or {},
+        max_errors=_MAX_COERCION_ERRORS,
+        hide_suggestions=hide_suggestions,
+    )
+    if isinstance(coerced, list):
+        return ExecutionResult(None, coerced)
+    context = _PlanContext(context_value, coerced)
+    try:
+        data = await _Run(context, plan).execute()
+    except GraphQLError as error:
+        context.collected_errors.add(error, None)
+        data = None
+    return ExecutionResult(data, context.collected_errors.errors or None)
+
+
+#: As graphql-core's ``execute`` (its ``max_coercion_errors``).
+_MAX_COERCION_ERRORS = 50
+
+
 class _Run:
     """One execution of a plan."""
 
-    def __init__(self, context: DirectExecutionContext, plan: OperationPlan) -> None:
+    def __init__(self, context: DirectExecutionContext | _PlanContext, plan: OperationPlan) -> None:
         self.context = context
         self.ctx: GatewayContext = context.context_value
         self.plan = plan
@@ -111,10 +164,18 @@ class _Run:
                     continue  # outside the delta, or the look-up is withheld: null
                 wanted.setdefault((answer.load, home), {})[key] = None
                 jobs.append((root, index, (answer.load, home), key))
-        fetched, found = await asyncio.gather(
-            self.read(wanted),
-            asyncio.gather(*(call for _, call in searches), return_exceptions=True),
-        )
+        # No task where there is one thing to wait for (a look-up's level, or a search alone).
+        found: list[Any] = []
+        if not searches:
+            fetched = await self.read(wanted)
+        elif not wanted:
+            fetched = {}
+            found = await asyncio.gather(*(call for _, call in searches), return_exceptions=True)
+        else:
+            fetched, found = await asyncio.gather(
+                self.read(wanted),
+                asyncio.gather(*(call for _, call in searches), return_exceptions=True),
+            )
         level: Level = []
         for (root, _), result in zip(searches, found, strict=True):
             path = Path(None, root.key, "Query")
@@ -210,18 +271,25 @@ class _Run:
         if not jobs:
             return []
         fetched = await self.read(wanted)
+        # Without a failed read (the usual case) each job's rows are taken as they are.
+        intact = not any(isinstance(got, Exception) for got in fetched.values())
         following: Level = []
         for out, entry, link, key, regions, path in jobs:
-            results = [self.rows_of(fetched[(link.load, region)], key) for region in regions]
-            try:
-                if link.fan_out:
-                    # A partial list where a region is down: what the others keep.
-                    found = per_region(ctx, results, path)
-                else:
-                    found = [self.home_rows(link, results)]
-            except Exception as failed:
-                self.error(failed, entry.nodes, path)
-                continue
+            load = link.load
+            if intact:
+                found = [fetched[load, region].get(key, [])  # type: ignore[union-attr]
+                         for region in regions]  # fmt: skip
+            else:
+                results = [self.rows_of(fetched[load, region], key) for region in regions]
+                try:
+                    if link.fan_out:
+                        # A partial list where a region is down: what the others keep.
+                        found = per_region(ctx, results, path)
+                    else:
+                        found = [self.home_rows(link, results)]
+                except Exception as failed:
+                    self.error(failed, entry.nodes, path)
+                    continue
             if link.fan_out:
                 rows = link.merge(found, self.kinds(entry))
                 items = []
@@ -254,28 +322,40 @@ class _Run:
     async def read(
         self, wanted: dict[Read, dict[str, None]]
     ) -> dict[Read, dict[str, list[Row]] | Exception]:
-        """One query per (entity, region) for the keys not read before in this operation."""
-        reads: list[tuple[Read, list[str]]] = []
+        """The keys not read before in this operation: everything one region is asked for on
+        this level in one round trip (``Loaders.read_many``), the regions concurrently."""
+        by_region: dict[RegionCode, list[tuple[LoadSpec, list[str]]]] = {}
         for (spec, region), asked in wanted.items():
             seen = self.seen.setdefault((spec, region), {})
             new = [key for key in asked if key not in seen]
-            reads.append(((spec, region), new))
-        results = await asyncio.gather(
-            *(self.ctx.loaders.read(spec, region, keys) for (spec, region), keys in reads if keys),
-            return_exceptions=True,
-        )
+            if new:
+                by_region.setdefault(region, []).append((spec, new))
+        regions = list(by_region)
+        loaders = self.ctx.loaders
+        results: list[Any]
+        if len(regions) == 1:  # one region: awaited here, no task
+            try:
+                results = [await loaders.read_many(regions[0], by_region[regions[0]])]
+            except Exception as failed:
+                results = [failed]
+        else:
+            results = await asyncio.gather(
+                *(loaders.read_many(region, by_region[region]) for region in regions),
+                return_exceptions=True,
+            )
         outcome: dict[Read, dict[str, list[Row]] | Exception] = {}
-        done = iter(results)
-        for read, keys in reads:
-            if keys:
-                result = next(done)
-                if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
-                    outcome[read] = result  # not remembered: an outage is not an answer
-                    continue
-                self.seen[read].update(zip(keys, result, strict=True))
-            outcome[read] = self.seen[read]
+        for region, result in zip(regions, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                for spec, _ in by_region[region]:
+                    outcome[spec, region] = result  # not remembered: an outage is not an answer
+                continue
+            for (spec, keys), rows in zip(by_region[region], result, strict=True):
+                self.seen[spec, region].update(zip(keys, rows, strict=True))
+        for read in wanted:
+            if read not in outcome:
+                outcome[read] = self.seen[read]
         return outcome
 
     # -- values and errors -----------------------------------------------------------------

@@ -39,6 +39,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableDefinitionNode,
     get_named_type,
 )
 
@@ -107,10 +108,12 @@ class RootPlan:
 
 @dataclass(frozen=True, slots=True)
 class OperationPlan:
-    """A planned operation: its root fields, and the fields it selects per type."""
+    """A planned operation: its root fields, the fields it selects per type, and its variable
+    definitions (coerced before it runs, as graphql-core would)."""
 
     roots: tuple[RootPlan, ...]
     selection: Selection
+    variables: tuple[VariableDefinitionNode, ...] = ()
 
 
 class Unsupported(Exception):
@@ -146,7 +149,11 @@ def plan_operation(
             roots.append(RootPlan(key, name, field_def, tuple(nodes), child, answer))
     except Unsupported:
         return None
-    return OperationPlan(tuple(roots), selected_fields(schema, operation, fragments))
+    return OperationPlan(
+        tuple(roots),
+        selected_fields(schema, operation, fragments),
+        tuple(operation.variable_definitions or ()),
+    )
 
 
 def _object_plan(

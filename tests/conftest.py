@@ -101,6 +101,10 @@ def token(region: str, *roles: str, app: str = "test-app", subject: str | None =
     return mint_token(sub=app, region=region, roles=list(roles), secret=JWT_SECRET, subject=subject)
 
 
+#: The secret the tests' gateways sign their audit checkpoints with.
+AUDIT_CHECKPOINT_SECRET = "tests-audit-checkpoint-secret"
+
+
 def gateway_settings(dsn: str, **changes: object) -> Settings:
     """Development settings over the seeded regional databases and the session's audit database."""
     from dataclasses import replace
@@ -115,6 +119,7 @@ def gateway_settings(dsn: str, **changes: object) -> Settings:
         mask_secret=MASK_SECRET,
         sources=local_sources({region: region_dsn(dsn, region) for region in DELTA_REGIONS}),
         audit_dsn=database_dsn(dsn),
+        audit_checkpoint_secret=AUDIT_CHECKPOINT_SECRET,
     )
     return replace(settings, **changes).check()
 

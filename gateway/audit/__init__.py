@@ -5,15 +5,24 @@ fail closed), ``read`` (an ``EventQuery``: filters, paging, order), ``head``,
 ``verify``, ``ping`` and ``close``. ``PostgresAuditLog`` implements it; the
 audit log's SQL is in ``postgres`` and ``sql`` alone. ``deltagate audit
 verify|tail`` check and list events through the interface; ``deltagate audit
-init``, run by the table's owner, creates the table and its guards, which the
-gateway only checks. See ``events`` for the chain's rules.
+init``, run by the tables' owner, creates the tables and their guards, which the
+gateway only checks. See ``events`` for the chains' rules (one per writer) and
+``checkpoints`` for the signed roots that bind their heads.
 """
 
+from gateway.audit.checkpoints import (
+    DEVELOPMENT_SECRET,
+    SECRET_VARIABLE,
+    Checkpoint,
+    Head,
+    checkpoint_secret,
+)
 from gateway.audit.commands import add_audit_commands
 from gateway.audit.events import (
     CHINA_TIME,
     GENESIS,
     HASH_ALGORITHM,
+    LEGACY_CHAIN,
     AuditEvent,
     StoredEvent,
 )
@@ -27,17 +36,22 @@ from gateway.audit.postgres import (
     verify,
 )
 from gateway.audit.record import operation_event, touches_audited_data
-from gateway.audit.verify import Break, VerifyReport, check_chain
+from gateway.audit.verify import Break, VerifyReport, check_chain, check_log
 
 __all__ = [
     "CHINA_TIME",
     "DATABASE",
+    "DEVELOPMENT_SECRET",
     "GENESIS",
     "HASH_ALGORITHM",
+    "LEGACY_CHAIN",
+    "SECRET_VARIABLE",
     "AuditEvent",
     "AuditLog",
     "Break",
+    "Checkpoint",
     "EventQuery",
+    "Head",
     "PostgresAuditLog",
     "Receipt",
     "StoredEvent",
@@ -45,6 +59,8 @@ __all__ = [
     "WorkingHours",
     "add_audit_commands",
     "check_chain",
+    "check_log",
+    "checkpoint_secret",
     "create_database",
     "database_dsn",
     "init_schema",

@@ -2,11 +2,15 @@
 
 Each works on the audit database named by ``--dsn`` (default: ``DELTAGATE_AUDIT_DSN``),
 through the ``AuditLog`` interface (``verify``, ``read``) opened for reading only.
-``init``, run as the role that is to own the table, creates it with its indexes
-and guards (idempotent); the gateway's own role runs no DDL. ``verify`` exits 0
-if the chain holds and its guards are in place, 1 if not. ``reconcile`` reads
-the logs of two levels of the cascade (``--upper DSN --lower REGION=DSN ...``)
-and exits 1 if anything does not reconcile (``gateway.audit.reconcile``).
+``init``, run as the role that is to own the tables, creates them with their
+indexes and guards (idempotent), and brings a log of the earlier single-chain
+layout forward (its events become the chain ``single``, unchanged); the
+gateway's own role runs no DDL. ``verify`` checks the checkpoints' signatures
+with ``DELTAGATE_AUDIT_CHECKPOINT_SECRET`` (the gateway's; without it, the
+development secret) and exits 0 if every chain and checkpoint holds and the
+guards are in place, 1 if not. ``reconcile`` reads the logs of two levels of
+the cascade (``--upper DSN --lower REGION=DSN ...``) and exits 1 if anything
+does not reconcile (``gateway.audit.reconcile``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 
-from gateway.audit.events import CHINA_TIME, StoredEvent
+from gateway.audit.checkpoints import DEVELOPMENT_SECRET, SECRET_VARIABLE, Head
+from gateway.audit.events import CHINA_TIME, LEGACY_CHAIN, StoredEvent
 from gateway.audit.log import AuditLog, EventQuery
 from gateway.audit.postgres import GUARDS, PostgresAuditLog, init_schema
 from gateway.audit.reconcile import ReconcileReport, reconcile
@@ -43,19 +48,22 @@ def add_audit_commands(
 
     init = audit_commands.add_parser(
         "init",
-        help="create the table, its indexes and guards (run as the role that is to own them)",
+        help="create the tables, their indexes and guards, or bring a single-chain log"
+        " forward (run as the role that is to own them)",
     )
     init.add_argument("--dsn", help=dsn_help)
     init.set_defaults(run=run_init, also_init=tuple(also_init))
 
     check = audit_commands.add_parser(
-        "verify", help="walk the hash chain; report the first missing or altered event"
+        "verify",
+        help="walk every hash chain and checkpoint; report the first missing or altered one"
+        f" (checkpoint secret: {SECRET_VARIABLE})",
     )
     check.add_argument("--dsn", help=dsn_help)
     check.add_argument(
         "--anchor",
-        metavar="SEQ:HASH",
-        help="a head printed by an earlier verify: it must still be in the log, unchanged",
+        metavar="CHAIN:SEQ:HASH",
+        help="an event printed by an earlier verify: it must still be in the log, unchanged",
     )
     check.set_defaults(run=run_verify)
 
@@ -95,40 +103,58 @@ def _dsn(args: argparse.Namespace) -> str:
     return str(dsn)
 
 
-def _anchor(text: str | None) -> tuple[int, str] | None:
+def _anchor(text: str | None) -> Head | None:
+    """``CHAIN:SEQ:HASH``; ``SEQ:HASH`` (a head of the single-chain layout) names the
+    chain that log became."""
     if text is None:
         return None
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
-        raise ConfigError("--anchor takes SEQ:HASH, as verify prints the head")
-    return int(seq), digest.lower()
+    parts = text.split(":")
+    if len(parts) == 2:
+        parts.insert(0, LEGACY_CHAIN)
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or len(parts[2]) != 64:
+        raise ConfigError("--anchor takes CHAIN:SEQ:HASH, as verify prints the newest event")
+    return Head(parts[0], int(parts[1]), parts[2].lower())
 
 
-async def _init(dsn: str, also: Sequence[Callable[[str], Awaitable[None]]]) -> None:
-    await init_schema(dsn)
+async def _init(dsn: str, also: Sequence[Callable[[str], Awaitable[None]]]) -> bool:
+    """``init_schema``, then the other tables' own (the span store's); whether it migrated."""
+    migrated = await init_schema(dsn)
     for init in also:
         await init(dsn)
+    return migrated
 
 
 def run_init(args: argparse.Namespace) -> int:
     try:
-        asyncio.run(_init(_dsn(args), getattr(args, "also_init", ())))
+        migrated = asyncio.run(_init(_dsn(args), getattr(args, "also_init", ())))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # Most often "must be owner": init is for the role that is to own the table.
+        # Most often "must be owner": init is for the role that is to own the tables.
         raise GatewayError(f"audit init failed: {exc}") from None
-    print(f"audit log ready: table audit_event, guards {', '.join(GUARDS)}")
+    if migrated:
+        print(
+            "brought the single-chain log forward: its events are now the chain"
+            f" {LEGACY_CHAIN!r}, unchanged (an anchor SEQ:HASH still verifies)"
+        )
+    print(f"audit log ready: tables audit_event, audit_checkpoint; guards {', '.join(GUARDS)}")
     return 0
 
 
-def _open(dsn: str) -> AuditLog:
+def _secret() -> tuple[bytes, str]:
+    configured = os.environ.get(SECRET_VARIABLE)
+    if configured:
+        return configured.encode(), SECRET_VARIABLE
+    return DEVELOPMENT_SECRET, f"the development secret ({SECRET_VARIABLE} is not set)"
+
+
+def _open(dsn: str, secret: bytes = DEVELOPMENT_SECRET) -> PostgresAuditLog:
     # Reading only: a log whose guard was turned off must still be readable, to look into it.
-    return PostgresAuditLog(dsn, timeout=10.0, guards_required=False)
+    return PostgresAuditLog(dsn, timeout=10.0, guards_required=False, checkpoint_secret=secret)
 
 
 # No ``start``: it would connect once more just to log a warning; the first use connects.
-async def _verify(log: AuditLog, anchor: tuple[int, str] | None) -> VerifyReport:
+async def _verify(log: PostgresAuditLog, anchor: Head | None, source: str) -> VerifyReport:
     try:
-        return await log.verify(anchor=anchor)
+        return await log.verify(anchor=anchor, secret_source=source)
     finally:
         await log.close()
 
@@ -145,7 +171,8 @@ async def _tail(log: AuditLog, count: int) -> list[StoredEvent]:
 
 def run_verify(args: argparse.Namespace) -> int:
     anchor = _anchor(args.anchor)
-    report = asyncio.run(_verify(_open(_dsn(args)), anchor))
+    secret, source = _secret()
+    report = asyncio.run(_verify(_open(_dsn(args), secret), anchor, source))
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
@@ -163,7 +190,9 @@ def as_json(stored: StoredEvent) -> dict[str, Any]:
     """An event as a JSON object (the fields auditors read, and the chain's)."""
     event = stored.event
     return {
-        "id": stored.seq,
+        "id": stored.id,
+        "chain": stored.chain,
+        "seq": stored.seq,
         "at": event.at.astimezone(CHINA_TIME).isoformat(timespec="microseconds"),
         "traceId": event.trace_id,
         "callerApp": event.caller_app,
@@ -183,14 +212,14 @@ def as_json(stored: StoredEvent) -> dict[str, Any]:
 
 
 def describe(stored: StoredEvent) -> str:
-    """One line per event: number, time, who, matter, operation, how much, trace."""
+    """One line per event: chain:number, time, who, matter, operation, how much, trace."""
     event = stored.event
     at = event.at.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S")
     released = _released(event.decisions)
     acting = f" via {event.acting}" if event.acting else ""
     receipts = f", {len(event.receipts)} receipts" if event.receipts else ""
     return (
-        f"#{stored.seq} {at} {event.caller_app}{acting} ({event.caller_region};"
+        f"{stored.chain}:{stored.seq} {at} {event.caller_app}{acting} ({event.caller_region};"
         f" {','.join(event.roles)}) matter {event.matter_code or '-'}"
         f" op {event.operation_name or '-'}: {len(event.subjects)} subjects, {released}{receipts}"
         f" trace {event.trace_id}"
@@ -229,7 +258,7 @@ def _lowers(pairs: Sequence[str]) -> dict[str, str]:
 
 
 async def _reconcile(
-    upper: AuditLog, lowers: dict[str, AuditLog], args: argparse.Namespace
+    upper: AuditLog, lowers: Mapping[str, AuditLog], args: argparse.Namespace
 ) -> ReconcileReport:
     now = dt.datetime.now(dt.UTC)
     until = _time(args.until, now, "--until")

@@ -6,25 +6,33 @@ operation (its name and the SHA-256 of its document), whose data (the subject
 identifiers: ID numbers and USCCs) and what was released per field coordinate
 and owning region (clear, masked or withheld, with counts).
 
-The chain: events are numbered 1, 2, 3, ... (``seq``) and each carries the
-hash of the one before (``prev_hash``; event 1 carries 64 zeros). An event's
-hash is taken over its canonical form: a JSON object of every stored field but
-the hash itself, keys sorted, no whitespace, UTF-8 (see ``canonical``). The
+The chains: every writer (a gateway worker process) appends to a chain of its
+own, named at random when it starts (``chain``). Within a chain, events are
+numbered 1, 2, 3, ... (``seq``) and each carries the hash of the one before
+(``prev_hash``; event 1 carries 64 zeros). An event's hash is taken over its
+canonical form: a JSON object of every stored field but the hash itself (the
+chain's name included), keys sorted, no whitespace, UTF-8 (see
+``canonical``). The events of a log of the earlier single-chain layout form
+the chain ``LEGACY_CHAIN`` and keep the form they were hashed in (without the
+chain's name). The database also numbers every event across chains (``id``,
+not hashed): the order auditors read in. The
 algorithm is SM3 (GB/T 32905-2016, the national standard hash) where the
 platform's ``hashlib`` offers it (OpenSSL 1.1.1 and later), else SHA-256; it is
 recorded in every event, so a chain written on one platform verifies on
 another that has the same algorithm.
 
-Editing an event changes its hash; deleting one leaves a gap in ``seq`` and a
-``prev_hash`` that matches nothing; reordering breaks the links. Rewriting the
-whole chain from some event on is not detected by the chain alone: compare the
-head (``deltagate audit verify`` prints it) with one written down earlier.
+Editing an event changes its hash; deleting one leaves a gap in its chain's
+``seq`` and a ``prev_hash`` that matches nothing; reordering breaks the links.
+Removing a chain's newest events, or a whole chain, is not detected by the
+chains alone: the signed checkpoints (``gateway.audit.checkpoints``) are what
+catch it, for every event a checkpoint covered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +44,11 @@ HASH_ALGORITHM = "sm3" if "sm3" in hashlib.algorithms_available else "sha256"
 
 #: The ``prev_hash`` of the first event.
 GENESIS = "0" * 64
+
+#: The chain that the events of a single-chain log become (``deltagate audit init``): their
+#: canonical form is the one they were hashed in, without the chain's name. No writer
+#: appends to it (writers' chains are named by ``new_chain_name``).
+LEGACY_CHAIN = "single"
 
 #: China Standard Time: how times are shown to auditors and read from filters without an offset.
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -89,25 +102,33 @@ class StoredEvent:
     """An event as the audit database keeps it: numbered and chained.
 
     Attributes:
-        seq: the event's number (its id), from 1 without gaps.
+        chain: the chain it is in (its writer's).
+        seq: its number in that chain, from 1 without gaps.
         event: what it records.
         hash_algorithm: ``sm3`` or ``sha256``.
-        prev_hash: the hash of event ``seq - 1`` (``GENESIS`` for event 1).
+        prev_hash: the hash of event ``seq - 1`` of the chain (``GENESIS`` for event 1).
         hash: the hash of this event's canonical form.
+        id: its number across all chains, given by the database as it is stored
+            (increasing, with gaps; not hashed): the order of reads and cursors.
+            0 until stored.
         record: the canonical form with the hash added, as the writer sends it
             (empty for an event read back).
     """
 
+    chain: str
     seq: int
     event: AuditEvent
     hash_algorithm: str
     prev_hash: str
     hash: str
+    id: int = 0
     record: bytes = field(default=b"", repr=False, compare=False)
 
     def verify_hash(self) -> bool:
         """Whether the stored hash is the hash of the stored contents."""
-        return self.hash == chain_hash(self.seq, self.event, self.hash_algorithm, self.prev_hash)
+        return self.hash == chain_hash(
+            self.chain, self.seq, self.event, self.hash_algorithm, self.prev_hash
+        )
 
 
 def utc_text(at: dt.datetime) -> str:
@@ -115,32 +136,42 @@ def utc_text(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def canonical(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> bytes:
-    """The bytes an event's hash is taken over: every stored field but the hash.
+def new_chain_name() -> str:
+    """A writer's chain name: random, so that no two writers share one, and saying nothing
+    about the machine or person behind it."""
+    return secrets.token_hex(8)
 
-    ``acting`` and ``receipts`` (the cascade's) are there only when set: an event
-    written before they existed hashes as it did then, so a log brought forward
-    by ``deltagate audit init`` still verifies. Setting either on such an event
-    (or clearing it on another) changes its hash all the same.
+
+def canonical(chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> bytes:
+    """The bytes an event's hash is taken over: every stored field but the hash (and ``id``).
+
+    ``acting`` and ``receipts`` (the cascade's) are there only when set, and ``chain``
+    only outside the single chain of a log brought forward: an event written before
+    they existed hashes as it did then, so a log brought forward by ``deltagate audit
+    init`` still verifies. Setting either on such an event (or clearing it on another)
+    changes its hash all the same.
     """
-    form: dict[str, Any] = {
-        "seq": seq,
-        "at": utc_text(event.at),
-        "traceId": event.trace_id,
-        "callerApp": event.caller_app,
-        "callerRegion": event.caller_region,
-        "roles": list(event.roles),
-        "matterCode": event.matter_code,
-        "matterName": event.matter_name,
-        "operationName": event.operation_name,
-        "operationType": event.operation_type,
-        "documentHash": event.document_hash,
-        "policyVersion": event.policy_version,
-        "subjects": list(event.subjects),
-        "decisions": list(event.decisions),
-        "hashAlgorithm": algorithm,
-        "prevHash": prev_hash,
-    }
+    form: dict[str, Any] = {} if chain == LEGACY_CHAIN else {"chain": chain}
+    form.update(
+        {
+            "seq": seq,
+            "at": utc_text(event.at),
+            "traceId": event.trace_id,
+            "callerApp": event.caller_app,
+            "callerRegion": event.caller_region,
+            "roles": list(event.roles),
+            "matterCode": event.matter_code,
+            "matterName": event.matter_name,
+            "operationName": event.operation_name,
+            "operationType": event.operation_type,
+            "documentHash": event.document_hash,
+            "policyVersion": event.policy_version,
+            "subjects": list(event.subjects),
+            "decisions": list(event.decisions),
+            "hashAlgorithm": algorithm,
+            "prevHash": prev_hash,
+        }
+    )
     if event.acting is not None:
         form["acting"] = event.acting
     if event.receipts:
@@ -148,28 +179,35 @@ def canonical(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> by
     return orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
 
 
-def chain_hash(seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> str:
-    """The hex hash of an event at position ``seq`` following ``prev_hash``.
+def chain_hash(chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> str:
+    """The hex hash of an event at position ``seq`` of ``chain`` following ``prev_hash``.
 
     Raises:
         ValueError: the platform has no such algorithm (``sm3`` needs OpenSSL 1.1.1+).
     """
-    return hashlib.new(algorithm, canonical(seq, event, algorithm, prev_hash)).hexdigest()
+    return hashlib.new(algorithm, canonical(chain, seq, event, algorithm, prev_hash)).hexdigest()
 
 
-def chain(
-    events: Sequence[AuditEvent], after: tuple[int, str], algorithm: str = HASH_ALGORITHM
+def link(
+    chain: str,
+    events: Sequence[AuditEvent],
+    after: tuple[int, str],
+    algorithm: str = HASH_ALGORITHM,
 ) -> list[StoredEvent]:
-    """Number and link ``events`` after the event ``after`` = (seq, hash); (0, GENESIS) at first."""
+    """Number and link ``events`` in ``chain`` after its event ``after`` = (seq, hash);
+    (0, GENESIS) for a new chain."""
     seq, prev = after
     out = []
     for event in events:
         seq += 1
-        body = canonical(seq, event, algorithm, prev)
+        body = canonical(chain, seq, event, algorithm, prev)
         digest = hashlib.new(algorithm, body).hexdigest()
         # The same object with the hash added ("hash" sorts last): what the INSERT reads.
+        # The chain's name is in it too ("chain" sorts first), also for the legacy chain.
+        if chain == LEGACY_CHAIN:
+            body = b'{"chain":' + orjson.dumps(chain) + b"," + body[1:]
         record = body[:-1] + b',"hash":"' + digest.encode() + b'"}'
-        out.append(StoredEvent(seq=seq, event=event, hash_algorithm=algorithm, prev_hash=prev,
-                               hash=digest, record=record))  # fmt: skip
+        out.append(StoredEvent(chain=chain, seq=seq, event=event, hash_algorithm=algorithm,
+                               prev_hash=prev, hash=digest, record=record))  # fmt: skip
         prev = digest
     return out

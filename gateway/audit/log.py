@@ -3,19 +3,23 @@
 The gateway, its resolvers and the ``deltagate audit`` commands reach the audit
 log only through :class:`AuditLog`: they append events, read them back with an
 :class:`EventQuery` (filters, paging and order, no storage language), ask for
-the head of the chain, and verify it. The one implementation shipped is
+the newest event, and verify the log. The one implementation shipped is
 ``gateway.audit.postgres.PostgresAuditLog``; all SQL of the audit log is there
 and in ``gateway.audit.sql``, which only it imports.
 
 What every implementation keeps (``tests/gateway/audit/test_log_contract.py``
 holds each to it):
 
-- events are numbered 1, 2, 3, ... without gaps and hash-chained
-  (``gateway.audit.events.chain``); ``append`` returns only once the event is
+- each log object (a writer) appends to a chain of its own; within it, events
+  are numbered 1, 2, 3, ... without gaps and hash-chained
+  (``gateway.audit.events.link``); ``append`` returns only once the event is
   stored durably, and raises ``AuditUnavailable`` otherwise (fail closed: the
   caller must not release the data the event records);
+- every stored event also has an ``id``, increasing in the order of storing
+  across all chains (with gaps): the order ``read`` pages in;
 - ``read`` returns what ``append`` stored, unchanged;
-- ``verify`` walks the whole chain (``gateway.audit.verify.check_chain``).
+- ``verify`` walks every chain and every checkpoint
+  (``gateway.audit.verify.check_log``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from gateway.audit.checkpoints import Head
 from gateway.audit.events import CHINA_TIME, AuditEvent, StoredEvent
 from gateway.audit.verify import VerifyReport
 
@@ -52,6 +57,7 @@ class EventQuery:
 
     Attributes:
         caller_app: the caller application.
+        chain: the writer's chain the events are in.
         subject: an ID number or USCC the event lists.
         matter_code: the matter.
         trace_id: the trace id (32 hex digits).
@@ -61,13 +67,14 @@ class EventQuery:
         outside: events outside these working hours (China Standard Time).
         start: events at or after this time.
         end: events before this time.
-        before: events with a smaller ``seq`` (the page after a cursor, newest first).
-        after: events with a greater ``seq`` (the page after a cursor, oldest first).
+        before: events with a smaller ``id`` (the page after a cursor, newest first).
+        after: events with a greater ``id`` (the page after a cursor, oldest first).
         limit: at most this many.
-        newest_first: order by ``seq`` descending (the default), else ascending.
+        newest_first: order by ``id`` descending (the default), else ascending.
     """
 
     caller_app: str | None = None
+    chain: str | None = None
     subject: str | None = None
     matter_code: str | None = None
     trace_id: str | None = None
@@ -84,10 +91,29 @@ class EventQuery:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """An event's commit: the stored event and how many events its write carried."""
+    """An event's commit: the stored event and how many events its write carried.
+
+    ``chain``, ``seq`` and ``hash`` name the event in the log for good: what an
+    upper gateway keeps of a lower one's event (``as_json``).
+    """
 
     stored: StoredEvent
     batch: int
+
+    @property
+    def chain(self) -> str:
+        return self.stored.chain
+
+    @property
+    def seq(self) -> int:
+        return self.stored.seq
+
+    @property
+    def hash(self) -> str:
+        return self.stored.hash
+
+    def as_json(self) -> dict[str, str | int]:
+        return {"chain": self.chain, "seq": self.seq, "hash": self.hash}
 
 
 def receipt_document(receipt: Receipt, gateway: str) -> dict[str, Any]:
@@ -97,11 +123,11 @@ def receipt_document(receipt: Receipt, gateway: str) -> dict[str, Any]:
     own event (adding the region it asked), and ``deltagate audit reconcile``
     finds the event by it and checks its hash.
     """
-    return {"gateway": gateway, "seq": receipt.stored.seq, "hash": receipt.stored.hash}
+    return {"gateway": gateway, **receipt.as_json()}
 
 
 class AuditLog(ABC):
-    """The hash-chained audit log, wherever it is kept.
+    """The hash-chained audit log, wherever it is kept: one chain per writer.
 
     Subclasses implement :meth:`append`, :meth:`read`, :meth:`head`,
     :meth:`verify`, :meth:`ping` and :meth:`close`; :meth:`start` does nothing
@@ -140,19 +166,19 @@ class AuditLog(ABC):
         """
 
     @abstractmethod
-    async def head(self) -> tuple[int, str] | None:
-        """(seq, hash) of the newest event; None for an empty log.
+    async def head(self) -> Head | None:
+        """The newest event (greatest ``id``) as (chain, seq, hash); None for an empty log.
 
         Raises:
             AuditUnavailable: the log cannot be read.
         """
 
     @abstractmethod
-    async def verify(self, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
-        """Walk the whole chain from event 1, in one consistent snapshot.
+    async def verify(self, *, anchor: Head | None = None) -> VerifyReport:
+        """Walk every chain and checkpoint, in one consistent snapshot.
 
         Args:
-            anchor: (seq, hash) of a head written down earlier; that event must
+            anchor: an event written down earlier (chain, seq, hash); it must
                 still be there with that hash.
 
         Raises:

@@ -7,39 +7,66 @@ beforehand by their owner (``deltagate audit init``, ``init_schema``): the log
 only checks, once per pool, that they are in place, and is unavailable until
 they are.
 
-Writing: ``append`` hands the event to one writer task per process and
-returns once the INSERT holding it has committed. While one INSERT is in
-flight, the events that arrive wait for the next, which takes them all (group
-commit): at low load an event waits for nothing but its own write, under load
-one commit serves many requests. The writer numbers and chains the events
-after the head it reads under the log's advisory lock, held until its commit,
-so writers of every replica take turns on the one chain instead of colliding.
+Writing: ``append`` hands the event to one writer task per log object (one
+per gateway worker process) and returns once the INSERT holding it has
+committed. While one INSERT is in flight, the events that arrive wait for the
+next, which takes them all (group commit): at low load an event waits for
+nothing but its own write, under load one commit serves many requests. Each
+writer appends to a chain of its own, named at random when it is made, and
+keeps that chain's head in memory: it never reads another writer's head nor
+waits for one, and one INSERT (one round trip, its own transaction) stores a
+batch. The database still refuses a batch that does not follow the chain's
+stored head (``sql.SCHEMA``).
 
 A batch that fails is not retried: its requests are refused (fail closed) and
 their events are dropped, since nothing was released. If a commit's outcome is
 unknown (the link broke during COMMIT), the events may be stored although the
-requests were refused: the log may over-report, never under-report.
+requests were refused: the log may over-report, never under-report; the writer
+reads its chain's head again before its next batch.
+
+Checkpoints (``gateway.audit.checkpoints``): every ``checkpoint_interval``
+seconds a writer that wrote since the newest checkpoint writes one unless
+another writer did within the interval, and every writer writes one as it
+closes, so that its last events are covered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from gateway.audit.events import GENESIS, HASH_ALGORITHM, AuditEvent, StoredEvent, chain
+from gateway.audit.checkpoints import DEVELOPMENT_SECRET, Checkpoint, Head, seal, stored_checkpoint
+from gateway.audit.events import (
+    GENESIS,
+    HASH_ALGORITHM,
+    AuditEvent,
+    StoredEvent,
+    link,
+    new_chain_name,
+)
 from gateway.audit.log import AuditLog, EventQuery, Receipt
 from gateway.audit.sql import (
+    ALL_CHECKPOINTS,
     ALL_EVENTS,
-    CHAIN_LOCK,
+    CHAIN_HEAD,
+    CHECKPOINT_LOCK,
     DATABASE,
     GUARDS,
-    HEAD,
     INSERT,
+    INSERT_CHECKPOINT,
+    LAST_CHECKPOINT,
+    MOVED_HEADS,
+    NEWEST,
+    NEWEST_ID,
     PING,
     check_schema,
     create_database,
@@ -49,7 +76,7 @@ from gateway.audit.sql import (
     select,
     stored_event,
 )
-from gateway.audit.verify import VerifyReport, check_chain
+from gateway.audit.verify import VerifyReport, check_log
 from gateway.core.errors import AuditUnavailable, GatewayError
 
 __all__ = [
@@ -64,9 +91,8 @@ __all__ = [
 
 logger = logging.getLogger("deltagate.audit")
 
-_CONFLICTS = (asyncpg.UniqueViolationError, asyncpg.IntegrityConstraintViolationError)
-#: Times a batch chains again after a conflict before it gives up.
-CONFLICT_RETRIES = 8
+#: Seconds between checkpoints, unless configured.
+CHECKPOINT_INTERVAL = 5.0
 
 
 def _payload(stored: Sequence[StoredEvent]) -> str:
@@ -100,13 +126,17 @@ class PostgresAuditLog(AuditLog):
         guards_required: refuse a table whose guard triggers are missing or off
             (the gateway); False for reading and verifying such a table, to look
             into it (the ``deltagate audit`` commands): such a log appends nothing.
+        checkpoint_secret: signs the checkpoints, and checks them in ``verify``
+            (default: the public development secret; production configures one).
+        checkpoint_interval: seconds between checkpoints.
 
     Example::
 
-        log = PostgresAuditLog("postgresql://gateway@audit-db/deltagate_audit")
+        log = PostgresAuditLog("postgresql://gateway@audit-db/deltagate_audit",
+                               checkpoint_secret=secret)
         receipt = await log.append(event)     # returns once committed, else AuditUnavailable
-        print(receipt.stored.seq)
-        await log.close()                     # writes what is pending first
+        print(receipt.chain, receipt.seq, receipt.hash)
+        await log.close()                     # writes what is pending, then a checkpoint
     """
 
     def __init__(
@@ -118,8 +148,19 @@ class PostgresAuditLog(AuditLog):
         algorithm: str = HASH_ALGORITHM,
         on_queue: Callable[[int], None] | None = None,
         guards_required: bool = True,
+        checkpoint_secret: bytes = DEVELOPMENT_SECRET,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
     ) -> None:
         self._dsn = dsn
+        self._secret = checkpoint_secret
+        self._interval = checkpoint_interval
+        #: This writer's chain, and its head: None when unknown (after a failed commit).
+        self.chain = new_chain_name()
+        self._head: tuple[int, str] | None = (0, GENESIS)
+        #: The greatest ``id`` this writer stored, and the greatest a checkpoint covers.
+        self._written_id = 0
+        self._covered_id = 0
+        self._checkpointer: asyncio.Task[None] | None = None
         self._guards_required = guards_required
         self._on_queue = on_queue
         self._timeout = timeout
@@ -145,7 +186,7 @@ class PostgresAuditLog(AuditLog):
             logger.warning("audit database not reachable at start; will retry")
 
     async def close(self) -> None:
-        """Write what is pending, stop the writer and close the pool."""
+        """Write what is pending and a checkpoint over it, stop the writer, close the pool."""
         self._closed = True
         if self._writer is not None:
             self._wake.set()
@@ -156,6 +197,17 @@ class PostgresAuditLog(AuditLog):
             self._writer = None
         self._fail(self._pending, "the gateway is shutting down")
         self._pending = []
+        if self._checkpointer is not None:
+            # A checkpoint in flight is rolled back before the closing one takes its lock.
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        if self._written_id > self._covered_id and self._pool is not None:
+            try:
+                await self.checkpoint()
+            except Exception as exc:  # the events are stored; only their cover is missing
+                logger.error("audit checkpoint at close failed: %s", _safe(exc))
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -186,6 +238,10 @@ class PostgresAuditLog(AuditLog):
             self._on_queue(len(self._pending))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="deltagate-audit-writer")
+        if self._checkpointer is None or self._checkpointer.done():
+            self._checkpointer = asyncio.create_task(
+                self._checkpoint_loop(), name="deltagate-audit-checkpoints"
+            )
         self._wake.set()
         return await future
 
@@ -214,23 +270,76 @@ class PostgresAuditLog(AuditLog):
     async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
         pool = await self._get_pool()
         async with asyncio.timeout(self._timeout), pool.acquire() as connection:
-            # One writer at a time chains onto the head, under the log's advisory lock: the
-            # replicas take turns. Without it they read the same head and collide; measured
-            # with 2 and 4 writers, half their INSERTs were rolled back and some batches gave
-            # up (bench/audit_writers.py). A conflict can now come only from a writer that
-            # does not take the lock (an older version during a rolling update).
-            for _ in range(CONFLICT_RETRIES):
+            try:
+                if self._head is None:
+                    row = await connection.fetchrow(CHAIN_HEAD, self.chain)
+                    self._head = (row["seq"], row["hash"]) if row else (0, GENESIS)
+                stored = link(self.chain, events, self._head, self._algorithm)
+                # One statement, its own transaction: it returns once committed.
+                rows = await connection.fetch(INSERT, _payload(stored))
+            except BaseException:
+                # Committed or not? Read the chain's head again before the next batch.
+                self._head = None
+                raise
+        self._head = (stored[-1].seq, stored[-1].hash)
+        ids = {row["seq"]: row["id"] for row in rows}
+        self._written_id = max(self._written_id, *ids.values())
+        return [replace(event, id=ids[event.seq]) for event in stored]
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    async def _checkpoint_loop(self) -> None:
+        while not self._closed:
+            # Spread out, so that the writers do not all try at once.
+            await asyncio.sleep(self._interval * random.uniform(0.8, 1.2))
+            if self._written_id > self._covered_id:
                 try:
-                    async with connection.transaction():
-                        await connection.execute(CHAIN_LOCK)
-                        row = await connection.fetchrow(HEAD)
-                        head = (row["seq"], row["hash"]) if row else (0, GENESIS)
-                        stored = chain(events, head, self._algorithm)
-                        await connection.execute(INSERT, _payload(stored))
-                except _CONFLICTS:
-                    continue
-                return stored
-        raise AuditUnavailable("the audit log is too busy")
+                    await self.checkpoint(unless_recent=True)
+                except Exception as exc:  # the events are stored; the next round covers them
+                    logger.warning("audit checkpoint failed: %s", _safe(exc))
+
+    async def checkpoint(self, *, unless_recent: bool = False) -> Checkpoint | None:
+        """Write a checkpoint over every chain that moved since the newest one; return it
+        (None if no event is left to cover, or, ``unless_recent``, if another writer
+        wrote one within the interval).
+
+        Raises:
+            AuditUnavailable: the audit database cannot be reached or written.
+        """
+        pool = await self._get_pool()
+        async with asyncio.timeout(self._timeout), pool.acquire() as connection:
+            if unless_recent:
+                last = await connection.fetchrow(LAST_CHECKPOINT)
+                if last is not None:
+                    self._covered_id = max(self._covered_id, last["through_id"])
+                    age = (dt.datetime.now(dt.UTC) - last["at"]).total_seconds()
+                    if self._written_id <= self._covered_id or age < self._interval / 2:
+                        return None
+            async with connection.transaction():
+                # Waits for the INSERTs in flight, and holds new ones back until committed.
+                await connection.execute(CHECKPOINT_LOCK)
+                last = await connection.fetchrow(LAST_CHECKPOINT)
+                through = last["through_id"] if last else 0
+                newest = await connection.fetchval(NEWEST_ID)
+                if newest <= through:
+                    self._covered_id = max(self._covered_id, through)
+                    return None
+                rows = await connection.fetch(MOVED_HEADS, through, newest)
+                made = seal(
+                    seq=last["seq"] + 1 if last else 1,
+                    at=dt.datetime.now(dt.UTC),
+                    through_id=newest,
+                    heads=[Head(row["chain"], row["seq"], row["hash"]) for row in rows],
+                    prev_hash=last["hash"] if last else GENESIS,
+                    algorithm=self._algorithm,
+                    secret=self._secret,
+                )
+                await connection.execute(
+                    INSERT_CHECKPOINT, made.seq, made.at, made.through_id, made.heads_json(),
+                    made.root, made.hash_algorithm, made.prev_hash, made.hash, made.signature,
+                )  # fmt: skip
+        self._covered_id = max(self._covered_id, newest)
+        return made
 
     @staticmethod
     def _fail(batch: Sequence[tuple[AuditEvent, asyncio.Future[Receipt]]], why: str) -> None:
@@ -250,13 +359,14 @@ class PostgresAuditLog(AuditLog):
         records = await self._run(lambda pool: pool.fetch(sql, *args), "read")
         return [stored_event(record) for record in records]
 
-    async def head(self) -> tuple[int, str] | None:
-        """(seq, hash) of the newest event; None for an empty log."""
-        row = await self._run(lambda pool: pool.fetchrow(HEAD), "read")
-        return None if row is None else (row["seq"], row["hash"])
+    async def head(self) -> Head | None:
+        """The newest event (greatest ``id``); None for an empty log."""
+        row = await self._run(lambda pool: pool.fetchrow(NEWEST), "read")
+        return None if row is None else Head(row["chain"], row["seq"], row["hash"])
 
-    async def verify(self, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
-        """Walk the chain inside one read-only snapshot; report the guards' states too.
+    async def verify(self, *, anchor: Head | None = None, secret_source: str = "") -> VerifyReport:
+        """Walk every checkpoint and chain inside one read-only snapshot; report the
+        guards' states too.
 
         No timeout: a long log takes as long as it takes to read.
 
@@ -270,7 +380,10 @@ class PostgresAuditLog(AuditLog):
         async with pool.acquire() as connection:
             guards = await guard_states(connection)
             async with connection.transaction(isolation="repeatable_read", readonly=True):
-                return await check_chain(_walk(connection), anchor=anchor, guards=guards)
+                return await check_log(
+                    _walk(connection), _checkpoints(connection), secret=self._secret,
+                    anchor=anchor, guards=guards, secret_source=secret_source,
+                )  # fmt: skip
 
     async def _run(self, work: Any, what: str) -> Any:
         try:
@@ -334,13 +447,22 @@ async def _walk(
         yield stored_event(record)
 
 
-async def verify(dsn: str, *, anchor: tuple[int, str] | None = None) -> VerifyReport:
+async def _checkpoints(
+    connection: asyncpg.Connection | PoolConnectionProxy,
+) -> AsyncIterator[Checkpoint]:
+    async for record in connection.cursor(ALL_CHECKPOINTS, prefetch=CHUNK):
+        yield stored_checkpoint(record)
+
+
+async def verify(
+    dsn: str, *, anchor: Head | None = None, secret: bytes = DEVELOPMENT_SECRET
+) -> VerifyReport:
     """Verify the audit log in the database at ``dsn`` (``PostgresAuditLog.verify``).
 
     Raises:
         GatewayError: the database cannot be reached or holds no audit log.
     """
-    log = PostgresAuditLog(dsn, guards_required=False)
+    log = PostgresAuditLog(dsn, guards_required=False, checkpoint_secret=secret)
     try:
         return await log.verify(anchor=anchor)
     finally:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.audit.events import StoredEvent
+from gateway.audit.events import LEGACY_CHAIN, StoredEvent
 from gateway.audit.log import AuditLog, EventQuery
 from gateway.audit.record import AUDITED_FROM_GRADE
 
@@ -118,32 +118,35 @@ async def reconcile(
         AuditUnavailable: a log cannot be read.
     """
     report = ReconcileReport(since=since, until=until)
-    below: dict[str, dict[int, StoredEvent]] = {}
+    below: dict[str, dict[Key, StoredEvent]] = {}
     for region, log in lowers.items():
         below[region] = {
-            stored.seq: stored
+            (stored.chain, stored.seq): stored
             async for stored in _events(log, since - MARGIN, until + MARGIN)
             if stored.event.acting is not None
         }
-    named: dict[str, set[int]] = {region: set() for region in lowers}
-    checked: set[tuple[str, int]] = set()  # lower events a receipt led to (hash checked there)
+    named: dict[str, set[Key]] = {region: set() for region in lowers}
+    checked: set[tuple[str, Key]] = set()  # lower events a receipt led to (hash checked there)
     async for stored in _events(upper, since, until + MARGIN):
         inside = stored.event.at < until
         if inside:
             report.upper_events += 1
             if not stored.verify_hash():
                 report.findings.append(
-                    Finding("altered", f"upper #{stored.seq}", "its contents do not match its hash")
+                    Finding(
+                        "altered", f"upper {_name(stored)}", "its contents do not match its hash"
+                    )
                 )
         for receipt in stored.event.receipts:
             region = str(receipt.get("region"))
             if region not in lowers:
                 continue
-            named[region].add(int(receipt["seq"]))
+            key = _key(receipt)
+            named[region].add(key)
             if inside:
                 report.receipts += 1
-                checked.add((region, int(receipt["seq"])))
-                event = await _lower_event(lowers[region], below[region], int(receipt["seq"]))
+                checked.add((region, key))
+                event = await _lower_event(lowers[region], below[region], key, stored)
                 report.findings += _check_receipt(stored, receipt, region, event)
         if inside:
             report.findings += _unreceipted(stored, lowers)
@@ -151,18 +154,21 @@ async def reconcile(
         window = [s for s in events.values() if since <= s.event.at < until]
         mine = [s for s in window if acting is None or s.event.acting == acting]
         report.lower_events[region] = len(mine)
-        for stored in sorted(mine, key=lambda s: s.seq):
-            if (region, stored.seq) not in checked and not stored.verify_hash():
+        for stored in sorted(mine, key=lambda s: s.id):
+            key = (stored.chain, stored.seq)
+            if (region, key) not in checked and not stored.verify_hash():
                 report.findings.append(
                     Finding(
-                        "altered", f"{region} #{stored.seq}", "its contents do not match its hash"
+                        "altered",
+                        f"{region} {_name(stored)}",
+                        "its contents do not match its hash",
                     )
                 )
-            if stored.seq not in named[region]:
+            if key not in named[region]:
                 report.findings.append(
                     Finding(
                         "orphan",
-                        f"{region} #{stored.seq}",
+                        f"{region} {_name(stored)}",
                         f"made for {stored.event.acting} (trace {stored.event.trace_id}),"
                         " but no upper event holds its receipt",
                     )
@@ -173,35 +179,36 @@ async def reconcile(
 def _check_receipt(
     upper: StoredEvent, receipt: Mapping[str, Any], region: str, lower: StoredEvent | None
 ) -> list[Finding]:
-    seq = int(receipt["seq"])
-    where = f"upper #{upper.seq}"
+    chain, number = _key(receipt)
+    seq = f"{chain}:{number}"
+    where = f"upper {_name(upper)}"
     if lower is None:
-        return [Finding("missing", where, f"its receipt names {region} #{seq}, which is not there")]
+        return [Finding("missing", where, f"its receipt names {region} {seq}, which is not there")]
     found = []
     if lower.hash != receipt.get("hash"):
         found.append(
-            Finding("hash mismatch", where, f"{region} #{seq} has another hash than its receipt")
+            Finding("hash mismatch", where, f"{region} {seq} has another hash than its receipt")
         )
     if not lower.verify_hash():
-        found.append(Finding("altered", f"{region} #{seq}", "its contents do not match its hash"))
+        found.append(Finding("altered", f"{region} {seq}", "its contents do not match its hash"))
     if lower.event.trace_id != upper.event.trace_id:
         found.append(
             Finding(
                 "trace mismatch",
                 where,
-                f"trace {upper.event.trace_id}, but {region} #{seq} is filed under"
+                f"trace {upper.event.trace_id}, but {region} {seq} is filed under"
                 f" {lower.event.trace_id}",
             )
         )
     if lower.event.acting is None:
-        found.append(Finding("not delegated", f"{region} #{seq}", "it records no acting gateway"))
+        found.append(Finding("not delegated", f"{region} {seq}", "it records no acting gateway"))
     hidden = sorted(set(lower.event.subjects) - set(upper.event.subjects))
     if hidden:
         found.append(
             Finding(
                 "subjects not covered",
                 where,
-                f"{region} #{seq} released {len(hidden)} subject(s) this event does not list",
+                f"{region} {seq} released {len(hidden)} subject(s) this event does not list",
             )
         )
     return found
@@ -218,17 +225,33 @@ def _unreceipted(upper: StoredEvent, lowers: Mapping[str, AuditLog]) -> list[Fin
     }
     receipted = {str(receipt.get("region")) for receipt in upper.event.receipts}
     return [
-        Finding("no receipt", f"upper #{upper.seq}", f"it records data of {region}, no receipt")
+        Finding("no receipt", f"upper {_name(upper)}", f"it records data of {region}, no receipt")
         for region in sorted(released & set(lowers) - receipted)
     ]
 
 
-async def _lower_event(log: AuditLog, read: dict[int, StoredEvent], seq: int) -> StoredEvent | None:
-    """The lower's event ``seq``: from those read, else looked up (outside the window)."""
-    if seq in read:
-        return read[seq]
-    found = await log.read(EventQuery(after=seq - 1, limit=1, newest_first=False))
-    return found[0] if found and found[0].seq == seq else None
+#: An event's place in its log: (chain, seq).
+Key = tuple[str, int]
+
+
+def _key(receipt: Mapping[str, Any]) -> Key:
+    """The (chain, seq) a receipt names (a receipt of a single-chain log names no chain)."""
+    return str(receipt.get("chain") or LEGACY_CHAIN), int(receipt["seq"])
+
+
+def _name(stored: StoredEvent) -> str:
+    return f"{stored.chain}:{stored.seq}"
+
+
+async def _lower_event(
+    log: AuditLog, read: dict[Key, StoredEvent], key: Key, upper: StoredEvent
+) -> StoredEvent | None:
+    """The lower's event ``key``: from those read, else looked up among the events of the
+    upper event's trace (one outside the window; one filed under another trace is missing)."""
+    if key in read:
+        return read[key]
+    found = await log.read(EventQuery(trace_id=upper.event.trace_id, limit=100))
+    return next((s for s in found if (s.chain, s.seq) == key), None)
 
 
 async def _events(
@@ -244,4 +267,4 @@ async def _events(
             yield stored
         if len(page) < _PAGE:
             return
-        after = page[-1].seq
+        after = page[-1].id

@@ -1,17 +1,26 @@
-"""The audit log's SQL: its table and guards, and every statement the PostgreSQL store runs.
+"""The audit log's SQL: its tables and guards, and every statement the PostgreSQL store runs.
 
 Only ``gateway.audit.postgres`` imports this module: the rest of the gateway
 reads and writes the audit log through ``gateway.audit.log.AuditLog``.
 
-The table is created by its owner, once, with ``deltagate audit init``
-(``create_schema``); the gateway's own role runs no DDL (it may only INSERT
-and SELECT) and checks, once per pool, that the table is there and its guards
-enabled (``check_schema``), refusing to write otherwise. Two triggers guard
-it: one refuses every UPDATE, DELETE and TRUNCATE, even a superuser's (who
-must disable the trigger first, which only the table's owner can do: the
-gateway's own role should be granted INSERT and SELECT and own nothing); the
-other refuses an event whose ``prev_hash`` is not the hash of the event
-before it, so two writers can never fork the chain.
+The tables are created by their owner, once, with ``deltagate audit init``
+(``create_schema``, which also brings a log of the earlier single-chain layout
+forward); the gateway's own role runs no DDL (it may only INSERT and SELECT)
+and checks, once per pool, that the tables are there and their guards enabled
+(``check_schema``), refusing to write otherwise. Triggers guard both tables
+(``audit_event``, ``audit_checkpoint``): one refuses every UPDATE, DELETE and
+TRUNCATE, even a superuser's (who must disable the trigger first, which only
+the table's owner can do: the gateway's own role should be granted INSERT and
+SELECT and own nothing); the other refuses a row that does not follow its
+predecessor (an event the one before it in its chain, a checkpoint the one
+before it), so no writer can fork a chain or leave a gap in it.
+
+Indexes, for the reads auditors and citizens run (``select``: newest first, by
+app, subject, matter, trace or time) and no more: the primary key (chain, seq),
+which the link check and ``verify`` use; ``id``, the order of every read; one
+GIN index over the rare keys (the subjects, and the trace as a ``trace:`` key);
+(app, id) and (matter, id) for an app's or a matter's newest events; and
+``at`` for time ranges.
 """
 
 from __future__ import annotations
@@ -30,12 +39,19 @@ if TYPE_CHECKING:
     from gateway.audit.log import EventQuery
 
 __all__ = [
+    "ALL_CHECKPOINTS",
     "ALL_EVENTS",
+    "CHAIN_HEAD",
+    "CHECKPOINT_LOCK",
     "COLUMNS",
     "DATABASE",
     "GUARDS",
-    "HEAD",
     "INSERT",
+    "INSERT_CHECKPOINT",
+    "LAST_CHECKPOINT",
+    "MOVED_HEADS",
+    "NEWEST",
+    "NEWEST_ID",
     "PING",
     "SCHEMA",
     "TABLE_EXISTS",
@@ -49,9 +65,16 @@ __all__ = [
     "stored_event",
 ]
 
+#: Taken shared by every INSERT of events (before its rows are numbered) and exclusively
+#: by a checkpoint: a checkpoint then sees every event numbered before it committed, so
+#: its ``through_id`` leaves none behind. Any role may take an advisory lock.
+_LOCK_KEY = 4206714311
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
-    seq             bigint PRIMARY KEY CHECK (seq > 0),
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    chain           text NOT NULL,
+    seq             bigint NOT NULL CHECK (seq > 0),
     at              timestamptz NOT NULL,
     trace_id        text NOT NULL,
     caller_app      text NOT NULL,
@@ -69,30 +92,64 @@ CREATE TABLE IF NOT EXISTS audit_event (
     prev_hash       text NOT NULL,
     hash            text NOT NULL,
     acting          text,
-    receipts        jsonb
+    receipts        jsonb,
+    PRIMARY KEY (chain, seq)
 );
 -- The cascade's columns, for a log created before them (NULL: called directly, no receipts).
 ALTER TABLE audit_event ADD COLUMN IF NOT EXISTS acting text;
 ALTER TABLE audit_event ADD COLUMN IF NOT EXISTS receipts jsonb;
 COMMENT ON TABLE audit_event IS
-    'deltagate audit log: append-only, hash-chained (verify with: deltagate audit verify)';
-CREATE INDEX IF NOT EXISTS audit_event_subjects ON audit_event USING gin (subjects);
-CREATE INDEX IF NOT EXISTS audit_event_trace ON audit_event (trace_id);
-CREATE INDEX IF NOT EXISTS audit_event_app ON audit_event (caller_app, seq);
-CREATE INDEX IF NOT EXISTS audit_event_matter ON audit_event (matter_code, seq);
+    'deltagate audit log: append-only, a hash chain per writer (check: deltagate audit verify)';
+CREATE UNIQUE INDEX IF NOT EXISTS audit_event_id ON audit_event (id);
+
+-- The rare keys, found by equality: the subjects and the trace, in one array, so one GIN
+-- index serves both. A subject (ID number, USCC) has no colon: it cannot pass for a trace.
+-- (The app and the matter are not in it: each is in many events, and mixed with unique
+-- keys their frequency would make the planner misjudge the rare ones.)
+CREATE OR REPLACE FUNCTION audit_event_keys(subjects text[], trace_id text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT subjects || ARRAY['trace:' || trace_id]
+$$;
+CREATE INDEX IF NOT EXISTS audit_event_keys ON audit_event
+    USING gin (audit_event_keys(subjects, trace_id));
+-- The frequent keys, newest first within each: an app's or a matter's latest events.
+CREATE INDEX IF NOT EXISTS audit_event_app ON audit_event (caller_app, id);
+CREATE INDEX IF NOT EXISTS audit_event_matter ON audit_event (matter_code, id);
+-- A time range: a btree, as the planner then reads only the range (a BRIN index was tried:
+-- it cost less to keep, but the planner walked ``id`` back through the log instead).
 CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event (at);
 CREATE INDEX IF NOT EXISTS audit_event_acting ON audit_event (acting, at) WHERE acting IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    seq             bigint PRIMARY KEY CHECK (seq > 0),
+    at              timestamptz NOT NULL,
+    through_id      bigint NOT NULL,
+    heads           jsonb NOT NULL,
+    root            text NOT NULL,
+    hash_algorithm  text NOT NULL,
+    prev_hash       text NOT NULL,
+    hash            text NOT NULL,
+    signature       text NOT NULL
+);
+COMMENT ON TABLE audit_checkpoint IS
+    'deltagate audit log: signed roots over every chain''s head, append-only';
 
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'audit events are append-only: % refused', TG_OP
+    RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege';
 END $$;
 CREATE OR REPLACE TRIGGER audit_event_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_event
     FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
+CREATE OR REPLACE TRIGGER audit_checkpoint_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_checkpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
 
+-- Per row, within the row's chain: event 1 must follow GENESIS, any other the stored event
+-- before it in its chain (one primary-key lookup; rows of the same INSERT before it are
+-- visible). With the primary key (chain, seq), two writers can never fork a chain.
 CREATE OR REPLACE FUNCTION audit_event_follows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -101,30 +158,87 @@ BEGIN
     IF NEW.seq = 1 THEN
         expected := repeat('0', 64);
     ELSE
-        SELECT hash INTO expected FROM audit_event WHERE seq = NEW.seq - 1;
+        SELECT hash INTO expected FROM audit_event WHERE chain = NEW.chain AND seq = NEW.seq - 1;
     END IF;
     IF expected IS DISTINCT FROM NEW.prev_hash THEN
-        RAISE EXCEPTION 'audit event % does not follow event %', NEW.seq, NEW.seq - 1
+        RAISE EXCEPTION 'audit event % of chain % does not follow its predecessor',
+            NEW.seq, NEW.chain
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN NEW;
 END $$;
+-- (A single-chain log's row trigger of the same name is dropped by MIGRATE_SINGLE_CHAIN.)
 CREATE OR REPLACE TRIGGER audit_event_follows
     BEFORE INSERT ON audit_event
     FOR EACH ROW EXECUTE FUNCTION audit_event_follows();
+
+CREATE OR REPLACE FUNCTION audit_checkpoint_follows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    expected text;
+BEGIN
+    IF NEW.seq = 1 THEN
+        expected := repeat('0', 64);
+    ELSE
+        SELECT hash INTO expected FROM audit_checkpoint WHERE seq = NEW.seq - 1;
+    END IF;
+    IF expected IS DISTINCT FROM NEW.prev_hash THEN
+        RAISE EXCEPTION 'audit checkpoint % does not follow checkpoint %', NEW.seq, NEW.seq - 1
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER audit_checkpoint_follows
+    BEFORE INSERT ON audit_checkpoint
+    FOR EACH ROW EXECUTE FUNCTION audit_checkpoint_follows();
 """
 
+#: A log of the single-chain layout (``seq`` its primary key, no ``chain``) brought
+#: forward: its events become the chain ``single`` (``events.LEGACY_CHAIN``) with their
+#: numbers, hashes and links unchanged, and ``id`` = ``seq``; the per-row link trigger and
+#: the indexes keyed on ``seq`` or replaced by the GIN index of the rare keys go. DDL
+#: only: the append-only guard stays on and no event is updated. ``SCHEMA`` then adds
+#: what is missing.
+MIGRATE_SINGLE_CHAIN = """
+DROP TRIGGER IF EXISTS audit_event_follows ON audit_event;
+ALTER TABLE audit_event ADD COLUMN chain text NOT NULL DEFAULT 'single';
+ALTER TABLE audit_event ALTER COLUMN chain DROP DEFAULT;
+ALTER TABLE audit_event ADD COLUMN id bigint;
+ALTER TABLE audit_event ALTER COLUMN id TYPE bigint USING seq;
+ALTER TABLE audit_event ALTER COLUMN id SET NOT NULL;
+ALTER TABLE audit_event ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
+SELECT setval(pg_get_serial_sequence('audit_event', 'id'),
+              (SELECT coalesce(max(seq), 0) + 1 FROM audit_event), false);
+ALTER TABLE audit_event DROP CONSTRAINT audit_event_pkey;
+ALTER TABLE audit_event ADD PRIMARY KEY (chain, seq);
+DROP INDEX IF EXISTS audit_event_subjects, audit_event_trace, audit_event_app,
+    audit_event_matter;
+"""
+
+#: Whether ``audit_event`` is of the single-chain layout (there, without a ``chain``).
+SINGLE_CHAIN_LAYOUT = (
+    "SELECT to_regclass('audit_event') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+    " information_schema.columns WHERE table_name = 'audit_event' AND column_name = 'chain'"
+    " AND table_schema = current_schema())"
+)
+
 #: The triggers ``deltagate audit verify`` expects to find enabled.
-GUARDS = ("audit_event_append_only", "audit_event_follows")
+GUARDS = (
+    "audit_event_append_only",
+    "audit_event_follows",
+    "audit_checkpoint_append_only",
+    "audit_checkpoint_follows",
+)
 
 COLUMNS = (
-    "seq, at, trace_id, caller_app, caller_region, roles, matter_code, matter_name,"
+    "id, chain, seq, at, trace_id, caller_app, caller_region, roles, matter_code, matter_name,"
     " operation_name, operation_type, document_hash, policy_version, subjects, decisions,"
     " hash_algorithm, prev_hash, hash, acting, receipts"
 )
 
-#: Each column and the key it has in an event's canonical form (``events.canonical``).
+#: Each column the writer sends and the key it has in an event's record (``events.link``).
 _FIELDS = (
+    ("chain", "chain", "text"),
     ("seq", "seq", "bigint"),
     ("at", "at", "timestamptz"),
     ("trace_id", "traceId", "text"),
@@ -146,28 +260,52 @@ _FIELDS = (
     ("receipts", "receipts", "jsonb"),
 )
 
-# One statement for a whole batch: the events go as one JSON array of their canonical
-# forms (hashed, not serialised again), turned into rows by jsonb_to_recordset.
+# One statement for a whole batch: the events go as one JSON array of their records
+# (hashed, not serialised again), turned into rows by jsonb_to_recordset. The CTE takes
+# the shared lock before any row is numbered (the sort needs every row first).
+_NAMES = ", ".join(column for column, _, _ in _FIELDS)
 _KEYS = ", ".join(f'e."{key}"' for _, key, _ in _FIELDS)
 _RECORD = ", ".join(f'"{key}" {kind}' for _, key, kind in _FIELDS)
 INSERT = (
-    f"INSERT INTO audit_event ({COLUMNS}) SELECT {_KEYS}"
-    f" FROM jsonb_to_recordset($1::jsonb) AS e({_RECORD}) ORDER BY e.seq"
+    f"WITH writing AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared({_LOCK_KEY}))"
+    f" INSERT INTO audit_event ({_NAMES}) SELECT {_KEYS}"
+    f" FROM writing, jsonb_to_recordset($1::jsonb) AS e({_RECORD}) ORDER BY e.seq"
+    " RETURNING seq, id"
 )
 
-HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
-#: Held by a writer from reading the head to its commit, so the writers of every replica
-#: chain one after the other. Any role may take an advisory lock; no grant needed.
-CHAIN_LOCK = "SELECT pg_advisory_xact_lock(4206714311)"
+#: A chain's newest event (a writer finding its place again after a failed commit).
+CHAIN_HEAD = "SELECT seq, hash FROM audit_event WHERE chain = $1 ORDER BY seq DESC LIMIT 1"
+#: The newest event of the log.
+NEWEST = "SELECT chain, seq, hash FROM audit_event ORDER BY id DESC LIMIT 1"
+NEWEST_ID = "SELECT coalesce(max(id), 0) FROM audit_event"
 
+CHECKPOINT_LOCK = f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"
+LAST_CHECKPOINT = "SELECT seq, at, through_id, hash FROM audit_checkpoint ORDER BY seq DESC LIMIT 1"
+#: The head of every chain with events numbered in (``$1``, ``$2``].
+MOVED_HEADS = (
+    "SELECT m.chain, m.seq, e.hash FROM (SELECT chain, max(seq) AS seq FROM audit_event"
+    " WHERE id > $1 AND id <= $2 GROUP BY chain) AS m JOIN audit_event AS e USING (chain, seq)"
+)
+INSERT_CHECKPOINT = (
+    "INSERT INTO audit_checkpoint (seq, at, through_id, heads, root, hash_algorithm,"
+    " prev_hash, hash, signature) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9)"
+)
 
-#: The existence of the table (``to_regclass`` reads the catalog only).
-TABLE_EXISTS = "SELECT to_regclass('audit_event') IS NOT NULL"
+#: The existence of the tables (``to_regclass`` reads the catalog only).
+TABLE_EXISTS = (
+    "SELECT to_regclass('audit_event') IS NOT NULL AND to_regclass('audit_checkpoint') IS NOT NULL"
+)
 
-#: Every event, oldest first: the walk of ``verify``.
-ALL_EVENTS = f"SELECT {COLUMNS} FROM audit_event ORDER BY seq"
+#: Every event, chain by chain, oldest first: the walk of ``verify`` (the primary key's order).
+ALL_EVENTS = f"SELECT {COLUMNS} FROM audit_event ORDER BY chain, seq"
+ALL_CHECKPOINTS = (
+    "SELECT seq, at, through_id, heads, root, hash_algorithm, prev_hash, hash, signature"
+    " FROM audit_checkpoint ORDER BY seq"
+)
 
 PING = "SELECT 1"
+
+_EVENT_KEYS = "audit_event_keys(subjects, trace_id) @> {}::text[]"
 
 
 def select(query: EventQuery) -> tuple[str, list[Any]]:
@@ -176,13 +314,12 @@ def select(query: EventQuery) -> tuple[str, list[Any]]:
     args: list[Any] = []
     for template, value in (
         ("caller_app = {}", query.caller_app),
-        ("subjects @> ARRAY[{}::text]", query.subject),
+        ("chain = {}", query.chain),
         ("matter_code = {}", query.matter_code),
-        ("trace_id = {}", query.trace_id),
         ("at >= {}", query.start),
         ("at < {}", query.end),
-        ("seq < {}", query.before),
-        ("seq > {}", query.after),
+        ("id < {}", query.before),
+        ("id > {}", query.after),
     ):
         if value is not None:
             args.append(value)
@@ -199,10 +336,30 @@ def select(query: EventQuery) -> tuple[str, list[Any]]:
             f"NOT ({local}::time >= ${len(args) - 2} AND {local}::time < ${len(args) - 1}"
             f" AND extract(isodow FROM {local})::int = ANY(${len(args)}::int[]))"
         )
-    where = " AND ".join(conditions) or "TRUE"
     order = "DESC" if query.newest_first else "ASC"
+    source = "audit_event"
+    # The subject and the trace as one containment test on the GIN index of the rare keys
+    # (audit_event_keys). Found first, in a CTE: left to itself the planner walks ``id``
+    # backwards and filters, which is quick for a frequent key and reads the whole log for
+    # a rare one (a person, a trace), the very keys these filters are for.
+    keys = [
+        f"{prefix}{value}"
+        for prefix, value in (("", query.subject), ("trace:", query.trace_id))
+        if value is not None
+    ]
+    if keys:
+        args.append(keys)
+        source = "found"
+        found = f"WITH found AS MATERIALIZED (SELECT * FROM audit_event WHERE {_EVENT_KEYS}) "
+        found = found.format(f"${len(args)}")
+    else:
+        found = ""
+    where = " AND ".join(conditions) or "TRUE"
     args.append(query.limit)
-    sql = f"SELECT {COLUMNS} FROM audit_event WHERE {where} ORDER BY seq {order} LIMIT ${len(args)}"
+    sql = (
+        f"{found}SELECT {COLUMNS} FROM {source} WHERE {where}"
+        f" ORDER BY id {order} LIMIT ${len(args)}"
+    )
     return sql, args
 
 
@@ -215,6 +372,8 @@ def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
     if isinstance(receipts, str | bytes):
         receipts = orjson.loads(receipts)
     return StoredEvent(
+        id=record["id"],
+        chain=record["chain"],
         seq=record["seq"],
         event=AuditEvent(
             at=record["at"],
@@ -239,16 +398,21 @@ def stored_event(record: asyncpg.Record | dict[str, Any]) -> StoredEvent:
     )
 
 
-async def create_schema(connection: asyncpg.Connection) -> None:
-    """Create the table, its indexes and its guards if they are missing (idempotent).
+async def create_schema(connection: asyncpg.Connection) -> bool:
+    """Create the tables, their indexes and guards if they are missing (idempotent);
+    bring a log of the single-chain layout forward first. True if it did.
 
-    Run as the role that is to own the table (``deltagate audit init``), never as the
-    gateway's: only the owner can change the table or disable its guards.
+    Run as the role that is to own the tables (``deltagate audit init``), never as the
+    gateway's: only the owner can change them or disable their guards.
     """
     async with connection.transaction():
         # Two inits at once: one creates, the other waits and finds it made.
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext('deltagate_audit'))")
+        migrate = bool(await connection.fetchval(SINGLE_CHAIN_LAYOUT))
+        if migrate:
+            await connection.execute(MIGRATE_SINGLE_CHAIN)
         await connection.execute(SCHEMA)
+    return migrate
 
 
 async def guard_states(connection: asyncpg.Connection | PoolConnectionProxy) -> dict[str, bool]:
@@ -256,7 +420,8 @@ async def guard_states(connection: asyncpg.Connection | PoolConnectionProxy) -> 
     rows = await connection.fetch(
         # 'O' fires in ordinary sessions, 'A' always; 'D' is disabled, 'R' replicas only.
         "SELECT tgname, tgenabled::text IN ('O', 'A') AS enabled FROM pg_trigger"
-        " WHERE tgrelid = to_regclass('audit_event') AND NOT tgisinternal"
+        " WHERE tgrelid IN (to_regclass('audit_event'), to_regclass('audit_checkpoint'))"
+        " AND NOT tgisinternal"
     )
     found = {row["tgname"]: row["enabled"] for row in rows}
     return {name: found.get(name, False) for name in GUARDS}
@@ -265,7 +430,7 @@ async def guard_states(connection: asyncpg.Connection | PoolConnectionProxy) -> 
 async def check_schema(
     connection: asyncpg.Connection | PoolConnectionProxy, *, guards: bool = True
 ) -> None:
-    """Return if the table is there with every guard enabled (catalog reads only, no DDL).
+    """Return if the tables are there with every guard enabled (catalog reads only, no DDL).
 
     ``guards=False`` checks for the table alone: for reading a log whose guard was
     turned off, to look into it (``deltagate audit verify`` and ``tail``).
@@ -275,6 +440,11 @@ async def check_schema(
             (an unguarded table is no audit log).
     """
     if not await connection.fetchval(TABLE_EXISTS):
+        if await connection.fetchval(SINGLE_CHAIN_LAYOUT):
+            raise AuditUnavailable(
+                "the audit database holds a log of the single-chain layout: run deltagate"
+                " audit init as its owner to bring it forward (its events are kept)"
+            )
         raise AuditUnavailable(
             "the audit database has no table audit_event: run deltagate audit init"
             " as the role that is to own it"
@@ -301,11 +471,12 @@ def database_dsn(server_dsn: str, name: str = DATABASE) -> str:
     return " ".join([*kept, f"dbname={name}"])
 
 
-async def init_schema(dsn: str) -> None:
-    """``deltagate audit init``: connect to the audit database at ``dsn`` and ``create_schema``."""
+async def init_schema(dsn: str) -> bool:
+    """``deltagate audit init``: connect to the audit database at ``dsn`` and ``create_schema``;
+    True if it brought a single-chain log forward."""
     connection = await asyncpg.connect(dsn)
     try:
-        await create_schema(connection)
+        return await create_schema(connection)
     finally:
         await connection.close()
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
-from gateway.audit import AuditLog, PostgresAuditLog
+from gateway.audit import AuditLog, PostgresAuditLog, checkpoint_secret
 from gateway.core.delegation import (
     DelegationSigner,
     DelegationVerifier,
@@ -149,6 +149,10 @@ class GatewayParts:
                 settings.audit_dsn,
                 timeout=settings.audit_timeout,
                 on_queue=metrics.set_audit_queue_depth,
+                checkpoint_secret=checkpoint_secret(
+                    settings.audit_checkpoint_secret, dev_mode=not settings.production
+                ),
+                checkpoint_interval=settings.audit_checkpoint_interval,
             )
         else:
             logger.warning("no audit database is configured: data of grade L2+ will be refused")

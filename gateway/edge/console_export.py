@@ -108,7 +108,7 @@ def csv_row(stored: StoredEvent) -> list[str]:
     return [
         safe_cell(value)
         for value in (
-            stored.seq, at, event.trace_id, event.caller_app, event.caller_region,
+            stored.id, at, event.trace_id, event.caller_app, event.caller_region,
             event.acting or "", ";".join(event.roles), event.matter_code, event.matter_name,
             event.operation_name, event.operation_type, event.document_hash,
             event.policy_version, ";".join(event.subjects), _decisions(event.decisions),
@@ -140,7 +140,7 @@ async def _events(ctx: GatewayContext, given: EventFilter, most: int) -> list[St
         found += page
         if len(page) < query.limit:
             break
-        before = page[-1].seq
+        before = page[-1].id
     return found
 
 

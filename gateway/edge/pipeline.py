@@ -290,15 +290,16 @@ class Gateway(GatewayParts):
         """
         if self.audit is None:
             raise AuditUnavailable("no audit log is configured")
-        attributes = {"deltagate.audit.subjects": len(event.subjects)}
+        attributes = {"deltagate.kind": "audit", "deltagate.audit.subjects": len(event.subjects)}
         with self.telemetry.span("audit.write", attributes) as span:
             receipt = await self.audit.append(event)
             if span is not None:
                 span.set_attributes(
-                    {"deltagate.audit.event_id": receipt.stored.seq,
+                    {"deltagate.audit.event_id": receipt.stored.id,
+                     "deltagate.audit.chain": receipt.chain,
                      "deltagate.audit.batch": receipt.batch}
                 )  # fmt: skip
-        trace.audited(receipt.stored.seq)
+        trace.audited(receipt.stored.id)
         return receipt
 
 

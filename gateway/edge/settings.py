@@ -68,6 +68,7 @@ Example ``gateway.toml``::
     [audit]
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
     timeout = 5.0                # seconds for one audit write or read
+    checkpoint_interval = 5.0    # seconds between signed checkpoints of every chain's head
 
     [tls]                        # serve HTTPS (deltagate serve); paths relative to this file
     cert = "server.pem"          # the server's certificate chain and its key
@@ -85,6 +86,8 @@ Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 ``DELTAGATE_PORT``, ``DELTAGATE_JWT_SECRET``, ``DELTAGATE_MASK_SECRET``,
 ``DELTAGATE_POLICY_DIR``, ``DELTAGATE_OPERATIONS_MANIFEST``, ``DELTAGATE_BATCHING``
 (``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN``,
+``DELTAGATE_AUDIT_CHECKPOINT_SECRET`` (signs the audit checkpoints; required in
+production with an audit database; ``deltagate audit verify`` needs the same),
 ``DELTAGATE_RATE_LIMIT_URL`` and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
 Secrets belong in the environment, not in the file.
 Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry.spans``).
@@ -409,6 +412,9 @@ class Settings:
             need an audit event is refused (``AUDIT_UNAVAILABLE``); production
             mode requires it.
         audit_timeout: seconds for one audit write or read.
+        audit_checkpoint_secret: the HMAC secret of the audit checkpoints
+            (``DELTAGATE_AUDIT_CHECKPOINT_SECRET``; the environment only).
+        audit_checkpoint_interval: seconds between audit checkpoints.
         rate_limit_url: the shared store of the rate limits (Redis), so that every
             replica and worker draws on one bucket per app; None keeps the buckets
             in each process.
@@ -445,6 +451,8 @@ class Settings:
     operations_manifest: Path | None = None
     audit_dsn: str | None = None
     audit_timeout: float = 5.0
+    audit_checkpoint_secret: str | None = None
+    audit_checkpoint_interval: float = 5.0
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
     upper: SourceSettings | None = None
@@ -512,6 +520,13 @@ class Settings:
             raise ConfigError("production mode needs an audit database (DELTAGATE_AUDIT_DSN)")
         if self.audit_timeout <= 0:
             raise ConfigError("audit.timeout must be positive")
+        if self.production and self.audit_dsn and not self.audit_checkpoint_secret:
+            raise ConfigError(
+                "production mode needs DELTAGATE_AUDIT_CHECKPOINT_SECRET (signs the audit"
+                " checkpoints)"
+            )
+        if not self.audit_checkpoint_interval > 0:
+            raise ConfigError("audit.checkpoint_interval must be a positive number of seconds")
         if self.rate_limit_url is not None and not self.rate_limit_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):
@@ -569,6 +584,7 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         ("JWT_SECRET", "jwt_secret"),
         ("MASK_SECRET", "mask_secret"),
         ("AUDIT_DSN", "audit_dsn"),
+        ("AUDIT_CHECKPOINT_SECRET", "audit_checkpoint_secret"),
         ("RATE_LIMIT_URL", "rate_limit_url"),
     ):
         if env.get(f"DELTAGATE_{name}"):
@@ -630,7 +646,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     if isinstance(rate_limit_processes, bool) or not isinstance(rate_limit_processes, int):
         raise ConfigError("limits.rate_limit_processes must be an integer")
     operations = _section(raw, "operations", {"manifest"})
-    audit = _section(raw, "audit", {"dsn", "timeout"})
+    audit = _section(raw, "audit", {"dsn", "timeout", "checkpoint_interval"})
     delegation = _section(
         raw,
         "delegation",
@@ -672,6 +688,9 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         operations_manifest=base / operations["manifest"] if "manifest" in operations else None,
         audit_dsn=str(audit["dsn"]) if "dsn" in audit else None,
         audit_timeout=float(audit.get("timeout", 5.0)),
+        audit_checkpoint_interval=_number(
+            audit.get("checkpoint_interval", 5.0), "audit.checkpoint_interval"
+        ),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
         upper=_upper_source(upper, base) if upper else None,

@@ -9,12 +9,17 @@ gateway (the national - provincial - city cascade) fits the same shape:
   ("persons with these ID numbers", "credit records of these subjects");
 - :meth:`Source.search`: a page of rows whose field starts with a prefix.
 
+:meth:`Source.fetch_many` asks several ``fetch`` questions at once (a person's
+residences and social insurance); a kind that can answer them in one round
+trip overrides it, the others ask them one by one, concurrently.
+
 A source raises :class:`~gateway.core.errors.SourceUnavailable` naming its region
 when its backend cannot answer, so the gateway can return a partial result.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
@@ -74,6 +79,20 @@ class Source(ABC):
         "subject_id", ids)``). Rows come in no particular order; an entity the
         region does not hold yields no rows.
         """
+
+    async def fetch_many(
+        self, lookups: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> list[list[Row]]:
+        """Several ``fetch`` look-ups, ``(entity, field, values)``: their rows, in order.
+
+        One backend round trip where the kind can (``PostgresSource``); here, one ``fetch``
+        each, concurrently. A failure of any fails them all, as one round trip would.
+        """
+        if len(lookups) == 1:
+            entity, field, values = lookups[0]
+            return [await self.fetch(entity, field, values)]
+        asked = (self.fetch(entity, field, values) for entity, field, values in lookups)
+        return list(await asyncio.gather(*asked))
 
     @abstractmethod
     async def search(

@@ -76,6 +76,11 @@ class CircuitBreaker(Source):
     async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
         return await self._call(lambda: self.source.fetch(entity, field, values))
 
+    async def fetch_many(
+        self, lookups: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> list[list[Row]]:
+        return await self._call(lambda: self.source.fetch_many(lookups))
+
     async def search(
         self,
         entity: str,

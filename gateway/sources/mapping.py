@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from gateway.core.entities import CREDIT_KINDS, DATE_FIELDS, ENTITY_FIELDS, MONEY_FIELDS
 from gateway.core.errors import ConfigError
-from gateway.sources.sql import SEARCH_KEYS, fetch_sql, search_sql
+from gateway.sources.sql import SEARCH_KEYS, Combined, combined_fetch_sql, fetch_sql, search_sql
 
 #: The mapping files shipped with the gateway, one per delta region (``sh.toml``, ...).
 SHIPPED_MAPPINGS = Path(__file__).with_name("mappings")
@@ -167,6 +167,13 @@ class RegionMapping:
         See :func:`gateway.sources.sql.fetch_sql` for the statement's shape.
         """
         return fetch_sql(self._entity(entity), field)
+
+    def compile_combined(self, lookups: Sequence[tuple[str, str]]) -> Combined:
+        """One statement for several (entity, field) look-ups, each with its own ``text[]``.
+
+        See :func:`gateway.sources.sql.combined_fetch_sql` for the statement's shape.
+        """
+        return combined_fetch_sql([(self._entity(entity), field) for entity, field in lookups])
 
     def compile_search(self, entity: str, field: str, *, after: bool) -> str:
         """SQL for one page of rows whose ``field`` starts with a prefix.

@@ -5,7 +5,10 @@ mapping (``gateway.sources.sql``), and each look-up sends the same SQL text with
 values as one ``text[]`` parameter. asyncpg keeps a prepared statement per SQL
 text on each connection, so after the first use a batch costs one
 bind/execute round trip and no parsing or planning beyond PostgreSQL's own
-plan cache.
+plan cache. Several look-ups asked together (``fetch_many``) go as one
+statement (``gateway.sources.sql.combined_fetch_sql``), compiled on first use
+for that set of look-ups: one round trip for a person's residences and social
+insurance, or for a level's persons and credit records.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -54,6 +58,20 @@ _VALUE_ERRORS = (asyncpg.DataError, ValueError)
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing (see ``PostgresSource._create_pool``)."""
+
+
+class _Split:
+    """How one look-up's rows are taken from a combined statement's records."""
+
+    __slots__ = ("get", "names")
+
+    def __init__(self, names: tuple[str, ...], get: Callable[[Any], tuple[Any, ...]]) -> None:
+        self.names = names
+        self.get = get
+
+
+def _one(column: int) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda record: (record[column],)
 
 
 class PostgresSource(Source):
@@ -115,6 +133,10 @@ class PostgresSource(Source):
                     for after in (False, True):
                         sql = mapping.compile_search(entity, field, after=after)
                         self._search_sql[entity, field, after] = sql
+        self._mapping = mapping
+        # Statements for sets of look-ups asked together, compiled on first use: the
+        # SQL, the fields of each look-up and a getter of their columns from a record.
+        self._combined: dict[tuple[tuple[str, str], ...], tuple[str, list[_Split]]] = {}
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Future[asyncpg.Pool] | None = None
         self._closed = False
@@ -146,6 +168,49 @@ class PostgresSource(Source):
         if not keys:
             return []
         return await self._query(entity, field, sql, len(keys), keys)
+
+    async def fetch_many(
+        self, lookups: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> list[list[Row]]:
+        out: list[list[Row]] = [[] for _ in lookups]
+        asked: list[tuple[int, str, str, list[str]]] = []
+        for index, (entity, field, values) in enumerate(lookups):
+            if (entity, field) not in self._fetch_sql:
+                self._unmapped(entity, field)  # raises for an unknown field
+                continue
+            keys = list(dict.fromkeys(values))
+            if keys:
+                asked.append((index, entity, field, keys))
+        if len(asked) == 1:
+            index, entity, field, keys = asked[0]
+            out[index] = await self._query(
+                entity, field, self._fetch_sql[entity, field], len(keys), keys
+            )
+            return out
+        if not asked:
+            return out
+        shape = tuple((entity, field) for _, entity, field, _ in asked)
+        compiled = self._combined.get(shape)
+        if compiled is None:
+            combined = self._mapping.compile_combined(shape)
+            splits = [
+                _Split(names, itemgetter(*columns) if len(columns) > 1 else _one(columns[0]))
+                for names, columns in zip(combined.fields, combined.columns, strict=True)
+            ]
+            compiled = self._combined[shape] = (combined.sql, splits)
+        sql, splits = compiled
+        entity = "+".join(entity for entity, _ in shape)
+        field = "+".join(field for _, field in shape)
+        keys_asked = sum(len(keys) for *_, keys in asked)
+        records = await self._records(entity, field, sql, keys_asked, *(keys for *_, keys in asked))
+        found: list[list[Row]] = [[] for _ in asked]
+        for record in records:
+            number = record[0]
+            split = splits[number]
+            found[number].append(dict(zip(split.names, split.get(record), strict=True)))
+        for (index, *_), rows in zip(asked, found, strict=True):
+            out[index] = rows
+        return out
 
     async def search(
         self,
@@ -182,6 +247,13 @@ class PostgresSource(Source):
         return []  # the region does not hold this entity
 
     async def _query(self, entity: str, field: str, sql: str, keys: int, *args: Any) -> list[Row]:
+        return [dict(record) for record in await self._records(entity, field, sql, keys, *args)]
+
+    async def _records(
+        self, entity: str, field: str, sql: str, keys: int, *args: Any
+    ) -> list[asyncpg.Record]:
+        """One statement's records; the observer is told of it (``entity``, ``field``: what
+        it looked up, joined by ``+`` for several look-ups in one statement)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
@@ -193,11 +265,10 @@ class PostgresSource(Source):
         except _BACKEND_ERRORS as exc:
             self._log_failure(exc, f"{entity}.{field}", sql)
             raise SourceUnavailable(self.region) from None
-        rows = [dict(record) for record in records]
         if self._observer is not None:
             elapsed = time.perf_counter() - started
-            self._observer(self.region, entity, field, keys, len(rows), elapsed)
-        return rows
+            self._observer(self.region, entity, field, keys, len(records), elapsed)
+        return records
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:

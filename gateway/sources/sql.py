@@ -31,7 +31,8 @@ of the index. The index that serves a search on (name, key) is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.core.entities import ENTITY_FIELDS, ENTITY_KEYS, MONEY_FIELDS
@@ -39,7 +40,15 @@ from gateway.core.entities import ENTITY_FIELDS, ENTITY_KEYS, MONEY_FIELDS
 if TYPE_CHECKING:
     from gateway.sources.mapping import EntityMapping, FieldSpec, Part
 
-__all__ = ["SEARCH_KEYS", "fetch_sql", "index_sql", "prefix_bounds", "search_sql"]
+__all__ = [
+    "SEARCH_KEYS",
+    "Combined",
+    "combined_fetch_sql",
+    "fetch_sql",
+    "index_sql",
+    "prefix_bounds",
+    "search_sql",
+]
 
 #: The tie-breaking key of a search page: ENTITY_KEYS, except that a credit
 #: record's subject is not unique (a keyset on it would skip or repeat rows), so
@@ -85,6 +94,65 @@ def fetch_sql(mapping: EntityMapping, field: str) -> str:
         f" WHERE {_lookup_expr(part, field)} = ANY($1::text[])"
         for part in mapping.parts
     )
+
+
+#: The column of a combined statement that says which look-up a row answers.
+LOOKUP_COLUMN = "_lookup"
+
+
+@dataclass(frozen=True, slots=True)
+class Combined:
+    """One statement answering several look-ups in one round trip (``combined_fetch_sql``).
+
+    Attributes:
+        sql: the statement; ``$1``, ``$2``, ... are the look-ups' ``text[]`` keys, in order.
+        fields: per look-up, its entity's fields, in vocabulary order.
+        columns: per look-up, the result column of each of those fields.
+    """
+
+    sql: str
+    fields: tuple[tuple[str, ...], ...]
+    columns: tuple[tuple[int, ...], ...]
+
+
+def combined_fetch_sql(lookups: Sequence[tuple[EntityMapping, str]]) -> Combined:
+    """Several look-ups (each as ``fetch_sql``) as one statement, one round trip for all.
+
+    The rows of every look-up come back in one result: the first column,
+    ``_lookup``, is the look-up's position, then the union of their fields by
+    name (a field of the same name has the same type in every entity: text, or
+    ``numeric`` for money), null where a look-up's entity has no such field.
+    Each look-up compares with its own parameter, so each part still uses its
+    own index::
+
+        SELECT 0 AS "_lookup", "a" AS "person_id", ..., NULL::text AS "insurance_type"
+          FROM "rk_jzxx" WHERE ("gmsfhm")::text = ANY($1::text[])
+        UNION ALL SELECT 1, NULL::text, ..., CASE ... END FROM "sb_cbxx" WHERE ... = ANY($2::text[])
+    """
+    names: dict[str, None] = {}
+    for mapping, field in lookups:
+        _check_field(mapping.entity, field)
+        names.update(dict.fromkeys(ENTITY_FIELDS[mapping.entity]))
+    position = {name: index + 1 for index, name in enumerate(names)}
+    branches = []
+    for number, (mapping, field) in enumerate(lookups):
+        for part in mapping.parts:
+            values = []
+            for name in names:
+                spec = part.fields.get(name)
+                if spec is not None:
+                    values.append(f"{_value_expr(part, spec)} AS {_quote(name)}")
+                else:
+                    null = "NULL::numeric" if name in MONEY_FIELDS else "NULL::text"
+                    values.append(f"{null} AS {_quote(name)}")
+            branches.append(
+                f"SELECT {number} AS {_quote(LOOKUP_COLUMN)}, {', '.join(values)}"
+                f" FROM {_quote_table(part.table)}"
+                f" WHERE {_lookup_expr(part, field)} = ANY(${number + 1}::text[])"
+            )
+    fields = tuple(tuple(ENTITY_FIELDS[mapping.entity]) for mapping, _ in lookups)
+    columns = tuple(tuple(position[name] for name in own) for own in fields)
+    return Combined(" UNION ALL ".join(branches), fields, columns)
 
 
 def search_sql(mapping: EntityMapping, field: str, *, after: bool) -> str:

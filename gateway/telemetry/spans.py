@@ -1,24 +1,33 @@
-"""OpenTelemetry tracing: a span per operation, loader batch, backend query and audit write.
+"""OpenTelemetry tracing: a span per operation, loader batch and audit write.
 
-The span tree of one request::
+The span tree of one request (``deltagate.kind`` on each: ``operation``,
+``loader``, ``query``, ``audit``)::
 
-    query CounterLookup                 (SERVER; caller app and region, matter, masked/withheld)
-    ├── batch person                    (entity, region, keys, rows)
-    │   └── SELECT person               (CLIENT; db.system postgresql, region, rows)
-    ├── batch residence ...
-    └── audit.write                     (event id, events in its INSERT)
+    query CounterLookup                 (SERVER, operation; caller app and region, matter,
+    │                                    masked/withheld, audit event id)
+    ├── batch person                    (CLIENT, loader; entity, region, keys, rows, db.system)
+    ├── batch residence+social_insurance  (one round trip to a region for both look-ups)
+    ├── ...
+    ├── SELECT enterprise               (CLIENT, query: a backend query outside a batch, e.g.
+    │                                    a search page)
+    └── audit.write                     (audit; event id, events in its INSERT)
+
+A loader batch sends exactly one backend round trip, so its span is that
+query's span too (``db.system``, ``db.response.returned_rows``): a span of its
+own per query would double the spans and tell nothing more. Only a query
+outside a batch gets a ``query`` span.
 
 No span per field: the stock Strawberry extension opens one per resolver,
-which costs more than the work it measures. The operation's span is the SDK's
-(sampler, propagation, processors as configured); the spans below it are made
-by ``SpanRecorder`` as finished ``ReadableSpan`` objects handed straight to the
-provider's span processors. The SDK's live span (locks, bounded attributes,
-context attach and detach) cost about 40 µs each, and a Q1 look-up has some
-twenty children; a finished span costs a tenth of that. Children follow their
-operation's sampling decision, as the SDK's parent-based samplers do. No personal value goes into an
-attribute: no ID number, name or phone, and no document (its SHA-256 only,
-the same hash the audit event carries). Exceptions are recorded by type, never
-by message, since a message may quote a value.
+which costs more than the work it measures. Every span, the operation's
+included, is made by ``SpanRecorder`` as a finished ``ReadableSpan`` handed
+straight to the provider's span processors; the provider's sampler and id
+generator decide and number the operation's span as they would an SDK span.
+The SDK's live span (locks, bounded attributes, context attach and detach)
+cost about 40 µs each; a finished span costs a tenth of that. Children follow
+their operation's sampling decision, as the SDK's parent-based samplers do. No
+personal value goes into an attribute: no ID number, name or phone, and no
+document (its SHA-256 only, the same hash the audit event carries). Exceptions
+are recorded by type, never by message, since a message may quote a value.
 
 Every request starts a trace of the gateway's own, and that trace id is
 returned in the response's ``extensions.traceId`` and written into the audit
@@ -64,10 +73,10 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.core.errors import ConfigError
@@ -93,6 +102,17 @@ _NEW_TRACE = Context()
 _CALLER_LINK = {"deltagate.link": "caller"}
 
 
+def _processor_of(provider: TracerProvider) -> SpanProcessor:
+    """The provider's span processors, as one.
+
+    They have no public accessor; ``add_span_processor`` feeds this one. With a single
+    processor (the usual batch processor) spans go to it without the fan-out in between.
+    """
+    processor = provider._active_span_processor
+    inner: tuple[SpanProcessor, ...] = getattr(processor, "_span_processors", ())
+    return inner[0] if len(inner) == 1 else processor
+
+
 def _child_of(parent: SpanContext) -> SpanContext:
     """A new span's context under ``parent``: same trace, flags and state, a random id."""
     span_id = random.getrandbits(64) or 1  # zero is the invalid id
@@ -110,24 +130,32 @@ class SpanRecorder:
 
     __slots__ = ("_processor", "_resource", "_root", "_scope")
 
-    def __init__(self, provider: TracerProvider, operation: trace.Span) -> None:
-        # The provider's processors (all of them, as one) have no public accessor;
-        # ``add_span_processor`` feeds this one. With a single processor (the usual
-        # batch processor) spans go to it without the fan-out in between.
-        processor = provider._active_span_processor
-        inner: tuple[SpanProcessor, ...] = getattr(processor, "_span_processors", ())
-        self._processor = inner[0] if len(inner) == 1 else processor
+    def __init__(
+        self, provider: TracerProvider, operation: SpanContext, scope: InstrumentationScope
+    ) -> None:
+        self._processor = _processor_of(provider)
         self._resource = provider.resource
-        self._scope = getattr(operation, "instrumentation_scope", None)
-        self._root = operation.get_span_context()
+        self._scope = scope
+        self._root = operation
 
     def span(
-        self, name: str, attributes: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        kind: SpanKind = SpanKind.INTERNAL,
+        *,
+        batch: bool = False,
     ) -> ChildSpan:
-        """A span under the current child (or the operation), current while its block runs."""
+        """A span under the current child (or the operation), current while its block runs.
+
+        ``batch``: a loader batch (a ``CLIENT`` span), whose one backend query is recorded on it
+        (``observe_query``) rather than in a span of its own.
+        """
+        if batch:
+            kind = SpanKind.CLIENT
         current = _CURRENT.get()
         parent = current.context if current is not None else self._root
-        return ChildSpan(self, name, attributes, kind, parent)
+        return ChildSpan(self, name, attributes, kind, parent, batch)
 
     def finished(
         self,
@@ -151,6 +179,25 @@ class SpanRecorder:
                 start,
                 end,
                 self._scope,
+            )
+        )
+
+    def operation_ended(self, op: OperationTrace, end: int) -> None:
+        """Record the operation's own span: a root (the caller's trace as a link), or the child
+        of an upper gateway's span."""
+        self._processor.on_end(
+            ReadableSpan(
+                op.name,
+                op.context,
+                op.parent,
+                self._resource,
+                op.attributes,
+                links=op.links,
+                kind=SpanKind.SERVER,
+                status=op.status,
+                start_time=op.start,
+                end_time=end,
+                instrumentation_scope=self._scope,
             )
         )
 
@@ -180,6 +227,7 @@ class ChildSpan:
     __slots__ = (
         "_token",
         "attributes",
+        "batch",
         "context",
         "kind",
         "name",
@@ -196,8 +244,10 @@ class ChildSpan:
         attributes: dict[str, Any],
         kind: SpanKind,
         parent: SpanContext,
+        batch: bool = False,
     ) -> None:
         self.recorder = recorder
+        self.batch = batch
         self.name = name
         self.attributes = dict(attributes)
         self.kind = kind
@@ -214,7 +264,7 @@ class ChildSpan:
 
     def __enter__(self) -> ChildSpan:
         self.start = time.time_ns()
-        self._token = _CURRENT.set(_Current(self.recorder, self.context))
+        self._token = _CURRENT.set(_Current(self.recorder, self.context, self))
         return self
 
     def __exit__(
@@ -231,13 +281,17 @@ class ChildSpan:
 
 
 class _Current:
-    """What ``_CURRENT`` holds: the recorder of the running operation and the span to nest under."""
+    """What ``_CURRENT`` holds: the recorder of the running operation and the span to nest under
+    (``span``: None for the operation's own)."""
 
-    __slots__ = ("context", "recorder")
+    __slots__ = ("context", "recorder", "span")
 
-    def __init__(self, recorder: SpanRecorder, context: SpanContext) -> None:
+    def __init__(
+        self, recorder: SpanRecorder, context: SpanContext, span: ChildSpan | None = None
+    ) -> None:
         self.recorder = recorder
         self.context = context
+        self.span = span
 
 
 # The innermost span of the running operation that spans may nest under; None when
@@ -247,29 +301,45 @@ _CURRENT: ContextVar[_Current | None] = ContextVar("deltagate_span", default=Non
 
 
 class OperationTrace:
-    """The span of one operation, filled in as the request goes.
+    """The span of one operation, filled in as the request goes and recorded as it ends.
 
     Attributes:
-        span: the operation's span (not recording when nothing is exported).
         recorder: makes the spans below it; None when the span is not recorded (a
             request the sampler left out opens no span below its operation's).
         trace_id: its trace id, 32 lower-case hex digits.
+        attributes: what the span will carry (None when it is not recorded).
     """
 
-    __slots__ = ("attributes", "recorder", "span", "trace_id", "traceparent")
+    __slots__ = (
+        "attributes", "context", "links", "name", "parent", "recorder", "start", "status",
+        "trace_id",
+    )  # fmt: skip
 
-    def __init__(self, span: trace.Span, recorder: SpanRecorder | None = None) -> None:
-        self.span = span
+    def __init__(
+        self,
+        context: SpanContext,
+        recorder: SpanRecorder | None = None,
+        links: tuple[Link, ...] = (),
+        attributes: Mapping[str, Any] | None = None,
+        parent: SpanContext | None = None,
+    ) -> None:
+        self.context = context
         self.recorder = recorder
-        context = span.get_span_context()
+        self.parent = parent
+        self.links = links
         self.trace_id = format(context.trace_id, "032x")
-        #: W3C ``traceparent`` of the operation's span: what the requests it makes carry.
-        self.traceparent = (
-            f"00-{self.trace_id}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+        self.name = "operation"
+        self.status = _UNSET
+        self.start = time.time_ns()
+        self.attributes: dict[str, Any] | None = (
+            {"deltagate.kind": "operation", **(attributes or {})} if recorder is not None else None
         )
-        # Gathered as the request goes and set on the span once, as it ends: each
-        # ``set_attributes`` on an SDK span takes a lock and checks every value.
-        self.attributes: dict[str, Any] | None = {} if span.is_recording() else None
+
+    @property
+    def traceparent(self) -> str:
+        """W3C ``traceparent`` of the operation's span: what the requests it makes carry."""
+        context = self.context
+        return f"00-{self.trace_id}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
     def caller(self, caller: Caller, matter: str | None) -> None:
         if self.attributes is not None:
@@ -284,7 +354,7 @@ class OperationTrace:
 
     def operation(self, name: str | None, kind: str | None, document_hash: str) -> None:
         if self.attributes is not None:
-            self.span.update_name(f"{kind or 'operation'} {name}" if name else kind or "operation")
+            self.name = f"{kind or 'operation'} {name}" if name else kind or "operation"
             self.attributes.update(
                 {
                     "graphql.operation.name": name or "",
@@ -318,13 +388,12 @@ class OperationTrace:
         """The request ended with an error whose ``extensions.code`` is ``code``."""
         if self.attributes is not None:
             self.attributes["deltagate.error.code"] = code
-            self.span.set_status(Status(StatusCode.ERROR, code))
+            self.status = Status(StatusCode.ERROR, code)
 
     def finish(self) -> None:
-        """Put what was gathered on the span (before it ends)."""
-        if self.attributes:
-            self.span.set_attributes(self.attributes)
-            self.attributes = {}
+        """End the span and hand it to the span processors (if it is recorded)."""
+        if self.recorder is not None:
+            self.recorder.operation_ended(self, time.time_ns())
 
 
 class Telemetry:
@@ -351,9 +420,7 @@ class Telemetry:
         self.provider = tracer_provider
         self.owned = owned
         self.recording = tracer_provider is not None
-        # Without a provider, one that samples nothing: it still makes trace ids.
-        source = tracer_provider or TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
-        self.tracer = source.get_tracer("deltagate")
+        self.scope = InstrumentationScope("deltagate")
 
     @classmethod
     def from_environment(
@@ -389,42 +456,57 @@ class Telemetry:
 
         ``parent`` is a trace context the gateway has verified (an upper gateway's,
         signed inside its delegation): the span continues that trace instead.
+
+        The provider's sampler decides, as for any span; the span is made as it ends and
+        handed to the provider's processors like its children (``SpanRecorder``): an SDK
+        span (locks, attribute checks, context attach and detach) cost a Q1 look-up about
+        50 µs.
         """
-        context = _NEW_TRACE
-        links = None
-        upper = (
-            trace.get_current_span(_PROPAGATOR.extract({"traceparent": parent}))
-            if parent is not None
-            else None
-        )
-        if upper is not None and upper.get_span_context().is_valid:
-            context = trace.set_span_in_context(upper, _NEW_TRACE)
+        op = self._begin(headers, parent)
+        token = None
+        if op.recorder is not None:
+            token = _CURRENT.set(_Current(op.recorder, op.context))
+        try:
+            yield op
+        except BaseException as exc:
+            op.failed(type(exc).__name__)
+            raise
+        finally:
+            if token is not None:
+                _CURRENT.reset(token)
+            op.finish()
+
+    def _begin(self, headers: Mapping[str, str], parent: str | None) -> OperationTrace:
+        upper: SpanContext | None = None
+        if parent is not None:
+            found = trace.get_current_span(_PROPAGATOR.extract({"traceparent": parent}))
+            if found.get_span_context().is_valid:
+                upper = found.get_span_context()
+        provider = self.provider
+        if provider is None:  # nothing is recorded: a trace id all the same
+            trace_id = upper.trace_id if upper is not None else random.getrandbits(128) or 1
+            return OperationTrace(SpanContext(trace_id, random.getrandbits(64) or 1, False))
+        ids = provider.id_generator
+        links: tuple[Link, ...] = ()
+        if upper is not None:  # the upper gateway's trace, continued
+            trace_id = upper.trace_id
+            context = trace.set_span_in_context(trace.NonRecordingSpan(upper), _NEW_TRACE)
         else:
+            # A root whatever the caller sent (``_NEW_TRACE``): the caller's trace is a link.
             caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
-            links = [Link(caller, _CALLER_LINK)] if caller.is_valid else None
-        with self.tracer.start_as_current_span(
-            "operation",
-            context=context,
-            links=links,
-            kind=SpanKind.SERVER,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            recorder = None
-            token = None
-            if self.provider is not None and span.is_recording():
-                recorder = SpanRecorder(self.provider, span)
-                token = _CURRENT.set(_Current(recorder, span.get_span_context()))
-            op = OperationTrace(span, recorder)
-            try:
-                yield op
-            except BaseException as exc:
-                op.failed(type(exc).__name__)
-                raise
-            finally:
-                op.finish()
-                if token is not None:
-                    _CURRENT.reset(token)
+            if caller.is_valid:
+                links = (Link(caller, _CALLER_LINK),)
+            trace_id = ids.generate_trace_id()
+            context = _NEW_TRACE
+        sampled = provider.sampler.should_sample(
+            context, trace_id, "operation", SpanKind.SERVER, None, list(links)
+        )
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled.decision.is_sampled() else 0)
+        own = SpanContext(trace_id, ids.generate_span_id(), False, flags, sampled.trace_state)
+        if not sampled.decision.is_recording():
+            return OperationTrace(own, parent=upper)
+        recorder = SpanRecorder(provider, own, self.scope)
+        return OperationTrace(own, recorder, links, sampled.attributes, upper)
 
     def span(
         self, name: str, attributes: dict[str, Any]
@@ -438,17 +520,27 @@ class Telemetry:
     def observe_query(
         self, region: str, entity: str, field: str, keys: int, rows: int, seconds: float, /
     ) -> None:
-        """A ``QueryObserver``: one finished span per backend query, under the current span.
+        """A ``QueryObserver``: a backend query, recorded on its loader batch's span, or as a
+        finished span of its own under the current span outside a batch.
 
-        The keys and the field looked up are on the batch span above it.
+        The keys and the field looked up are on the batch span.
         """
         current = _CURRENT.get()
         if current is None:
+            return
+        batch = current.span
+        if batch is not None and batch.batch:
+            attributes = batch.attributes
+            attributes["db.system"] = "postgresql"
+            attributes["db.response.returned_rows"] = (
+                attributes.get("db.response.returned_rows", 0) + rows
+            )
             return
         end = time.time_ns()
         current.recorder.finished(
             f"SELECT {entity}",
             {
+                "deltagate.kind": "query",
                 "db.system": "postgresql",
                 "db.response.returned_rows": rows,
                 "deltagate.region": region,

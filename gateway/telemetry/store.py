@@ -45,6 +45,15 @@ logger = logging.getLogger("deltagate.spans")
 #: The kinds a stored span is classified as (the console's waterfall rows).
 SPAN_KINDS = ("OPERATION", "LOADER_BATCH", "BACKEND_QUERY", "AUDIT_WRITE", "UPSTREAM", "OTHER")
 
+#: The values of ``deltagate.kind`` the gateway writes (``gateway.telemetry.spans``): a
+#: loader batch's span is also its one backend query's, so it is a batch.
+_DECLARED = {
+    "operation": "OPERATION",
+    "loader": "LOADER_BATCH",
+    "query": "BACKEND_QUERY",
+    "audit": "AUDIT_WRITE",
+}
+
 #: The operation span's attribute that says its trace wrote an audit event.
 AUDITED = "deltagate.audit.event_id"
 
@@ -71,8 +80,10 @@ def span_kind(name: str, attributes: Mapping[str, Any], parent_id: str | None) -
     the marks each kind carries today (the root; ``db.system``; the audit write's and the
     batch's attributes), so spans renamed or merged later still classify."""
     declared = attributes.get("deltagate.kind")
-    if isinstance(declared, str) and declared.upper() in SPAN_KINDS:
-        return declared.upper()
+    if isinstance(declared, str):
+        found = _DECLARED.get(declared.lower(), declared.upper())
+        if found in SPAN_KINDS:
+            return found
     if parent_id is None:
         return "OPERATION"
     if "db.system" in attributes or name.startswith("SELECT "):

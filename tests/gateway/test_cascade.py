@@ -338,7 +338,8 @@ def test_each_province_records_the_caller_the_matter_and_the_acting_gateway(
         assert event.event.acting == TOP
         assert set(event.event.subjects) == set(cascade.persons[region])
         assert receipts[region] == {
-            "gateway": gateway_id, "region": region, "seq": event.seq, "hash": event.hash,
+            "gateway": gateway_id, "region": region, "chain": event.chain, "seq": event.seq,
+            "hash": event.hash,
         }  # fmt: skip
 
 
@@ -462,7 +463,7 @@ def jwks_text(cascade: Cascade) -> str:
 
 
 AUDIT_QUERY = """query($t: String!) { auditEvents(filter: {traceId: $t}) { edges { node {
-  callerApp matterCode actingGateway receipts { gateway region seq hash } } } } }"""
+  callerApp matterCode actingGateway receipts { gateway region chain seq hash } } } } }"""
 
 
 def test_auditors_read_the_acting_gateway_below_and_the_receipts_above(
@@ -482,7 +483,8 @@ def test_auditors_read_the_acting_gateway_below_and_the_receipts_above(
         "callerApp": OFFICER_APP, "matterCode": MATTER, "actingGateway": TOP, "receipts": [],
     }  # fmt: skip
     (js,) = [r for r in above["node"]["receipts"] if r["region"] == "JS"]
-    assert js["seq"] == events(cascade.audit["JS"], trace)[0].seq
+    (kept,) = events(cascade.audit["JS"], trace)
+    assert (js["chain"], js["seq"]) == (kept.chain, kept.seq)
 
 
 def test_reconcile_passes_then_reports_an_event_deleted_at_a_province(
@@ -494,14 +496,14 @@ def test_reconcile_passes_then_reports_an_event_deleted_at_a_province(
     assert passed.stdout.rstrip().endswith("reconciled")
     trace = cascade.answer["extensions"]["traceId"]
     (event,) = events(cascade.audit["JS"], trace)
-    asyncio.run(delete_event(cascade.audit["JS"], event.seq))
+    asyncio.run(delete_event(cascade.audit["JS"], event.id))
     failed = reconcile(cascade)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "missing: upper #" in failed.stdout
-    assert f"JS #{event.seq}, which is not there" in failed.stdout
+    assert "missing: upper " in failed.stdout
+    assert f"JS {event.chain}:{event.seq}, which is not there" in failed.stdout
 
 
-async def delete_event(dsn: str, seq: int) -> None:
+async def delete_event(dsn: str, event_id: int) -> None:
     """What only the table's owner (or a superuser) can do: turn the guard off, delete, restore."""
     connection = await asyncpg.connect(dsn)
     try:
@@ -509,7 +511,7 @@ async def delete_event(dsn: str, seq: int) -> None:
             await connection.execute(
                 "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"
             )
-            await connection.execute("DELETE FROM audit_event WHERE seq = $1", seq)
+            await connection.execute("DELETE FROM audit_event WHERE id = $1", event_id)
             await connection.execute(
                 "ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"
             )

@@ -178,7 +178,12 @@ def test_secrets_are_referenced_never_rendered(render: Render, overlay: str) -> 
     objects = render(f"overlays/{overlay}")
     assert not [o for o in objects if o["kind"] == "Secret"]
     env = {e["name"]: e for e in gateway_container(objects)["env"]}
-    secret_names = {"DELTAGATE_MASK_SECRET", "DELTAGATE_AUDIT_DSN", "DELTAGATE_RATE_LIMIT_URL"}
+    secret_names = {
+        "DELTAGATE_MASK_SECRET",
+        "DELTAGATE_AUDIT_DSN",
+        "DELTAGATE_AUDIT_CHECKPOINT_SECRET",
+        "DELTAGATE_RATE_LIMIT_URL",
+    }
     secret_names |= {name for name in env if name.startswith("DELTAGATE_DSN_")}
     assert "DELTAGATE_JWT_SECRET" not in env  # production takes RS256 keys only
     for name in secret_names:
@@ -348,6 +353,7 @@ def test_province_config_with_the_deployments_secrets_passes_production_checks(
     settings = load_settings(tmp_path / "gateway.toml", env=secret_env)  # checks as serve does
     assert settings.production
     assert settings.mask_secret == settings.audit_dsn == "from-a-secret"
+    assert settings.audit_checkpoint_secret == "from-a-secret"
     assert settings.rate_limit_url == "redis://from-a-secret:6379/0"
     assert [(s.region, s.dsn) for s in settings.sources] == [("SH", "from-a-secret")]
     assert settings.sources[0].mapping.is_file()

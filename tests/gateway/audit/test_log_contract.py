@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.audit import GENESIS, AuditEvent, AuditLog, EventQuery, PostgresAuditLog
+from gateway.audit import GENESIS, AuditEvent, AuditLog, EventQuery, Head, PostgresAuditLog
 from gateway.core.errors import AuditUnavailable
 from tests.gateway.audit.conftest import event, new_audit_database
 from tests.gateway.audit.memory import MemoryAuditLog
@@ -48,7 +48,11 @@ async def test_an_empty_log_has_no_head_and_verifies(audit_log: AuditLog) -> Non
 async def test_appended_events_read_back_unchanged_and_chained(audit_log: AuditLog) -> None:
     written = [event(i, subjects=(f"3101051985010{i}0011",)) for i in range(3)]
     receipts = [await audit_log.append(e) for e in written]
-    assert [r.stored.seq for r in receipts] == [1, 2, 3]
+    # One writer, one chain, numbered without gaps; the receipt names each event for good.
+    assert [r.seq for r in receipts] == [1, 2, 3]
+    assert len({r.chain for r in receipts}) == 1
+    assert receipts[0].as_json() == {"chain": receipts[0].chain, "seq": 1, "hash": receipts[0].hash}
+    assert [r.stored.id for r in receipts] == sorted({r.stored.id for r in receipts})
     stored = await audit_log.read(EventQuery(limit=10, newest_first=False))
     assert stored == [r.stored for r in receipts]
     assert [s.event for s in stored] == written
@@ -60,7 +64,7 @@ async def test_appended_events_read_back_unchanged_and_chained(audit_log: AuditL
 async def test_the_head_is_the_newest_event(audit_log: AuditLog) -> None:
     for i in range(4):
         receipt = await audit_log.append(event(i))
-        assert await audit_log.head() == (receipt.stored.seq, receipt.stored.hash)
+        assert await audit_log.head() == Head(receipt.chain, receipt.seq, receipt.hash)
 
 
 async def test_verify_walks_the_chain_and_checks_an_anchor(audit_log: AuditLog) -> None:
@@ -72,9 +76,11 @@ async def test_verify_walks_the_chain_and_checks_an_anchor(audit_log: AuditLog) 
     assert report.head == await audit_log.head()
     assert report.head is not None
     assert (await audit_log.verify(anchor=report.head)).ok
-    wrong = await audit_log.verify(anchor=(report.head[0], "f" * 64))
+    wrong = await audit_log.verify(anchor=Head(report.head.chain, report.head.seq, "f" * 64))
     assert wrong.broken is not None
-    assert (wrong.broken.seq, wrong.broken.kind) == (5, "anchor")
+    assert (wrong.broken.chain, wrong.broken.seq, wrong.broken.kind) == (
+        report.head.chain, 5, "anchor",
+    )  # fmt: skip
 
 
 async def test_queries_filter_page_and_order(audit_log: AuditLog) -> None:
@@ -87,11 +93,20 @@ async def test_queries_filter_page_and_order(audit_log: AuditLog) -> None:
         query = EventQuery(**conditions)  # type: ignore[arg-type]
         return [s.seq for s in await audit_log.read(query)]
 
+    # One writer: its events' ids run in the order of its chain (in a fresh log, 1 to 4).
+    ids = [s.id for s in await audit_log.read(EventQuery(newest_first=False))]
+    assert ids == [1, 2, 3, 4]
+
     assert await seqs() == [4, 3, 2, 1]
     assert await seqs(newest_first=False) == [1, 2, 3, 4]
     assert await seqs(caller_app="a") == [3, 1]
     assert await seqs(subject="91350100M000100Y43") == [3, 2]
     assert await seqs(trace_id=f"{2:032x}") == [2]
+    # A subject or trace with other conditions: every condition holds, in the list's order.
+    assert await seqs(subject="91350100M000100Y43", caller_app="a") == [3]
+    assert await seqs(subject="91350100M000100Y43", newest_first=False) == [2, 3]
+    assert await seqs(subject="91350100M000100Y43", before=3) == [2]
+    assert await seqs(trace_id=f"{2:032x}", caller_app="a") == []
     assert await seqs(matter_code="OS-ENTERPRISE-OPENING", limit=2) == [4, 3]
     assert await seqs(matter_code="no-such-matter") == []
     assert await seqs(before=3, limit=1) == [2]

@@ -14,7 +14,13 @@ import pytest
 from gateway.audit import create_database, verify
 from gateway.edge.embedded import EmbeddedServer
 from tests.client import GatewayClient, serve
-from tests.conftest import Seeded, embedded_data_dir, gateway_settings, token
+from tests.conftest import (
+    AUDIT_CHECKPOINT_SECRET,
+    Seeded,
+    embedded_data_dir,
+    gateway_settings,
+    token,
+)
 
 PERSON = "query($id: ID!) { naturalPerson(idNumber: $id) { name phone } }"
 COMPANY = "query($u: ID!) { legalPerson(uscc: $u) { name status } }"
@@ -120,5 +126,5 @@ async def test_with_the_audit_database_down_nothing_is_served_unaudited(
         await connection.close()
     assert set(run.acknowledged) <= stored
     assert run.refused >= 20
-    report = await verify(dsn)
+    report = await verify(dsn, secret=AUDIT_CHECKPOINT_SECRET.encode())
     assert report.ok, report.lines()

@@ -12,11 +12,10 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 
-from gateway.audit import AuditEvent, PostgresAuditLog, receipt_document
+from gateway.audit import AuditEvent, PostgresAuditLog, StoredEvent, receipt_document
 from gateway.audit.reconcile import ReconcileReport, reconcile
 from tests.gateway.audit.conftest import event, new_audit_database, superuser_sql
 
@@ -59,7 +58,7 @@ async def one_operation(
     lower_subjects: tuple[str, ...] = (JS_PERSON,),
     receipt_changes: dict[str, Any] | None = None,
     lower_trace: int | None = None,
-) -> tuple[int, int]:
+) -> tuple[StoredEvent, StoredEvent]:
     """One operation through the cascade: the lower's event, then the upper's with its receipt."""
     below = dataclasses.replace(
         released(number if lower_trace is None else lower_trace, lower_subjects, "JS"),
@@ -69,7 +68,7 @@ async def one_operation(
     kept = {**receipt_document(receipt, "deltagate-js"), "region": "JS", **(receipt_changes or {})}
     above = dataclasses.replace(released(number, (JS_PERSON,), "JS"), receipts=(kept,))
     upper = await logs.upper.append(above)
-    return upper.stored.seq, receipt.stored.seq
+    return upper.stored, receipt.stored
 
 
 async def check(logs: Logs) -> ReconcileReport:
@@ -81,6 +80,11 @@ async def check(logs: Logs) -> ReconcileReport:
         until=now + dt.timedelta(seconds=1),
         acting=UPPER,
     )
+
+
+def name(stored: StoredEvent) -> str:
+    """How a finding names an event: its chain and its number in it."""
+    return f"{stored.chain}:{stored.seq}"
 
 
 def kinds(report: ReconcileReport) -> list[tuple[str, str]]:
@@ -100,15 +104,15 @@ async def test_a_receipt_whose_hash_or_trace_differs_is_reported(logs: Logs) -> 
     upper_a, _ = await one_operation(logs, 1, receipt_changes={"hash": "f" * 64})
     upper_b, _ = await one_operation(logs, 2, lower_trace=99)
     assert kinds(await check(logs)) == [
-        ("hash mismatch", f"upper #{upper_a}"),
-        ("trace mismatch", f"upper #{upper_b}"),
+        ("hash mismatch", f"upper {name(upper_a)}"),
+        ("trace mismatch", f"upper {name(upper_b)}"),
     ]
 
 
 async def test_subjects_released_below_but_not_listed_above_are_reported(logs: Logs) -> None:
     upper, _ = await one_operation(logs, 1, lower_subjects=(JS_PERSON, "320102199001015678"))
     report = await check(logs)
-    assert kinds(report) == [("subjects not covered", f"upper #{upper}")]
+    assert kinds(report) == [("subjects not covered", f"upper {name(upper)}")]
     assert "1 subject(s)" in report.findings[0].detail
 
 
@@ -116,15 +120,17 @@ async def test_an_event_deleted_or_edited_at_either_level_is_reported(logs: Logs
     upper_1, lower_1 = await one_operation(logs, 1)
     _, lower_2 = await one_operation(logs, 2)
     upper_3, lower_3 = await one_operation(logs, 3)
-    await superuser_sql(logs.lower_dsn, "DELETE FROM audit_event WHERE seq = $1", lower_1)
+    await superuser_sql(logs.lower_dsn, "DELETE FROM audit_event WHERE id = $1", lower_1.id)
     await superuser_sql(
-        logs.lower_dsn, "UPDATE audit_event SET caller_app = 'someone-else' WHERE seq = $1", lower_2
+        logs.lower_dsn,
+        "UPDATE audit_event SET caller_app = 'someone-else' WHERE id = $1",
+        lower_2.id,
     )
-    await superuser_sql(logs.upper_dsn, "DELETE FROM audit_event WHERE seq = $1", upper_3)
+    await superuser_sql(logs.upper_dsn, "DELETE FROM audit_event WHERE id = $1", upper_3.id)
     assert kinds(await check(logs)) == [
-        ("missing", f"upper #{upper_1}"),
-        ("altered", f"JS #{lower_2}"),
-        ("orphan", f"JS #{lower_3}"),
+        ("missing", f"upper {name(upper_1)}"),
+        ("altered", f"JS {name(lower_2)}"),
+        ("orphan", f"JS {name(lower_3)}"),
     ]
 
 
@@ -132,66 +138,13 @@ async def test_an_edited_receipt_above_is_reported(logs: Logs) -> None:
     upper, _ = await one_operation(logs, 1)
     await superuser_sql(
         logs.upper_dsn,
-        "UPDATE audit_event SET receipts = $1::jsonb WHERE seq = $2",
+        "UPDATE audit_event SET receipts = $1::jsonb WHERE id = $2",
         orjson.dumps([]).decode(),
-        upper,
+        upper.id,
     )
     found = kinds(await check(logs))
-    assert ("altered", f"upper #{upper}") in found
-    assert ("no receipt", f"upper #{upper}") in found  # it records JS data, no JS receipt
-
-
-async def test_init_brings_a_log_from_before_the_cascade_forward(admin_dsn: str) -> None:
-    async with new_audit_database(admin_dsn) as dsn:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(
-                "ALTER TABLE audit_event DROP COLUMN acting, DROP COLUMN receipts"
-            )
-        finally:
-            await connection.close()
-        # An event written as before (neither column there, neither key in its hash) ...
-        old = await superuser_insert(dsn)
-        from gateway.audit import init_schema, verify
-
-        await init_schema(dsn)
-        log = PostgresAuditLog(dsn)
-        try:
-            later = await log.append(dataclasses.replace(event(2), acting=UPPER))
-        finally:
-            await log.close()
-        report = await verify(dsn)
-        # ... still verifies after init added the columns, and a new event chains onto it.
-        assert report.ok, report.lines()
-        assert (old, later.stored.seq) == (1, 2)
-
-
-async def superuser_insert(dsn: str) -> int:
-    """An event as a gateway from before the cascade wrote it: the canonical form without
-    ``acting`` and ``receipts``, into a table without their columns."""
-    from gateway.audit.events import GENESIS, chain
-
-    (stored,) = chain([event(1)], (0, GENESIS))
-    record = orjson.loads(stored.record)
-    columns = (
-        "seq, at, trace_id, caller_app, caller_region, roles, matter_code, matter_name,"
-        " operation_name, operation_type, document_hash, policy_version, subjects, decisions,"
-        " hash_algorithm, prev_hash, hash"
-    )
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(
-            f"INSERT INTO audit_event ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-            " $10, $11, $12, $13, $14::jsonb, $15, $16, $17)",
-            stored.seq, stored.event.at, record["traceId"], record["callerApp"],
-            record["callerRegion"], record["roles"], record["matterCode"], record["matterName"],
-            record["operationName"], record["operationType"], record["documentHash"],
-            record["policyVersion"], record["subjects"], orjson.dumps(record["decisions"]).decode(),
-            stored.hash_algorithm, stored.prev_hash, stored.hash,
-        )  # fmt: skip
-    finally:
-        await connection.close()
-    return stored.seq
+    assert ("altered", f"upper {name(upper)}") in found
+    assert ("no receipt", f"upper {name(upper)}") in found  # it records JS data, no JS receipt
 
 
 @pytest.mark.parametrize(

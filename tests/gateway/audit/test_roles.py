@@ -19,7 +19,7 @@ import pytest
 from gateway.audit import database_dsn, verify
 from gateway.edge.cli import main
 from tests.client import GatewayClient, serve
-from tests.conftest import Seeded, gateway_settings, token
+from tests.conftest import AUDIT_CHECKPOINT_SECRET, Seeded, gateway_settings, token
 
 README = Path(__file__).parents[3] / "README.md"
 
@@ -35,7 +35,7 @@ GRANT CONNECT ON DATABASE {database} TO {gateway};
 #: The README's grants, run by the owner in the audit database after ``deltagate audit init``.
 OWNER_GRANTS = """\
 GRANT USAGE ON SCHEMA public TO {gateway};
-GRANT SELECT, INSERT ON audit_event TO {gateway};
+GRANT SELECT, INSERT ON audit_event, audit_checkpoint TO {gateway};
 """
 
 #: The names the README uses.
@@ -147,7 +147,10 @@ async def test_the_gateway_serves_and_audits_as_a_role_with_only_insert_and_sele
         await owner.close()
     assert [row["trace_id"] for row in stored] == [answer["extensions"]["traceId"]]
     assert person["id_number"] in stored[0]["subjects"]
-    assert (await verify(roles.owner_dsn)).ok
+    # The gateway's role also wrote the checkpoint over its event as it stopped.
+    report = await verify(roles.owner_dsn, secret=AUDIT_CHECKPOINT_SECRET.encode())
+    assert report.ok, report.lines()
+    assert (report.checkpoints, report.uncovered) == (1, 0)
 
 
 async def test_the_gateway_role_cannot_change_remove_or_unguard_events(
@@ -165,6 +168,9 @@ async def test_the_gateway_role_cannot_change_remove_or_unguard_events(
             "TRUNCATE audit_event",
             "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
             "DROP TRIGGER audit_event_follows ON audit_event",
+            "UPDATE audit_checkpoint SET root = 'x'",
+            "DELETE FROM audit_checkpoint",
+            "ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_follows",
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await gateway.execute(statement)

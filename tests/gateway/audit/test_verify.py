@@ -1,113 +1,269 @@
-"""Tampering with the audit log, as a superuser who bypasses its triggers, is found by verify."""
+"""Tampering with the audit log, as a superuser who bypasses its triggers, is found by verify.
+
+Two writers (two gateway processes) leave a chain each, and a checkpoint as each
+closes; every edit, deletion or forgery below is then named by ``verify``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+
+import asyncpg
 import pytest
 
-from gateway.audit import PostgresAuditLog, verify
+from gateway.audit import Head, PostgresAuditLog, verify
+from gateway.audit.checkpoints import seal
 from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, superuser_sql
 
-EVENTS = 6
+EVENTS = 3
+SECRET = b"checkpoint secret of the tests"
 
 
 @pytest.fixture
-async def log(store: PostgresAuditLog, audit_dsn: str) -> str:
-    for i in range(EVENTS):
-        await store.append(event(i, app=f"app-{i}"))
-    await store.close()
+async def chains(audit_dsn: str) -> tuple[str, str]:
+    """Two writers' chains (first, second), 3 events each, one after the other; each
+    writer's close writes a checkpoint over its chain (checkpoints 1 and 2)."""
+    names = []
+    for offset in (0, 10):
+        writer = PostgresAuditLog(audit_dsn, checkpoint_secret=SECRET)
+        try:
+            for i in range(offset, offset + EVENTS):
+                await writer.append(event(i, app=f"app-{i}"))
+        finally:
+            await writer.close()
+        names.append(writer.chain)
+    return names[0], names[1]
+
+
+@pytest.fixture
+def log(audit_dsn: str, chains: tuple[str, str]) -> str:
     return audit_dsn
 
 
-async def test_an_intact_log_verifies_and_names_its_head(log: str) -> None:
-    report = await verify(log)
+async def check(dsn: str) -> tuple[str | None, int, str] | None:
+    """The break ``verify`` reports as (chain, seq, kind), None for a log that holds."""
+    report = await verify(dsn, secret=SECRET)
+    if report.broken is None:
+        return None
+    return report.broken.chain, report.broken.seq, report.broken.kind
+
+
+async def test_an_intact_log_verifies_and_names_its_newest_event(
+    log: str, chains: tuple[str, str]
+) -> None:
+    report = await verify(log, secret=SECRET)
     assert report.ok
-    assert report.events == EVENTS
+    assert (report.events, report.chains) == (2 * EVENTS, 2)
     assert report.head is not None
-    assert report.head[0] == EVENTS
-    assert report.guards == {"audit_event_append_only": True, "audit_event_follows": True}
+    assert (report.head.chain, report.head.seq) == (chains[1], EVENTS)
+    assert report.checkpoints == 2  # one as each writer closed
+    assert report.uncovered == 0
+    assert report.guards == {
+        "audit_event_append_only": True,
+        "audit_event_follows": True,
+        "audit_checkpoint_append_only": True,
+        "audit_checkpoint_follows": True,
+    }
 
 
-async def test_an_edited_field_is_reported_with_the_event_id(log: str) -> None:
-    await superuser_sql(log, "UPDATE audit_event SET caller_app = 'nobody' WHERE seq = 3")
-    report = await verify(log)
-    assert not report.ok
-    assert report.broken is not None
-    assert (report.broken.seq, report.broken.kind) == (3, "altered")
-    assert report.events == 2  # the events before it hold
+async def test_an_edited_field_is_reported_with_the_event(
+    log: str, chains: tuple[str, str]
+) -> None:
+    await superuser_sql(
+        log, "UPDATE audit_event SET caller_app = 'nobody' WHERE chain = $1 AND seq = 2", chains[0]
+    )
+    assert await check(log) == (chains[0], 2, "altered")
 
 
-async def test_an_edited_subject_list_is_reported(log: str) -> None:
-    await superuser_sql(log, "UPDATE audit_event SET subjects = '{}' WHERE seq = 5")
-    report = await verify(log)
-    assert report.broken is not None
-    assert report.broken.seq == 5
+async def test_an_edited_subject_list_is_reported(log: str, chains: tuple[str, str]) -> None:
+    await superuser_sql(
+        log, "UPDATE audit_event SET subjects = '{}' WHERE chain = $1 AND seq = 3", chains[1]
+    )
+    assert await check(log) == (chains[1], 3, "altered")
 
 
-async def test_a_deleted_row_is_reported_as_missing(log: str) -> None:
-    await superuser_sql(log, "DELETE FROM audit_event WHERE seq = 4")
-    report = await verify(log)
-    assert report.broken is not None
-    assert (report.broken.seq, report.broken.kind) == (4, "missing")
+async def test_moving_an_event_to_another_chain_is_reported(
+    log: str, chains: tuple[str, str]
+) -> None:
+    # The chain's name is hashed: an event cannot pass for another chain's.
+    await superuser_sql(
+        log, "UPDATE audit_event SET chain = 'elsewhere' WHERE chain = $1 AND seq = 1", chains[0]
+    )
+    # Whichever chain the walk reaches first: one lost its event 1, the other's is not its own.
+    assert await check(log) in {(chains[0], 1, "missing"), ("elsewhere", 1, "altered")}
 
 
-async def test_a_reordered_pair_is_reported(log: str) -> None:
+async def test_a_deletion_inside_a_chain_is_reported_as_missing(
+    log: str, chains: tuple[str, str]
+) -> None:
+    await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1 AND seq = 2", chains[1])
+    assert await check(log) == (chains[1], 2, "missing")
+
+
+async def test_a_reordered_pair_is_reported(log: str, chains: tuple[str, str]) -> None:
     await superuser_sql(
         log,
-        "UPDATE audit_event SET seq = 1000 WHERE seq = 2;"
-        " UPDATE audit_event SET seq = 2 WHERE seq = 3;"
-        " UPDATE audit_event SET seq = 3 WHERE seq = 1000",
+        f"UPDATE audit_event SET seq = 1000 WHERE chain = '{chains[0]}' AND seq = 1;"
+        f" UPDATE audit_event SET seq = 1 WHERE chain = '{chains[0]}' AND seq = 2;"
+        f" UPDATE audit_event SET seq = 2 WHERE chain = '{chains[0]}' AND seq = 1000",
     )
-    report = await verify(log)
-    assert report.broken is not None
-    assert (report.broken.seq, report.broken.kind) == (2, "reordered")
+    assert await check(log) == (chains[0], 1, "reordered")
 
 
-async def test_removing_the_newest_events_is_found_against_an_anchor(log: str) -> None:
-    anchor = (await verify(log)).head
-    assert anchor is not None
-    await superuser_sql(log, "DELETE FROM audit_event WHERE seq = $1", EVENTS)
-    # The chain alone cannot show a shortened tail ...
-    assert (await verify(log)).broken is None
-    # ... the head written down earlier can.
-    report = await verify(log, anchor=anchor)
+async def test_removing_a_chains_newest_events_a_checkpoint_covered_is_reported(
+    log: str, chains: tuple[str, str]
+) -> None:
+    await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1 AND seq = $2", chains[0], 3)
+    # The chain alone still holds (events 1 and 2, linked) ...
+    # ... but a checkpoint recorded event 3 as its head.
+    assert await check(log) == (chains[0], 3, "removed")
+
+
+async def test_removing_a_whole_chain_a_checkpoint_named_is_reported(
+    log: str, chains: tuple[str, str]
+) -> None:
+    await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1", chains[1])
+    assert await check(log) == (chains[1], EVENTS, "removed")
+
+
+async def test_rewriting_a_chains_tail_a_checkpoint_covered_is_reported(
+    log: str, chains: tuple[str, str]
+) -> None:
+    # A tamperer removes event 3 and writes a different event 3, correctly hashed and linked:
+    # the chain holds, but its head is not the one the checkpoint signed.
+    writer = PostgresAuditLog(log, checkpoint_secret=SECRET)
+    writer.chain = chains[0]
+    writer._head = None  # it reads the chain's head from the database
+    await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1 AND seq = 3", chains[0])
+    try:
+        await writer.append(event(99, app="someone-else"))
+    finally:
+        writer._written_id = 0  # no checkpoint: that needs the secret's holder
+        await writer.close()
+    assert await check(log) == (chains[0], 3, "removed")
+
+
+async def test_an_edited_checkpoint_is_reported(log: str) -> None:
+    await superuser_sql(
+        log,
+        "UPDATE audit_checkpoint SET heads = jsonb_set(heads, '{0,1}', '2') WHERE seq = 1",
+    )
+    assert await check(log) == (None, 1, "altered")
+
+
+async def test_a_checkpoint_forged_without_the_secret_is_reported(
+    log: str, chains: tuple[str, str]
+) -> None:
+    # Whoever rewrites a checkpoint whole (root and hash recomputed) still cannot sign it.
+    await superuser_sql(log, "DELETE FROM audit_checkpoint WHERE seq = 2")
+    forged = await _checkpoint_after(log, 1, [Head(chains[1], 1, await _hash(log, chains[1], 1))])
+    await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1 AND seq > 1", chains[1])
+    await _insert_checkpoint(log, forged, secret=b"a guess")
+    assert await check(log) == (None, 2, "forged")
+
+
+async def test_a_deleted_checkpoint_is_reported_as_missing(log: str) -> None:
+    await superuser_sql(log, "DELETE FROM audit_checkpoint WHERE seq = 1")
+    assert await check(log) == (None, 1, "missing")
+
+
+async def test_a_chain_going_backwards_is_reported(log: str, chains: tuple[str, str]) -> None:
+    # Even signed with the secret, a checkpoint may not set a chain's head back.
+    back = [Head(chains[0], 1, await _hash(log, chains[0], 1))]
+    await _insert_checkpoint(log, await _checkpoint_after(log, 2, back), secret=SECRET)
+    assert await check(log) == (None, 3, "backwards")
+
+
+async def test_verify_with_another_secret_fails(log: str) -> None:
+    report = await verify(log, secret=b"not the gateway's")
     assert report.broken is not None
-    assert (report.broken.seq, report.broken.kind) == (EVENTS, "anchor")
+    assert (report.broken.chain, report.broken.seq, report.broken.kind) == (None, 1, "forged")
+
+
+async def test_events_after_the_newest_checkpoint_are_counted_not_covered(
+    log: str, chains: tuple[str, str]
+) -> None:
+    writer = PostgresAuditLog(log, checkpoint_secret=SECRET, checkpoint_interval=3600)
+    try:
+        await writer.append(event(50))
+        report = await verify(log, secret=SECRET)
+        assert report.ok
+        assert report.uncovered == 1
+        # What no checkpoint covers yet can be removed unseen: the docs say so.
+        await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1", writer.chain)
+        assert await check(log) is None
+    finally:
+        writer._written_id = 0  # its events are gone: nothing to cover
+        await writer.close()
+
+
+async def test_an_anchor_written_down_must_still_be_there(
+    log: str, chains: tuple[str, str]
+) -> None:
+    digest = await _hash(log, chains[0], 2)
+    assert (await verify(log, secret=SECRET, anchor=Head(chains[0], 2, digest))).ok
+    wrong = await verify(log, secret=SECRET, anchor=Head(chains[0], 2, "f" * 64))
+    assert wrong.broken is not None
+    assert (wrong.broken.seq, wrong.broken.kind) == (2, "anchor")
 
 
 async def test_a_disabled_guard_fails_verification(log: str) -> None:
-    await superuser_sql(log, "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
-    report = await verify(log)
+    await superuser_sql(
+        log, "ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_follows"
+    )
+    report = await verify(log, secret=SECRET)
     assert report.broken is None
     assert not report.ok
-    assert report.guards["audit_event_append_only"] is False
+    assert report.guards["audit_checkpoint_follows"] is False
 
 
-def test_the_audit_commands_verify_and_tail(log: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_audit_commands_verify_and_tail(
+    log: str,
+    chains: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DELTAGATE_AUDIT_CHECKPOINT_SECRET", SECRET.decode())
     assert main(["audit", "verify", "--dsn", log]) == 0
     out = capsys.readouterr().out
-    assert f"chain intact: {EVENTS} events" in out
-    assert main(["audit", "tail", "--dsn", log, "-n", "2"]) == 0
+    assert f"chains intact: {2 * EVENTS} events in 2 chains" in out
+    assert "checkpoints intact: 2" in out
+    assert "checked with DELTAGATE_AUDIT_CHECKPOINT_SECRET" in out
+    assert main(["audit", "tail", "--dsn", log, "-n", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == [f"#{EVENTS - 1}", f"#{EVENTS}"]
-    assert "app-5" in lines[1]
-    assert f"trace {5:032x}" in lines[1]
+    # Newest last, across chains, each named chain:seq.
+    expected = [f"{chains[0]}:3", f"{chains[1]}:1", f"{chains[1]}:2", f"{chains[1]}:3"]
+    assert [line.split()[0] for line in lines] == expected
+    assert "app-12" in lines[3]
+    assert f"trace {12:032x}" in lines[3]
 
 
 async def test_the_verify_command_names_a_tampered_event_and_fails(
-    log: str, capsys: pytest.CaptureFixture[str]
+    log: str,
+    chains: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await superuser_sql(log, "UPDATE audit_event SET matter_code = NULL WHERE seq = 2")
-    code = await _run_cli(["audit", "verify", "--dsn", log])
+    monkeypatch.setenv("DELTAGATE_AUDIT_CHECKPOINT_SECRET", SECRET.decode())
+    await superuser_sql(
+        log, "UPDATE audit_event SET matter_code = NULL WHERE chain = $1 AND seq = 2", chains[0]
+    )
+    code = await asyncio.to_thread(main, ["audit", "verify", "--dsn", log])
     assert code == 1
-    assert "chain BROKEN at event 2 (altered)" in capsys.readouterr().out
+    assert f"log BROKEN at event {chains[0]}:2 (altered)" in capsys.readouterr().out
 
 
-async def _run_cli(argv: list[str]) -> int:
-    import asyncio
-
-    # The command runs its own event loop: give it a thread of its own.
-    return await asyncio.to_thread(main, argv)
+async def test_the_verify_command_without_the_secret_fails_on_signed_checkpoints(
+    log: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DELTAGATE_AUDIT_CHECKPOINT_SECRET", raising=False)
+    code = await asyncio.to_thread(main, ["audit", "verify", "--dsn", log])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "checkpoint 1 (forged)" in out
+    assert "development secret" in out
 
 
 @pytest.mark.parametrize("command", [["verify"], ["tail", "-n", "3"]])
@@ -117,3 +273,49 @@ def test_the_audit_commands_name_a_database_without_the_log(
     # The server's own database holds no audit_event table: the owner has not run init.
     assert main(["audit", *command, "--dsn", admin_dsn]) == 1
     assert "run deltagate audit init" in capsys.readouterr().err
+
+
+# -- helpers: a tamperer's hand ----------------------------------------------------------------
+
+
+async def _hash(dsn: str, chain: str, seq: int) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return str(
+            await connection.fetchval(
+                "SELECT hash FROM audit_event WHERE chain = $1 AND seq = $2", chain, seq
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def _checkpoint_after(dsn: str, seq: int, heads: list[Head]) -> dict[str, object]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        row = await connection.fetchrow(
+            "SELECT hash, through_id, hash_algorithm FROM audit_checkpoint WHERE seq = $1", seq
+        )
+    finally:
+        await connection.close()
+    return {"seq": seq + 1, "prev": row["hash"], "through": row["through_id"],
+            "algorithm": row["hash_algorithm"], "heads": heads}  # fmt: skip
+
+
+async def _insert_checkpoint(dsn: str, spec: dict[str, object], *, secret: bytes) -> None:
+    made = seal(
+        seq=int(spec["seq"]),  # type: ignore[call-overload]
+        at=dt.datetime.now(dt.UTC),
+        through_id=int(spec["through"]),  # type: ignore[call-overload]
+        heads=spec["heads"],  # type: ignore[arg-type]
+        prev_hash=str(spec["prev"]),
+        algorithm=str(spec["algorithm"]),
+        secret=secret,
+    )
+    await superuser_sql(
+        dsn,
+        "INSERT INTO audit_checkpoint (seq, at, through_id, heads, root, hash_algorithm,"
+        " prev_hash, hash, signature) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9)",
+        made.seq, made.at, made.through_id, made.heads_json(), made.root, made.hash_algorithm,
+        made.prev_hash, made.hash, made.signature,
+    )  # fmt: skip

@@ -173,8 +173,9 @@ def test_cells_a_spreadsheet_would_run_are_quoted() -> None:
         decisions=(),
     )
     stored = StoredEvent(
-        seq=7, event=event, hash_algorithm="sha256", prev_hash="0" * 64, hash="b" * 64
-    )
+        chain="c1", seq=7, id=7, event=event, hash_algorithm="sha256", prev_hash="0" * 64,
+        hash="b" * 64,
+    )  # fmt: skip
     row = dict(zip(COLUMNS, csv_row(stored), strict=True))
     assert row["callerApp"].startswith("'=")
     assert row["matterName"] == "'-cmd"

@@ -86,11 +86,34 @@ def test_production_takes_no_hs256_secret_whatever_the_environment_says(tmp_path
     (tmp_path / "jwks.json").write_text('{"keys": []}', encoding="utf-8")
     text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
     env = {"DELTAGATE_DSN_SH": "postgresql://x/y", "DELTAGATE_JWT_SECRET": SECRET,
-           "DELTAGATE_MASK_SECRET": SECRET, "DELTAGATE_AUDIT_DSN": "postgresql://x/a"}  # fmt: skip
+           "DELTAGATE_MASK_SECRET": SECRET, "DELTAGATE_AUDIT_DSN": "postgresql://x/a",
+           "DELTAGATE_AUDIT_CHECKPOINT_SECRET": SECRET}  # fmt: skip
     production = load_settings(write(tmp_path, text), env=env)
     assert production.hs256_secret is None
     development = load_settings(write(tmp_path, text.replace("production", "development")), env=env)
     assert development.hs256_secret == SECRET
+
+
+def test_production_needs_the_audit_checkpoint_secret(tmp_path: Path) -> None:
+    (tmp_path / "jwks.json").write_text('{"keys": []}', encoding="utf-8")
+    text = "[gateway]\nmode = 'production'\n[auth]\njwks_path = 'jwks.json'\n"
+    env = {"DELTAGATE_DSN_SH": "postgresql://x/y", "DELTAGATE_MASK_SECRET": SECRET,
+           "DELTAGATE_AUDIT_DSN": "postgresql://x/a"}  # fmt: skip
+    with pytest.raises(ConfigError, match="DELTAGATE_AUDIT_CHECKPOINT_SECRET"):
+        load_settings(write(tmp_path, text), env=env)
+    # In the environment, never the file: it is a secret.
+    with pytest.raises(ConfigError, match="unknown"):
+        load_settings(write(tmp_path, text + "[audit]\ncheckpoint_secret = 'x'\n"), env=env)
+    env["DELTAGATE_AUDIT_CHECKPOINT_SECRET"] = SECRET
+    settings = load_settings(write(tmp_path, text + "[audit]\ncheckpoint_interval = 2\n"), env=env)
+    assert (settings.audit_checkpoint_secret, settings.audit_checkpoint_interval) == (SECRET, 2.0)
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "'often'"])
+def test_a_wrong_checkpoint_interval_is_refused(tmp_path: Path, interval: str) -> None:
+    text = f"[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\ncheckpoint_interval = {interval}\n"
+    with pytest.raises(ConfigError, match=r"audit\.checkpoint_interval"):
+        load_settings(write(tmp_path, text), env={"DELTAGATE_JWT_SECRET": SECRET})
 
 
 def test_the_maximum_token_lifetime_is_configured(tmp_path: Path) -> None:

@@ -122,3 +122,37 @@ async def test_a_value_the_backend_refuses_is_the_callers_error_and_never_opens_
     rows = await breaker.fetch("person", "id_number", [person["id_number"]])
     assert [row["name"] for row in rows] == [person["name"]]
     await breaker.close()
+
+
+async def test_lookups_asked_together_count_and_fail_fast_as_one_call(seeded: Seeded) -> None:
+    clock = Clock()
+    inner = source("postgresql://nobody@127.0.0.1:9/none", shipped_mapping("JS"))
+    calls: list[int] = []
+    original = inner.fetch_many
+
+    async def fetch_many(lookups: list[tuple[str, str, list[str]]]) -> list[list[dict]]:
+        calls.append(len(lookups))
+        return await original(lookups)
+
+    inner.fetch_many = fetch_many  # type: ignore[method-assign,assignment]
+    breaker = CircuitBreaker(inner, failures=1, reset_after=5.0, clock=clock)
+    both = [("residence", "person_id", ["x"]), ("social_insurance", "person_id", ["x"])]
+    with pytest.raises(SourceUnavailable):
+        await breaker.fetch_many(both)
+    assert breaker.state is BreakerState.OPEN  # one failed round trip is one failure
+    with pytest.raises(SourceUnavailable):
+        await breaker.fetch_many(both)
+    assert calls == [2]  # the second never reached the backend
+    await breaker.close()
+    # A trial that succeeds closes it.
+    person = seeded.dataset.person("JS", 0)["id_number"]
+    healthy = CircuitBreaker(
+        source(region_dsn(seeded.dsn, "JS"), shipped_mapping("JS")), failures=1, clock=clock
+    )
+    healthy._opened_at = clock.now - 10.0
+    residences, insurance = await healthy.fetch_many(
+        [("residence", "person_id", [person]), ("social_insurance", "person_id", [person])]
+    )
+    assert all(row["person_id"] == person for row in [*residences, *insurance])
+    assert healthy.state is BreakerState.CLOSED
+    await healthy.close()

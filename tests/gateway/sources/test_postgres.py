@@ -380,6 +380,70 @@ async def test_no_keys_means_no_query(source: PostgresSource, queries: Queries) 
     assert queries == []
 
 
+async def test_several_lookups_asked_together_are_one_query_with_the_same_rows(
+    source: PostgresSource, queries: Queries
+) -> None:
+    lookups = [
+        ("residence", "person_id", [ZHANG, LI]),
+        ("social_insurance", "person_id", [ZHANG]),
+        ("person", "id_number", [LI, LI]),
+        ("credit_record", "subject_id", [FIRM, ZHANG]),  # three parts, money as numeric
+    ]
+    one_by_one = [await source.fetch(entity, field, keys) for entity, field, keys in lookups]
+    queries.clear()
+
+    together = await source.fetch_many(lookups)
+
+    def canonical(rows: list[dict[str, object]]) -> list[str]:
+        return sorted(repr(sorted(row.items())) for row in rows)
+
+    assert [canonical(rows) for rows in together] == [canonical(rows) for rows in one_by_one]
+    assert all(rows for rows in together)
+    # Each row has exactly its own entity's fields, in the same order as a single look-up's.
+    assert [[list(row) for row in rows] for rows in together] == [
+        [list(row) for row in rows] for rows in one_by_one
+    ]
+    credit = by(together[3], "id")
+    assert credit["CF-1"]["amount"] == Decimal("1.2346")
+    assert credit["XK-1"]["amount"] is None
+    assert queries == [
+        (
+            "SH",
+            "residence+social_insurance+person+credit_record",
+            "person_id+person_id+id_number+subject_id",
+            2 + 1 + 1 + 2,  # duplicates read once
+            sum(len(rows) for rows in together),
+        )
+    ]
+
+
+async def test_lookups_asked_together_skip_those_without_keys_or_table(
+    dsn: str, mapping: RegionMapping, source: PostgresSource, queries: Queries
+) -> None:
+    assert await source.fetch_many(
+        [("person", "id_number", []), ("residence", "person_id", [])]
+    ) == [
+        [],
+        [],
+    ]
+    assert queries == []
+    [none, persons] = await source.fetch_many(
+        [("residence", "person_id", []), ("person", "id_number", [ZHANG])]
+    )
+    assert none == []
+    assert [row["id_number"] for row in persons] == [ZHANG]
+    assert queries == [("SH", "person", "id_number", 1, 1)]  # a single look-up as ``fetch``
+    with pytest.raises(ValueError, match="unknown field"):
+        await source.fetch_many([("person", "id_number", [ZHANG]), ("person", "nonsense", [LI])])
+    only_persons = MAPPING_TOML.split("[entity.residence]")[0]
+    async with PostgresSource("SH", dsn, parse_mapping(only_persons), timeout=5) as narrow:
+        rows = await narrow.fetch_many(
+            [("residence", "person_id", [ZHANG]), ("person", "id_number", [ZHANG])]
+        )
+        assert rows[0] == []
+        assert [row["id_number"] for row in rows[1]] == [ZHANG]
+
+
 async def test_search_pages_by_name_then_uscc_in_code_point_order(
     source: PostgresSource, queries: Queries
 ) -> None:

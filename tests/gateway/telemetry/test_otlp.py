@@ -60,7 +60,7 @@ def spans_of_every_shape() -> list[ReadableSpan]:
         ) as batch:
             batch.set_attribute("deltagate.batch.rows", 0)
             batch.set_attribute("attempt", 2)  # as on the event: written under another field
-        recorder = SpanRecorder(provider, op)
+        recorder = SpanRecorder(provider, op.get_span_context(), op.instrumentation_scope)
         with recorder.span("batch residence", {"deltagate.region": "ZJ"}) as child:
             recorder.finished(
                 "SELECT residence", {"db.system": "postgresql"}, SpanKind.CLIENT, 1, 2,

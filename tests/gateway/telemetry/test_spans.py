@@ -1,6 +1,6 @@
-"""Tracing: one span per operation with its batches, queries and audit write below it; the
-caller's trace linked, never adopted; the trace id in every response; no personal value in any
-span."""
+"""Tracing: one span per operation with its batches (each its backend query), queries outside a
+batch and audit write below it; the caller's trace linked, never adopted; the trace id in every
+response; no personal value in any span."""
 
 from __future__ import annotations
 
@@ -78,30 +78,58 @@ async def test_an_operation_is_one_span_with_its_batches_queries_and_audit_write
     assert attributes["deltagate.caller.region"] == "SH"
     assert attributes["deltagate.matter.code"] == OS
 
+    assert attributes["deltagate.kind"] == "operation"
+
     below = children(spans, root)
     batches = [s for s in below if s.name.startswith("batch ")]
     [audit] = [s for s in below if s.name == "audit.write"]
+    assert audit.attributes["deltagate.kind"] == "audit"
     assert len(below) == len(batches) + 1
-    # The person from SH; residences and social insurance from every region.
+    # The person from SH; residences and social insurance from every region, both in one
+    # round trip per region.
     assert sorted((s.attributes["deltagate.entity"], s.attributes["deltagate.region"])
                   for s in batches) == sorted(
         [("person", "SH")]
-        + [(entity, region) for entity in ("residence", "social_insurance")
-           for region in ("SH", "JS", "ZJ", "AH")]
+        + [("residence+social_insurance", region) for region in ("SH", "JS", "ZJ", "AH")]
     )  # fmt: skip
-    assert all(s.attributes["deltagate.batch.keys"] == 1 for s in batches)
     for batch in batches:
-        [query] = children(spans, batch)
-        assert query.kind is SpanKind.CLIENT
-        assert query.attributes["db.system"] == "postgresql"
-        assert query.attributes["deltagate.region"] == batch.attributes["deltagate.region"]
+        # One key per look-up: the person's ID number, once for each entity read.
+        looked_up = batch.attributes["deltagate.entity"].count("+") + 1
+        assert batch.attributes["deltagate.batch.keys"] == looked_up
+        # The batch's one backend query is recorded on the batch's own span.
+        assert batch.kind is SpanKind.CLIENT
+        assert batch.attributes["deltagate.kind"] == "loader"
+        assert batch.attributes["db.system"] == "postgresql"
         assert (
-            query.attributes["db.response.returned_rows"]
+            batch.attributes["db.response.returned_rows"]
             == batch.attributes["deltagate.batch.rows"]
         )
-    # Nothing else: no span per field.
-    assert len(spans) == 1 + 2 * len(batches) + 1
+        assert children(spans, batch) == []
+    assert sum(b.attributes["deltagate.batch.rows"] for b in batches) == 1 + len(
+        body["data"]["naturalPerson"]["residences"]
+    ) + len(body["data"]["naturalPerson"]["socialInsurance"])
+    # Nothing else: no span per field, none per query beside its batch.
+    assert len(spans) == 1 + len(batches) + 1
     assert audit.attributes["deltagate.audit.event_id"] == attributes["deltagate.audit.event_id"]
+
+
+async def test_a_query_outside_a_batch_has_a_span_of_its_own(
+    seeded: Seeded, traces: Traces
+) -> None:
+    search = '{ searchLegalPersons(name: "上", first: 5) { edges { node { uscc } } } }'
+    async with serve(gateway_settings(seeded.dsn), tracer_provider=traces.provider) as client:
+        body = await client.query(search, token=token("SH", "public_portal"))
+    spans = traces.of(body["extensions"]["traceId"])
+    [root] = [s for s in spans if s.parent is None]
+    queries = [s for s in children(spans, root) if s.attributes["deltagate.kind"] == "query"]
+    # One page from each region, each its own backend query.
+    assert sorted(s.attributes["deltagate.region"] for s in queries) == sorted(
+        ["SH", "JS", "ZJ", "AH"]
+    )
+    assert all(s.name == "SELECT enterprise" and s.kind is SpanKind.CLIENT for s in queries)
+    assert {s.attributes["deltagate.kind"] for s in spans} <= {
+        "operation", "loader", "query", "audit"
+    }  # fmt: skip
 
 
 async def test_masked_and_withheld_counts_are_on_the_operation_span(
@@ -211,6 +239,38 @@ async def test_every_response_carries_its_trace_id(seeded: Seeded, recording: bo
     assert all(len(t) == 32 and int(t, 16) for t in trace_ids)
     assert len(set(trace_ids)) == len(trace_ids)
     assert given not in trace_ids  # the gateway's own, even when nothing is recorded
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+async def test_the_sampler_decides_for_the_operation_and_its_spans(
+    seeded: Seeded, ratio: float
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    traces = Traces()
+    traces.provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    traces.provider.add_span_processor(SimpleSpanProcessor(traces.exporter))
+    given = "0af7651916cd43dd8448eb211c80319c"
+    try:
+        async with serve(gateway_settings(seeded.dsn), tracer_provider=traces.provider) as client:
+            response = await client.post(
+                "query($u: ID!) { legalPerson(uscc: $u) { name } }",
+                {"u": seeded.dataset.uscc("JS", 2)},
+                token=token("SH", "public_portal"),
+                # A sampled caller does not make the gateway record its request.
+                headers={"traceparent": f"00-{given}-00f067aa0ba902b7-01"},
+            )
+    finally:
+        traces.provider.shutdown()
+    trace_id = response.json()["extensions"]["traceId"]
+    assert len(trace_id) == 32
+    assert trace_id != given
+    spans = traces.of(trace_id)
+    if ratio == 0.0:
+        assert traces.exporter.get_finished_spans() == ()
+    else:
+        assert {s.attributes["deltagate.kind"] for s in spans} == {"operation", "loader"}
+        assert all(s.context.trace_flags.sampled for s in spans)
 
 
 def test_nothing_is_exported_unless_the_environment_says_so() -> None:
