@@ -8,15 +8,23 @@ from __future__ import annotations
 import copy
 import json
 import re
+import ssl
 import tomllib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from gateway.core.delegation import load_signing_key, load_trusted_keys, public_jwks
 from gateway.edge.settings import load_settings
 from policies.snapshot import POLICY_FILES
 
@@ -50,6 +58,11 @@ def gateway_container(objects: list[Manifest]) -> Manifest:
 
 def gateway_toml(objects: list[Manifest]) -> dict:
     return tomllib.loads(one(objects, "ConfigMap", "deltagate-config")["data"]["gateway.toml"])
+
+
+def is_configmap(objects: list[Manifest], name: str) -> bool:
+    """Whether a projected source of that name is a rendered ConfigMap (else a Secret's)."""
+    return any(o["kind"] == "ConfigMap" and o["metadata"]["name"] == name for o in objects)
 
 
 def projected(objects: list[Manifest]) -> dict[str, tuple[str, str]]:
@@ -104,8 +117,18 @@ def test_liveness_on_healthz_and_readiness_on_readyz_at_the_port_served(
     container = gateway_container(objects)
     (port,) = container["ports"]
     assert port["containerPort"] == gateway_toml(objects)["gateway"]["port"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # A gateway serving HTTPS ([tls]) is probed over HTTPS. Kubelet presents no client
+    # certificate, so such a gateway must not require one at the port it is probed on.
+    config = gateway_toml(objects)
+    scheme = "HTTPS" if "tls" in config else "HTTP"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["port"] == port["name"], probe
+        assert get.get("scheme", "HTTP") == scheme, probe
+    if "tls" in config:
+        assert config["tls"].get("require_client_cert") is False
     service = one(objects, "Service")
     assert [p["targetPort"] for p in service["spec"]["ports"]] == [port["name"]]
     assert (
@@ -185,6 +208,8 @@ def test_secrets_are_referenced_never_rendered(render: Render, overlay: str) -> 
         "DELTAGATE_RATE_LIMIT_URL",
     }
     secret_names |= {name for name in env if name.startswith("DELTAGATE_DSN_")}
+    sources = gateway_toml(objects)["sources"].values()
+    secret_names |= {s["token_env"] for s in sources if "token_env" in s}  # service tokens
     assert "DELTAGATE_JWT_SECRET" not in env  # production takes RS256 keys only
     for name in secret_names:
         assert "value" not in env[name], name
@@ -307,9 +332,9 @@ def test_delta_egress_reaches_the_four_provincial_gateways_and_no_regional_datab
     config = gateway_toml(objects)
     assert set(config["sources"]) == {p.upper() for p in PROVINCES}
     for region, source in config["sources"].items():
-        # kind "gateway" lands with the cascade; the manifests are ready for it.
         assert source["kind"] == "gateway"
         url = urlsplit(source["url"])
+        assert url.scheme == "https"
         assert url.hostname == f"deltagate.deltagate-{region.lower()}.svc"
         assert (f"deltagate-{region.lower()}", url.port) in egress
 
@@ -340,8 +365,8 @@ def test_province_config_with_the_deployments_secrets_passes_production_checks(
 ) -> None:
     objects = render("overlays/province-sh")
     for path, (name, key) in projected(objects).items():
-        if name.startswith("deltagate-keys"):
-            continue
+        if not is_configmap(objects, name):
+            continue  # a Secret's: the test below makes stand-ins for them
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(one(objects, "ConfigMap", name)["data"][key])
     secret_env = {
@@ -358,6 +383,105 @@ def test_province_config_with_the_deployments_secrets_passes_production_checks(
     assert [(s.region, s.dsn) for s in settings.sources] == [("SH", "from-a-secret")]
     assert settings.sources[0].mapping.is_file()
     assert settings.policy_dir == tmp_path / "policies"
+
+
+def secret_file(path: str, key: Any, certificate: bytes) -> bytes:
+    """Stand-in content for a file the Deployment mounts from a Secret, by the kind its name
+    says: a private key, a JWKS of the key's public part, or a certificate (also the CA)."""
+    if path.endswith(".json"):
+        return json.dumps(public_jwks(key, "test-kid")).encode()
+    if path.endswith((".key", "-key.pem")):
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    return certificate
+
+
+def self_signed(key: Any) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "deltagate.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rendered_config_is_accepted_with_what_the_deployment_provides(
+    render: Render, overlay: str, tmp_path: Path
+) -> None:
+    """gateway.toml as the Deployment runs it: /etc/deltagate holds only the files the
+    projected volume mounts (ConfigMaps as rendered, Secrets as stand-ins made here), and the
+    environment holds only the variables the container's env sets from Secrets."""
+    objects = render(f"overlays/{overlay}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = self_signed(key)
+    mounted = projected(objects)
+    for path, (name, item) in mounted.items():
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if is_configmap(objects, name):
+            target.write_text(one(objects, "ConfigMap", name)["data"][item])
+        else:
+            target.write_bytes(secret_file(path, key, certificate))
+    env = {
+        e["name"]: "from-a-secret"
+        for e in gateway_container(objects)["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    env["DELTAGATE_RATE_LIMIT_URL"] = "redis://from-a-secret:6379/0"
+    settings = load_settings(tmp_path / "gateway.toml", env=env)  # as `serve` checks it
+
+    # Every file the configuration names is one the volume mounts, and it reads as what it is.
+    named = [settings.jwks_path, *(settings.policy_dir / f for f in POLICY_FILES)]
+    named += [s.mapping for s in settings.sources if s.mapping is not None]
+    for source in (*settings.sources, *([settings.upper] if settings.upper else [])):
+        if source.tls is not None:
+            named += [p for p in (source.tls.ca, source.tls.cert, source.tls.key) if p]
+            assert isinstance(source.options()["tls"], ssl.SSLContext)  # reads cert, key, CA
+        if source.kind == "gateway":
+            assert source.token == "from-a-secret", source.token_env  # from a secretKeyRef
+    if settings.delegation is not None:
+        if settings.delegation.signing_key is not None:
+            named.append(settings.delegation.signing_key)
+            load_signing_key(settings.delegation.signing_key)
+        if settings.delegation.trusted_jwks is not None:
+            named.append(settings.delegation.trusted_jwks)
+            issuers = settings.delegation.trusted_issuers
+            assert load_trusted_keys(settings.delegation.trusted_jwks, issuers)
+    if settings.tls is not None:
+        named += [p for p in (settings.tls.cert, settings.tls.key, settings.tls.client_ca) if p]
+        assert settings.tls.uvicorn_options()["ssl_certfile"]
+    for path in named:
+        assert path is not None
+        assert path.relative_to(tmp_path).as_posix() in mounted, path
+
+    if overlay == "delta":
+        # The cascade: every province over HTTPS with the delta platform's client certificate,
+        # a service token from a Secret and a delegation addressed to the province's id.
+        assert settings.delegation is not None
+        assert settings.delegation.id == "deltagate-delta"
+        for source in settings.sources:
+            assert source.kind == "gateway"
+            assert (source.url or "").startswith("https://")
+            assert source.delegation_audience == f"deltagate-{source.region.lower()}"
+            assert source.tls is not None
+            assert source.tls.cert is not None
+    else:
+        # A province accepts the delta gateway's delegations, and only with an acting role.
+        assert settings.delegation is not None
+        assert settings.delegation.trusted_issuers == ("deltagate-delta",)
+        assert settings.delegation.acting_roles == ("delta_platform",)
 
 
 def test_shipped_policies_and_mappings_are_what_the_base_deploys() -> None:
