@@ -93,13 +93,16 @@ def _configs(
     from gateway.synthetic import region_dsn
 
     pem, jwks = _delegation_files(folder)
+    # No span store (production's default, with the console off): tracing is off, and the
+    # audit databases made here have no span table, so a store would fail an INSERT and
+    # log a warning for every audited request in both processes.
     province = [
-        "[limits]", "rate_limits = false",
+        "[limits]", "rate_limits = false", "[console]", "keep_spans = false",
         f"[sources.{REGION}]", f"dsn = {json.dumps(region_dsn(dsn, REGION))}",
         "[audit]", f"dsn = {json.dumps(audits[0])}",
     ]  # fmt: skip
     top = [
-        "[limits]", "rate_limits = false",
+        "[limits]", "rate_limits = false", "[console]", "keep_spans = false",
         f"[sources.{REGION}]", 'kind = "gateway"', f"url = {json.dumps(province_url)}",
         'token_env = "DELTAGATE_UPSTREAM_TOKEN_SH"', 'matter = "JH-HUKOU-MIGRATION"',
         "[audit]", f"dsn = {json.dumps(audits[1])}",
