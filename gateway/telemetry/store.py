@@ -132,6 +132,10 @@ def _row(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
     }
 
 
+#: Seconds a store whose table is missing stops collecting before it tries again.
+MISSING_TABLE_RETRY = 60.0
+
+
 class SpanStore(SpanProcessor):
     """Keeps the spans of audited operations in the audit database's ``audit_span``.
 
@@ -178,6 +182,10 @@ class SpanStore(SpanProcessor):
         self._pool: asyncpg.Pool | None = None
         self._last_prune = 0.0
         self._closed = False
+        # When the table is missing (an audit database not brought forward by ``audit
+        # init``), spans are not even collected until the next try: each failed INSERT
+        # costs the request path a round trip and a reconnection.
+        self._missing_until = 0.0
 
     # -- the span processor (called on the request's thread: memory only) ---------------
 
@@ -185,7 +193,7 @@ class SpanStore(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._closed:
+        if self._closed or (self._missing_until and time.monotonic() < self._missing_until):
             return
         context = span.context
         if context is None:
@@ -238,9 +246,12 @@ class SpanStore(SpanProcessor):
         """Write what is queued (within ``timeout``), then close the pool."""
         self._closed = True
         if self._task is not None:
+            if self._wake is not None:
+                self._wake.set()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a cancellation that lands while asyncpg connects can be swallowed
+            # (asyncio.wait_for on 3.11), and the loop then ends only when it sees _closed.
+            await asyncio.wait({self._task}, timeout=self.timeout)
             self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), self.timeout)
@@ -261,7 +272,7 @@ class SpanStore(SpanProcessor):
     async def _write_loop(self) -> None:
         wake = self._wake
         assert wake is not None
-        while True:
+        while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.prune_every)
             wake.clear()
@@ -279,9 +290,22 @@ class SpanStore(SpanProcessor):
             await pool.execute(
                 span_table.INSERT, span_table.insert_args(rows), timeout=self.timeout
             )
+        except asyncpg.UndefinedTableError:
+            lost = len(rows) + len(self._queue)
+            self._queue.clear()
+            self._pending.clear()
+            self._missing_until = time.monotonic() + MISSING_TABLE_RETRY
+            logger.error(
+                "the audit database has no table audit_span (run deltagate audit init as its"
+                " owner): spans are not kept, next try in %.0f s",
+                MISSING_TABLE_RETRY,
+            )
+            self._problem("write_failed", lost)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("spans not stored (%s): %d dropped", type(exc).__name__, len(rows))
             self._problem("write_failed", len(rows))
+        else:
+            self._missing_until = 0.0
 
     async def prune(self) -> int:
         """Delete spans past the retention and beyond the row bound; how many went."""

@@ -91,6 +91,30 @@ async def test_a_store_that_cannot_write_counts_the_loss_and_raises_nothing(admi
         await store.close()
 
 
+async def test_a_database_without_the_span_table_stops_collecting_instead_of_failing_each_request(
+    admin_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost: Counter[str] = Counter()
+    # The server's maintenance database: reachable, but never given audit_span.
+    store = SpanStore(database_dsn(admin_dsn, "postgres"),
+                      on_problem=lambda what, n: lost.update({what: n}))  # fmt: skip
+    await store.start()
+    try:
+        provider = tracer_with(store)
+        one_trace(provider, audited=True)
+        await store.flush()
+        assert lost["write_failed"] == 3
+        # Until the next try, audited requests cost nothing: no spans queued, no INSERT.
+        one_trace(provider, audited=True)
+        assert store.queued == 0
+        await store.flush()
+        assert lost["write_failed"] == 3
+        told = [r for r in caplog.records if "no table audit_span" in r.getMessage()]
+        assert len(told) == 1
+    finally:
+        await store.close()
+
+
 async def test_memory_is_bounded_and_what_is_dropped_is_counted(spans_dsn: str) -> None:
     lost: Counter[str] = Counter()
     store = SpanStore(spans_dsn, max_queued=4, max_pending=2,
