@@ -113,6 +113,8 @@ def write_config(
     mask_secret = secrets.token_urlsafe(32)
     env = {
         "DELTAGATE_MASK_SECRET": mask_secret,
+        # Production mode signs the audit checkpoints; verify at the end needs the same key.
+        "DELTAGATE_AUDIT_CHECKPOINT_SECRET": secrets.token_urlsafe(32),
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector_url}/v1/traces",
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
         "OTEL_SERVICE_NAME": "deltagate",

@@ -216,7 +216,9 @@ def run(options: Options) -> dict[str, Any]:
     finally:
         for server in [*servers.values(), collector]:
             server.stop()
-    results["audit"] = asyncio.run(_audit_log(audit_dsn))
+    results["audit"] = asyncio.run(
+        _audit_log(audit_dsn, config.env["DELTAGATE_AUDIT_CHECKPOINT_SECRET"].encode())
+    )
     results["summary"] = report.summarise(results)
     say("")
     say(report.render(results))
@@ -496,9 +498,9 @@ def _collector_stats(collector: Server) -> dict[str, Any]:
     return stats
 
 
-async def _audit_log(dsn: str) -> dict[str, Any]:
-    """How many events the run's audit log holds, and whether their chain holds."""
-    report = await verify(dsn)
+async def _audit_log(dsn: str, secret: bytes) -> dict[str, Any]:
+    """How many events the run's audit log holds, and whether its chains and checkpoints hold."""
+    report = await verify(dsn, secret=secret)
     return {"events": report.events, "chain_ok": report.ok}
 
 
