@@ -22,7 +22,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from gateway.audit import CHINA_TIME, AuditLog, EventQuery, StoredEvent, WorkingHours
+from gateway.audit import CHINA_TIME, AuditLog, EventQuery, StoredEvent, WorkingHours, scan
 from resolvers.audit import AUDITOR_ROLE
 from resolvers.console_settings import ConsoleSettings
 
@@ -56,19 +56,9 @@ async def window_events(
     log: AuditLog, start: dt.datetime, end: dt.datetime
 ) -> tuple[list[StoredEvent], bool]:
     """The events from ``start`` to ``end``, newest first, and whether the scan was cut short."""
-    found: list[StoredEvent] = []
-    before = None
-    while len(found) < MAX_SCANNED:
-        page = await log.read(
-            EventQuery(
-                start=start, end=end, before=before, limit=min(_PAGE, MAX_SCANNED - len(found))
-            )
-        )
-        found += page
-        if len(page) < _PAGE:
-            return found, False
-        before = page[-1].id
-    return found, True
+    # One more than is scanned: whether the window holds more than is read.
+    found = await scan(log, EventQuery(start=start, end=end), MAX_SCANNED + 1, _PAGE)
+    return found[:MAX_SCANNED], len(found) > MAX_SCANNED
 
 
 async def misuse_signals(

@@ -26,7 +26,7 @@ from gateway.audit.events import (
     AuditEvent,
     StoredEvent,
 )
-from gateway.audit.log import AuditLog, EventQuery, Receipt, WorkingHours, receipt_document
+from gateway.audit.log import AuditLog, EventQuery, Receipt, WorkingHours, receipt_document, scan
 from gateway.audit.postgres import (
     DATABASE,
     PostgresAuditLog,
@@ -66,6 +66,7 @@ __all__ = [
     "init_schema",
     "operation_event",
     "receipt_document",
+    "scan",
     "touches_audited_data",
     "verify",
 ]

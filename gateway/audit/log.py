@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -34,7 +34,7 @@ from gateway.audit.checkpoints import Head
 from gateway.audit.events import CHINA_TIME, AuditEvent, StoredEvent
 from gateway.audit.verify import VerifyReport
 
-__all__ = ["AuditLog", "EventQuery", "Receipt", "WorkingHours", "receipt_document"]
+__all__ = ["AuditLog", "EventQuery", "Receipt", "WorkingHours", "receipt_document", "scan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,3 +204,24 @@ class AuditLog(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def scan(log: AuditLog, query: EventQuery, most: int, page: int = 1000) -> list[StoredEvent]:
+    """Up to ``most`` events ``query`` matches, in its order, read ``page`` at a time.
+
+    ``query.limit`` is ignored; each next page starts after the last event read (by
+    ``id``), so events appended meanwhile neither repeat nor shift the pages.
+
+    Raises:
+        AuditUnavailable: the log cannot be read.
+    """
+    found: list[StoredEvent] = []
+    while len(found) < most:
+        limit = min(page, most - len(found))
+        batch = await log.read(replace(query, limit=limit))
+        found += batch
+        if len(batch) < limit:
+            break
+        last = batch[-1].id
+        query = replace(query, before=last) if query.newest_first else replace(query, after=last)
+    return found

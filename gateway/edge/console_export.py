@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit import CHINA_TIME, StoredEvent, operation_event
+from gateway.audit import CHINA_TIME, StoredEvent, operation_event, scan
 from gateway.core.errors import AuditUnavailable, GatewayError, InvalidInput
 from gateway.edge.responses import JSON, request_error
 from resolvers.audit import EventFilter, event_query, record_read, require_auditor
@@ -132,16 +132,8 @@ def csv_body(events: Sequence[StoredEvent], truncated_at: int | None) -> bytes:
 async def _events(ctx: GatewayContext, given: EventFilter, most: int) -> list[StoredEvent]:
     """The filter's events, newest first, at most ``most + 1`` (one more tells of truncation)."""
     assert ctx.audit_log is not None
-    found: list[StoredEvent] = []
-    before = None
-    while len(found) <= most:
-        query = event_query(ctx, given, before=before, limit=min(_PAGE, most + 1 - len(found)))
-        page = await ctx.audit_log.read(query)
-        found += page
-        if len(page) < query.limit:
-            break
-        before = page[-1].id
-    return found
+    query = event_query(ctx, given, before=None, limit=_PAGE)
+    return await scan(ctx.audit_log, query, most + 1, page=_PAGE)
 
 
 async def export_csv(gateway: Gateway, request: Request) -> Response:
