@@ -12,6 +12,7 @@ difference (startup and warm-up cancel out)::
 
     python -m bench.request_cost Q1 1500                       # CPU ms per request
     python -m bench.request_cost Q1 1500 --profile              # and cProfile (thread CPU)
+    python -m bench.request_cost Q1 1500 --floor                # the floor, for the ratio
     valgrind --tool=callgrind python -m bench.request_cost Q1 30
     valgrind --tool=callgrind python -m bench.request_cost Q1 230   # (I230 - I30) / 200
 
@@ -47,6 +48,7 @@ from gateway.edge.embedded import EmbeddedServer
 from gateway.edge.settings import Settings, local_sources
 from gateway.synthetic import Dataset, region_dsn, seed_regions
 from gateway.telemetry.otlp import OtlpHttpSpanExporter
+from resolvers.console_settings import ConsoleSettings
 
 PERSONS = 2000
 SEED = 20240601
@@ -86,8 +88,15 @@ async def _run(args: argparse.Namespace, collector_port: int | None) -> None:
             sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
             audit_dsn=database_dsn(dsn),
             rate_limits=False,
+            # As deployed (production): no console, so no span store; --spans keeps them.
+            console=ConsoleSettings(keep_spans=args.spans),
         ).check()
-        app = create_app(Gateway.from_settings(settings, tracer_provider=provider))
+        if args.floor:
+            from bench import floor
+
+            app = floor.create_app(floor.Floor(settings))
+        else:
+            app = create_app(Gateway.from_settings(settings, tracer_provider=provider))
         caller = operation.caller
         bearer = mint_token(
             sub=caller.app, region=caller.region, roles=list(caller.roles), secret=JWT_SECRET
@@ -169,7 +178,7 @@ async def _serve(
         )
         if profile is not None:
             text = io.StringIO()
-            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
+            profile.dump_stats("/tmp/rc.prof"); pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
             print(text.getvalue())
     finally:
         await lifespan.put({"type": "lifespan.shutdown"})
@@ -183,6 +192,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile, by thread CPU time")
     parser.add_argument("--notrace", action="store_true", help="record no spans")
     parser.add_argument(
+        "--spans", action="store_true", help="keep spans in the audit database (the console's)"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="the floor (bench.floor) in place of the gateway"
+    )
+    parser.add_argument(
         "--data-dir",
         default=str(Path(tempfile.gettempdir()) / "deltagate-request-cost-pg"),
         help="the embedded PostgreSQL's data (seeded with 2,000 persons per region once)",
@@ -190,6 +205,8 @@ def main() -> None:
     args = parser.parse_args()
     collector = None
     port = None
+    if args.floor:
+        args.notrace = True
     if not args.notrace:  # the trace collector, a process of its own as in the benchmark
         port = _free_port()
         collector = subprocess.Popen([sys.executable, "-m", "bench.collector", "--port", str(port)])
