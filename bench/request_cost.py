@@ -178,7 +178,7 @@ async def _serve(
         )
         if profile is not None:
             text = io.StringIO()
-            profile.dump_stats("/tmp/rc.prof"); pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
             print(text.getvalue())
     finally:
         await lifespan.put({"type": "lifespan.shutdown"})
