@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -212,7 +213,8 @@ def main() -> None:
         collector = subprocess.Popen([sys.executable, "-m", "bench.collector", "--port", str(port)])
         time.sleep(1.0)
     try:
-        asyncio.run(_run(args, port))
+        # uvloop, as the servers run under uvicorn (the asyncio loop's own overhead differs).
+        uvloop.run(_run(args, port))
     finally:
         if collector is not None:
             collector.terminate()
