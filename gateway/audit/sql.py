@@ -13,18 +13,28 @@ TRUNCATE, even a superuser's (who must disable the trigger first, which only
 the table's owner can do: the gateway's own role should be granted INSERT and
 SELECT and own nothing); the other refuses a row that does not follow its
 predecessor (an event the one before it in its chain, a checkpoint the one
-before it), so no writer can fork a chain or leave a gap in it.
+before it), so no writer can fork a chain or leave a gap in it. The events'
+link check runs once per statement, over the rows the statement added (a
+transition table), in one set-based query: a batch of events costs one check,
+not one per row.
 
 Indexes, for the reads auditors and citizens run (``select``: newest first, by
 app, subject, matter, trace or time) and no more: the primary key (chain, seq),
 which the link check and ``verify`` use; ``id``, the order of every read; one
 GIN index over the rare keys (the subjects, and the trace as a ``trace:`` key);
 (app, id) and (matter, id) for an app's or a matter's newest events; and
-``at`` for time ranges.
+``at`` for time ranges. Nothing reads by ``acting``: it has no index.
+
+Writing: a batch is one INSERT (one round trip, its own transaction) whose
+rows come from one array per column (``insert_arguments``), which PostgreSQL
+receives in binary: no JSON for it to parse but the events' decisions and
+receipts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,6 +71,7 @@ __all__ = [
     "database_dsn",
     "guard_states",
     "init_schema",
+    "insert_arguments",
     "select",
     "stored_event",
 ]
@@ -118,7 +129,8 @@ CREATE INDEX IF NOT EXISTS audit_event_matter ON audit_event (matter_code, id);
 -- A time range: a btree, as the planner then reads only the range (a BRIN index was tried:
 -- it cost less to keep, but the planner walked ``id`` back through the log instead).
 CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event (at);
-CREATE INDEX IF NOT EXISTS audit_event_acting ON audit_event (acting, at) WHERE acting IS NOT NULL;
+-- No query reads by ``acting``: the index the previous layout kept on it goes.
+DROP INDEX IF EXISTS audit_event_acting;
 
 CREATE TABLE IF NOT EXISTS audit_checkpoint (
     seq             bigint PRIMARY KEY CHECK (seq > 0),
@@ -147,30 +159,37 @@ CREATE OR REPLACE TRIGGER audit_checkpoint_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_checkpoint
     FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
 
--- Per row, within the row's chain: event 1 must follow GENESIS, any other the stored event
--- before it in its chain (one primary-key lookup; rows of the same INSERT before it are
--- visible). With the primary key (chain, seq), two writers can never fork a chain.
+-- Once per statement, over the rows it added (``added``): event 1 of a chain must follow
+-- GENESIS, any other the event before it in its chain: an earlier row of the same
+-- statement (found in ``added``, no index probe), else the stored one (one primary-key
+-- lookup per chain the statement writes to). Running after the statement, it sees the
+-- statement's rows in the table too; a concurrent writer's uncommitted rows it does not,
+-- and with the primary key (chain, seq) two writers can never fork a chain. The
+-- previous layout's row trigger of the same name is replaced by this one (and a
+-- single-chain log's is dropped by MIGRATE_SINGLE_CHAIN).
 CREATE OR REPLACE FUNCTION audit_event_follows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    expected text;
+    stray record;
 BEGIN
-    IF NEW.seq = 1 THEN
-        expected := repeat('0', 64);
-    ELSE
-        SELECT hash INTO expected FROM audit_event WHERE chain = NEW.chain AND seq = NEW.seq - 1;
-    END IF;
-    IF expected IS DISTINCT FROM NEW.prev_hash THEN
+    SELECT a.chain, a.seq INTO stray
+    FROM added AS a LEFT JOIN added AS p ON p.chain = a.chain AND p.seq = a.seq - 1
+    WHERE a.prev_hash IS DISTINCT FROM CASE
+        WHEN a.seq = 1 THEN repeat('0', 64)
+        ELSE coalesce(p.hash, (SELECT s.hash FROM audit_event AS s
+                               WHERE s.chain = a.chain AND s.seq = a.seq - 1))
+    END
+    LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'audit event % of chain % does not follow its predecessor',
-            NEW.seq, NEW.chain
+            stray.seq, stray.chain
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
--- (A single-chain log's row trigger of the same name is dropped by MIGRATE_SINGLE_CHAIN.)
 CREATE OR REPLACE TRIGGER audit_event_follows
-    BEFORE INSERT ON audit_event
-    FOR EACH ROW EXECUTE FUNCTION audit_event_follows();
+    AFTER INSERT ON audit_event REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_follows();
 
 CREATE OR REPLACE FUNCTION audit_checkpoint_follows() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -236,42 +255,91 @@ COLUMNS = (
     " hash_algorithm, prev_hash, hash, acting, receipts"
 )
 
-#: Each column the writer sends and the key it has in an event's record (``events.link``).
-_FIELDS = (
-    ("chain", "chain", "text"),
-    ("seq", "seq", "bigint"),
-    ("at", "at", "timestamptz"),
-    ("trace_id", "traceId", "text"),
-    ("caller_app", "callerApp", "text"),
-    ("caller_region", "callerRegion", "text"),
-    ("roles", "roles", "text[]"),
-    ("matter_code", "matterCode", "text"),
-    ("matter_name", "matterName", "text"),
-    ("operation_name", "operationName", "text"),
-    ("operation_type", "operationType", "text"),
-    ("document_hash", "documentHash", "text"),
-    ("policy_version", "policyVersion", "text"),
-    ("subjects", "subjects", "text[]"),
-    ("decisions", "decisions", "jsonb"),
-    ("hash_algorithm", "hashAlgorithm", "text"),
-    ("prev_hash", "prevHash", "text"),
-    ("hash", "hash", "text"),
-    ("acting", "acting", "text"),
-    ("receipts", "receipts", "jsonb"),
+#: Each column the writer sends, and its type. A ``text[]`` column travels as the text of
+#: an array (one per event: an array of arrays must be rectangular), cast row by row.
+_SENT = (
+    ("chain", "text"),
+    ("seq", "bigint"),
+    ("at", "timestamptz"),
+    ("trace_id", "text"),
+    ("caller_app", "text"),
+    ("caller_region", "text"),
+    ("roles", "text[]"),
+    ("matter_code", "text"),
+    ("matter_name", "text"),
+    ("operation_name", "text"),
+    ("operation_type", "text"),
+    ("document_hash", "text"),
+    ("policy_version", "text"),
+    ("subjects", "text[]"),
+    ("decisions", "jsonb"),
+    ("hash_algorithm", "text"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+    ("acting", "text"),
+    ("receipts", "jsonb"),
 )
 
-# One statement for a whole batch: the events go as one JSON array of their records
-# (hashed, not serialised again), turned into rows by jsonb_to_recordset. The CTE takes
+# One statement for a whole batch: one array per column (``insert_arguments``), turned into
+# rows by unnest; PostgreSQL decodes the arrays in binary, so it parses no JSON but the
+# decisions and receipts (a jsonb column must be parsed however it comes). The CTE takes
 # the shared lock before any row is numbered (the sort needs every row first).
-_NAMES = ", ".join(column for column, _, _ in _FIELDS)
-_KEYS = ", ".join(f'e."{key}"' for _, key, _ in _FIELDS)
-_RECORD = ", ".join(f'"{key}" {kind}' for _, key, kind in _FIELDS)
+_NAMES = ", ".join(column for column, _ in _SENT)
+_ROWS = ", ".join(
+    f"u.{column}::text[]" if kind == "text[]" else f"u.{column}" for column, kind in _SENT
+)
+_ARRAYS = ", ".join(
+    f"${number}::{'text' if kind == 'text[]' else kind}[]"
+    for number, (_, kind) in enumerate(_SENT, start=1)
+)
 INSERT = (
     f"WITH writing AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared({_LOCK_KEY}))"
-    f" INSERT INTO audit_event ({_NAMES}) SELECT {_KEYS}"
-    f" FROM writing, jsonb_to_recordset($1::jsonb) AS e({_RECORD}) ORDER BY e.seq"
+    f" INSERT INTO audit_event ({_NAMES}) SELECT {_ROWS}"
+    f" FROM writing, unnest({_ARRAYS}) AS u({_NAMES}) ORDER BY u.seq"
     " RETURNING seq, id"
 )
+
+
+def _text_array(values: Sequence[str]) -> str:
+    """The text of a ``text[]``: every element quoted, so none reads as NULL or splits."""
+    quoted = (value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
+
+
+def _json(values: Sequence[Any]) -> str | None:
+    return orjson.dumps(list(values)).decode() if values else None
+
+
+def insert_arguments(stored: Sequence[StoredEvent]) -> list[list[Any]]:
+    """``INSERT``'s arguments for a batch of linked events: one list per column of ``_SENT``.
+
+    The values are those the events were hashed over (``events.canonical``): ``at`` in
+    UTC, ``acting`` and ``receipts`` NULL when not set.
+    """
+    events = [s.event for s in stored]
+    return [
+        [s.chain for s in stored],
+        [s.seq for s in stored],
+        [e.at.astimezone(dt.UTC) for e in events],
+        [e.trace_id for e in events],
+        [e.caller_app for e in events],
+        [e.caller_region for e in events],
+        [_text_array(e.roles) for e in events],
+        [e.matter_code for e in events],
+        [e.matter_name for e in events],
+        [e.operation_name for e in events],
+        [e.operation_type for e in events],
+        [e.document_hash for e in events],
+        [e.policy_version for e in events],
+        [_text_array(e.subjects) for e in events],
+        [orjson.dumps(list(e.decisions)).decode() for e in events],
+        [s.hash_algorithm for s in stored],
+        [s.prev_hash for s in stored],
+        [s.hash for s in stored],
+        [e.acting for e in events],
+        [_json(e.receipts) for e in events],
+    ]
+
 
 #: A chain's newest event (a writer finding its place again after a failed commit).
 CHAIN_HEAD = "SELECT seq, hash FROM audit_event WHERE chain = $1 ORDER BY seq DESC LIMIT 1"
