@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -111,6 +111,8 @@ class StoredEvent:
         id: its number across all chains, given by the database as it is stored
             (increasing, with gaps; not hashed): the order of reads and cursors.
             0 until stored.
+        record: the canonical form with the hash added, as the writer sends it
+            (empty for an event read back).
     """
 
     chain: str
@@ -120,6 +122,7 @@ class StoredEvent:
     prev_hash: str
     hash: str
     id: int = 0
+    record: bytes = field(default=b"", repr=False, compare=False)
 
     def verify_hash(self) -> bool:
         """Whether the stored hash is the hash of the stored contents."""
@@ -197,8 +200,14 @@ def link(
     out = []
     for event in events:
         seq += 1
-        digest = chain_hash(chain, seq, event, algorithm, prev)
+        body = canonical(chain, seq, event, algorithm, prev)
+        digest = hashlib.new(algorithm, body).hexdigest()
+        # The same object with the hash added ("hash" sorts last): what the INSERT reads.
+        # The chain's name is in it too ("chain" sorts first), also for the legacy chain.
+        if chain == LEGACY_CHAIN:
+            body = b'{"chain":' + orjson.dumps(chain) + b"," + body[1:]
+        record = body[:-1] + b',"hash":"' + digest.encode() + b'"}'
         out.append(StoredEvent(chain=chain, seq=seq, event=event, hash_algorithm=algorithm,
-                               prev_hash=prev, hash=digest))  # fmt: skip
+                               prev_hash=prev, hash=digest, record=record))  # fmt: skip
         prev = digest
     return out

@@ -73,7 +73,6 @@ from gateway.audit.sql import (
     database_dsn,
     guard_states,
     init_schema,
-    insert_arguments,
     select,
     stored_event,
 )
@@ -94,6 +93,10 @@ logger = logging.getLogger("deltagate.audit")
 
 #: Seconds between checkpoints, unless configured.
 CHECKPOINT_INTERVAL = 5.0
+
+
+def _payload(stored: Sequence[StoredEvent]) -> str:
+    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
 
 
 def _safe(exc: BaseException) -> str:
@@ -273,7 +276,7 @@ class PostgresAuditLog(AuditLog):
                     self._head = (row["seq"], row["hash"]) if row else (0, GENESIS)
                 stored = link(self.chain, events, self._head, self._algorithm)
                 # One statement, its own transaction: it returns once committed.
-                rows = await connection.fetch(INSERT, *insert_arguments(stored))
+                rows = await connection.fetch(INSERT, _payload(stored))
             except BaseException:
                 # Committed or not? Read the chain's head again before the next batch.
                 self._head = None

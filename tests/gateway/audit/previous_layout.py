@@ -1,19 +1,12 @@
 """The audit log's previous layout, as ``deltagate audit init`` made it before the link
-check ran once per statement: a per-row link trigger, an index on ``acting``, and the
-batch sent as one JSON array. A log of it must come forward with ``deltagate audit init``
-(``tests/gateway/audit/test_previous_layout.py``), and ``bench.audit_writers --layout
-previous`` measures against it.
+check ran once per statement: a per-row link trigger and an index on ``acting``. A log of
+it must come forward with ``deltagate audit init`` (``test_previous_layout.py``), and
+``python -m bench.audit_writers --layouts previous,current`` measures against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
-from gateway.audit.events import LEGACY_CHAIN, StoredEvent, canonical
-
-__all__ = ["PREVIOUS_INSERT", "PREVIOUS_SCHEMA", "previous_payload"]
+__all__ = ["PREVIOUS_SCHEMA"]
 
 #: The tables, indexes and guards as the previous ``deltagate audit init`` made them.
 PREVIOUS_SCHEMA = """
@@ -140,31 +133,3 @@ CREATE OR REPLACE TRIGGER audit_checkpoint_follows
 """
 
 #: The previous writer's INSERT of a batch: ``$1`` the events' records as one JSON array.
-PREVIOUS_INSERT = """
-WITH writing AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(4206714311))
-INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region, roles,
-    matter_code, matter_name, operation_name, operation_type, document_hash, policy_version,
-    subjects, decisions, hash_algorithm, prev_hash, hash, acting, receipts)
-SELECT e."chain", e."seq", e."at", e."traceId", e."callerApp", e."callerRegion", e."roles",
-    e."matterCode", e."matterName", e."operationName", e."operationType", e."documentHash",
-    e."policyVersion", e."subjects", e."decisions", e."hashAlgorithm", e."prevHash", e."hash",
-    e."acting", e."receipts"
-FROM writing, jsonb_to_recordset($1::jsonb) AS e("chain" text, "seq" bigint,
-    "at" timestamptz, "traceId" text, "callerApp" text, "callerRegion" text, "roles" text[],
-    "matterCode" text, "matterName" text, "operationName" text, "operationType" text,
-    "documentHash" text, "policyVersion" text, "subjects" text[], "decisions" jsonb,
-    "hashAlgorithm" text, "prevHash" text, "hash" text, "acting" text, "receipts" jsonb)
-ORDER BY e.seq
-RETURNING seq, id
-"""
-
-
-def previous_payload(stored: Sequence[StoredEvent]) -> str:
-    """``PREVIOUS_INSERT``'s argument: each event's canonical form with its chain and hash."""
-    records = []
-    for s in stored:
-        body = canonical(s.chain, s.seq, s.event, s.hash_algorithm, s.prev_hash)
-        if s.chain == LEGACY_CHAIN:  # its canonical form has no chain ("chain" sorts first)
-            body = b'{"chain":' + orjson.dumps(s.chain) + b"," + body[1:]
-        records.append(body[:-1] + b',"hash":"' + s.hash.encode() + b'"}')
-    return (b"[" + b",".join(records) + b"]").decode()

@@ -15,10 +15,10 @@ import pytest
 
 from gateway.audit import EventQuery, PostgresAuditLog, verify
 from gateway.audit.events import GENESIS, StoredEvent, link
-from gateway.audit.sql import GUARDS, guard_states, init_schema
+from gateway.audit.sql import GUARDS, INSERT, guard_states, init_schema
 from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, new_audit_database
-from tests.gateway.audit.previous_layout import PREVIOUS_INSERT, PREVIOUS_SCHEMA, previous_payload
+from tests.gateway.audit.previous_layout import PREVIOUS_SCHEMA
 
 CHAIN = "0123456789abcdef"
 OLD_EVENTS = 5
@@ -38,8 +38,8 @@ async def previous_log(admin_dsn: str) -> AsyncIterator[tuple[str, list[StoredEv
             await connection.execute(PREVIOUS_SCHEMA)
             written = [event(i, app=f"old-{i}") for i in range(OLD_EVENTS)]
             stored = link(CHAIN, written, (0, GENESIS))
-            await connection.fetch(PREVIOUS_INSERT, previous_payload(stored[:2]))
-            await connection.fetch(PREVIOUS_INSERT, previous_payload(stored[2:]))
+            await connection.fetch(INSERT, _payload(stored[:2]))
+            await connection.fetch(INSERT, _payload(stored[2:]))
         finally:
             await connection.close()
         yield dsn, stored
@@ -124,11 +124,16 @@ async def test_after_init_the_old_chain_still_refuses_a_row_that_does_not_follow
             )
         # The chain's rightful next event, written by hand, is taken.
         following = link(CHAIN, [event(99)], (old[-1].seq, old[-1].hash))
-        await connection.fetch(PREVIOUS_INSERT, previous_payload(following))
+        await connection.fetch(INSERT, _payload(following))
         assert await connection.fetchval("SELECT count(*) FROM audit_event") == OLD_EVENTS + 1
     finally:
         await connection.close()
     assert (await verify(dsn)).ok
+
+
+def _payload(stored: list[StoredEvent]) -> str:
+    """The writer's batch (the INSERT is the same in both layouts)."""
+    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
 
 
 async def _read_all(dsn: str) -> list[StoredEvent]:
