@@ -1,6 +1,7 @@
 """How many audit events per second one audit database takes from 1, 2 and 4 writer processes.
 
     python -m bench.audit_writers [--writers 1,2,4] [--duration 10] [--concurrency 32]
+                                  [--layouts current,previous] [--repeat 3]
 
 Each writer is a process of its own with one ``PostgresAuditLog`` (its own writer
 task and group commit, as every gateway worker has) and ``concurrency`` tasks that
@@ -15,8 +16,15 @@ so a rollback is a failed INSERT, none expected), the share of sampled
 PostgreSQL backends of the audit log waiting on a lock, and the CPU milliseconds
 per event spent by PostgreSQL (postmaster and every backend; checkpoints
 included) and by the writers. Then ``EXPLAIN ANALYZE`` shows where an INSERT's
-time goes inside PostgreSQL: one batch of events with every index and the link
-check, and with the secondary indexes dropped (in a scratch database).
+time goes inside PostgreSQL, in the previous layout and today's (in a scratch
+database; the parsing of the batch's JSON happens before execution and is not
+in it).
+
+``--layouts previous,current --repeat 3`` measures the layout ``deltagate audit
+init`` made before the link check ran once per statement (a row trigger and an
+index on ``acting``: ``tests/gateway/audit/previous_layout.py``; the writer is
+the same) against today's, interleaved, each writer count three times, and
+prints the medians and their ratio.
 
 Absolute numbers depend on the machine and what else runs on it; the load
 average is printed before and after each window.
@@ -48,6 +56,10 @@ from gateway.audit import AuditEvent, PostgresAuditLog, create_database, verify
 from gateway.audit.events import GENESIS, link
 from gateway.audit.sql import INSERT
 from gateway.core.errors import AuditUnavailable
+from tests.gateway.audit.previous_layout import PREVIOUS_SCHEMA
+
+#: The layouts measured: today's, and the one before the link check ran per statement.
+LAYOUTS = ("current", "previous")
 
 #: The audit database this benchmark makes afresh for each writer count.
 DATABASE = "deltagate_audit_writers"
@@ -171,11 +183,34 @@ async def _sample_waits(dsn: str, window: Window) -> Counter[str]:
     return seen
 
 
+async def _fresh_log(server_dsn: str, name: str, layout: str) -> str:
+    """A new audit database of ``layout``, made as that layout's ``deltagate audit init`` did."""
+    dsn = await create_database(server_dsn, name, fresh=True)
+    if layout == "previous":
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(
+                "DROP TABLE audit_event, audit_checkpoint;"
+                " DROP FUNCTION audit_event_append_only, audit_event_follows,"
+                " audit_checkpoint_follows, audit_event_keys"
+            )
+            await connection.execute(PREVIOUS_SCHEMA)
+        finally:
+            await connection.close()
+    return dsn
+
+
 def measure(
-    server_dsn: str, postmaster: int, writers: int, seconds: float, warmup: float, concurrency: int
+    server_dsn: str,
+    postmaster: int,
+    writers: int,
+    seconds: float,
+    warmup: float,
+    concurrency: int,
+    layout: str = "current",
 ) -> dict[str, Any]:
-    """One window: ``writers`` processes appending to a fresh audit database."""
-    dsn = asyncio.run(create_database(server_dsn, DATABASE, fresh=True))
+    """One window: ``writers`` processes appending to a fresh audit database of ``layout``."""
+    dsn = asyncio.run(_fresh_log(server_dsn, DATABASE, layout))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     # Spawned interpreters take a second or two to import the gateway on a busy machine.
@@ -208,6 +243,7 @@ def measure(
     batches = [size for r in reports for size in r["batches"]]
     sampled = sum(waits.values()) or 1
     return {
+        "layout": layout,
         "writers": writers,
         "events_per_s": events / seconds,
         "mean_batch": statistics.fmean(batches) if batches else 0.0,
@@ -225,26 +261,19 @@ def measure(
 
 
 async def explain(server_dsn: str, batch: int) -> list[tuple[str, float, float]]:
-    """Where one INSERT of ``batch`` events spends its time: (schema, total ms, trigger ms)."""
-    name = f"{DATABASE}_explain"
-    dsn = await create_database(server_dsn, name, fresh=True)
+    """Where one INSERT of ``batch`` events spends its time in each layout:
+    (layout, total ms, link check ms)."""
     out = []
-    connection = await asyncpg.connect(dsn)
-    try:
-        # A log that already holds events, as a running one does.
-        head = (0, GENESIS)
-        for _ in range(20):
-            stored = link("explain", [event(i) for i in range(500)], head)
-            await connection.execute(INSERT, _payload(stored))
-            head = (stored[-1].seq, stored[-1].hash)
-        for label, drop in (
-            ("every index, link check", ""),
-            ("keys (chain, seq) and id only",
-             "DROP INDEX audit_event_keys, audit_event_app, audit_event_matter,"
-             " audit_event_at"),
-        ):  # fmt: skip
-            if drop:
-                await connection.execute(drop)
+    for layout in ("previous", "current"):
+        dsn = await _fresh_log(server_dsn, f"{DATABASE}_explain", layout)
+        connection = await asyncpg.connect(dsn)
+        try:
+            # A log that already holds events, as a running one does.
+            head = (0, GENESIS)
+            for _ in range(20):
+                stored = link("explain", [event(i) for i in range(500)], head)
+                await connection.execute(INSERT, _payload(stored))
+                head = (stored[-1].seq, stored[-1].hash)
             totals, triggers = [], []
             for _ in range(5):
                 stored = link("explain", [event(i) for i in range(batch)], head)
@@ -256,9 +285,9 @@ async def explain(server_dsn: str, batch: int) -> list[tuple[str, float, float]]
                 totals.append(result["Execution Time"])
                 triggers.append(sum(t["Time"] for t in result.get("Triggers", [])))
                 head = (stored[-1].seq, stored[-1].hash)
-            out.append((label, statistics.median(totals), statistics.median(triggers)))
-    finally:
-        await connection.close()
+            out.append((layout, statistics.median(totals), statistics.median(triggers)))
+        finally:
+            await connection.close()
     return out
 
 
@@ -279,36 +308,71 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "deltagate-bench-audit-pg",
         help="the embedded PostgreSQL's data folder",
     )
+    parser.add_argument(
+        "--layouts",
+        default="current",
+        help="audit layouts measured, interleaved: current, previous (default current)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="windows per layout and count")
     args = parser.parse_args()
+    layouts = args.layouts.split(",")
+    if not set(layouts) <= set(LAYOUTS):
+        parser.error(f"--layouts takes {', '.join(LAYOUTS)}")
     database = start(args.data_dir)
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()}")
     print(
-        f"{'writers':>7}  {'events/s':>8}  {'batch':>5}  {'commit/s':>8}  {'rollbk/s':>8}"
-        f"  {'refused':>7}  {'lock wait':>9}  {'PG ms/ev':>8}  {'wr ms/ev':>8}  {'load':>9}  verify"
+        f"{'layout':>8}  {'writers':>7}  {'events/s':>8}  {'batch':>5}  {'commit/s':>8}"
+        f"  {'rollbk/s':>8}  {'refused':>7}  {'lock wait':>9}  {'PG ms/ev':>8}  {'wr ms/ev':>8}"
+        f"  {'load':>9}  verify"
     )
     rows = []
-    for writers in (int(n) for n in args.writers.split(",")):
-        row = measure(
-            database.dsn, database.postmaster_pid, writers, args.duration, args.warmup,
-            args.concurrency,
-        )  # fmt: skip
-        rows.append(row)
-        print(
-            f"{writers:>7}  {row['events_per_s']:>8.0f}  {row['mean_batch']:>5.1f}"
-            f"  {row['commits_per_s']:>8.0f}  {row['rollbacks_per_s']:>8.1f}"
-            f"  {row['refused']:>7}  {row['lock_wait_share']:>8.0%}  {row['pg_ms_per_event']:>8.3f}"
-            f"  {row['writer_ms_per_event']:>8.3f}  {row['load'][0]:>4.1f}/{row['load'][1]:<4.1f}"
-            f"  {'ok' if row['verified'] else 'BROKEN'} ({row['logged']} events)"
-        )
+    for _ in range(args.repeat):
+        for writers in (int(n) for n in args.writers.split(",")):
+            for layout in layouts:
+                row = measure(
+                    database.dsn, database.postmaster_pid, writers, args.duration, args.warmup,
+                    args.concurrency, layout,
+                )  # fmt: skip
+                rows.append(row)
+                print(
+                    f"{layout:>8}  {writers:>7}  {row['events_per_s']:>8.0f}"
+                    f"  {row['mean_batch']:>5.1f}  {row['commits_per_s']:>8.0f}"
+                    f"  {row['rollbacks_per_s']:>8.1f}  {row['refused']:>7}"
+                    f"  {row['lock_wait_share']:>8.0%}  {row['pg_ms_per_event']:>8.3f}"
+                    f"  {row['writer_ms_per_event']:>8.3f}"
+                    f"  {row['load'][0]:>4.1f}/{row['load'][1]:<4.1f}"
+                    f"  {'ok' if row['verified'] else 'BROKEN'} ({row['logged']} events)",
+                    flush=True,
+                )
     for row in rows:
-        print(f"  {row['writers']} writer(s), backends sampled: {row['waits']}")
+        print(f"  {row['layout']}, {row['writers']} writer(s), backends sampled: {row['waits']}")
+    if args.repeat > 1 or len(layouts) > 1:
+        _medians(rows, layouts)
     print(f"one INSERT of {args.explain_batch} events inside PostgreSQL (median of 5):")
     for label, total, trigger in asyncio.run(explain(database.dsn, args.explain_batch)):
         per = 1000 / args.explain_batch
         print(
-            f"  {label:<32} {total:7.2f} ms ({total * per:5.0f} µs/event),"
+            f"  {label + ' layout':<16} {total:7.2f} ms ({total * per:5.0f} µs/event),"
             f" link check {trigger:6.2f} ms ({trigger * per:4.0f} µs/event)"
         )
+
+
+def _medians(rows: list[dict[str, Any]], layouts: list[str]) -> None:
+    """Per writer count, each layout's median PostgreSQL and writer CPU per event, and the
+    ratio of each to the first layout's."""
+    print("medians (PG ms/ev, writer ms/ev, mean batch; ratio of PG ms/ev to the first layout):")
+    for writers in sorted({row["writers"] for row in rows}):
+        first = None
+        for layout in layouts:
+            mine = [r for r in rows if r["writers"] == writers and r["layout"] == layout]
+            pg = statistics.median(r["pg_ms_per_event"] for r in mine)
+            wr = statistics.median(r["writer_ms_per_event"] for r in mine)
+            batch = statistics.median(r["mean_batch"] for r in mine)
+            first = pg if first is None else first
+            print(
+                f"  {writers} writer(s) {layout:>8}: PG {pg:.4f}  writer {wr:.4f}"
+                f"  batch {batch:5.1f}  ({pg / first:.2f} of {layouts[0]}, n={len(mine)})"
+            )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -228,3 +229,43 @@ async def test_a_running_writer_checkpoints_every_interval(audit_dsn: str) -> No
     finally:
         await store.close()
     assert (await verify(audit_dsn)).checkpoints == 1  # closing had nothing left to cover
+
+
+async def test_one_statement_for_two_chains_is_refused_whole_if_one_does_not_follow(
+    store: PostgresAuditLog, audit_dsn: str
+) -> None:
+    await store.append(event())
+    connection = await asyncpg.connect(audit_dsn)
+    try:
+        # Event 2 of the writer's chain follows; the new chain's event 1 does not follow
+        # GENESIS. The check runs once for the statement, over both chains.
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="does not follow"):
+            await connection.execute(
+                "WITH one AS (SELECT * FROM audit_event WHERE seq = 1)"
+                " INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
+                " roles, subjects, decisions, document_hash, hash_algorithm, prev_hash, hash)"
+                " SELECT c, s, at, trace_id, caller_app, caller_region, roles, subjects,"
+                " decisions, document_hash, hash_algorithm, CASE s WHEN 2 THEN hash ELSE 'x' END,"
+                " 'y' FROM one, LATERAL (VALUES (one.chain, 2), ('other-chain', 1)) AS n(c, s)"
+            )
+        assert await connection.fetchval("SELECT count(*) FROM audit_event") == 1
+    finally:
+        await connection.close()
+
+
+async def test_values_with_quotes_backslashes_and_commas_come_back_as_written(
+    store: PostgresAuditLog, audit_dsn: str
+) -> None:
+    odd = replace(
+        event(1, subjects=("11010519491231002X", "NULL", 'a "b", c\\d', "{x}")),
+        roles=("role, with comma", 'quote"d', "back\\slash", ""),
+        acting="upper-gateway",
+        receipts=({"gateway": "lower", "region": "SH", "seq": 1, "hash": "ab" * 32},),
+    )
+    plain = event(2, subjects=())
+    await store.append(odd)
+    await store.append(plain)
+    found = list(reversed(await store.read(EventQuery(limit=10))))
+    assert [s.event for s in found] == [odd, plain]
+    assert all(s.verify_hash() for s in found)
+    assert (await verify(audit_dsn)).ok
