@@ -366,7 +366,9 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
     results = await asyncio.gather(
         *(
             floor.fetch_two(
-                ("representative", "credit"), region, (list(rep_keys.get(region, ())), credit_list_keys)
+                ("representative", "credit"),
+                region,
+                (list(rep_keys.get(region, ())), credit_list_keys),
             )
             for region in level
         )
@@ -463,6 +465,7 @@ async def search_legal_persons(floor: Floor, policy: FloorPolicy, variables: dic
 
 
 # -- single-region look-ups (L1, L2) ----------------------------------------------------------
+
 
 async def enterprise_lookup(floor: Floor, policy: FloorPolicy, variables: dict[str, Any]) -> Any:
     """L1: one enterprise from its home region, four public fields."""

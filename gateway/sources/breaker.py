@@ -83,9 +83,7 @@ class CircuitBreaker(Source):
     ) -> list[Row]:
         if columns is None:  # as asked: a wrapped kind need not know of columns
             return await self._call(lambda: self.source.fetch(entity, field, values))
-        return await self._call(
-            lambda: self.source.fetch(entity, field, values, columns=columns)
-        )
+        return await self._call(lambda: self.source.fetch(entity, field, values, columns=columns))
 
     async def fetch_many(
         self,

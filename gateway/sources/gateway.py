@@ -22,7 +22,9 @@ the same step of the event loop (a level's batches) are one HTTP request,
 whatever the number of keys (more than 100 keys of a batch become several
 aliased list fields of that request, the lower's batch limit per field); the
 fetches of two requests never share one, since each carries its own caller's
-delegation.
+delegation. A fetch that names its columns (a planned document's) asks the
+lower for those fields only (``upstream.selection``), so the lower too reads,
+decides and audits only what the operation needs.
 
 Failures, as for ``postgres``: a connection error, a timeout, a 5xx, a lower
 that refuses the service token or reports its own source or audit store down

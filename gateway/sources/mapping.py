@@ -161,9 +161,7 @@ class RegionMapping:
     entities: dict[str, EntityMapping]
     source: str = "<mapping>"
 
-    def compile_fetch(
-        self, entity: str, field: str, columns: Collection[str] | None = None
-    ) -> str:
+    def compile_fetch(self, entity: str, field: str, columns: Collection[str] | None = None) -> str:
         """SQL for the rows of ``entity`` whose ``field`` is one of ``$1::text[]``: every
         field, or only ``columns`` (and ``field``).
 

@@ -278,7 +278,9 @@ class PostgresSource(Source):
         key = (entity, field, wanted)
         sql = self._projected.get(key)
         if sql is None:
-            sql = _remember(self._projected, key, self._mapping.compile_fetch(entity, field, wanted))
+            sql = _remember(
+                self._projected, key, self._mapping.compile_fetch(entity, field, wanted)
+            )
         return sql
 
     async def search(
