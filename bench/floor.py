@@ -6,7 +6,9 @@ pool per region with the same sizes and the same no-op reset, and orjson. It
 does what the gateway must do to give the same answer, and nothing more:
 
 - the same bearer-token check (``gateway.edge.auth.TokenVerifier``) and matter check;
-- the same SQL, compiled from the same mappings, with the same batching: one
+- the same SQL, compiled from the same mappings, selecting only the columns
+  each operation reads (its selected fields, the keys it follows, groups and
+  orders by), as the gateway's plans do, with the same batching: one
   round trip per region per level, the levels read in the same order (so the
   same number of queries and round trips); where a level reads two entities
   from a region (Q1's residences and social insurance, Q2's representatives
@@ -53,7 +55,7 @@ from gateway.edge.settings import Settings, load_settings
 from gateway.sources.mapping import load_mapping
 from gateway.sources.sql import prefix_bounds
 from policies import Decision, OperationPolicy, PolicyEngine, resolve_mask_secret
-from policies.grades import NATURAL_PERSON
+from policies.grades import NATURAL_PERSON, snake_case
 from resolvers.cursors import CursorCodec
 
 #: Most keys a list argument may carry (as ``resolvers.arguments.MAX_KEYS``).
@@ -81,6 +83,10 @@ class Selection:
         self.type_name = type_name
         self.names = names
 
+    def columns(self, *more: str) -> frozenset[str]:
+        """The columns to read: the selected fields' (their unified names), and ``more``."""
+        return frozenset(snake_case(name) for name in self.names).union(more)
+
 
 PERSON_Q1 = Selection(
     "NaturalPerson",
@@ -97,6 +103,26 @@ COMPANY_Q3 = Selection(
     "uscc", "name", "entityType", "status", "registeredCapital", "establishedOn", "region",
     "address",
 )  # fmt: skip
+COMPANY_L1 = Selection("LegalPerson", "uscc", "name", "status", "registeredCapital")
+PERSON_L2 = Selection("NaturalPerson", "idNumber", "name", "gender", "birthDate", "phone")
+
+#: Each look-up: (entity, field looked up by, the columns read). Beside the selected fields,
+#: what the floor itself reads: the key rows are grouped by, the order of lists, a
+#: representative's ID, a credit record's id (its tie-break) and subject type (its grades).
+LOOKUPS: dict[str, tuple[str, str, frozenset[str]]] = {
+    "person_q1": ("person", "id_number", PERSON_Q1.columns("id_number")),
+    "person_l2": ("person", "id_number", PERSON_L2.columns("id_number")),
+    "representative": ("person", "id_number", REPRESENTATIVE.columns("id_number")),
+    "residence": ("residence", "person_id", RESIDENCE.columns("person_id", "since")),
+    "insurance": ("social_insurance", "person_id", INSURANCE.columns("person_id", "since")),
+    "enterprise_q2": ("enterprise", "uscc", COMPANY_Q2.columns("uscc", "legal_rep_id")),
+    "enterprise_l1": ("enterprise", "uscc", COMPANY_L1.columns("uscc")),
+    "credit": (
+        "credit_record",
+        "subject_id",
+        CREDIT.columns("subject_id", "id", "decided_on", "subject_type"),
+    ),
+}
 
 
 class FloorPolicy:
@@ -169,21 +195,17 @@ class Floor:
         self.regions = tuple(s.region for s in settings.sources)
         self.pools: dict[str, asyncpg.Pool] = {}
         self.sql: dict[tuple[str, str], str] = {}
-        lookups = {
-            "person": ("person", "id_number"),
-            "residence": ("residence", "person_id"),
-            "insurance": ("social_insurance", "person_id"),
-            "enterprise": ("enterprise", "uscc"),
-            "credit": ("credit_record", "subject_id"),
-        }
         for source in settings.sources:
             mapping = load_mapping(source.mapping)
-            for name, (entity, field) in lookups.items():
-                self.sql[name, source.region] = mapping.compile_fetch(entity, field)
+            for name, (entity, field, columns) in LOOKUPS.items():
+                self.sql[name, source.region] = mapping.compile_fetch(entity, field, columns)
             # Two look-ups in one round trip: rows carry ``_lookup`` (0 or 1) and both
             # entities' columns by name, so a row is read by name as a single look-up's is.
-            for first, second in (("residence", "insurance"), ("person", "credit")):
-                combined = mapping.compile_combined([lookups[first], lookups[second]])
+            for first, second in (("residence", "insurance"), ("representative", "credit")):
+                combined = mapping.compile_combined(
+                    [LOOKUPS[first][:2], LOOKUPS[second][:2]],
+                    [LOOKUPS[first][2], LOOKUPS[second][2]],
+                )
                 self.sql[f"{first}+{second}", source.region] = combined.sql
             self.sql["search", source.region] = mapping.compile_search(
                 "enterprise", "name", after=False
@@ -261,7 +283,7 @@ async def counter_lookup(floor: Floor, policy: FloorPolicy, variables: dict[str,
     home = id_number_region(key, SHIPPED)
     if home is None or home not in floor.pools:
         return {"naturalPerson": None}, 0
-    rows = await floor.fetch("person", home, [key])
+    rows = await floor.fetch("person_q1", home, [key])
     if not rows:
         return {"naturalPerson": None}, 1
     person = shown(rows[0], policy.plan(PERSON_Q1, home))
@@ -313,7 +335,7 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
         home = uscc_region(key, SHIPPED)
         if home is not None and home in floor.pools:
             wanted.setdefault(home, {})[key] = None
-    companies = await floor.fetch_by("enterprise", "uscc", wanted)
+    companies = await floor.fetch_by("enterprise_q2", "uscc", wanted)
     queries += len(companies)
 
     # Level 1: who represents each enterprise, and its credit records.
@@ -344,7 +366,9 @@ async def joint_handling_list(floor: Floor, policy: FloorPolicy, variables: dict
     results = await asyncio.gather(
         *(
             floor.fetch_two(
-                ("person", "credit"), region, (list(rep_keys.get(region, ())), credit_list_keys)
+                ("representative", "credit"),
+                region,
+                (list(rep_keys.get(region, ())), credit_list_keys),
             )
             for region in level
         )
@@ -442,9 +466,6 @@ async def search_legal_persons(floor: Floor, policy: FloorPolicy, variables: dic
 
 # -- single-region look-ups (L1, L2) ----------------------------------------------------------
 
-COMPANY_L1 = Selection("LegalPerson", "uscc", "name", "status", "registeredCapital")
-PERSON_L2 = Selection("NaturalPerson", "idNumber", "name", "gender", "birthDate", "phone")
-
 
 async def enterprise_lookup(floor: Floor, policy: FloorPolicy, variables: dict[str, Any]) -> Any:
     """L1: one enterprise from its home region, four public fields."""
@@ -452,7 +473,7 @@ async def enterprise_lookup(floor: Floor, policy: FloorPolicy, variables: dict[s
     home = uscc_region(key, SHIPPED)
     if home is None or home not in floor.pools:
         return {"legalPerson": None}, 0
-    rows = await floor.fetch("enterprise", home, [key])
+    rows = await floor.fetch("enterprise_l1", home, [key])
     found = shown(rows[0], policy.plan(COMPANY_L1, home)) if rows else None
     return {"legalPerson": found}, 1
 
@@ -463,7 +484,7 @@ async def person_lookup(floor: Floor, policy: FloorPolicy, variables: dict[str, 
     home = id_number_region(key, SHIPPED)
     if home is None or home not in floor.pools:
         return {"naturalPerson": None}, 0
-    rows = await floor.fetch("person", home, [key])
+    rows = await floor.fetch("person_l2", home, [key])
     found = shown(rows[0], policy.plan(PERSON_L2, home)) if rows else None
     return {"naturalPerson": found}, 1
 

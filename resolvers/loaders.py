@@ -21,19 +21,23 @@ also stands for the batch's one backend query.
 An executor that gathers a whole level's keys (``schema.direct``) reads every
 entity a level needs from one region in one round trip (``read_many``, through
 ``Source.fetch_many``): a person's residences and social insurance from each
-region together, one query per region instead of two.
+region together, one query per region instead of two. It also knows, from the
+operation's plan, which fields each read needs (``columns``): the fields the
+operation selects, and what the gateway itself reads of a row (``LoadSpec.needs``).
+The loaders, used where the fields are not known, read every field.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
+from gateway.core.entities import ENTITY_FIELDS
 from gateway.core.types import RegionCode, Row
 from gateway.sources import Source
 from policies import OperationPolicy
@@ -47,6 +51,8 @@ KEY = "_key"
 OWNER = "_owner"
 ORDER = "_order"
 KIND = "_kind"
+#: Whether a record is about a person or an enterprise: the policy grades by it.
+SUBJECT_TYPE = "subject_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,20 @@ class LoadSpec:
     subject: str | None = None
     lookup: str | None = None
     kind: str | None = None
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The fields the gateway reads of every row, whatever the operation selects: the
+        key it is grouped by, the identity, the audit subject, the order, the kind, and the
+        subject type the policy grades credit records by (``OperationPolicy.apply``)."""
+        own = {self.by, self.identity, self.subject, self.order, self.kind}
+        if SUBJECT_TYPE in ENTITY_FIELDS[self.entity]:
+            own.add(SUBJECT_TYPE)
+        return frozenset(name for name in own if name is not None)
+
+    def columns(self, fields: Iterable[str]) -> frozenset[str]:
+        """The fields to read for an operation whose rows of this spec read ``fields``."""
+        return self.needs.union(fields)
 
 
 PERSON = LoadSpec(
@@ -258,11 +278,16 @@ class Loaders:
         return rows
 
     async def read_many(
-        self, region: RegionCode, reads: Sequence[tuple[LoadSpec, Sequence[str]]]
+        self,
+        region: RegionCode,
+        reads: Sequence[tuple[LoadSpec, Sequence[str]]],
+        columns: Mapping[LoadSpec, frozenset[str]] | None = None,
     ) -> list[list[list[Row]]]:
         """Read several specs' keys from one region now, in one round trip, without the loaders.
 
         Per read, its keys' rows, masked and grouped exactly as a loader's batch is.
+        ``columns``: the fields to read per spec (``LoadSpec.columns``; every field for a
+        spec it does not list).
         """
         out: list[list[list[Row]]] = [[] for _ in reads]
         source = self._source(region)
@@ -270,13 +295,19 @@ class Loaders:
         if source is None or not asked:
             return [[[] for _ in keys] for _, keys in reads]
         with self.span([spec for _, spec, _ in asked], region, reads) as span:
+            wanted = [None if columns is None else columns.get(spec) for _, spec, _ in asked]
             if len(asked) == 1:  # one look-up: the source's own fetch, as a loader's batch
                 _, spec, keys = asked[0]
-                raw = [await source.fetch(spec.entity, spec.by, keys)]
+                if wanted[0] is None:
+                    raw = [await source.fetch(spec.entity, spec.by, keys)]
+                else:
+                    raw = [await source.fetch(spec.entity, spec.by, keys, columns=wanted[0])]
             else:
-                raw = await source.fetch_many(
-                    [(spec.entity, spec.by, keys) for _, spec, keys in asked]
-                )
+                lookups = [(spec.entity, spec.by, keys) for _, spec, keys in asked]
+                if all(own is None for own in wanted):
+                    raw = await source.fetch_many(lookups)
+                else:
+                    raw = await source.fetch_many(lookups, columns=wanted)
             self.batches += 1
             if span is not None:
                 span.set_attribute("deltagate.batch.rows", sum(len(rows) for rows in raw))

@@ -323,7 +323,8 @@ class _Run:
         self, wanted: dict[Read, dict[str, None]]
     ) -> dict[Read, dict[str, list[Row]] | Exception]:
         """The keys not read before in this operation: everything one region is asked for on
-        this level in one round trip (``Loaders.read_many``), the regions concurrently."""
+        this level in one round trip (``Loaders.read_many``), the regions concurrently, each
+        read selecting only the fields the plan needs."""
         by_region: dict[RegionCode, list[tuple[LoadSpec, list[str]]]] = {}
         for (spec, region), asked in wanted.items():
             seen = self.seen.setdefault((spec, region), {})
@@ -332,15 +333,16 @@ class _Run:
                 by_region.setdefault(region, []).append((spec, new))
         regions = list(by_region)
         loaders = self.ctx.loaders
+        columns = self.plan.columns  # only the fields the operation needs (``schema.plan``)
         results: list[Any]
         if len(regions) == 1:  # one region: awaited here, no task
             try:
-                results = [await loaders.read_many(regions[0], by_region[regions[0]])]
+                results = [await loaders.read_many(regions[0], by_region[regions[0]], columns)]
             except Exception as failed:
                 results = [failed]
         else:
             results = await asyncio.gather(
-                *(loaders.read_many(region, by_region[region]) for region in regions),
+                *(loaders.read_many(region, by_region[region], columns) for region in regions),
                 return_exceptions=True,
             )
         outcome: dict[Read, dict[str, list[Row]] | Exception] = {}

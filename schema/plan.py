@@ -15,6 +15,14 @@ connection; a scalar field if Strawberry copies it from the row (a plain
 attribute, no resolver of its own). The plan is made once per distinct document,
 where the gateway keeps the parsed document (``gateway.edge.documents``).
 
+The plan also says which fields each read needs (``OperationPlan.columns``), so
+that a source sends only those (a projection): per type, the row keys of the
+fields the operation selects on it anywhere in the document (the same set the
+policy decides and masks by, ``resolvers.selection``), the keys its links
+follow (an enterprise's ``legal_rep_id``), and what the gateway reads of every
+row (``LoadSpec.needs``: the key, identity, audit subject, order, kind). A field
+outside that set is one the policy would withhold and nothing reads.
+
 Anything outside that shape (other root fields, directives, abstract types)
 has no plan and runs on the ordinary executor; both give the same response.
 """
@@ -22,7 +30,7 @@ has no plan and runs on the ordinary executor; both give the same response.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphql import (
     FieldNode,
@@ -43,7 +51,9 @@ from graphql import (
     get_named_type,
 )
 
+from gateway.core.entities import ENTITY_FIELDS
 from resolvers import links
+from resolvers.loaders import KEY, LoadSpec
 from resolvers.roots import Lookup, Search, described
 from resolvers.selection import Selection, selected_fields
 
@@ -114,6 +124,7 @@ class OperationPlan:
     roots: tuple[RootPlan, ...]
     selection: Selection
     variables: tuple[VariableDefinitionNode, ...] = ()
+    columns: Mapping[LoadSpec, frozenset[str]] = field(default_factory=dict)
 
 
 class Unsupported(Exception):
@@ -149,11 +160,63 @@ def plan_operation(
             roots.append(RootPlan(key, name, field_def, tuple(nodes), child, answer))
     except Unsupported:
         return None
+    selection = selected_fields(schema, operation, fragments)
     return OperationPlan(
         tuple(roots),
-        selected_fields(schema, operation, fragments),
+        selection,
         tuple(operation.variable_definitions or ()),
+        _columns(schema, roots, selection),
     )
+
+
+def _columns(
+    schema: GraphQLSchema, roots: list[RootPlan], selection: Selection
+) -> dict[LoadSpec, frozenset[str]]:
+    """The fields each read of the plan needs (``OperationPlan.columns``).
+
+    A type's fields are taken from the operation's selection on it, not from one place in
+    the plan: the rows one read returns are shared by every place that reads the same keys
+    (``schema.direct`` reads a key once per operation), and the policy decides every field
+    selected on the type for each of its rows.
+    """
+    specs: dict[LoadSpec, None] = {}
+    planned: dict[str, set[str]] = {}
+
+    def walk(plan: ObjectPlan) -> None:
+        keys = planned.setdefault(plan.type_name, set())
+        for entry in plan.entries:
+            if isinstance(entry, Scalar):
+                if entry.kind != "typename":
+                    keys.add(entry.row_key)
+                continue
+            if entry.follows is not None:
+                specs[entry.follows.load] = None
+            walk(entry.child)
+
+    for root in roots:
+        if isinstance(root.answer, Lookup):
+            specs[root.answer.load] = None
+        walk(root.child)
+    out: dict[LoadSpec, frozenset[str]] = {}
+    for spec in specs:
+        fields = set(planned.get(spec.type_name, ()))
+        object_type = schema.get_type(spec.type_name)
+        for name in selection.get(spec.type_name, ()):
+            follows = links.LINKS.get(f"{spec.type_name}.{name}")
+            if follows is not None:
+                if follows.key_field != KEY:
+                    fields.add(follows.key_field)
+                continue
+            field_def = (
+                object_type.fields.get(name) if isinstance(object_type, GraphQLObjectType) else None
+            )
+            row_key = None if field_def is None else _row_key(field_def)
+            if row_key is not None:
+                fields.add(row_key)
+        # Only the entity's own fields are columns (a row has no other).
+        own = ENTITY_FIELDS[spec.entity]
+        out[spec] = spec.columns(name for name in fields if name in own)
+    return out
 
 
 def _object_plan(

@@ -13,6 +13,12 @@ gateway (the national - provincial - city cascade) fits the same shape:
 residences and social insurance); a kind that can answer them in one round
 trip overrides it, the others ask them one by one, concurrently.
 
+A look-up may name the fields it needs (``columns``, from the operation's
+plan): a row then holds at least those and the field looked up by, and a
+kind may leave the others out (``postgres`` selects only those columns, a
+``gateway`` source asks the lower for only those fields). Without ``columns``,
+every field of the entity.
+
 A source raises :class:`~gateway.core.errors.SourceUnavailable` naming its region
 when its backend cannot answer, so the gateway can return a partial result.
 """
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -71,27 +77,44 @@ class Source(ABC):
         """Release whatever the source holds."""
 
     @abstractmethod
-    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
+    async def fetch(
+        self,
+        entity: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        columns: Collection[str] | None = None,
+    ) -> list[Row]:
         """The rows of ``entity`` whose ``field`` is one of ``values``, in one round trip.
 
         Covers both "rows for these keys" (``fetch("person", "id_number", ids)``)
         and "rows related to these subjects" (``fetch("credit_record",
         "subject_id", ids)``). Rows come in no particular order; an entity the
-        region does not hold yields no rows.
+        region does not hold yields no rows. With ``columns``, a row holds at least
+        those fields and ``field`` (every field without).
         """
 
     async def fetch_many(
-        self, lookups: Sequence[tuple[str, str, Sequence[str]]]
+        self,
+        lookups: Sequence[tuple[str, str, Sequence[str]]],
+        *,
+        columns: Sequence[Collection[str] | None] | None = None,
     ) -> list[list[Row]]:
-        """Several ``fetch`` look-ups, ``(entity, field, values)``: their rows, in order.
+        """Several ``fetch`` look-ups, ``(entity, field, values)``: their rows, in order;
+        ``columns``, if given, holds each look-up's columns (None: every field).
 
         One backend round trip where the kind can (``PostgresSource``); here, one ``fetch``
         each, concurrently. A failure of any fails them all, as one round trip would.
         """
-        if len(lookups) == 1:
-            entity, field, values = lookups[0]
-            return [await self.fetch(entity, field, values)]
-        asked = (self.fetch(entity, field, values) for entity, field, values in lookups)
+        wanted = columns if columns is not None else [None] * len(lookups)
+        asked = [
+            self.fetch(entity, field, values)
+            if own is None
+            else self.fetch(entity, field, values, columns=own)
+            for (entity, field, values), own in zip(lookups, wanted, strict=True)
+        ]
+        if len(asked) == 1:
+            return [await asked[0]]
         return list(await asyncio.gather(*asked))
 
     @abstractmethod

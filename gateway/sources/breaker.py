@@ -13,7 +13,7 @@ requests open the breaker for everyone.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from enum import StrEnum
 from typing import TypeVar
 
@@ -73,13 +73,27 @@ class CircuitBreaker(Source):
     async def close(self) -> None:
         await self.source.close()
 
-    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
-        return await self._call(lambda: self.source.fetch(entity, field, values))
+    async def fetch(
+        self,
+        entity: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        columns: Collection[str] | None = None,
+    ) -> list[Row]:
+        if columns is None:  # as asked: a wrapped kind need not know of columns
+            return await self._call(lambda: self.source.fetch(entity, field, values))
+        return await self._call(lambda: self.source.fetch(entity, field, values, columns=columns))
 
     async def fetch_many(
-        self, lookups: Sequence[tuple[str, str, Sequence[str]]]
+        self,
+        lookups: Sequence[tuple[str, str, Sequence[str]]],
+        *,
+        columns: Sequence[Collection[str] | None] | None = None,
     ) -> list[list[Row]]:
-        return await self._call(lambda: self.source.fetch_many(lookups))
+        if columns is None:
+            return await self._call(lambda: self.source.fetch_many(lookups))
+        return await self._call(lambda: self.source.fetch_many(lookups, columns=columns))
 
     async def search(
         self,

@@ -22,7 +22,9 @@ the same step of the event loop (a level's batches) are one HTTP request,
 whatever the number of keys (more than 100 keys of a batch become several
 aliased list fields of that request, the lower's batch limit per field); the
 fetches of two requests never share one, since each carries its own caller's
-delegation.
+delegation. A fetch that names its columns (a planned document's) asks the
+lower for those fields only (``upstream.selection``), so the lower too reads,
+decides and audits only what the operation needs.
 
 Failures, as for ``postgres``: a connection error, a timeout, a 5xx, a lower
 that refuses the service token or reports its own source or audit store down
@@ -38,7 +40,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -84,6 +86,7 @@ class _Part:
     routes: Sequence[Route]
     keys: list[str]
     answer: asyncio.Future[tuple[dict[str, Any], Asked]]
+    columns: frozenset[str] | None = None
 
 
 class GatewaySource(Source):
@@ -173,13 +176,24 @@ class GatewaySource(Source):
         if client is not None:
             await client.aclose()
 
-    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
+    async def fetch(
+        self,
+        entity: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        columns: Collection[str] | None = None,
+    ) -> list[Row]:
         routes = routes_for(entity, field)
         keys = list(dict.fromkeys(values))
         if not any(route.accepts(key) for route in routes for key in keys):
             return []  # no key the lower could take: nothing to ask
         started = time.perf_counter()
-        part = _Part(entity, field, routes, keys, asyncio.get_running_loop().create_future())
+        # Only the fields asked for (the lower decides, masks and audits those alone).
+        wanted = None if columns is None else frozenset(columns)
+        part = _Part(
+            entity, field, routes, keys, asyncio.get_running_loop().create_future(), wanted
+        )
         self._coalesce(part)
         data, asked = await part.answer
         rows: list[Row] = []
@@ -219,7 +233,8 @@ class GatewaySource(Source):
 
     async def _send(self, parts: list[_Part]) -> None:
         document, variables, asked = fetch_document(
-            [(part.entity, part.routes, part.keys) for part in parts]
+            [(part.entity, part.routes, part.keys) for part in parts],
+            [part.columns for part in parts],
         )
         what = "+".join(f"{part.entity}.{part.field}" for part in parts)
         try:

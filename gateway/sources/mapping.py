@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -161,19 +161,27 @@ class RegionMapping:
     entities: dict[str, EntityMapping]
     source: str = "<mapping>"
 
-    def compile_fetch(self, entity: str, field: str) -> str:
-        """SQL for the rows of ``entity`` whose ``field`` is one of ``$1::text[]``.
+    def compile_fetch(self, entity: str, field: str, columns: Collection[str] | None = None) -> str:
+        """SQL for the rows of ``entity`` whose ``field`` is one of ``$1::text[]``: every
+        field, or only ``columns`` (and ``field``).
 
         See :func:`gateway.sources.sql.fetch_sql` for the statement's shape.
         """
-        return fetch_sql(self._entity(entity), field)
+        return fetch_sql(self._entity(entity), field, columns)
 
-    def compile_combined(self, lookups: Sequence[tuple[str, str]]) -> Combined:
-        """One statement for several (entity, field) look-ups, each with its own ``text[]``.
+    def compile_combined(
+        self,
+        lookups: Sequence[tuple[str, str]],
+        columns: Sequence[Collection[str] | None] | None = None,
+    ) -> Combined:
+        """One statement for several (entity, field) look-ups, each with its own ``text[]``
+        (and, given ``columns``, each selecting only its own columns).
 
         See :func:`gateway.sources.sql.combined_fetch_sql` for the statement's shape.
         """
-        return combined_fetch_sql([(self._entity(entity), field) for entity, field in lookups])
+        return combined_fetch_sql(
+            [(self._entity(entity), field) for entity, field in lookups], columns
+        )
 
     def compile_search(self, entity: str, field: str, *, after: bool) -> str:
         """SQL for one page of rows whose ``field`` starts with a prefix.

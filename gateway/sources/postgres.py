@@ -9,6 +9,12 @@ plan cache. Several look-ups asked together (``fetch_many``) go as one
 statement (``gateway.sources.sql.combined_fetch_sql``), compiled on first use
 for that set of look-ups: one round trip for a person's residences and social
 insurance, or for a level's persons and credit records.
+
+A look-up that names its columns (the fields a planned document reads) gets
+a statement selecting only those, compiled on first use for that (entity,
+field, columns) and kept, as are combined statements, in a bounded cache
+(``STATEMENT_CACHE``): the planned documents are few, but what callers send
+must not grow the gateway's memory without bound.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
@@ -56,6 +62,16 @@ _BACKEND_ERRORS = (*_LINK_ERRORS, asyncpg.PostgresError)
 _VALUE_ERRORS = (asyncpg.DataError, ValueError)
 
 
+#: The most statements compiled on first use (projected and combined look-ups) a source
+#: keeps; past it, the oldest is dropped (and compiled again if asked again).
+STATEMENT_CACHE = 256
+
+#: A projected look-up: (entity, field, columns).
+_ProjectedKey = tuple[str, str, frozenset[str]]
+#: A combined statement: each look-up's (entity, field, columns or None).
+_CombinedKey = tuple[tuple[str, str, frozenset[str] | None], ...]
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing (see ``PostgresSource._create_pool``)."""
 
@@ -72,6 +88,25 @@ class _Split:
 
 def _one(column: int) -> Callable[[Any], tuple[Any, ...]]:
     return lambda record: (record[column],)
+
+
+def _frozen(columns: Collection[str] | None) -> frozenset[str] | None:
+    """Columns as a cache key (a frozenset keeps its hash, so a plan's set costs nothing)."""
+    if columns is None or isinstance(columns, frozenset):
+        return columns
+    return frozenset(columns)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    """Keep ``value`` under ``key``, dropping the oldest entry past ``STATEMENT_CACHE``."""
+    if len(cache) >= STATEMENT_CACHE:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 class PostgresSource(Source):
@@ -134,9 +169,11 @@ class PostgresSource(Source):
                         sql = mapping.compile_search(entity, field, after=after)
                         self._search_sql[entity, field, after] = sql
         self._mapping = mapping
-        # Statements for sets of look-ups asked together, compiled on first use: the
-        # SQL, the fields of each look-up and a getter of their columns from a record.
-        self._combined: dict[tuple[tuple[str, str], ...], tuple[str, list[_Split]]] = {}
+        # Statements for projected look-ups, and for sets of look-ups asked together,
+        # compiled on first use (bounded: ``_remember``). For the latter: the SQL, the
+        # fields of each look-up and a getter of their columns from a record.
+        self._projected: dict[_ProjectedKey, str] = {}
+        self._combined: dict[_CombinedKey, tuple[str, list[_Split]]] = {}
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Future[asyncpg.Pool] | None = None
         self._closed = False
@@ -160,49 +197,71 @@ class PostgresSource(Source):
             except (TimeoutError, *_BACKEND_ERRORS):
                 pool.terminate()
 
-    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
+    async def fetch(
+        self,
+        entity: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        columns: Collection[str] | None = None,
+    ) -> list[Row]:
         sql = self._fetch_sql.get((entity, field))
         if sql is None:
             return self._unmapped(entity, field)
         keys = list(dict.fromkeys(values))  # a key asked twice is read once
         if not keys:
             return []
+        if columns is not None:
+            sql = self._projected_sql(entity, field, columns)
         return await self._query(entity, field, sql, len(keys), keys)
 
     async def fetch_many(
-        self, lookups: Sequence[tuple[str, str, Sequence[str]]]
+        self,
+        lookups: Sequence[tuple[str, str, Sequence[str]]],
+        *,
+        columns: Sequence[Collection[str] | None] | None = None,
     ) -> list[list[Row]]:
         out: list[list[Row]] = [[] for _ in lookups]
-        asked: list[tuple[int, str, str, list[str]]] = []
+        if columns is not None and len(columns) != len(lookups):
+            raise ValueError("one set of columns per look-up")
+        asked: list[tuple[int, str, str, list[str], frozenset[str] | None]] = []
         for index, (entity, field, values) in enumerate(lookups):
             if (entity, field) not in self._fetch_sql:
                 self._unmapped(entity, field)  # raises for an unknown field
                 continue
             keys = list(dict.fromkeys(values))
             if keys:
-                asked.append((index, entity, field, keys))
+                own = None if columns is None else columns[index]
+                asked.append((index, entity, field, keys, _frozen(own)))
         if len(asked) == 1:
-            index, entity, field, keys = asked[0]
-            out[index] = await self._query(
-                entity, field, self._fetch_sql[entity, field], len(keys), keys
+            index, entity, field, keys, own = asked[0]
+            sql = (
+                self._fetch_sql[entity, field]
+                if own is None
+                else self._projected_sql(entity, field, own)
             )
+            out[index] = await self._query(entity, field, sql, len(keys), keys)
             return out
         if not asked:
             return out
-        shape = tuple((entity, field) for _, entity, field, _ in asked)
+        shape = tuple((entity, field, own) for _, entity, field, _, own in asked)
         compiled = self._combined.get(shape)
         if compiled is None:
-            combined = self._mapping.compile_combined(shape)
+            combined = self._mapping.compile_combined(
+                [(entity, field) for entity, field, _ in shape], [own for *_, own in shape]
+            )
             splits = [
                 _Split(names, itemgetter(*columns) if len(columns) > 1 else _one(columns[0]))
                 for names, columns in zip(combined.fields, combined.columns, strict=True)
             ]
-            compiled = self._combined[shape] = (combined.sql, splits)
+            compiled = _remember(self._combined, shape, (combined.sql, splits))
         sql, splits = compiled
-        entity = "+".join(entity for entity, _ in shape)
-        field = "+".join(field for _, field in shape)
-        keys_asked = sum(len(keys) for *_, keys in asked)
-        records = await self._records(entity, field, sql, keys_asked, *(keys for *_, keys in asked))
+        entity = "+".join(entity for entity, _, _ in shape)
+        field = "+".join(field for _, field, _ in shape)
+        keys_asked = sum(len(keys) for _, _, _, keys, _ in asked)
+        records = await self._records(
+            entity, field, sql, keys_asked, *(keys for _, _, _, keys, _ in asked)
+        )
         found: list[list[Row]] = [[] for _ in asked]
         for record in records:
             number = record[0]
@@ -211,6 +270,18 @@ class PostgresSource(Source):
         for (index, *_), rows in zip(asked, found, strict=True):
             out[index] = rows
         return out
+
+    def _projected_sql(self, entity: str, field: str, columns: Collection[str]) -> str:
+        """The statement of a look-up selecting only ``columns`` (and ``field``), compiled on
+        first use; a look-up whose columns are every field's uses the full statement."""
+        wanted = columns if isinstance(columns, frozenset) else frozenset(columns)
+        key = (entity, field, wanted)
+        sql = self._projected.get(key)
+        if sql is None:
+            sql = _remember(
+                self._projected, key, self._mapping.compile_fetch(entity, field, wanted)
+            )
+        return sql
 
     async def search(
         self,

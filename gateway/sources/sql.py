@@ -1,4 +1,4 @@
-"""SQL compiled from a regional mapping: one statement per (entity, look-up field).
+"""SQL compiled from a regional mapping: one statement per (entity, look-up field[, columns]).
 
 Every transform runs inside PostgreSQL, so rows arrive already in the value
 conventions of ``gateway/core/entities.py``: ISO date text for date fields,
@@ -6,6 +6,11 @@ conventions of ``gateway/core/entities.py``: ISO date text for date fields,
 text for everything else. Constants, code tables and table names come from a
 checked mapping (``gateway.sources.mapping``); caller values only ever travel as
 parameters.
+
+A look-up may name the columns it needs (``columns``): the statement then
+selects only those, plus the field looked up by, in vocabulary order. The
+gateway names them per planned document (``schema.plan``), so that PostgreSQL
+computes, sends and asyncpg decodes only what the operation reads.
 
 Look-ups compare as text. A plain column is compared as ``("col")::text``:
 for a text or varchar column the planner sees through that cast, so an
@@ -31,7 +36,7 @@ of the index. The index that serves a search on (name, key) is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +52,7 @@ __all__ = [
     "fetch_sql",
     "index_sql",
     "prefix_bounds",
+    "projected",
     "search_sql",
 ]
 
@@ -80,17 +86,38 @@ def prefix_bounds(prefix: str) -> tuple[str, str]:
     return prefix, stem[:-1] + chr(last)
 
 
-def fetch_sql(mapping: EntityMapping, field: str) -> str:
-    """The rows whose ``field`` is one of ``$1::text[]``.
+def projected(entity: str, field: str, columns: Collection[str] | None) -> tuple[str, ...]:
+    """The fields a look-up on ``field`` selects: every field of ``entity`` (``columns`` None),
+    or those of ``columns`` and ``field`` itself, in vocabulary order.
+
+    >>> projected("person", "id_number", {"phone", "name"})
+    ('id_number', 'name', 'phone')
+
+    Raises:
+        ValueError: a column or the field is not one of the entity's.
+    """
+    _check_field(entity, field)
+    every = ENTITY_FIELDS[entity]
+    if columns is None:
+        return every
+    unknown = set(columns).difference(every)
+    if unknown:
+        raise ValueError(f"entity {entity!r} has no field {sorted(unknown)[0]!r}")
+    return tuple(name for name in every if name == field or name in columns)
+
+
+def fetch_sql(mapping: EntityMapping, field: str, columns: Collection[str] | None = None) -> str:
+    """The rows whose ``field`` is one of ``$1::text[]``: every field, or ``columns`` only
+    (``projected``).
 
     Each part filters its own table, so each can use its own index::
 
         SELECT <fields> FROM "a" WHERE ("k")::text = ANY($1::text[])
         UNION ALL SELECT <fields> FROM "b" WHERE ("doc" #>> '{k}') = ANY($1::text[])
     """
-    _check_field(mapping.entity, field)
+    names = projected(mapping.entity, field, columns)
     return " UNION ALL ".join(
-        f"SELECT {_select_list(part)} FROM {_quote_table(part.table)}"
+        f"SELECT {_select_list(part, names)} FROM {_quote_table(part.table)}"
         f" WHERE {_lookup_expr(part, field)} = ANY($1::text[])"
         for part in mapping.parts
     )
@@ -106,7 +133,7 @@ class Combined:
 
     Attributes:
         sql: the statement; ``$1``, ``$2``, ... are the look-ups' ``text[]`` keys, in order.
-        fields: per look-up, its entity's fields, in vocabulary order.
+        fields: per look-up, the fields it selects (``projected``), in vocabulary order.
         columns: per look-up, the result column of each of those fields.
     """
 
@@ -115,8 +142,12 @@ class Combined:
     columns: tuple[tuple[int, ...], ...]
 
 
-def combined_fetch_sql(lookups: Sequence[tuple[EntityMapping, str]]) -> Combined:
-    """Several look-ups (each as ``fetch_sql``) as one statement, one round trip for all.
+def combined_fetch_sql(
+    lookups: Sequence[tuple[EntityMapping, str]],
+    columns: Sequence[Collection[str] | None] | None = None,
+) -> Combined:
+    """Several look-ups (each as ``fetch_sql``, with the columns of the same position in
+    ``columns``, if given) as one statement, one round trip for all.
 
     The rows of every look-up come back in one result: the first column,
     ``_lookup``, is the look-up's position, then the union of their fields by
@@ -129,10 +160,17 @@ def combined_fetch_sql(lookups: Sequence[tuple[EntityMapping, str]]) -> Combined
           FROM "rk_jzxx" WHERE ("gmsfhm")::text = ANY($1::text[])
         UNION ALL SELECT 1, NULL::text, ..., CASE ... END FROM "sb_cbxx" WHERE ... = ANY($2::text[])
     """
+    if columns is None:
+        columns = [None] * len(lookups)
+    elif len(columns) != len(lookups):
+        raise ValueError("one set of columns per look-up")
+    fields = tuple(
+        projected(mapping.entity, field, own)
+        for (mapping, field), own in zip(lookups, columns, strict=True)
+    )
     names: dict[str, None] = {}
-    for mapping, field in lookups:
-        _check_field(mapping.entity, field)
-        names.update(dict.fromkeys(ENTITY_FIELDS[mapping.entity]))
+    for own in fields:
+        names.update(dict.fromkeys(own))
     position = {name: index + 1 for index, name in enumerate(names)}
     branches = []
     for number, (mapping, field) in enumerate(lookups):
@@ -150,9 +188,8 @@ def combined_fetch_sql(lookups: Sequence[tuple[EntityMapping, str]]) -> Combined
                 f" FROM {_quote_table(part.table)}"
                 f" WHERE {_lookup_expr(part, field)} = ANY(${number + 1}::text[])"
             )
-    fields = tuple(tuple(ENTITY_FIELDS[mapping.entity]) for mapping, _ in lookups)
-    columns = tuple(tuple(position[name] for name in own) for own in fields)
-    return Combined(" UNION ALL ".join(branches), fields, columns)
+    positions = tuple(tuple(position[name] for name in own) for own in fields)
+    return Combined(" UNION ALL ".join(branches), fields, positions)
 
 
 def search_sql(mapping: EntityMapping, field: str, *, after: bool) -> str:
@@ -183,7 +220,7 @@ def search_sql(mapping: EntityMapping, field: str, *, after: bool) -> str:
         if after:
             where += f" AND ({f}, {k}) > ($3::text, $4::text)"
         return (
-            f"SELECT {_select_list(part)} FROM {_quote_table(part.table)}"
+            f"SELECT {_select_list(part, ENTITY_FIELDS[entity])} FROM {_quote_table(part.table)}"
             f" WHERE {where} ORDER BY {f}, {k} LIMIT {limit}"
         )
 
@@ -301,7 +338,6 @@ def _lookup_expr(part: Part, field: str) -> str:
     return f"({value})"
 
 
-def _select_list(part: Part) -> str:
-    return ", ".join(
-        f"{_value_expr(part, spec)} AS {_quote(name)}" for name, spec in part.fields.items()
-    )
+def _select_list(part: Part, names: Sequence[str]) -> str:
+    fields = part.fields
+    return ", ".join(f"{_value_expr(part, fields[name])} AS {_quote(name)}" for name in names)

@@ -61,8 +61,18 @@ class UpperSource(Source):
     async def ping(self) -> None:
         await self.source.ping()
 
-    async def fetch(self, entity: str, field: str, values: Sequence[str]) -> list[Row]:
-        rows = await self.source.fetch(entity, field, values)
+    async def fetch(
+        self,
+        entity: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        columns: Collection[str] | None = None,
+    ) -> list[Row]:
+        if columns is None:
+            rows = await self.source.fetch(entity, field, values)
+        else:
+            rows = await self.source.fetch(entity, field, values, columns=columns)
         for name in REGION_FIELDS.get(entity, ()):
             for row in rows:
                 value = row.get(name)

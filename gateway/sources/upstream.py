@@ -18,7 +18,8 @@ key by position, never by a value the lower may have masked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -27,7 +28,15 @@ from gateway.core.entities import ENTITY_FIELDS, MONEY_FIELDS
 from gateway.core.identifiers import is_valid_id_number, is_valid_uscc
 from gateway.core.types import Row
 
-__all__ = ["CHUNK", "Route", "fetch_document", "routes_for", "row_from", "search_document"]
+__all__ = [
+    "CHUNK",
+    "Route",
+    "fetch_document",
+    "routes_for",
+    "row_from",
+    "search_document",
+    "selection",
+]
 
 #: Keys per list argument: the lower's batch limit (``max_batch_keys``, at most 100). A
 #: larger call is split into several aliased fields of the same single request.
@@ -45,18 +54,37 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _selection(entity: str) -> str:
+def _selection(entity: str, columns: Collection[str] | None = None) -> str:
     parts = []
     for field in ENTITY_FIELDS[entity]:
-        if _FROM_PARENT.get(entity) == field:
+        if _FROM_PARENT.get(entity) == field or (columns is not None and field not in columns):
             continue
         nested = _NESTED.get((entity, field))
         parts.append(f"{nested[0]} {{ {nested[1]} }}" if nested else camel(field))
-    return " ".join(parts)
+    # A selection cannot be empty; a row of only its parent's key still needs one field.
+    return " ".join(parts) or "__typename"
 
 
 #: The selection of every unified field of each entity, built once from ENTITY_FIELDS.
 SELECTIONS: Mapping[str, str] = {entity: _selection(entity) for entity in ENTITY_FIELDS}
+
+
+@functools.lru_cache(maxsize=256)
+def selection(entity: str, columns: frozenset[str] | None) -> str:
+    """The lower's selection for rows of ``entity`` holding ``columns`` (None: every field).
+
+    Bounded: the column sets come from the gateway's planned documents, but a cache
+    keyed by them must not grow without bound.
+
+    >>> selection("enterprise", frozenset({"uscc", "name", "legal_rep_id"}))
+    'uscc name legalRepresentative { idNumber }'
+    """
+    if columns is None:
+        return SELECTIONS[entity]
+    unknown = columns.difference(ENTITY_FIELDS[entity])
+    if unknown:
+        raise ValueError(f"entity {entity!r} has no field {sorted(unknown)[0]!r}")
+    return _selection(entity, columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +138,11 @@ Asked = list[tuple[str, Route, list[str]]]
 
 def fetch_document(
     parts: Sequence[tuple[str, Sequence[Route], Sequence[str]]],
+    columns: Sequence[frozenset[str] | None] | None = None,
 ) -> tuple[str, dict[str, list[str]], list[Asked]]:
     """One operation asking every key of every part, in chunks of ``CHUNK`` per aliased
-    list field: a part is one fetch, ``(entity, routes, keys)``.
+    list field: a part is one fetch, ``(entity, routes, keys)``, selecting every field of
+    its entity, or only the fields at its position in ``columns`` (``selection``).
 
     Returns the document, its variables, and for each part, per alias, the route
     and the keys it asked (in order), to read the answer with. A part with no key
@@ -121,15 +151,16 @@ def fetch_document(
     fields: list[str] = []
     variables: dict[str, list[str]] = {}
     asked: list[Asked] = []
-    for entity, routes, keys in parts:
-        selection = SELECTIONS[entity]
+    wanted = columns if columns is not None else [None] * len(parts)
+    for (entity, routes, keys), own in zip(parts, wanted, strict=True):
+        selected = selection(entity, own)
         mine: Asked = []
         for route in routes:
             accepted = [key for key in keys if route.accepts(key)]
             for start in range(0, len(accepted), CHUNK):
                 alias = f"k{len(variables)}"
                 chunk = accepted[start : start + CHUNK]
-                inner = selection if route.link is None else f"{route.link} {{ {selection} }}"
+                inner = selected if route.link is None else f"{route.link} {{ {selected} }}"
                 fields.append(f"{alias}: {route.root}({route.argument}: ${alias}) {{ {inner} }}")
                 variables[alias] = chunk
                 mine.append((alias, route, chunk))

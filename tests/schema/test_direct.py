@@ -130,7 +130,10 @@ async def run(gateway: Gateway, schema: Any, document: str, caller: Caller, matt
     )
     partial = sorted((e["message"], tuple(e["path"])) for e in ctx.errors)
     data = opened(result.data, gateway)
-    return {"data": data, "errors": errors, "partial": partial, "policy": policy.summary()}
+    # The audit event's subjects too: the direct executor reads only the columns it needs.
+    subjects = sorted(ctx.loaders.subjects)
+    return {"data": data, "errors": errors, "partial": partial, "policy": policy.summary(),
+            "subjects": subjects}  # fmt: skip
 
 
 def opened(value: Any, gateway: Gateway) -> Any:

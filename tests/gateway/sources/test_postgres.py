@@ -11,8 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway.core.entities import ENTITY_FIELDS
 from gateway.core.errors import ConfigError, SourceUnavailable
-from gateway.sources import PostgresSource, Source, build_source
+from gateway.sources import PostgresSource, Source, build_source, postgres
 from gateway.sources.mapping import RegionMapping, parse_mapping
 from tests.gateway.sources.database import dsn_for, execute_sql
 
@@ -442,6 +443,91 @@ async def test_lookups_asked_together_skip_those_without_keys_or_table(
         )
         assert rows[0] == []
         assert [row["id_number"] for row in rows[1]] == [ZHANG]
+
+
+def projection(rows: list[dict[str, object]], columns: set[str]) -> list[dict[str, object]]:
+    """Full rows cut to ``columns``, in a canonical order, to compare with projected ones."""
+    return sorted(({k: v for k, v in row.items() if k in columns} for row in rows), key=repr)
+
+
+async def test_a_lookup_with_columns_selects_those_and_its_key_only(
+    source: PostgresSource, queries: Queries
+) -> None:
+    cases = [
+        ("person", "id_number", [ZHANG, LI], {"name", "phone", "birth_date"}),
+        ("residence", "person_id", [ZHANG, LI], {"since"}),
+        ("social_insurance", "person_id", [ZHANG], {"status"}),  # a JSON document
+        ("enterprise", "uscc", [FIRM], {"registered_capital", "status"}),  # money
+        ("credit_record", "subject_id", [FIRM, ZHANG], {"id", "subject_type", "amount"}),
+    ]
+    for entity, field, keys, columns in cases:
+        full = await source.fetch(entity, field, keys)
+        queries.clear()
+
+        rows = await source.fetch(entity, field, keys, columns=frozenset(columns))
+
+        wanted = columns | {field}
+        assert rows, entity
+        # Only those columns come back (the row's keys are the statement's select list).
+        assert all(set(row) == wanted for row in rows), entity
+        assert projection(rows, wanted) == projection(full, wanted), entity
+        assert queries == [("SH", entity, field, len(keys), len(full))]
+
+
+async def test_lookups_asked_together_each_select_their_own_columns(
+    source: PostgresSource, queries: Queries
+) -> None:
+    lookups = [
+        ("residence", "person_id", [ZHANG, LI]),
+        ("person", "id_number", [LI]),
+        ("credit_record", "subject_id", [FIRM, ZHANG]),
+    ]
+    columns = [frozenset({"address"}), None, frozenset({"kind", "decided_on"})]
+    full = await source.fetch_many(lookups)
+    queries.clear()
+
+    together = await source.fetch_many(lookups, columns=columns)
+
+    assert len(queries) == 1  # still one round trip
+    for (entity, field, _), own, rows, every in zip(lookups, columns, together, full, strict=True):
+        wanted = set(ENTITY_FIELDS[entity]) if own is None else own | {field}
+        assert rows, entity
+        assert all(set(row) == wanted for row in rows), entity
+        assert projection(rows, wanted) == projection(every, wanted), entity
+
+
+def test_every_column_asked_is_the_statement_of_no_columns(mapping: RegionMapping) -> None:
+    # The same SQL text, so the same prepared statement on each connection.
+    for entity, fields in ENTITY_FIELDS.items():
+        field = fields[0]
+        assert mapping.compile_fetch(entity, field, fields) == mapping.compile_fetch(entity, field)
+
+
+async def test_a_column_the_entity_lacks_is_refused(source: PostgresSource) -> None:
+    with pytest.raises(ValueError, match="no field 'salary'"):
+        await source.fetch("person", "id_number", [ZHANG], columns={"name", "salary"})
+    with pytest.raises(ValueError, match="no field 'salary'"):
+        await source.fetch_many(
+            [("person", "id_number", [ZHANG]), ("residence", "person_id", [ZHANG])],
+            columns=[{"salary"}, None],
+        )
+
+
+async def test_projected_statements_are_kept_up_to_a_bound(
+    source: PostgresSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "STATEMENT_CACHE", 3)
+    names = [name for name in ENTITY_FIELDS["person"] if name != "id_number"]
+    for name in names:  # seven column sets, one after another, each answered right
+        [row] = await source.fetch("person", "id_number", [ZHANG], columns=frozenset({name}))
+        assert set(row) == {"id_number", name}
+        for pair in (("residence", "person_id"), ("person", "id_number")):
+            await source.fetch_many(
+                [("residence", "person_id", [ZHANG]), (*pair, [ZHANG])],
+                columns=[frozenset({"since"}), frozenset({name} if pair[0] == "person" else ())],
+            )
+    assert len(source._projected) <= 3
+    assert len(source._combined) <= 3
 
 
 async def test_search_pages_by_name_then_uscc_in_code_point_order(
