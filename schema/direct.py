@@ -92,12 +92,18 @@ async def run_plan(
     coerces them (the same errors), then the levels. Building graphql-core's execution
     context per request (fragments, signatures, hooks, an executor object) cost more than
     coercing the variables itself."""
-    coerced = get_variable_values(
-        schema,
-        plan.variables,
-        variable_values or {},
-        max_errors=_MAX_COERCION_ERRORS,
-        hide_suggestions=hide_suggestions,
+    values = variable_values or {}
+    plain = None if plan.plain_variables is None else plan.plain_variables(values)
+    coerced = (
+        plain
+        if plain is not None
+        else get_variable_values(
+            schema,
+            plan.variables,
+            values,
+            max_errors=_MAX_COERCION_ERRORS,
+            hide_suggestions=hide_suggestions,
+        )
     )
     if isinstance(coerced, list):
         return ExecutionResult(None, coerced)

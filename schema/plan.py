@@ -56,6 +56,7 @@ from resolvers import links
 from resolvers.loaders import KEY, LoadSpec
 from resolvers.roots import Lookup, Search, described
 from resolvers.selection import Selection, selected_fields
+from schema.variables import VariablesChecker, plain_variables
 
 #: Where Strawberry keeps a field's own definition in the graphql-core schema it builds.
 _DEFINITION = "strawberry-definition"
@@ -125,6 +126,9 @@ class OperationPlan:
     selection: Selection
     variables: tuple[VariableDefinitionNode, ...] = ()
     columns: Mapping[LoadSpec, frozenset[str]] = field(default_factory=dict)
+    #: The variables' fast coercion where they are all of the plain kinds
+    #: (``schema.variables``), else None.
+    plain_variables: VariablesChecker | None = None
 
 
 class Unsupported(Exception):
@@ -166,6 +170,7 @@ def plan_operation(
         selection,
         tuple(operation.variable_definitions or ()),
         _columns(schema, roots, selection),
+        plain_variables(schema, operation.variable_definitions or ()),
     )
 
 

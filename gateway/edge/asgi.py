@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 
-from starlette.applications import Starlette
-
-from gateway.edge.app import Gateway, create_app
+from gateway.edge.app import Gateway, GatewayApp, create_app
 from gateway.edge.settings import load_settings
 
 
-def create() -> Starlette:
+def create() -> GatewayApp:
     settings = load_settings(os.environ.get("DELTAGATE_CONFIG"))
     return create_app(Gateway.from_settings(settings))
