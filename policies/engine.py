@@ -73,6 +73,10 @@ class PolicyStatus:
         }
 
 
+#: Most (roles, matter) pairs ``begin`` keeps worked out (cleared when full).
+_BEGUN_LIMIT = 1024
+
+
 class PolicyEngine:
     """Holds the policy in force and starts per-operation policies.
 
@@ -125,6 +129,11 @@ class PolicyEngine:
         self._checked_at = clock()
         self._cache_size = shared_cache_size
         self._shared: dict[Any, FieldDecision] | None = {} if shared_cache_size else None
+        # What ``begin`` works out of (roles, matter code) under one snapshot: the matter and
+        # each role's use of it (a matter refused is not kept: it is worked out and refused
+        # again, so no caller can fill this with codes of its choosing).
+        self._begun: dict[tuple[tuple[str, ...], str | None], tuple[Any, Any]] = {}
+        self._begun_for: PolicySnapshot | None = None
 
     @classmethod
     def from_directory(
@@ -185,14 +194,26 @@ class PolicyEngine:
         if self._clock() - self._checked_at >= self.reload_interval:
             self.reload_if_changed()
         snap = self.snapshot
-        roles = tuple(dict.fromkeys(caller.roles))
-        inherited = {role: snap.rules.inherited_roles(role) for role in roles}
-        matter = snap.matters.resolve(matter_code, frozenset().union(*inherited.values()))
-        # A role counts the matter only if it (or a role it inherits) may use it.
-        role_matters = tuple(
-            (role, matter.code if matter and not matter.roles.isdisjoint(inherited[role]) else "")
-            for role in roles
-        )
+        if self._begun_for is not snap:
+            self._begun, self._begun_for = {}, snap
+        key = (tuple(caller.roles), matter_code)
+        found = self._begun.get(key)
+        if found is None:
+            roles = tuple(dict.fromkeys(caller.roles))
+            inherited = {role: snap.rules.inherited_roles(role) for role in roles}
+            matter = snap.matters.resolve(matter_code, frozenset().union(*inherited.values()))
+            # A role counts the matter only if it (or a role it inherits) may use it.
+            role_matters = tuple(
+                (
+                    role,
+                    matter.code if matter and not matter.roles.isdisjoint(inherited[role]) else "",
+                )
+                for role in roles
+            )
+            if len(self._begun) >= _BEGUN_LIMIT:
+                self._begun.clear()
+            found = self._begun[key] = (matter, role_matters)
+        matter, role_matters = found
         return OperationPolicy(
             snapshot=snap,
             caller=caller,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.core.errors import InvalidInput, RequestTimeout, RequestTooLarge
 from gateway.core.text import check_variables
@@ -112,12 +112,20 @@ async def read_operation(
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         raise too_large
     body = bytearray()
+    # The ASGI messages read here, as ``Request.stream`` reads them, without an async
+    # generator to make and close for a body that nearly always comes in one message.
+    receive = request.receive
     try:
         async with asyncio.timeout(body_seconds):
-            async for chunk in request.stream():
-                body += chunk
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                body += message.get("body", b"")
                 if len(body) > max_body_bytes:
                     raise too_large
+                more = message.get("more_body", False)
     except TimeoutError:
         raise RequestTimeout(
             f"the request body did not arrive within {body_seconds:g} seconds",
