@@ -19,10 +19,12 @@ import orjson
 
 from bench import peer_report
 
-#: The issue's targets, as ratios of the gateway to the floor in the same run.
+#: The targets of the second performance round, as ratios of the gateway to the floor in
+#: the same run (Q2's p99 at the main table's size; the scale table shows 50–100).
 TARGETS = {
     "Q1": {"throughput": 0.7, "p50": 1.5},
-    "Q2": {"throughput": 0.45, "p50": 2.5},
+    "Q2": {"throughput": 0.6, "p50": 1.8, "p99": 2.0},
+    "Q3": {"throughput": 0.65, "p50": 1.6},
 }
 
 
@@ -104,13 +106,15 @@ def _targets(ratios: dict[str, Any], results: dict[str, Any]) -> list[dict[str, 
                 and ratio["throughput"] >= limits["throughput"],
             }
         )
-        found.append(
-            {
-                "target": f"{op} p50 <= {limits['p50']}x floor",
-                "measured": ratio["p50"],
-                "met": ratio["p50"] is not None and ratio["p50"] <= limits["p50"],
-            }
-        )
+        for latency in ("p50", "p99"):
+            if latency in limits:
+                found.append(
+                    {
+                        "target": f"{op} {latency} <= {limits[latency]}x floor",
+                        "measured": ratio[latency],
+                        "met": ratio[latency] is not None and ratio[latency] <= limits[latency],
+                    }
+                )
     scale = [r for r in results.get("scale", ()) if r["variant"] == "gateway"]
     if scale:
         counts = {max(r["backend_queries"]) for r in scale}
@@ -301,7 +305,7 @@ def render(results: dict[str, Any]) -> str:
         out.append(
             f"Trace collector: {collector['spans']:,} spans in {collector['exports']:,} exports"
         )
-    out += ["", "Targets (issue 6)"]
+    out += ["", "Targets"]
     for target in summary["targets"]:
         met = {True: "met", False: "NOT MET", None: "-"}[target["met"]]
         measured = target["measured"]
