@@ -65,6 +65,7 @@ async def test_an_intact_log_verifies_and_names_its_newest_event(
         "audit_event_follows": True,
         "audit_checkpoint_append_only": True,
         "audit_checkpoint_follows": True,
+        "audit_decision_set_append_only": True,
     }
 
 
