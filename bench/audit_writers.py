@@ -20,11 +20,17 @@ time goes inside PostgreSQL, in the previous layout and today's (in a scratch
 database; the parsing of the batch's JSON happens before execution and is not
 in it).
 
-``--layouts previous,current --repeat 3`` measures the layout ``deltagate audit
-init`` made before the link check ran once per statement (a row trigger and an
-index on ``acting``: ``tests/gateway/audit/previous_layout.py``; the writer is
-the same) against today's, interleaved, each writer count three times, and
-prints the medians and their ratio.
+``--layouts previous,inline,current --repeat 3`` measures earlier layouts
+against today's, interleaved, each writer count three times, and prints the
+medians and their ratio to the first: ``previous`` is the layout ``deltagate
+audit init`` made before the link check ran once per statement (a row trigger
+and an index on ``acting``), ``inline`` the one before the decision lists had a
+table of their own (every event carrying its list); both are in
+``tests/gateway/audit/previous_layout.py``, with their writer, which sends every
+list inline. Every event is a Q1 counter look-up with its real decisions list
+(14 entries, 2.3 kB): all the same list, unless ``--distinct N`` varies it over
+N lists. Before ``verify``, a log of an earlier layout is brought forward by
+``init`` (DDL only), as an upgrade would.
 
 Absolute numbers depend on the machine and what else runs on it; the load
 average is printed before and after each window.
@@ -322,7 +328,7 @@ async def _lists(dsn: str) -> int:
 async def explain(
     server_dsn: str, batch: int, layouts: list[str]
 ) -> list[tuple[str, float, float]]:
-    """Where one INSERT of ``batch`` events spends its time in each layout:
+    """Where one INSERT of ``batch`` events spends its time in each of ``layouts``:
     (layout, total ms, link check ms)."""
     out = []
     for layout in layouts:

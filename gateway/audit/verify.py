@@ -6,16 +6,17 @@ and stops at the first thing that is missing, altered or out of place, naming it
 (``chain:seq`` of an event, or the checkpoint's number).
 
 Per chain: events 1, 2, 3, ... without gaps, each hash recomputed, each linked
-to the one before; an event that refers to a stored decisions list is hashed with
-that list (an edited or missing list is named in the report). Per checkpoint
-(``gateway.audit.checkpoints``): numbered without gaps and linked, its hash and
-Merkle root recomputed, its signature checked with the checkpoint secret, and no
-chain's head going backwards from one checkpoint to the next. Then every head a checkpoint recorded must still be
-in its chain with that hash: this catches the deletion of a chain's newest
-events, or of a whole chain, that a checkpoint covered. The report also carries
-the store's guards (for PostgreSQL, the append-only and link triggers) and
-whether each is in place, and the newest checkpoint; an ``anchor`` (an event
-written down earlier) must still be there too.
+to the one before; an event that refers to a stored decisions list is hashed
+with that list (an edited or missing list is named in the report). Per
+checkpoint (``gateway.audit.checkpoints``): numbered without gaps and linked,
+its hash and Merkle root recomputed, its signature checked with the checkpoint
+secret, and no chain's head going backwards from one checkpoint to the next.
+Then every head a checkpoint recorded must still be in its chain with that hash:
+this catches the deletion of a chain's newest events, or of a whole chain, that
+a checkpoint covered. The report also carries the store's guards (for
+PostgreSQL, the append-only and link triggers) and whether each is in place, and
+the newest checkpoint; an ``anchor`` (an event written down earlier) must still
+be there too.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ async def _lists(dsn: str) -> list[tuple[str, int]]:
 
 
 async def test_both_writers_store_their_common_list_once(log: str, chains: tuple[str, str]) -> None:
-    [(digest, users)] = await _lists(log)
+    [(_, users)] = await _lists(log)
     assert users == 2 * EVENTS
     assert (await verify(log, secret=SECRET)).ok
 
