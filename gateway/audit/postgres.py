@@ -18,6 +18,12 @@ waits for one, and one INSERT (one round trip, its own transaction) stores a
 batch. The database still refuses a batch that does not follow the chain's
 stored head (``sql.SCHEMA``).
 
+Each event's decisions list goes by reference (``gateway.audit.decision_sets``):
+the writer sends a list's body with the first batch that refers to it, in the
+same statement, and remembers it once that batch has committed; after a failed
+batch it forgets them all (the next batch sends its lists again, and ``ON
+CONFLICT DO NOTHING`` keeps the stored ones).
+
 A batch that fails is not retried: its requests are refused (fail closed) and
 their events are dropped, since nothing was released. If a commit's outcome is
 unknown (the link broke during COMMIT), the events may be stored although the
