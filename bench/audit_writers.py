@@ -363,6 +363,7 @@ def _statement(layout: str, stored: list[Any], known: KnownSets) -> tuple[str, l
     """The INSERT of a linked batch as ``layout``'s writer sends it, and its arguments."""
     if layout == "current":
         made = batch_of(stored, known)
+        known.saw(made.seen)
         known.add(made.new)  # as the writer does once its batch has committed
         return INSERT, [made.events, made.lists]
     return INLINE_INSERT, [(b"[" + b",".join(s.record for s in stored) + b"]").decode()]

@@ -11,8 +11,10 @@ back in and recomputes it, so an edited list breaks every event that uses it.
 
 The digest is SHA-256 over the list's canonical bytes (the same bytes the
 event's canonical form holds: ``orjson`` with sorted keys), in hex. A writer
-sends a list's body only while it does not know it to be stored
-(``KnownSets``, a bounded memo filled once a batch has committed); the lists go
+sends a list inline the first time it meets it (a list that never repeats is
+not worth a row of its own), stores it with the next event that has it and
+refers to it from then on, sending only the digest once it knows it stored
+(``KnownSets``, a bounded memo filled once a batch has committed). The lists go
 in the same statement as the events that refer to them (``sql.INSERT``, ``ON
 CONFLICT DO NOTHING``), so an event is never committed without its list.
 """
@@ -47,54 +49,82 @@ def list_digest(decisions: Sequence[Mapping[str, Any]]) -> str:
 
 
 class KnownSets:
-    """The digests a writer knows to be stored, the most recently used kept (bounded).
+    """The lists a writer has met: seen once (sent inline), or known stored (sent by digest).
 
-    Only a committed batch adds to it: a list whose statement failed is sent again.
-    A list once stored stays (its table is append-only), so a digest here can only go
-    stale if someone turned the guard off and deleted it; ``verify`` names such an event.
+    The most recently used are kept (bounded). A list seen for the first time goes
+    inline in its event: a list that never repeats (the counts of a long list vary with
+    the data) then costs what it always did, not a row of its own as well. From its
+    second event on it is stored, once, and referred to. Only a committed batch makes a
+    list known stored: one whose statement failed is sent again. A list once stored
+    stays (its table is append-only), so a digest here can only go stale if someone
+    turned the guard off and deleted it; ``verify`` names such an event.
     """
 
     def __init__(self, limit: int = KNOWN_LIMIT) -> None:
         self._limit = limit
-        self._known: OrderedDict[str, None] = OrderedDict()
+        #: digest -> stored (True) or seen once (False).
+        self._known: OrderedDict[str, bool] = OrderedDict()
+
+    def state(self, digest: str) -> bool | None:
+        """True if known stored, False if seen once, None if not met (or forgotten)."""
+        stored = self._known.get(digest)
+        if stored is not None:
+            self._known.move_to_end(digest)
+        return stored
 
     def __contains__(self, digest: object) -> bool:
-        if digest in self._known:
-            self._known.move_to_end(digest)  # type: ignore[arg-type]
-            return True
-        return False
+        """Whether ``digest`` is known stored."""
+        return isinstance(digest, str) and self.state(digest) is True
 
     def __len__(self) -> int:
         return len(self._known)
 
-    def add(self, digests: Sequence[str]) -> None:
+    def saw(self, digests: Sequence[str]) -> None:
+        """Remember ``digests`` as seen once (their events carried them inline)."""
         for digest in digests:
-            self._known[digest] = None
+            self._known.setdefault(digest, False)
+        self._trim()
+
+    def add(self, digests: Sequence[str]) -> None:
+        """Remember ``digests`` as stored (their batch has committed)."""
+        for digest in digests:
+            self._known[digest] = True
             self._known.move_to_end(digest)
-        while len(self._known) > self._limit:
-            self._known.popitem(last=False)
+        self._trim()
 
     def clear(self) -> None:
         self._known.clear()
 
+    def _trim(self) -> None:
+        while len(self._known) > self._limit:
+            self._known.popitem(last=False)
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One INSERT's arguments: the events' records with their lists by reference
-    (``events``), the lists not known to be stored (``lists``), and their digests."""
+    """One INSERT's arguments: the events' records (``events``: a list met before by
+    reference, one met for the first time inline), the lists to store (``lists``), their
+    digests (``new``), and the digests met for the first time (``seen``)."""
 
     events: str
     lists: str
     new: tuple[str, ...]
+    seen: tuple[str, ...] = ()
 
 
 def batch(stored: Sequence[StoredEvent], known: KnownSets) -> Batch:
     """The arguments of ``sql.INSERT`` for ``stored`` (linked events with their records)."""
     records: list[bytes] = []
     lists: dict[str, bytes] = {}
+    seen: dict[str, None] = {}
     for event in stored:
         body = orjson.dumps(list(event.event.decisions), option=orjson.OPT_SORT_KEYS)
         digest = digest_of(body)
+        state = known.state(digest)
+        if state is None and digest not in seen:
+            seen[digest] = None  # the first time: inline, as the record already has it
+            records.append(event.record)
+            continue
         # The record is the canonical form plus the hash: the list sits there under
         # "decisions" exactly as dumped above; the reference takes its place.
         inline = b'"decisions":' + body
@@ -104,10 +134,11 @@ def batch(stored: Sequence[StoredEvent], known: KnownSets) -> Batch:
             continue
         reference = b'"decisionSet":"' + digest.encode() + b'"'
         records.append(event.record[:at] + reference + event.record[at + len(inline) :])
-        if digest not in lists and digest not in known:
+        if state is not True and digest not in lists:
             lists[digest] = b'{"digest":"' + digest.encode() + b'","decisions":' + body + b"}"
     return Batch(
         events=(b"[" + b",".join(records) + b"]").decode(),
         lists=(b"[" + b",".join(lists.values()) + b"]").decode(),
         new=tuple(lists),
+        seen=tuple(seen),
     )

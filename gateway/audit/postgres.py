@@ -19,10 +19,10 @@ batch. The database still refuses a batch that does not follow the chain's
 stored head (``sql.SCHEMA``).
 
 Each event's decisions list goes by reference (``gateway.audit.decision_sets``):
-the writer sends a list's body with the first batch that refers to it, in the
-same statement, and remembers it once that batch has committed; after a failed
-batch it forgets them all (the next batch sends its lists again, and ``ON
-CONFLICT DO NOTHING`` keeps the stored ones).
+inline the first time the writer meets it, then stored with the next event that
+has it, in the same statement, and remembered once that batch has committed;
+after a failed batch the writer forgets them all (the next batch sends its
+lists again, and ``ON CONFLICT DO NOTHING`` keeps the stored ones).
 
 A batch that fails is not retried: its requests are refused (fail closed) and
 their events are dropped, since nothing was released. If a commit's outcome is
@@ -299,6 +299,7 @@ class PostgresAuditLog(AuditLog):
         """The INSERT of a linked batch, its arguments, and the digests of the lists it
         stores: the events with their lists by reference, the lists not known stored."""
         made = decision_sets.batch(stored, self._known)
+        self._known.saw(made.seen)
         return INSERT, [made.events, made.lists], made.new
 
     # -- checkpoints -------------------------------------------------------------------------

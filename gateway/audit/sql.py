@@ -22,15 +22,16 @@ the check, not one per row.
 Decision lists (``gateway.audit.decision_sets``): an event's list of per-field
 decisions, most of its size, is kept once in ``audit_decision_set`` under the
 SHA-256 of its canonical JSON, and the event refers to it (``decision_set``);
-an event written before (the inline layout) keeps its own copy
-(``decisions``), and a check constraint allows exactly one of the two. The
-writer sends a list's body only until it knows it stored, in the statement
-whose events refer to it. Every read takes the list back (``_DECISIONS``: a
-primary-key lookup per event read, as a scalar subquery so that the reads keep
-their plans over ``audit_event``), so ``select``, ``stored_event`` and ``verify`` see an event as it was
-hashed. Per event, PostgreSQL then parses, stores and logs about 0.6 kB
-instead of 3 kB: its CPU per event fell to about 0.5 to 0.6 of the inline
-layout's (``bench.audit_writers --layouts inline,current``).
+an event written before (the inline layout), or whose list its writer met for
+the first time, keeps its own copy (``decisions``), and a check constraint
+allows exactly one of the two. A list is stored in the statement whose events
+first refer to it. Every read takes the list back (``_DECISIONS``: a
+primary-key lookup per event read, a scalar subquery so that the reads keep
+their plans over ``audit_event``), so ``select``, ``stored_event`` and
+``verify`` see an event as it was hashed. Per event, PostgreSQL then parses,
+stores and logs about 0.6 kB instead of 3 kB: its CPU per event fell to about
+half the inline layout's for a list that repeats (``bench.audit_writers
+--layouts inline,current``).
 
 Indexes, for the reads auditors and citizens run (``select``: newest first, by
 app, subject, matter, trace or time) and no more: the primary key (chain, seq),

@@ -1,5 +1,5 @@
-"""Decision lists go by reference: each list's body is sent until it is known stored, then
-only its digest; the event's hash still covers the list."""
+"""Decision lists go by reference: inline the first time a writer meets one, then stored
+once and referred to by digest; the event's hash still covers the list."""
 
 from __future__ import annotations
 
@@ -22,28 +22,37 @@ def _withheld(number: int) -> AuditEvent:
     return replace(base, decisions=(entry,))
 
 
-def test_a_batch_sends_each_new_list_once_and_every_event_by_reference() -> None:
-    stored = link("c", [event(1), event(2), _withheld(3)], (0, GENESIS))
+def test_a_list_goes_inline_the_first_time_then_stored_once_and_referred_to() -> None:
+    stored = link("c", [event(1), event(2), event(3), _withheld(4)], (0, GENESIS))
     made = batch(stored, KnownSets())
     records = orjson.loads(made.events)
-    lists = orjson.loads(made.lists)
-    assert all("decisions" not in r for r in records)
-    assert [r["decisionSet"] for r in records] == [list_digest(s.event.decisions) for s in stored]
-    # Two lists for three events, each with the body the events were hashed over.
-    assert {x["digest"]: x["decisions"] for x in lists} == {
-        list_digest(s.event.decisions): list(s.event.decisions) for s in stored
-    }
-    assert set(made.new) == {x["digest"] for x in lists}
+    digest = list_digest(event().decisions)
+    # The first event with a list carries it; the next stores it and both refer to it.
+    assert [("decisions" in r, r.get("decisionSet")) for r in records] == [
+        (True, None), (False, digest), (False, digest), (True, None),
+    ]  # fmt: skip
+    assert records[0]["decisions"] == list(event().decisions)
+    assert orjson.loads(made.lists) == [{"digest": digest, "decisions": list(event().decisions)}]
+    assert made.new == (digest,)
+    assert made.seen == (digest, list_digest(stored[3].event.decisions))
+
+
+def test_a_list_met_in_an_earlier_batch_is_stored_with_its_next_event() -> None:
+    known = KnownSets()
+    first = link("c", [event(1)], (0, GENESIS))
+    known.saw(batch(first, known).seen)
+    second = link("c", [event(2)], (1, first[-1].hash))
+    made = batch(second, known)
+    assert made.new == (list_digest(event().decisions),)
+    assert "decisions" not in orjson.loads(made.events)[0]
 
 
 def test_a_list_known_stored_goes_as_its_digest_alone() -> None:
     known = KnownSets()
-    first = link("c", [event(1)], (0, GENESIS))
-    known.add(batch(first, known).new)
-    following = link("c", [event(2)], (first[-1].seq, first[-1].hash))
-    made = batch(following, known)
+    known.add([list_digest(event().decisions)])
+    made = batch(link("c", [event(2)], (0, GENESIS)), known)
     assert orjson.loads(made.lists) == []
-    assert made.new == ()
+    assert (made.new, made.seen) == ((), ())
     assert orjson.loads(made.events)[0]["decisionSet"] == list_digest(event(2).decisions)
 
 
@@ -51,8 +60,8 @@ def test_the_memo_keeps_the_most_recently_used_digests_within_its_bound() -> Non
     known = KnownSets(limit=2)
     known.add(["a", "b"])
     assert "a" in known  # used: now the newest
-    known.add(["c"])
-    assert ("a" in known, "b" in known, "c" in known) == (True, False, True)
+    known.saw(["c"])
+    assert (known.state("a"), known.state("b"), known.state("c")) == (True, None, False)
     assert len(known) == 2
 
 
@@ -76,6 +85,7 @@ async def test_writers_storing_the_same_new_list_at_once_keep_one(audit_dsn: str
     assert len(rows) == 1
     assert rows[0]["digest"] == list_digest(event().decisions)
     assert orjson.loads(rows[0]["decisions"]) == list(event().decisions)
-    assert referring == 6
+    # Each writer's first event carried the list; its second stored or found it.
+    assert referring == 3
     report = await verify(audit_dsn)
     assert report.ok, report.lines()

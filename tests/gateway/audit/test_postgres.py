@@ -109,9 +109,10 @@ async def test_a_batch_with_a_gap_inside_is_refused_whole(
             await connection.execute(
                 "WITH one AS (SELECT * FROM audit_event WHERE seq = 1)"
                 " INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
-                " roles, subjects, decision_set, document_hash, hash_algorithm, prev_hash, hash)"
+                " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
+                " prev_hash, hash)"
                 " SELECT chain, n, at, trace_id, caller_app, caller_region, roles, subjects,"
-                " decision_set, document_hash, hash_algorithm,"
+                " decisions, decision_set, document_hash, hash_algorithm,"
                 " CASE n WHEN 2 THEN hash ELSE 'x' END,"
                 " CASE n WHEN 2 THEN 'x' ELSE 'y' END FROM one, unnest(ARRAY[2, 4]) AS n"
             )
@@ -244,9 +245,10 @@ async def test_one_statement_for_two_chains_is_refused_whole_if_one_does_not_fol
             await connection.execute(
                 "WITH one AS (SELECT * FROM audit_event WHERE seq = 1)"
                 " INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
-                " roles, subjects, decision_set, document_hash, hash_algorithm, prev_hash, hash)"
+                " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
+                " prev_hash, hash)"
                 " SELECT c, s, at, trace_id, caller_app, caller_region, roles, subjects,"
-                " decision_set, document_hash, hash_algorithm,"
+                " decisions, decision_set, document_hash, hash_algorithm,"
                 " CASE s WHEN 2 THEN hash ELSE 'x' END,"
                 " 'y' FROM one, LATERAL (VALUES (one.chain, 2), ('other-chain', 1)) AS n(c, s)"
             )

@@ -245,13 +245,14 @@ async def _lists(dsn: str) -> list[tuple[str, int]]:
         )
     finally:
         await connection.close()
-    assert inline == 0  # no event of this layout carries a copy of its list
+    # Each writer's first event carries its list: met for the first time.
+    assert inline == 2
     return [(row["digest"], row["n"]) for row in rows]
 
 
 async def test_both_writers_store_their_common_list_once(log: str, chains: tuple[str, str]) -> None:
     [(_, users)] = await _lists(log)
-    assert users == 2 * EVENTS
+    assert users == 2 * EVENTS - 2
     assert (await verify(log, secret=SECRET)).ok
 
 
@@ -273,9 +274,10 @@ async def test_an_edited_or_missing_decisions_list_breaks_the_events_that_use_it
     await superuser_sql(log, tampering)
     report = await verify(log, secret=SECRET)
     assert report.broken is not None
-    # The walk stops at the first event that uses it (chains in name order), and says why.
+    # The walk stops at the first event that uses it (chains in name order; event 1 of
+    # each carries the list itself), and says why.
     first = min(chains)
-    assert (report.broken.chain, report.broken.seq, report.broken.kind) == (first, 1, "altered")
+    assert (report.broken.chain, report.broken.seq, report.broken.kind) == (first, 2, "altered")
     assert f"its decisions list {digest} {said}" in report.broken.detail
 
 
