@@ -199,8 +199,11 @@ DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'audit_event_decisions_once'
                    AND conrelid = 'audit_event'::regclass) THEN
+        -- NOT VALID: the events before it all carry their list (``decisions`` was NOT
+        -- NULL) and none has a ``decision_set``, so init need not read the whole log
+        -- under its lock to prove it; every new row is checked.
         ALTER TABLE audit_event ADD CONSTRAINT audit_event_decisions_once
-            CHECK ((decisions IS NULL) <> (decision_set IS NULL));
+            CHECK ((decisions IS NULL) <> (decision_set IS NULL)) NOT VALID;
     END IF;
 END $$;
 """
@@ -300,9 +303,9 @@ GUARDS = (
 
 #: An event's list: its own (an event of the inline layout) or the stored one it refers
 #: to, looked up by primary key. A scalar subquery, not a join, so that each read keeps
-#: the plan it had over ``audit_event`` alone (joined, the planner walked ``id`` back
-#: for an app's newest events instead of taking (app, id)); it runs for the rows read
-#: (and, in the owner/decision filter, for the rows tested).
+#: the plan it had over ``audit_event`` alone (joined, a time window or a subject's
+#: history hash-joined the whole list table); it runs for the rows read (and, in the
+#: owner/decision filter, for the rows tested).
 _DECISIONS = (
     "coalesce(decisions,"
     " (SELECT s.decisions FROM audit_decision_set AS s WHERE s.digest = decision_set))"

@@ -74,6 +74,28 @@ _COPY = (
 
 
 @pytest.mark.parametrize(
+    ("decisions", "decision_set"),
+    [("NULL", "NULL"), ("decisions", "'some-digest'")],  # neither, both
+)
+async def test_an_event_carries_its_list_or_refers_to_one_never_both_nor_neither(
+    store: PostgresAuditLog, audit_dsn: str, decisions: str, decision_set: str
+) -> None:
+    await store.append(event())
+    connection = await asyncpg.connect(audit_dsn)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="audit_event_decisions_once"):
+            await connection.execute(
+                "INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
+                " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
+                f" prev_hash, hash) SELECT chain, 2, at, trace_id, caller_app, caller_region,"
+                f" roles, subjects, {decisions}, {decision_set}, document_hash, hash_algorithm,"
+                " hash, 'f' FROM audit_event WHERE seq = 1"
+            )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(
     ("chain", "seq", "prev"),
     [
         ("chain", "2", "'f'"),  # the wrong predecessor's hash
