@@ -87,7 +87,7 @@ async def test_an_event_carries_its_list_or_refers_to_one_never_both_nor_neither
             await connection.execute(
                 "INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
                 " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
-                f" prev_hash, hash) SELECT chain, 2, at, trace_id, caller_app, caller_region,"
+                " prev_hash, hash) SELECT chain, 2, at, trace_id, caller_app, caller_region,"
                 f" roles, subjects, {decisions}, {decision_set}, document_hash, hash_algorithm,"
                 " hash, 'f' FROM audit_event WHERE seq = 1"
             )
