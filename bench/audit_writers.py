@@ -20,11 +20,17 @@ time goes inside PostgreSQL, in the previous layout and today's (in a scratch
 database; the parsing of the batch's JSON happens before execution and is not
 in it).
 
-``--layouts previous,current --repeat 3`` measures the layout ``deltagate audit
-init`` made before the link check ran once per statement (a row trigger and an
-index on ``acting``: ``tests/gateway/audit/previous_layout.py``; the writer is
-the same) against today's, interleaved, each writer count three times, and
-prints the medians and their ratio.
+``--layouts previous,inline,current --repeat 3`` measures earlier layouts
+against today's, interleaved, each writer count three times, and prints the
+medians and their ratio to the first: ``previous`` is the layout ``deltagate
+audit init`` made before the link check ran once per statement (a row trigger
+and an index on ``acting``), ``inline`` the one before the decision lists had a
+table of their own (every event carrying its list); both are in
+``tests/gateway/audit/previous_layout.py``, with their writer, which sends every
+list inline. Every event is a Q1 counter look-up with its real decisions list
+(14 entries, 2.3 kB): all the same list, unless ``--distinct N`` varies it over
+N lists. Before ``verify``, a log of an earlier layout is brought forward by
+``init`` (DDL only), as an upgrade would.
 
 Absolute numbers depend on the machine and what else runs on it; the load
 average is printed before and after each window.
@@ -53,13 +59,22 @@ import orjson
 from bench.database import start
 from bench.servers import cpu_seconds, spent
 from gateway.audit import AuditEvent, PostgresAuditLog, create_database, verify
+from gateway.audit.decision_sets import KnownSets
+from gateway.audit.decision_sets import batch as batch_of
 from gateway.audit.events import GENESIS, link
-from gateway.audit.sql import INSERT
+from gateway.audit.sql import DECISION_SETS, INSERT, init_schema
 from gateway.core.errors import AuditUnavailable
-from tests.gateway.audit.previous_layout import PREVIOUS_SCHEMA
+from tests.gateway.audit.previous_layout import (
+    INLINE_INSERT,
+    INLINE_SCHEMA,
+    PREVIOUS_SCHEMA,
+    InlineAuditLog,
+)
 
-#: The layouts measured: today's, and the one before the link check ran per statement.
-LAYOUTS = ("current", "previous")
+#: The layouts measured: today's (each decisions list stored once, events referring to
+#: theirs), the one before it (every event carrying its list: ``inline``), and the one
+#: before the link check ran per statement (``previous``).
+LAYOUTS = ("current", "inline", "previous")
 
 #: The audit database this benchmark makes afresh for each writer count.
 DATABASE = "deltagate_audit_writers"
@@ -69,35 +84,64 @@ SAMPLE_EVERY = 0.05
 LINGER = 3.0
 
 
-def event(number: int) -> AuditEvent:
-    """A plausible event: an officer reading two persons' names and phones under a matter."""
+#: The decisions of a Q1 counter look-up (``bench.workload``: one person, residences,
+#: social insurance), as a gateway wrote them: field, grade, count, decision, reason;
+#: every owner Shanghai, the clearance L3, no rule. 2.3 kB as JSON; every Q1 event has
+#: the same list (``--distinct`` varies the counts, so that fewer repeat).
+Q1_DECISIONS = (
+    ("NaturalPerson.birthDate", "L3", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.ethnicity", "L4", 1, "WITHHELD", "NO_MASK_RULE"),
+    ("NaturalPerson.gender", "L2", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.householdAddress", "L3", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.householdRegion", "L2", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.idNumber", "L3", 2, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.name", "L2", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.phone", "L3", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.residences", "L3", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("NaturalPerson.socialInsurance", "L3", 1, "CLEAR", "WITHIN_CLEARANCE"),
+    ("SocialInsurance.insuranceType", "L3", 2, "CLEAR", "WITHIN_CLEARANCE"),
+    ("SocialInsurance.region", "L2", 2, "CLEAR", "WITHIN_CLEARANCE"),
+    ("SocialInsurance.since", "L3", 2, "CLEAR", "WITHIN_CLEARANCE"),
+    ("SocialInsurance.status", "L3", 2, "CLEAR", "WITHIN_CLEARANCE"),
+)
+
+
+def decisions(variant: int = 0) -> tuple[dict[str, Any], ...]:
+    """Q1's decisions; ``variant`` > 0 changes the social insurance counts, as a person
+    with more or fewer insurance records would."""
+    return tuple(
+        {
+            "field": field,
+            "owner": "SH",
+            "decision": decision,
+            "grade": grade,
+            "clearance": "L3",
+            "rule": None,
+            "reason": reason,
+            "count": count + variant if field.startswith("SocialInsurance") else count,
+        }
+        for field, grade, count, decision, reason in Q1_DECISIONS
+    )
+
+
+def event(number: int, distinct: int = 1) -> AuditEvent:
+    """A Q1 event: a Shanghai counter looking one person up under a matter; its decisions
+    one of ``distinct`` lists."""
     digits = f"{number:017d}"[-17:]
     return AuditEvent(
         at=dt.datetime.now(dt.UTC),
         trace_id=uuid.uuid4().hex,
-        caller_app="jh-js",
-        caller_region="JS",
-        roles=("joint_handling_officer",),
-        matter_code="JH-HUKOU-MIGRATION",
-        matter_name="户口迁移",
-        operation_name="CaseFiles",
+        caller_app="bench-counter-sh",
+        caller_region="SH",
+        roles=("one_stop_app",),
+        matter_code="OS-ENTERPRISE-OPENING",
+        matter_name="企业开办",
+        operation_name="CounterLookup",
         operation_type="query",
         document_hash="ab" * 32,
         policy_version="bench",
-        subjects=(f"3201{digits[4:]}X", f"3101{digits[4:]}1"),
-        decisions=tuple(
-            {
-                "field": f"NaturalPerson.{name}",
-                "owner": "JS",
-                "decision": "CLEAR",
-                "grade": "L2",
-                "clearance": "L3",
-                "rule": None,
-                "reason": "WITHIN_CLEARANCE",
-                "count": 2,
-            }
-            for name in ("name", "phone")
-        ),
+        subjects=(f"3101{digits[4:]}X",),
+        decisions=decisions(number % distinct),
     )
 
 
@@ -109,8 +153,11 @@ class Window:
     stop: float
 
 
-async def _append_until(dsn: str, window: Window, concurrency: int) -> dict[str, Any]:
-    log = PostgresAuditLog(dsn, timeout=30.0)
+async def _append_until(
+    dsn: str, window: Window, concurrency: int, layout: str, distinct: int
+) -> dict[str, Any]:
+    writer = PostgresAuditLog if layout == "current" else InlineAuditLog
+    log = writer(dsn, timeout=30.0)
     await log.start()
     counted = 0
     refused = 0
@@ -121,7 +168,7 @@ async def _append_until(dsn: str, window: Window, concurrency: int) -> dict[str,
         n = number
         while time.time() < window.stop:
             try:
-                receipt = await log.append(event(n))
+                receipt = await log.append(event(n, distinct))
             except AuditUnavailable:
                 if window.start <= time.time() < window.stop:
                     refused += 1
@@ -140,11 +187,13 @@ async def _append_until(dsn: str, window: Window, concurrency: int) -> dict[str,
     return {"events": counted, "refused": refused, "batches": batches}
 
 
-def _writer(dsn: str, window: Window, concurrency: int, results: Any) -> None:
+def _writer(
+    dsn: str, window: Window, concurrency: int, layout: str, distinct: int, results: Any
+) -> None:
     """One writer process: append until the window closes, report what committed in it."""
     # A refused batch is counted in the report; one log line per refusal would drown it.
     logging.getLogger("deltagate.audit").setLevel(logging.CRITICAL)
-    results.put(asyncio.run(_append_until(dsn, window, concurrency)))
+    results.put(asyncio.run(_append_until(dsn, window, concurrency, layout, distinct)))
 
 
 async def _database_stats(dsn: str) -> tuple[int, int]:
@@ -186,15 +235,17 @@ async def _sample_waits(dsn: str, window: Window) -> Counter[str]:
 async def _fresh_log(server_dsn: str, name: str, layout: str) -> str:
     """A new audit database of ``layout``, made as that layout's ``deltagate audit init`` did."""
     dsn = await create_database(server_dsn, name, fresh=True)
-    if layout == "previous":
+    if layout != "current":
         connection = await asyncpg.connect(dsn)
         try:
             await connection.execute(
-                "DROP TABLE audit_event, audit_checkpoint;"
+                "DROP TABLE audit_event, audit_checkpoint, audit_decision_set;"
                 " DROP FUNCTION audit_event_append_only, audit_event_follows,"
                 " audit_checkpoint_follows, audit_event_keys"
             )
-            await connection.execute(PREVIOUS_SCHEMA)
+            await connection.execute(PREVIOUS_SCHEMA if layout == "previous" else INLINE_SCHEMA)
+            # The gateway checks that the table of lists is there; its writer leaves it empty.
+            await connection.execute(DECISION_SETS)
         finally:
             await connection.close()
     return dsn
@@ -208,6 +259,7 @@ def measure(
     warmup: float,
     concurrency: int,
     layout: str = "current",
+    distinct: int = 1,
 ) -> dict[str, Any]:
     """One window: ``writers`` processes appending to a fresh audit database of ``layout``."""
     dsn = asyncio.run(_fresh_log(server_dsn, DATABASE, layout))
@@ -217,7 +269,7 @@ def measure(
     begin = time.time() + 3.0 + warmup
     window = Window(begin, begin + seconds)
     processes = [
-        context.Process(target=_writer, args=(dsn, window, concurrency, results))
+        context.Process(target=_writer, args=(dsn, window, concurrency, layout, distinct, results))
         for _ in range(writers)
     ]
     for process in processes:
@@ -238,6 +290,9 @@ def measure(
     reports = [results.get(timeout=120) for _ in processes]
     for process in processes:
         process.join(30)
+    if layout != "current":
+        # Verified as today's gateway reads it: brought forward first (DDL only).
+        asyncio.run(init_schema(dsn))
     report = asyncio.run(verify(dsn))
     events = sum(r["events"] for r in reports)
     batches = [size for r in reports for size in r["batches"]]
@@ -257,30 +312,43 @@ def measure(
         "load": (load_before, load_after),
         "verified": report.ok,
         "logged": report.events,
+        "lists": asyncio.run(_lists(dsn)),
     }
 
 
-async def explain(server_dsn: str, batch: int) -> list[tuple[str, float, float]]:
-    """Where one INSERT of ``batch`` events spends its time in each layout:
+async def _lists(dsn: str) -> int:
+    """How many decisions lists the log keeps in their own table."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM audit_decision_set"))
+    finally:
+        await connection.close()
+
+
+async def explain(
+    server_dsn: str, batch: int, layouts: list[str]
+) -> list[tuple[str, float, float]]:
+    """Where one INSERT of ``batch`` events spends its time in each of ``layouts``:
     (layout, total ms, link check ms)."""
     out = []
-    for layout in ("previous", "current"):
+    for layout in layouts:
         dsn = await _fresh_log(server_dsn, f"{DATABASE}_explain", layout)
         connection = await asyncpg.connect(dsn)
+        known = KnownSets()
         try:
             # A log that already holds events, as a running one does.
             head = (0, GENESIS)
             for _ in range(20):
                 stored = link("explain", [event(i) for i in range(500)], head)
-                await connection.execute(INSERT, _payload(stored))
+                sql, args = _statement(layout, stored, known)
+                await connection.execute(sql, *args)
                 head = (stored[-1].seq, stored[-1].hash)
             totals, triggers = [], []
             for _ in range(5):
                 stored = link("explain", [event(i) for i in range(batch)], head)
+                sql, args = _statement(layout, stored, known)
                 # EXPLAIN ANALYZE runs the INSERT: the batch is kept and the head moves on.
-                plan = await connection.fetchval(
-                    f"EXPLAIN (ANALYZE, FORMAT JSON) {INSERT}", _payload(stored)
-                )
+                plan = await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
                 result = orjson.loads(plan)[0]
                 totals.append(result["Execution Time"])
                 triggers.append(sum(t["Time"] for t in result.get("Triggers", [])))
@@ -291,8 +359,14 @@ async def explain(server_dsn: str, batch: int) -> list[tuple[str, float, float]]
     return out
 
 
-def _payload(stored: list[Any]) -> str:
-    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
+def _statement(layout: str, stored: list[Any], known: KnownSets) -> tuple[str, list[str]]:
+    """The INSERT of a linked batch as ``layout``'s writer sends it, and its arguments."""
+    if layout == "current":
+        made = batch_of(stored, known)
+        known.saw(made.seen)
+        known.add(made.new)  # as the writer does once its batch has committed
+        return INSERT, [made.events, made.lists]
+    return INLINE_INSERT, [(b"[" + b",".join(s.record for s in stored) + b"]").decode()]
 
 
 def main() -> None:
@@ -311,9 +385,12 @@ def main() -> None:
     parser.add_argument(
         "--layouts",
         default="current",
-        help="audit layouts measured, interleaved: current, previous (default current)",
+        help="audit layouts measured, interleaved: current, inline, previous (default current)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="windows per layout and count")
+    parser.add_argument(
+        "--distinct", type=int, default=1, help="distinct decisions lists (default 1: Q1's)"
+    )
     args = parser.parse_args()
     layouts = args.layouts.split(",")
     if not set(layouts) <= set(LAYOUTS):
@@ -331,7 +408,7 @@ def main() -> None:
             for layout in layouts:
                 row = measure(
                     database.dsn, database.postmaster_pid, writers, args.duration, args.warmup,
-                    args.concurrency, layout,
+                    args.concurrency, layout, args.distinct,
                 )  # fmt: skip
                 rows.append(row)
                 print(
@@ -341,7 +418,8 @@ def main() -> None:
                     f"  {row['lock_wait_share']:>8.0%}  {row['pg_ms_per_event']:>8.3f}"
                     f"  {row['writer_ms_per_event']:>8.3f}"
                     f"  {row['load'][0]:>4.1f}/{row['load'][1]:<4.1f}"
-                    f"  {'ok' if row['verified'] else 'BROKEN'} ({row['logged']} events)",
+                    f"  {'ok' if row['verified'] else 'BROKEN'} ({row['logged']} events,"
+                    f" {row['lists']} lists stored)",
                     flush=True,
                 )
     for row in rows:
@@ -349,7 +427,8 @@ def main() -> None:
     if args.repeat > 1 or len(layouts) > 1:
         _medians(rows, layouts)
     print(f"one INSERT of {args.explain_batch} events inside PostgreSQL (median of 5):")
-    for label, total, trigger in asyncio.run(explain(database.dsn, args.explain_batch)):
+    explained = asyncio.run(explain(database.dsn, args.explain_batch, layouts))
+    for label, total, trigger in explained:
         per = 1000 / args.explain_batch
         print(
             f"  {label + ' layout':<16} {total:7.2f} ms ({total * per:5.0f} µs/event),"

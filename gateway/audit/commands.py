@@ -135,7 +135,10 @@ def run_init(args: argparse.Namespace) -> int:
             "brought the single-chain log forward: its events are now the chain"
             f" {LEGACY_CHAIN!r}, unchanged (an anchor SEQ:HASH still verifies)"
         )
-    print(f"audit log ready: tables audit_event, audit_checkpoint; guards {', '.join(GUARDS)}")
+    print(
+        "audit log ready: tables audit_event, audit_checkpoint, audit_decision_set;"
+        f" guards {', '.join(GUARDS)}"
+    )
     return 0
 
 

@@ -113,6 +113,8 @@ class StoredEvent:
             0 until stored.
         record: the canonical form with the hash added, as the writer sends it
             (empty for an event read back).
+        decision_set: the digest of the stored list its decisions were read from
+            (``gateway.audit.decision_sets``; not hashed), None if it carries them.
     """
 
     chain: str
@@ -123,6 +125,7 @@ class StoredEvent:
     hash: str
     id: int = 0
     record: bytes = field(default=b"", repr=False, compare=False)
+    decision_set: str | None = field(default=None, compare=False)
 
     def verify_hash(self) -> bool:
         """Whether the stored hash is the hash of the stored contents."""

@@ -18,6 +18,12 @@ waits for one, and one INSERT (one round trip, its own transaction) stores a
 batch. The database still refuses a batch that does not follow the chain's
 stored head (``sql.SCHEMA``).
 
+Each event's decisions list goes by reference (``gateway.audit.decision_sets``):
+inline the first time the writer meets it, then stored with the next event that
+has it, in the same statement, and remembered once that batch has committed;
+after a failed batch the writer forgets them all (the next batch sends its
+lists again, and ``ON CONFLICT DO NOTHING`` keeps the stored ones).
+
 A batch that fails is not retried: its requests are refused (fail closed) and
 their events are dropped, since nothing was released. If a commit's outcome is
 unknown (the link broke during COMMIT), the events may be stored although the
@@ -44,6 +50,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from gateway.audit import decision_sets
 from gateway.audit.checkpoints import DEVELOPMENT_SECRET, Checkpoint, Head, seal, stored_checkpoint
 from gateway.audit.events import (
     GENESIS,
@@ -93,10 +100,6 @@ logger = logging.getLogger("deltagate.audit")
 
 #: Seconds between checkpoints, unless configured.
 CHECKPOINT_INTERVAL = 5.0
-
-
-def _payload(stored: Sequence[StoredEvent]) -> str:
-    return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
 
 
 def _safe(exc: BaseException) -> str:
@@ -157,6 +160,8 @@ class PostgresAuditLog(AuditLog):
         #: This writer's chain, and its head: None when unknown (after a failed commit).
         self.chain = new_chain_name()
         self._head: tuple[int, str] | None = (0, GENESIS)
+        #: The decision lists this writer knows to be stored (their bodies are not sent).
+        self._known = decision_sets.KnownSets()
         #: The greatest ``id`` this writer stored, and the greatest a checkpoint covers.
         self._written_id = 0
         self._covered_id = 0
@@ -275,16 +280,27 @@ class PostgresAuditLog(AuditLog):
                     row = await connection.fetchrow(CHAIN_HEAD, self.chain)
                     self._head = (row["seq"], row["hash"]) if row else (0, GENESIS)
                 stored = link(self.chain, events, self._head, self._algorithm)
+                sql, args, listed = self._statement(stored)
                 # One statement, its own transaction: it returns once committed.
-                rows = await connection.fetch(INSERT, _payload(stored))
+                rows = await connection.fetch(sql, *args)
             except BaseException:
-                # Committed or not? Read the chain's head again before the next batch.
+                # Committed or not? Read the chain's head again before the next batch, and
+                # send every list again (ON CONFLICT keeps the stored ones as they are).
                 self._head = None
+                self._known.clear()
                 raise
         self._head = (stored[-1].seq, stored[-1].hash)
+        self._known.add(listed)
         ids = {row["seq"]: row["id"] for row in rows}
         self._written_id = max(self._written_id, *ids.values())
         return [replace(event, id=ids[event.seq]) for event in stored]
+
+    def _statement(self, stored: Sequence[StoredEvent]) -> tuple[str, list[str], Sequence[str]]:
+        """The INSERT of a linked batch, its arguments, and the digests of the lists it
+        stores: the events with their lists by reference, the lists not known stored."""
+        made = decision_sets.batch(stored, self._known)
+        self._known.saw(made.seen)
+        return INSERT, [made.events, made.lists], made.new
 
     # -- checkpoints -------------------------------------------------------------------------
 

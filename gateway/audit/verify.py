@@ -6,15 +6,17 @@ and stops at the first thing that is missing, altered or out of place, naming it
 (``chain:seq`` of an event, or the checkpoint's number).
 
 Per chain: events 1, 2, 3, ... without gaps, each hash recomputed, each linked
-to the one before. Per checkpoint (``gateway.audit.checkpoints``): numbered
-without gaps and linked, its hash and Merkle root recomputed, its signature
-checked with the checkpoint secret, and no chain's head going backwards from
-one checkpoint to the next. Then every head a checkpoint recorded must still be
-in its chain with that hash: this catches the deletion of a chain's newest
-events, or of a whole chain, that a checkpoint covered. The report also carries
-the store's guards (for PostgreSQL, the append-only and link triggers) and
-whether each is in place, and the newest checkpoint; an ``anchor`` (an event
-written down earlier) must still be there too.
+to the one before; an event that refers to a stored decisions list is hashed
+with that list (an edited or missing list is named in the report). Per
+checkpoint (``gateway.audit.checkpoints``): numbered without gaps and linked,
+its hash and Merkle root recomputed, its signature checked with the checkpoint
+secret, and no chain's head going backwards from one checkpoint to the next.
+Then every head a checkpoint recorded must still be in its chain with that hash:
+this catches the deletion of a chain's newest events, or of a whole chain, that
+a checkpoint covered. The report also carries the store's guards (for
+PostgreSQL, the append-only and link triggers) and whether each is in place, and
+the newest checkpoint; an ``anchor`` (an event written down earlier) must still
+be there too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
 from gateway.audit.checkpoints import Checkpoint, Head, merkle_root
+from gateway.audit.decision_sets import list_digest
 from gateway.audit.events import GENESIS, StoredEvent
 
 __all__ = ["Break", "VerifyReport", "check_chain", "check_log"]
@@ -127,10 +130,22 @@ def _check(event: StoredEvent, expected: int, prev: str) -> Break | None:
             chain, seq, "reordered", "neither its contents nor its link to the event before match"
         )
     if not intact:
-        return Break(chain, seq, "altered", "its contents do not match its hash")
+        return Break(chain, seq, "altered", _altered(event))
     if not linked:
         return Break(chain, seq, "not linked", f"it does not carry the hash of event {seq - 1}")
     return None
+
+
+def _altered(event: StoredEvent) -> str:
+    """What an altered event's report says: its stored list, if that is what changed."""
+    stored = event.decision_set
+    if stored is not None and list_digest(event.event.decisions) != stored:
+        what = "is missing" if not event.event.decisions else "was edited"
+        return (
+            f"its contents do not match its hash: its decisions list {stored} {what}"
+            " (every event that refers to it breaks)"
+        )
+    return "its contents do not match its hash"
 
 
 def _check_checkpoint(

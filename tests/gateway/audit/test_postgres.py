@@ -66,11 +66,33 @@ async def test_the_database_refuses_to_change_or_remove_events(
 _COPY = (
     "INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region, roles,"
     " matter_code, matter_name, operation_name, operation_type, document_hash, policy_version,"
-    " subjects, decisions, hash_algorithm, prev_hash, hash)"
+    " subjects, decisions, decision_set, hash_algorithm, prev_hash, hash)"
     " SELECT {chain}, {seq}, at, trace_id, caller_app, caller_region, roles, matter_code,"
     " matter_name, operation_name, operation_type, document_hash, policy_version, subjects,"
-    " decisions, hash_algorithm, {prev}, 'f' FROM audit_event WHERE seq = 1"
+    " decisions, decision_set, hash_algorithm, {prev}, 'f' FROM audit_event WHERE seq = 1"
 )
+
+
+@pytest.mark.parametrize(
+    ("decisions", "decision_set"),
+    [("NULL", "NULL"), ("decisions", "'some-digest'")],  # neither, both
+)
+async def test_an_event_carries_its_list_or_refers_to_one_never_both_nor_neither(
+    store: PostgresAuditLog, audit_dsn: str, decisions: str, decision_set: str
+) -> None:
+    await store.append(event())
+    connection = await asyncpg.connect(audit_dsn)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="audit_event_decisions_once"):
+            await connection.execute(
+                "INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
+                " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
+                " prev_hash, hash) SELECT chain, 2, at, trace_id, caller_app, caller_region,"
+                f" roles, subjects, {decisions}, {decision_set}, document_hash, hash_algorithm,"
+                " hash, 'f' FROM audit_event WHERE seq = 1"
+            )
+    finally:
+        await connection.close()
 
 
 @pytest.mark.parametrize(
@@ -109,9 +131,11 @@ async def test_a_batch_with_a_gap_inside_is_refused_whole(
             await connection.execute(
                 "WITH one AS (SELECT * FROM audit_event WHERE seq = 1)"
                 " INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
-                " roles, subjects, decisions, document_hash, hash_algorithm, prev_hash, hash)"
+                " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
+                " prev_hash, hash)"
                 " SELECT chain, n, at, trace_id, caller_app, caller_region, roles, subjects,"
-                " decisions, document_hash, hash_algorithm, CASE n WHEN 2 THEN hash ELSE 'x' END,"
+                " decisions, decision_set, document_hash, hash_algorithm,"
+                " CASE n WHEN 2 THEN hash ELSE 'x' END,"
                 " CASE n WHEN 2 THEN 'x' ELSE 'y' END FROM one, unnest(ARRAY[2, 4]) AS n"
             )
         assert await connection.fetchval("SELECT count(*) FROM audit_event") == 1
@@ -243,9 +267,11 @@ async def test_one_statement_for_two_chains_is_refused_whole_if_one_does_not_fol
             await connection.execute(
                 "WITH one AS (SELECT * FROM audit_event WHERE seq = 1)"
                 " INSERT INTO audit_event (chain, seq, at, trace_id, caller_app, caller_region,"
-                " roles, subjects, decisions, document_hash, hash_algorithm, prev_hash, hash)"
+                " roles, subjects, decisions, decision_set, document_hash, hash_algorithm,"
+                " prev_hash, hash)"
                 " SELECT c, s, at, trace_id, caller_app, caller_region, roles, subjects,"
-                " decisions, document_hash, hash_algorithm, CASE s WHEN 2 THEN hash ELSE 'x' END,"
+                " decisions, decision_set, document_hash, hash_algorithm,"
+                " CASE s WHEN 2 THEN hash ELSE 'x' END,"
                 " 'y' FROM one, LATERAL (VALUES (one.chain, 2), ('other-chain', 1)) AS n(c, s)"
             )
         assert await connection.fetchval("SELECT count(*) FROM audit_event") == 1

@@ -1,8 +1,10 @@
-"""A log of the previous layout (a per-row link trigger), brought forward by ``audit init``.
+"""A log of an earlier layout, brought forward by ``audit init``: the previous one (a
+per-row link trigger) and the inline one (every event carrying its decisions list).
 
-``init`` replaces the row trigger with the per-statement link check of the same name
-and drops the index nothing reads, as DDL only: the events stay as they are, the
-chains go on where they were, and the check still refuses what does not follow.
+``init`` replaces the row trigger with the per-statement link check of the same name,
+drops the index nothing reads and adds the table of decision lists, as DDL only: the
+events stay as they are (their lists inline), the chains go on where they were (new
+events refer to their lists), and the check still refuses what does not follow.
 """
 
 from __future__ import annotations
@@ -15,31 +17,36 @@ import pytest
 
 from gateway.audit import EventQuery, PostgresAuditLog, verify
 from gateway.audit.events import GENESIS, StoredEvent, link
-from gateway.audit.sql import GUARDS, INSERT, guard_states, init_schema
+from gateway.audit.sql import GUARDS, guard_states, init_schema
+from gateway.core.errors import AuditUnavailable
 from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, new_audit_database
-from tests.gateway.audit.previous_layout import PREVIOUS_SCHEMA
+from tests.gateway.audit.previous_layout import INLINE_INSERT, INLINE_SCHEMA, PREVIOUS_SCHEMA
 
 CHAIN = "0123456789abcdef"
 OLD_EVENTS = 5
 
 
-@pytest.fixture
-async def previous_log(admin_dsn: str) -> AsyncIterator[tuple[str, list[StoredEvent]]]:
-    """An audit database of the previous layout with one chain of 5 events, one acting."""
+@pytest.fixture(params=["previous", "inline"])
+async def previous_log(
+    admin_dsn: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[str, list[StoredEvent]]]:
+    """An audit database of an earlier layout with one chain of 5 events."""
     async with new_audit_database(admin_dsn) as dsn:
         connection = await asyncpg.connect(dsn)
         try:
             await connection.execute(
-                "DROP TABLE audit_event, audit_checkpoint;"
+                "DROP TABLE audit_event, audit_checkpoint, audit_decision_set;"
                 " DROP FUNCTION audit_event_append_only, audit_event_follows,"
                 " audit_checkpoint_follows, audit_event_keys"
             )
-            await connection.execute(PREVIOUS_SCHEMA)
+            await connection.execute(
+                PREVIOUS_SCHEMA if request.param == "previous" else INLINE_SCHEMA
+            )
             written = [event(i, app=f"old-{i}") for i in range(OLD_EVENTS)]
             stored = link(CHAIN, written, (0, GENESIS))
-            await connection.fetch(INSERT, _payload(stored[:2]))
-            await connection.fetch(INSERT, _payload(stored[2:]))
+            await connection.fetch(INLINE_INSERT, _payload(stored[:2]))
+            await connection.fetch(INLINE_INSERT, _payload(stored[2:]))
         finally:
             await connection.close()
         yield dsn, stored
@@ -71,8 +78,16 @@ async def test_init_replaces_the_row_trigger_and_keeps_every_event(
 ) -> None:
     dsn, old = previous_log
     triggers, indexes = await _layout(dsn)
-    assert triggers["audit_event_follows"] == _ROW | _BEFORE | _INSERT
-    assert "audit_event_acting" in indexes
+    previous = triggers["audit_event_follows"] == _ROW | _BEFORE | _INSERT
+    assert previous == ("audit_event_acting" in indexes)
+    # Until then the gateway writes nothing to it, and says what to run.
+    early = PostgresAuditLog(dsn, timeout=5.0)
+    try:
+        with pytest.raises(AuditUnavailable):
+            await early.append(event(9))
+        assert "deltagate audit init" in (early.problem or "")
+    finally:
+        await early.close()
 
     assert await asyncio.to_thread(main, ["audit", "init", "--dsn", dsn]) == 0
     assert await init_schema(dsn) is False  # again: nothing more to do, nothing fails
@@ -105,6 +120,22 @@ async def test_init_replaces_the_row_trigger_and_keeps_every_event(
     assert report.ok, report.lines()
     assert (report.events, report.chains, report.uncovered) == (OLD_EVENTS + 3, 2, 0)
 
+    # The new events refer to their one list, stored once (but the first the writer met it
+    # in carries it); the old ones keep theirs inline; a read by owner and decision finds
+    # them all alike.
+    connection = await asyncpg.connect(dsn)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM audit_decision_set") == 1
+        inline = await connection.fetchval(
+            "SELECT count(*) FROM audit_event WHERE decisions IS NOT NULL"
+        )
+    finally:
+        await connection.close()
+    assert inline in {OLD_EVENTS + 1, OLD_EVENTS + 2}  # the new writer's first of each batch
+    found = await _read_all(dsn, owner="SH", decision="CLEAR")
+    assert len(found) == OLD_EVENTS + 3
+    assert all(s.event.decisions == old[0].event.decisions for s in found)
+
 
 async def test_after_init_the_old_chain_still_refuses_a_row_that_does_not_follow(
     previous_log: tuple[str, list[StoredEvent]],
@@ -124,7 +155,8 @@ async def test_after_init_the_old_chain_still_refuses_a_row_that_does_not_follow
             )
         # The chain's rightful next event, written by hand, is taken.
         following = link(CHAIN, [event(99)], (old[-1].seq, old[-1].hash))
-        await connection.fetch(INSERT, _payload(following))
+        # (by the earlier layout's writer, lists inline: one not yet upgraded writes on)
+        await connection.fetch(INLINE_INSERT, _payload(following))
         assert await connection.fetchval("SELECT count(*) FROM audit_event") == OLD_EVENTS + 1
     finally:
         await connection.close()
@@ -132,13 +164,16 @@ async def test_after_init_the_old_chain_still_refuses_a_row_that_does_not_follow
 
 
 def _payload(stored: list[StoredEvent]) -> str:
-    """The writer's batch (the INSERT is the same in both layouts)."""
+    """The earlier layouts' writer's batch (its lists inline)."""
     return (b"[" + b",".join(s.record for s in stored) + b"]").decode()
 
 
-async def _read_all(dsn: str) -> list[StoredEvent]:
+async def _read_all(
+    dsn: str, owner: str | None = None, decision: str | None = None
+) -> list[StoredEvent]:
     log = PostgresAuditLog(dsn, guards_required=False)
     try:
-        return await log.read(EventQuery(limit=100, newest_first=False))
+        query = EventQuery(limit=100, newest_first=False, owner=owner, decision=decision)
+        return await log.read(query)
     finally:
         await log.close()

@@ -35,7 +35,7 @@ GRANT CONNECT ON DATABASE {database} TO {gateway};
 #: The README's grants, run by the owner in the audit database after ``deltagate audit init``.
 OWNER_GRANTS = """\
 GRANT USAGE ON SCHEMA public TO {gateway};
-GRANT SELECT, INSERT ON audit_event, audit_checkpoint TO {gateway};
+GRANT SELECT, INSERT ON audit_event, audit_checkpoint, audit_decision_set TO {gateway};
 """
 
 #: The names the README uses.
@@ -171,6 +171,10 @@ async def test_the_gateway_role_cannot_change_remove_or_unguard_events(
             "UPDATE audit_checkpoint SET root = 'x'",
             "DELETE FROM audit_checkpoint",
             "ALTER TABLE audit_checkpoint DISABLE TRIGGER audit_checkpoint_follows",
+            "UPDATE audit_decision_set SET decisions = '[]'",
+            "DELETE FROM audit_decision_set",
+            "TRUNCATE audit_decision_set",
+            "ALTER TABLE audit_decision_set DISABLE TRIGGER audit_decision_set_append_only",
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await gateway.execute(statement)
@@ -224,6 +228,30 @@ async def test_a_disabled_guard_refuses_personal_data_and_readyz_names_it(
     await _init(roles.owner_dsn)
     async with serve(gateway_settings(seeded.dsn, audit_dsn=roles.gateway_dsn)) as client:
         assert (await _lookup(client, seeded.dataset.person("SH", 6)))["status"] == 200
+
+
+async def test_a_role_not_granted_the_decision_lists_is_refused_and_readyz_names_the_grant(
+    seeded: Seeded, roles: Roles
+) -> None:
+    # The grants of the layout before the decision lists had a table of their own.
+    await _init(roles.owner_dsn)
+    await _run(
+        roles.owner_dsn,
+        [
+            f"GRANT USAGE ON SCHEMA public TO {roles.gateway}",
+            f"GRANT SELECT, INSERT ON audit_event, audit_checkpoint TO {roles.gateway}",
+        ],
+    )
+    async with serve(gateway_settings(seeded.dsn, audit_dsn=roles.gateway_dsn)) as client:
+        answer = await _lookup(client, seeded.dataset.person("SH", 7))
+        ready = await client.http.get("/readyz")
+    assert answer["status"] == 503
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["AUDIT_UNAVAILABLE"]
+    assert "audit_decision_set" in ready.json()["auditError"]
+
+    await _run(roles.owner_dsn, _statements(OWNER_GRANTS, gateway=roles.gateway))
+    async with serve(gateway_settings(seeded.dsn, audit_dsn=roles.gateway_dsn)) as client:
+        assert (await _lookup(client, seeded.dataset.person("SH", 7)))["status"] == 200
 
 
 def test_the_readme_gives_the_set_up_this_test_runs() -> None:

@@ -99,7 +99,7 @@ async def old_log(admin_dsn: str) -> AsyncIterator[tuple[str, list[StoredEvent]]
         try:
             # Start from an empty database: the old layout, made as the old init made it.
             await connection.execute(
-                "DROP TABLE audit_event, audit_checkpoint;"
+                "DROP TABLE audit_event, audit_checkpoint, audit_decision_set;"
                 " DROP FUNCTION audit_event_append_only, audit_event_follows,"
                 " audit_checkpoint_follows, audit_event_keys"
             )

@@ -10,10 +10,12 @@ import asyncio
 import datetime as dt
 
 import asyncpg
+import orjson
 import pytest
 
 from gateway.audit import Head, PostgresAuditLog, verify
 from gateway.audit.checkpoints import seal
+from gateway.audit.decision_sets import list_digest
 from gateway.edge.cli import main
 from tests.gateway.audit.conftest import event, superuser_sql
 
@@ -65,6 +67,7 @@ async def test_an_intact_log_verifies_and_names_its_newest_event(
         "audit_event_follows": True,
         "audit_checkpoint_append_only": True,
         "audit_checkpoint_follows": True,
+        "audit_decision_set_append_only": True,
     }
 
 
@@ -217,6 +220,86 @@ async def test_a_disabled_guard_fails_verification(log: str) -> None:
     assert report.broken is None
     assert not report.ok
     assert report.guards["audit_checkpoint_follows"] is False
+
+
+async def test_a_disabled_guard_on_the_decision_lists_fails_verification(log: str) -> None:
+    await superuser_sql(
+        log, "ALTER TABLE audit_decision_set DISABLE TRIGGER audit_decision_set_append_only"
+    )
+    report = await verify(log, secret=SECRET)
+    assert not report.ok
+    assert report.guards["audit_decision_set_append_only"] is False
+    assert "guard audit_decision_set_append_only: MISSING OR DISABLED" in report.lines()
+
+
+async def _lists(dsn: str) -> list[tuple[str, int]]:
+    """Each stored list's digest and how many events refer to it."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT s.digest, count(e.id) AS n FROM audit_decision_set AS s"
+            " LEFT JOIN audit_event AS e ON e.decision_set = s.digest GROUP BY s.digest"
+        )
+        inline = await connection.fetchval(
+            "SELECT count(*) FROM audit_event WHERE decisions IS NOT NULL"
+        )
+    finally:
+        await connection.close()
+    # Each writer's first event carries its list: met for the first time.
+    assert inline == 2
+    return [(row["digest"], row["n"]) for row in rows]
+
+
+async def test_both_writers_store_their_common_list_once(log: str, chains: tuple[str, str]) -> None:
+    [(_, users)] = await _lists(log)
+    assert users == 2 * EVENTS - 2
+    assert (await verify(log, secret=SECRET)).ok
+
+
+@pytest.mark.parametrize(
+    ("tampering", "said"),
+    [
+        (
+            "UPDATE audit_decision_set"
+            " SET decisions = jsonb_set(decisions, '{0,decision}', '\"WITHHELD\"')",
+            "was edited",
+        ),
+        ("DELETE FROM audit_decision_set", "is missing"),
+    ],
+)
+async def test_an_edited_or_missing_decisions_list_breaks_the_events_that_use_it(
+    log: str, chains: tuple[str, str], tampering: str, said: str
+) -> None:
+    [(digest, _)] = await _lists(log)
+    await superuser_sql(log, tampering)
+    report = await verify(log, secret=SECRET)
+    assert report.broken is not None
+    # The walk stops at the first event that uses it (chains in name order; event 1 of
+    # each carries the list itself), and says why.
+    first = min(chains)
+    assert (report.broken.chain, report.broken.seq, report.broken.kind) == (first, 2, "altered")
+    assert f"its decisions list {digest} {said}" in report.broken.detail
+
+
+async def test_an_event_pointed_at_another_list_is_reported(
+    log: str, chains: tuple[str, str]
+) -> None:
+    # Another list, stored under its rightful digest: the event's hash still covers its own.
+    forged = [{"field": "NaturalPerson.name", "owner": "SH", "decision": "WITHHELD"}]
+    digest = list_digest(forged)
+    await superuser_sql(
+        log,
+        "INSERT INTO audit_decision_set VALUES ($1, $2::jsonb)",
+        digest,
+        orjson.dumps(forged).decode(),
+    )
+    await superuser_sql(
+        log,
+        "UPDATE audit_event SET decision_set = $1 WHERE chain = $2 AND seq = 2",
+        digest,
+        chains[1],
+    )
+    assert await check(log) == (chains[1], 2, "altered")
 
 
 def test_the_audit_commands_verify_and_tail(
