@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--soak-requests",
         type=int,
-        help="then load the gateway until it served this many requests, recording its memory",
+        help="then load the gateway until it served this many requests more, recording its memory",
     )
     parser.add_argument(
         "--mode",
