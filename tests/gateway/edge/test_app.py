@@ -304,3 +304,24 @@ async def test_an_unexpected_failure_is_internal_for_the_caller_and_logged_for_t
     assert "320104199001011234" not in str(body)  # nothing of the failure reaches the caller
     assert "unexpected error at ['legalPerson']" in caplog.text
     assert "RuntimeError" in caplog.text  # the operator gets the traceback
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "route"),
+    [
+        ("", "/graphql", "/graphql"),
+        ("/api", "/api/graphql", "/graphql"),  # mounted below a prefix (``--root-path``)
+        ("/api", "/graphql", "/graphql"),  # a server that does not put the prefix in ``path``
+        ("/api", "/apigraphql", "/apigraphql"),  # a prefix is a whole segment
+        ("/api", "/api", ""),
+    ],
+)
+def test_operations_are_routed_as_starlette_routes_them(
+    root_path: str, path: str, route: str
+) -> None:
+    from starlette._utils import get_route_path
+
+    from gateway.edge.app import _route_path
+
+    scope = {"type": "http", "path": path, "root_path": root_path}
+    assert _route_path(scope) == route == get_route_path(scope)
