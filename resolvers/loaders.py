@@ -302,16 +302,10 @@ class Loaders:
             wanted = [None if columns is None else columns.get(spec) for _, spec, _ in asked]
             if len(asked) == 1:  # one look-up: the source's own fetch, as a loader's batch
                 _, spec, keys = asked[0]
-                if wanted[0] is None:
-                    raw = [await source.fetch(spec.entity, spec.by, keys)]
-                else:
-                    raw = [await source.fetch(spec.entity, spec.by, keys, columns=wanted[0])]
+                raw = [await source.fetch(spec.entity, spec.by, keys, columns=wanted[0])]
             else:
                 lookups = [(spec.entity, spec.by, keys) for _, spec, keys in asked]
-                if all(own is None for own in wanted):
-                    raw = await source.fetch_many(lookups)
-                else:
-                    raw = await source.fetch_many(lookups, columns=wanted)
+                raw = await source.fetch_many(lookups, columns=wanted)
             self.batches += 1
             if span is not None:
                 span.set_attribute("deltagate.batch.rows", sum(len(rows) for rows in raw))

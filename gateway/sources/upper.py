@@ -69,10 +69,7 @@ class UpperSource(Source):
         *,
         columns: Collection[str] | None = None,
     ) -> list[Row]:
-        if columns is None:
-            rows = await self.source.fetch(entity, field, values)
-        else:
-            rows = await self.source.fetch(entity, field, values, columns=columns)
+        rows = await self.source.fetch(entity, field, values, columns=columns)
         for name in REGION_FIELDS.get(entity, ()):
             for row in rows:
                 value = row.get(name)

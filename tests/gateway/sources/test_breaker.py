@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,9 +33,11 @@ def counting(inner: PostgresSource) -> list[str]:
     calls: list[str] = []
     original = inner.fetch
 
-    async def fetch(entity: str, field: str, values: list[str]) -> list[dict[str, object]]:
+    async def fetch(
+        entity: str, field: str, values: list[str], *, columns: Any = None
+    ) -> list[dict[str, object]]:
         calls.append(entity)
-        return await original(entity, field, values)
+        return await original(entity, field, values, columns=columns)
 
     inner.fetch = fetch  # type: ignore[method-assign]
     return calls
@@ -130,9 +133,11 @@ async def test_lookups_asked_together_count_and_fail_fast_as_one_call(seeded: Se
     calls: list[int] = []
     original = inner.fetch_many
 
-    async def fetch_many(lookups: list[tuple[str, str, list[str]]]) -> list[list[dict]]:
+    async def fetch_many(
+        lookups: list[tuple[str, str, list[str]]], *, columns: Any = None
+    ) -> list[list[dict]]:
         calls.append(len(lookups))
-        return await original(lookups)
+        return await original(lookups, columns=columns)
 
     inner.fetch_many = fetch_many  # type: ignore[method-assign,assignment]
     breaker = CircuitBreaker(inner, failures=1, reset_after=5.0, clock=clock)
