@@ -12,6 +12,7 @@ difference (startup and warm-up cancel out)::
 
     python -m bench.request_cost Q1 1500                       # CPU ms per request
     python -m bench.request_cost Q1 1500 --profile              # and cProfile (thread CPU)
+    SORT=tottime python -m bench.request_cost Q1 1500 --profile # by own time, not cumulative
     python -m bench.request_cost Q1 1500 --floor                # the floor, for the ratio
     valgrind --tool=callgrind python -m bench.request_cost Q1 30
     valgrind --tool=callgrind python -m bench.request_cost Q1 230   # (I230 - I30) / 200
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import socket
 import subprocess
@@ -179,7 +181,9 @@ async def _serve(
         )
         if profile is not None:
             text = io.StringIO()
-            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profile, stream=text).sort_stats(
+                os.environ.get("SORT", "cumulative")
+            ).print_stats(60)
             print(text.getvalue())
     finally:
         await lifespan.put({"type": "lifespan.shutdown"})
