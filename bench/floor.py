@@ -50,6 +50,7 @@ from bench.serving import serve
 from gateway.core.errors import BatchTooLarge, GatewayError, InvalidInput
 from gateway.core.identifiers import id_number_region, require_id_number, require_uscc, uscc_region
 from gateway.core.regions import shipped_regions
+from gateway.edge import heap
 from gateway.edge.auth import TokenVerifier
 from gateway.edge.settings import Settings, load_settings
 from gateway.sources.mapping import load_mapping
@@ -527,6 +528,7 @@ def create_app(floor: Floor) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await floor.start()
+        heap.settle()  # the gateway's collector settings: the ratio compares code, not them
         try:
             yield
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core.errors import MethodNotAllowed
+from gateway.edge import heap
 from gateway.edge.console import ConsolePage
 from gateway.edge.console_export import export_csv
 from gateway.edge.graphiql import GraphiQLPage
@@ -121,11 +121,7 @@ def create_app(gateway: Gateway) -> GatewayApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await gateway.start()
-        # What start made (schema, policy, pools, parsed documents) lives as long as the
-        # worker: frozen, the collector's full passes no longer walk it, and those
-        # passes were what stalled a request now and then (the p99 tail).
-        gc.collect()
-        gc.freeze()
+        heap.settle()
         watcher = asyncio.create_task(gateway.policy.watch(report_policy))
         try:
             yield
