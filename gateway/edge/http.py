@@ -11,15 +11,36 @@ and ``curl`` do), and ``406`` when it accepts neither.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from gateway.core.errors import InvalidInput, RequestTimeout, RequestTooLarge
 from gateway.core.text import check_variables
 from gateway.edge.responses import GRAPHQL_RESPONSE, JSON
+
+
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str]:
+    """A request's headers (an ASGI scope's ``headers``), read once: lower-cased names, values
+    as latin-1 text, as Starlette's ``Headers`` decodes them.
+
+    A name sent more than once keeps its first value, as ``Headers.get`` does: every
+    reader (the token, the delegation, the matter, ``traceparent``, ``Accept``, the body's
+    type and length) sees the one value it saw before, so a second ``Authorization`` or
+    ``traceparent`` is ignored rather than checked in one place and used in another.
+    Names are lower-cased here too (ASGI servers already send them so), and a mixed-case
+    duplicate is the same name.
+    """
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -85,7 +106,10 @@ class OperationRequest:
 
 
 async def read_operation(
-    request: Request, max_body_bytes: int, body_seconds: float | None = None
+    headers: Mapping[str, str],
+    receive: Receive,
+    max_body_bytes: int,
+    body_seconds: float | None = None,
 ) -> OperationRequest:
     """The operation of a ``POST``, or ``InvalidInput`` saying what is wrong with the request.
 
@@ -95,7 +119,7 @@ async def read_operation(
     trickling a byte at a time would otherwise hold a connection and a worker's
     attention for as long as it likes.
     """
-    header = request.headers.get("content-type", "")
+    header = headers.get("content-type", "")
     content_type, *params = (part.strip().lower() for part in header.split(";"))
     if content_type != JSON:
         raise InvalidInput("the request body must be application/json")
@@ -108,13 +132,12 @@ async def read_operation(
         limit="bodyBytes",
         maximum=max_body_bytes,
     )
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         raise too_large
     body = bytearray()
     # The ASGI messages read here, as ``Request.stream`` reads them, without an async
     # generator to make and close for a body that nearly always comes in one message.
-    receive = request.receive
     try:
         async with asyncio.timeout(body_seconds):
             more = True

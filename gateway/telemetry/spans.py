@@ -454,6 +454,8 @@ class Telemetry:
     ) -> Iterator[OperationTrace]:
         """The span of one request, in a new trace, linked to the caller's ``traceparent``.
 
+        ``headers`` are the request's, read by lower-cased name (the first value of a
+        repeated one: Starlette's ``Headers``, or the edge's ``request_headers``).
         ``parent`` is a trace context the gateway has verified (an upper gateway's,
         signed inside its delegation): the span continues that trace instead.
 
@@ -493,9 +495,11 @@ class Telemetry:
             context = trace.set_span_in_context(trace.NonRecordingSpan(upper), _NEW_TRACE)
         else:
             # A root whatever the caller sent (``_NEW_TRACE``): the caller's trace is a link.
-            caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
-            if caller.is_valid:
-                links = (Link(caller, _CALLER_LINK),)
+            # Without a ``traceparent`` there is none, and nothing to parse.
+            if "traceparent" in headers:
+                caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+                if caller.is_valid:
+                    links = (Link(caller, _CALLER_LINK),)
             trace_id = ids.generate_trace_id()
             context = _NEW_TRACE
         sampled = provider.sampler.should_sample(
