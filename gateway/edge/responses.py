@@ -244,11 +244,6 @@ class Answer:
         headers.append((b"content-type", _MEDIA_TYPES.get(media_type) or media_type.encode()))
         self.headers = headers
 
-    def header(self, name: str) -> str | None:
-        """The value of header ``name`` (any case), or None."""
-        key = name.lower().encode("latin-1")
-        return next((v.decode("latin-1") for k, v in self.headers if k == key), None)
-
     def close_connection(self) -> None:
         """Ask the server to close the connection once this is sent (``Connection: close``)."""
         self.headers.append((b"connection", b"close"))
