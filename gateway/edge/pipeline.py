@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +117,7 @@ class Gateway(GatewayParts):
                 outcome=seen.outcome,
                 seconds=time.perf_counter() - started,
                 resources=seen.resources,
-                policy=seen.policy,
+                fields=seen.fields,
             )
 
     async def _answer(
@@ -248,7 +248,7 @@ class Gateway(GatewayParts):
             )
         seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
         # Metrics are the operator's: they keep the owners the caller's view leaves out.
-        seen.policy = {"fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
+        seen.fields = summary["fields"]
         return json_answer(payload, status, media_type)
 
     async def _prepare(
@@ -329,4 +329,4 @@ class _Seen:
     operation: str = "unknown"
     outcome: str = "INTERNAL"
     resources: tuple[str, ...] = ()
-    policy: dict[str, Any] | None = None
+    fields: Sequence[Mapping[str, Any]] = ()
