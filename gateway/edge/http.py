@@ -11,6 +11,7 @@ and ``curl`` do), and ``406`` when it accepts neither.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,9 @@ def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str]:
     return headers
 
 
+# A client sends the same ``Accept`` with every request, and few distinct ones are sent: the
+# answer is kept, for a bounded number of them (any caller can send any header).
+@functools.lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> str | None:
     """The response media type for an ``Accept`` header; None if neither is acceptable."""
     if accept is None or not accept.strip():

@@ -217,13 +217,14 @@ class Gateway(GatewayParts):
             return refusal(error, media_type, trace_id=trace_id)
         payload: dict[str, Any] = {}
         status = 200
-        errors = operation_errors(
-            result.errors or (),
-            context.errors,
-            trace_id=trace_id,
-            hide_schema=self.settings.production,  # variables that do not coerce
-        )
-        if errors:
+        errors: list[dict[str, Any]] = []
+        if result.errors or context.errors:
+            errors = operation_errors(
+                result.errors or (),
+                context.errors,
+                trace_id=trace_id,
+                hide_schema=self.settings.production,  # variables that do not coerce
+            )
             payload["errors"] = errors
             trace.failed(errors[0]["extensions"]["code"])
         # No data and no error at a path: the variables did not coerce, so nothing executed
