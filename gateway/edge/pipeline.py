@@ -105,7 +105,7 @@ class Gateway(GatewayParts):
                     return await self._answer(scope, receive, headers, seen, trace, identity)
                 except Exception as error:
                     # Unexpected: INTERNAL with no detail, as JSON like every other error;
-                    # ``request_error`` logs the detail with the trace id.
+                    # ``refusal`` logs the detail with the trace id.
                     seen.outcome = "INTERNAL"
                     trace.failed(seen.outcome)
                     media_type = negotiate(headers.get("accept")) or GRAPHQL_RESPONSE
