@@ -124,21 +124,11 @@ async def read_operation(
     attention for as long as it likes.
     """
     header = headers.get("content-type", "")
-    content_type, *params = (part.strip().lower() for part in header.split(";"))
-    if content_type != JSON:
-        raise InvalidInput("the request body must be application/json")
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
-            raise InvalidInput("the request body must be encoded in UTF-8")
-    too_large = RequestTooLarge(
-        f"the request body exceeds {max_body_bytes} bytes",
-        limit="bodyBytes",
-        maximum=max_body_bytes,
-    )
+    if header != JSON:  # what nearly every client sends needs no parsing
+        _check_content_type(header)
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        raise too_large
+        raise _too_large(max_body_bytes)
     body = bytearray()
     # The ASGI messages read here, as ``Request.stream`` reads them, without an async
     # generator to make and close for a body that nearly always comes in one message.
@@ -151,7 +141,7 @@ async def read_operation(
                     raise ClientDisconnect()
                 body += message.get("body", b"")
                 if len(body) > max_body_bytes:
-                    raise too_large
+                    raise _too_large(max_body_bytes)
                 more = message.get("more_body", False)
     except TimeoutError:
         raise RequestTimeout(
@@ -179,6 +169,25 @@ async def read_operation(
     operation = OperationRequest(query, variables, operation_name, extensions)
     if query is None and operation.persisted_hash is not None:
         return operation
-    if not isinstance(query, str) or not query.strip():
+    if not isinstance(query, str) or not query or query.isspace():
         raise InvalidInput("'query' must be a non-empty string")
     return operation
+
+
+def _check_content_type(header: str) -> None:
+    """Refuse a body that is not ``application/json`` in UTF-8."""
+    content_type, *params = (part.strip().lower() for part in header.split(";"))
+    if content_type != JSON:
+        raise InvalidInput("the request body must be application/json")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise InvalidInput("the request body must be encoded in UTF-8")
+
+
+def _too_large(max_body_bytes: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"the request body exceeds {max_body_bytes} bytes",
+        limit="bodyBytes",
+        maximum=max_body_bytes,
+    )
