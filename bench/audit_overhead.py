@@ -39,7 +39,7 @@ import orjson
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from starlette.requests import Request
+from starlette.types import Receive
 
 from gateway.audit import create_database, verify
 from gateway.core.types import DELTA_REGIONS
@@ -106,8 +106,8 @@ def workload(dataset: Dataset) -> list[tuple[bytes, list[tuple[bytes, bytes]]]]:
     return out
 
 
-def asgi_request(body: bytes, headers: list[tuple[bytes, bytes]]) -> Request:
-    """A Starlette request as the server would hand it over, body and all."""
+def asgi_request(body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[dict[str, Any], Receive]:
+    """The ASGI scope and ``receive`` of a request as the server would hand them over."""
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -119,7 +119,7 @@ def asgi_request(body: bytes, headers: list[tuple[bytes, bytes]]) -> Request:
 
     scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": headers,
              "query_string": b""}  # fmt: skip
-    return Request(scope, receive)
+    return scope, receive
 
 
 async def run(
@@ -133,9 +133,9 @@ async def run(
         while position < count:
             body, headers = requests[position % len(requests)]
             position += 1
-            response = await gateway.execute(asgi_request(body, headers))
-            if response.status_code != 200 or b'"errors"' in response.body:
-                raise SystemExit(f"request failed: {response.status_code} {response.body[:300]!r}")
+            answer = await gateway.execute(*asgi_request(body, headers))
+            if answer.status != 200 or b'"errors"' in answer.body:
+                raise SystemExit(f"request failed: {answer.status} {answer.body[:300]!r}")
 
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

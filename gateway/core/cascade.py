@@ -17,10 +17,10 @@ Nothing here imports the rest of the project beyond ``gateway.core``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from gateway.core.types import Caller
@@ -86,11 +86,29 @@ def depth_of(header: str | None) -> int:
     return min(int(header[:3]), MAX_DEPTH + 1)
 
 
-@contextmanager
-def acting_for(request: CascadeRequest) -> Iterator[CascadeRequest]:
-    """Make ``request`` the current one while the block runs."""
-    token = _CURRENT.set(request)
-    try:
-        yield request
-    finally:
-        _CURRENT.reset(token)
+def acting_for(request: CascadeRequest) -> _Acting:
+    """Make ``request`` the current one while the ``with`` block runs."""
+    return _Acting(request)
+
+
+class _Acting:
+    """``acting_for``'s block (a class, not a generator: every request enters one)."""
+
+    __slots__ = ("_request", "_token")
+
+    def __init__(self, request: CascadeRequest) -> None:
+        self._request = request
+        self._token: Token[CascadeRequest | None] | None = None
+
+    def __enter__(self) -> CascadeRequest:
+        self._token = _CURRENT.set(self._request)
+        return self._request
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)

@@ -11,8 +11,7 @@ size the limit for it there, or let the ingress limit per client instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from gateway.core.errors import RateLimited
 
@@ -33,28 +32,47 @@ class Admission:
         self.limit = limit
         self._pending: dict[str, int] = {}
 
-    @contextmanager
-    def pending(self, address: str) -> Iterator[None]:
-        """Hold one of ``address``'s places while the block runs.
+    def pending(self, address: str) -> _Pending:
+        """Hold one of ``address``'s places while the ``with`` block runs.
 
-        Raises:
+        Raises (on entering the block):
             RateLimited: ``address`` already holds ``limit`` places.
         """
-        held = self._pending.get(address, 0)
-        if held >= self.limit:
+        return _Pending(self, address)
+
+
+class _Pending:
+    """One place of an address, held while its ``with`` block runs (a class, not a generator:
+    every request enters one)."""
+
+    __slots__ = ("_address", "_admission")
+
+    def __init__(self, admission: Admission, address: str) -> None:
+        self._admission = admission
+        self._address = address
+
+    def __enter__(self) -> None:
+        admission, address = self._admission, self._address
+        held = admission._pending.get(address, 0)
+        if held >= admission.limit:
             raise RateLimited(
                 f"this client has {held} requests waiting to be admitted;"
-                f" at most {self.limit} are allowed",
+                f" at most {admission.limit} are allowed",
                 limit="unauthenticatedPerClient",
-                maximum=self.limit,
+                maximum=admission.limit,
                 retryAfter=1,
             )
-        self._pending[address] = held + 1
-        try:
-            yield
-        finally:
-            left = self._pending[address] - 1
-            if left:
-                self._pending[address] = left
-            else:
-                del self._pending[address]
+        admission._pending[address] = held + 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pending, address = self._admission._pending, self._address
+        left = pending[address] - 1
+        if left:
+            pending[address] = left
+        else:
+            del pending[address]

@@ -137,9 +137,10 @@ class TokenVerifier:
         if authorization_header is None or not authorization_header.strip():
             raise Unauthenticated("a bearer token is required")
         scheme, _, token = authorization_header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or " " in token:
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        return self.verify_token(token.strip())
+        return self.verify_token(token)
 
     def verify_token(self, token: str) -> Caller:
         """The caller a bare token speaks for."""

@@ -213,6 +213,4 @@ async def export_csv(gateway: Gateway, request: Request) -> Response:
             operation=gateway.metrics.operation_label(OPERATION_NAME),
             outcome=outcome,
             seconds=time.perf_counter() - started,
-            resources=(),
-            policy=None,
         )

@@ -11,17 +11,42 @@ and ``curl`` do), and ``406`` when it accepts neither.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from gateway.core.errors import InvalidInput, RequestTimeout, RequestTooLarge
 from gateway.core.text import check_variables
 from gateway.edge.responses import GRAPHQL_RESPONSE, JSON
 
 
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str]:
+    """A request's headers (an ASGI scope's ``headers``), read once: lower-cased names, values
+    as latin-1 text, as Starlette's ``Headers`` decodes them.
+
+    A name sent more than once keeps its first value, as ``Headers.get`` does: every
+    reader (the token, the delegation, the matter, ``traceparent``, ``Accept``, the body's
+    type and length) sees the one value it saw before, so a second ``Authorization`` or
+    ``traceparent`` is ignored rather than checked in one place and used in another.
+    Names are lower-cased here too (ASGI servers already send them so), and a mixed-case
+    duplicate is the same name.
+    """
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+# A client sends the same ``Accept`` with every request, and few distinct ones are sent: the
+# answer is kept, for a bounded number of them (any caller can send any header).
+@functools.lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> str | None:
     """The response media type for an ``Accept`` header; None if neither is acceptable."""
     if accept is None or not accept.strip():
@@ -85,7 +110,10 @@ class OperationRequest:
 
 
 async def read_operation(
-    request: Request, max_body_bytes: int, body_seconds: float | None = None
+    headers: Mapping[str, str],
+    receive: Receive,
+    max_body_bytes: int,
+    body_seconds: float | None = None,
 ) -> OperationRequest:
     """The operation of a ``POST``, or ``InvalidInput`` saying what is wrong with the request.
 
@@ -95,26 +123,15 @@ async def read_operation(
     trickling a byte at a time would otherwise hold a connection and a worker's
     attention for as long as it likes.
     """
-    header = request.headers.get("content-type", "")
-    content_type, *params = (part.strip().lower() for part in header.split(";"))
-    if content_type != JSON:
-        raise InvalidInput("the request body must be application/json")
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
-            raise InvalidInput("the request body must be encoded in UTF-8")
-    too_large = RequestTooLarge(
-        f"the request body exceeds {max_body_bytes} bytes",
-        limit="bodyBytes",
-        maximum=max_body_bytes,
-    )
-    declared = request.headers.get("content-length")
+    header = headers.get("content-type", "")
+    if header != JSON:  # what nearly every client sends needs no parsing
+        _check_content_type(header)
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        raise too_large
+        raise _too_large(max_body_bytes)
     body = bytearray()
     # The ASGI messages read here, as ``Request.stream`` reads them, without an async
     # generator to make and close for a body that nearly always comes in one message.
-    receive = request.receive
     try:
         async with asyncio.timeout(body_seconds):
             more = True
@@ -124,7 +141,7 @@ async def read_operation(
                     raise ClientDisconnect()
                 body += message.get("body", b"")
                 if len(body) > max_body_bytes:
-                    raise too_large
+                    raise _too_large(max_body_bytes)
                 more = message.get("more_body", False)
     except TimeoutError:
         raise RequestTimeout(
@@ -152,6 +169,25 @@ async def read_operation(
     operation = OperationRequest(query, variables, operation_name, extensions)
     if query is None and operation.persisted_hash is not None:
         return operation
-    if not isinstance(query, str) or not query.strip():
+    if not isinstance(query, str) or not query or query.isspace():
         raise InvalidInput("'query' must be a non-empty string")
     return operation
+
+
+def _check_content_type(header: str) -> None:
+    """Refuse a body that is not ``application/json`` in UTF-8."""
+    content_type, *params = (part.strip().lower() for part in header.split(";"))
+    if content_type != JSON:
+        raise InvalidInput("the request body must be application/json")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise InvalidInput("the request body must be encoded in UTF-8")
+
+
+def _too_large(max_body_bytes: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"the request body exceeds {max_body_bytes} bytes",
+        limit="bodyBytes",
+        maximum=max_body_bytes,
+    )

@@ -59,6 +59,7 @@ class Metrics:
         self._max_operations = max_operations
         self._operations: set[str] = set()
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._requests: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._policy_version: str | None = None
         registry = self.registry
         self.requests = Counter(
@@ -154,19 +155,33 @@ class Metrics:
         outcome: str,
         seconds: float,
         resources: Iterable[str] = (),
-        policy: Mapping[str, Any] | None = None,
+        fields: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        """Count one answered request (``app`` is ``-`` when unauthenticated)."""
+        """Count one answered request (``app`` is ``-`` when unauthenticated).
+
+        ``fields`` are the policy's decisions (``OperationPolicy.summary``): each masked or
+        withheld one counts its values; ``CLEAR`` ones are not counted.
+        """
+        key = (app, operation, outcome)
+        children = self._requests.get(key)
+        if children is None:
+            # The request counter's and the latency's series of one kind of request, found
+            # once: the client's ``labels`` validates and locks on every call.
+            children = self._requests[key] = (
+                self.requests.labels(app, operation, outcome),
+                self.latency.labels(operation),
+            )
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
         child = self._child
-        child(self.requests, app, operation, outcome).inc()
-        child(self.latency, operation).observe(seconds)
         for resource in resources:
             child(self.resource_calls, app, resource).inc()
-        for entry in (policy or {}).get("fields", ()):
-            count = entry.get("count", 0)
-            if count:
-                decision = str(entry["decision"]).lower()
-                child(self.policy_fields, entry["field"], entry["owner"], decision).inc(count)
+        for entry in fields:
+            decision = entry["decision"]
+            if decision != "CLEAR" and entry.get("count", 0):
+                labels = (entry["field"], entry["owner"], str(decision).lower())
+                child(self.policy_fields, *labels).inc(entry["count"])
 
     def observe_backend_query(
         self, region: str, entity: str, field: str, keys: int, rows: int, seconds: float

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from gateway.audit import (
     AuditEvent,
@@ -56,14 +55,15 @@ from gateway.core.types import Caller
 from gateway.edge.build import GatewayParts
 from gateway.edge.delegated import Identity, identify
 from gateway.edge.documents import PreparedOperation
-from gateway.edge.http import negotiate, read_operation
+from gateway.edge.http import negotiate, read_operation, request_headers
 from gateway.edge.responses import (
     GRAPHQL_RESPONSE,
     JSON,
-    json_response,
+    Answer,
+    json_answer,
     operation_errors,
+    refusal,
     refusal_of,
-    request_error,
 )
 from gateway.telemetry.spans import OperationTrace
 from policies import OperationPolicy
@@ -72,34 +72,44 @@ from resolvers.context import GatewayContext
 
 logger = logging.getLogger("deltagate")
 
+# Header names as ``request_headers`` keeps them.
+_DEPTH = DEPTH_HEADER.lower()
+
 
 class Gateway(GatewayParts):
     """The gateway's parts, serving GraphQL requests (``execute``)."""
 
-    async def execute(self, request: Request) -> Response:
-        """Answer one ``POST /graphql``; never raises (anything unexpected is ``INTERNAL``)."""
+    async def execute(self, scope: Scope, receive: Receive) -> Answer:
+        """Answer one ``POST /graphql`` (its ASGI scope and body); never raises (anything
+        unexpected is ``INTERNAL``).
+
+        The headers are read once, into what every stage reads (``request_headers``), and
+        the answer is sent as ASGI messages as it is: Starlette's ``Request`` and
+        ``Response`` would read and write them again on every request.
+        """
         started = time.perf_counter()
         seen = _Seen()
         try:
+            headers = request_headers(scope["headers"])
             # Who asks is known before the trace starts: a trusted upper's delegated request
             # continues the upper's trace (signed in its delegation). A refusal is answered
             # inside the trace, like every other.
             identity: Identity | Exception
             try:
-                identity = identify(self.verifier, self.delegation, request.headers)
+                identity = identify(self.verifier, self.delegation, headers)
             except Exception as error:
                 identity = error
             parent = identity.traceparent if isinstance(identity, Identity) else None
-            with self.telemetry.operation(request.headers, parent=parent) as trace:
+            with self.telemetry.operation(headers, parent=parent) as trace:
                 try:
-                    return await self._answer(request, seen, trace, identity)
+                    return await self._answer(scope, receive, headers, seen, trace, identity)
                 except Exception as error:
                     # Unexpected: INTERNAL with no detail, as JSON like every other error;
-                    # ``request_error`` logs the detail with the trace id.
+                    # ``refusal`` logs the detail with the trace id.
                     seen.outcome = "INTERNAL"
                     trace.failed(seen.outcome)
-                    media_type = negotiate(request.headers.get("accept")) or GRAPHQL_RESPONSE
-                    return request_error(error, media_type, trace_id=trace.trace_id)
+                    media_type = negotiate(headers.get("accept")) or GRAPHQL_RESPONSE
+                    return refusal(error, media_type, trace_id=trace.trace_id)
         finally:
             self.metrics.observe_request(
                 app=seen.app,
@@ -107,14 +117,20 @@ class Gateway(GatewayParts):
                 outcome=seen.outcome,
                 seconds=time.perf_counter() - started,
                 resources=seen.resources,
-                policy=seen.policy,
+                fields=seen.fields,
             )
 
     async def _answer(
-        self, request: Request, seen: _Seen, trace: OperationTrace, identity: Identity | Exception
-    ) -> Response:
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: Mapping[str, str],
+        seen: _Seen,
+        trace: OperationTrace,
+        identity: Identity | Exception,
+    ) -> Answer:
         trace_id = trace.trace_id
-        media_type = negotiate(request.headers.get("accept"))
+        media_type = negotiate(headers.get("accept"))
         if media_type is None:
             seen.outcome = "NOT_ACCEPTABLE"
             trace.failed(seen.outcome)
@@ -122,11 +138,13 @@ class Gateway(GatewayParts):
                 "the response can be application/graphql-response+json or application/json;"
                 " the Accept header allows neither"
             )
-            return request_error(error, JSON, trace_id=trace_id)
+            return refusal(error, JSON, trace_id=trace_id)
         limits = self.settings.limits
         operation = None
         try:
-            with self.admission.pending(request.client.host if request.client else "-"):
+            # The client's address as Starlette's ``Request.client`` gives it.
+            client = scope.get("client")
+            with self.admission.pending(client[0] if client else "-"):
                 if isinstance(identity, Exception):
                     raise identity
                 # An upper gateway's request is decided for the caller it acts for.
@@ -137,7 +155,7 @@ class Gateway(GatewayParts):
                     # Quotas are the token holder's: an upper spends its own for its callers.
                     await self.rate_limiter.admit(service.app)
                 operation = await read_operation(
-                    request, limits.max_body_bytes, limits.body_timeout
+                    headers, receive, limits.max_body_bytes, limits.body_timeout
                 )
             query = operation.query
             if self.manifest is not None:
@@ -155,12 +173,12 @@ class Gateway(GatewayParts):
         except GatewayError as error:
             seen.outcome = error.code
             trace.failed(error.code)
-            response = request_error(error, media_type, trace_id=trace_id)
+            answer = refusal(error, media_type, trace_id=trace_id)
             if operation is None:
                 # Refused before its body was read: the connection is not kept for a body
                 # nobody will read (an unauthenticated client could trickle it for ever).
-                response.headers["Connection"] = "close"
-            return response
+                answer.close_connection()
+            return answer
         context = GatewayContext(
             caller, policy, self.sources, self.cursors, self.policy,
             batching=self.settings.batching,
@@ -172,7 +190,7 @@ class Gateway(GatewayParts):
         )  # fmt: skip
         # What the gateway sources below need of this request: the caller to delegate,
         # the trace to continue; they leave the lowers' audit receipts in it.
-        depth = depth_of(request.headers.get(DEPTH_HEADER))
+        depth = depth_of(headers.get(_DEPTH))
         with acting_for(CascadeRequest(caller, matter, trace.traceparent, depth=depth)) as cascade:
             result = await self.schema.execute_prepared(
                 prepared.document,
@@ -196,16 +214,17 @@ class Gateway(GatewayParts):
             logger.error("audit event not written; response refused (trace %s)", trace_id)
             seen.outcome = error.code
             trace.failed(error.code)
-            return request_error(error, media_type, trace_id=trace_id)
+            return refusal(error, media_type, trace_id=trace_id)
         payload: dict[str, Any] = {}
         status = 200
-        errors = operation_errors(
-            result.errors or (),
-            context.errors,
-            trace_id=trace_id,
-            hide_schema=self.settings.production,  # variables that do not coerce
-        )
-        if errors:
+        errors: list[dict[str, Any]] = []
+        if result.errors or context.errors:
+            errors = operation_errors(
+                result.errors or (),
+                context.errors,
+                trace_id=trace_id,
+                hide_schema=self.settings.production,  # variables that do not coerce
+            )
             payload["errors"] = errors
             trace.failed(errors[0]["extensions"]["code"])
         # No data and no error at a path: the variables did not coerce, so nothing executed
@@ -230,8 +249,8 @@ class Gateway(GatewayParts):
             )
         seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
         # Metrics are the operator's: they keep the owners the caller's view leaves out.
-        seen.policy = {"fields": [e for e in summary["fields"] if e["decision"] != "CLEAR"]}
-        return json_response(payload, status, media_type)
+        seen.fields = summary["fields"]
+        return json_answer(payload, status, media_type)
 
     async def _prepare(
         self, app: str, query: str, variables: Mapping[str, Any] | None, name: str | None
@@ -311,4 +330,4 @@ class _Seen:
     operation: str = "unknown"
     outcome: str = "INTERNAL"
     resources: tuple[str, ...] = ()
-    policy: dict[str, Any] | None = None
+    fields: Sequence[Mapping[str, Any]] = ()

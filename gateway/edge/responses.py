@@ -8,6 +8,9 @@ class's ``extensions.code`` and their extensions; GraphQL syntax, validation
 and coercion errors are ``BAD_REQUEST``; anything else is ``INTERNAL`` with a
 fixed message, its detail logged here with the trace id.
 
+Responses of ``POST /graphql`` are ``Answer``s, sent as ASGI messages as they are;
+the other routes take them as Starlette responses (``Answer.response``).
+
 ``REFUSALS`` gives each error class its HTTP status when it refuses a whole
 request, as ``application/graphql-response+json`` and as ``application/json``.
 An operation that ran is 200 whatever its field errors. README's status table
@@ -24,6 +27,7 @@ from typing import Any
 import orjson
 from graphql import GraphQLError
 from starlette.responses import Response
+from starlette.types import Send
 
 from gateway.core.errors import (
     AuditUnavailable,
@@ -218,9 +222,55 @@ def operation_errors(
     return entries
 
 
+class Answer:
+    """A JSON response: its status, its header lines (as ASGI sends them) and its body.
+
+    The header lines are those Starlette's ``Response`` would write for the same
+    arguments, in its order: the extra headers (names lower-cased), ``content-length``,
+    ``content-type`` (the media type as it is).
+    """
+
+    __slots__ = ("body", "headers", "media_type", "status")
+
+    def __init__(
+        self, body: bytes, status: int, media_type: str, extra: Mapping[str, str] | None = None
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.media_type = media_type
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                   for name, value in extra.items()] if extra else []  # fmt: skip
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"content-type", _MEDIA_TYPES.get(media_type) or media_type.encode()))
+        self.headers = headers
+
+    def close_connection(self) -> None:
+        """Ask the server to close the connection once this is sent (``Connection: close``)."""
+        self.headers.append((b"connection", b"close"))
+
+    async def send(self, send: Send) -> None:
+        """Send it as the two ASGI messages of an HTTP response."""
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+    def response(self) -> Response:
+        """The same response as a Starlette ``Response`` (for the other routes)."""
+        response = Response(self.body, self.status, media_type=self.media_type)
+        response.raw_headers = list(self.headers)
+        return response
+
+
+_MEDIA_TYPES = {JSON: JSON.encode(), GRAPHQL_RESPONSE: GRAPHQL_RESPONSE.encode()}
+
+
 def request_error(
     error: BaseException, media_type: str = JSON, *, trace_id: str | None = None
 ) -> Response:
+    """``refusal`` as a Starlette response (for the routes other than ``POST /graphql``)."""
+    return refusal(error, media_type, trace_id=trace_id).response()
+
+
+def refusal(error: BaseException, media_type: str = JSON, *, trace_id: str | None = None) -> Answer:
     """A response refusing a request before it ran (no ``data`` key), or instead of a result
     that may not leave (no audit event). The trace id, if any, goes in the top-level
     ``extensions``; the status is the error class's ``Refusal``.
@@ -229,7 +279,7 @@ def request_error(
     status = refusal_of(error).status_for(media_type)
     if isinstance(error, InvalidDocument):
         errors = [format_error(e, trace_id=trace_id) for e in error.errors]
-        return json_response({"errors": errors, **top}, status, media_type)
+        return json_answer({"errors": errors, **top}, status, media_type)
     headers: dict[str, str] = {}
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
@@ -239,12 +289,19 @@ def request_error(
     if retry is not None:
         headers["Retry-After"] = str(retry)
     entry = error_entry(error, trace_id=trace_id)
-    return json_response({"errors": [entry], **top}, status, media_type, **headers)
+    return json_answer({"errors": [entry], **top}, status, media_type, **headers)
 
 
 def json_response(
     payload: dict[str, Any], status: int = 200, media_type: str = JSON, **headers: str
 ) -> Response:
+    """``json_answer`` as a Starlette response (for the routes other than ``POST /graphql``)."""
+    return json_answer(payload, status, media_type, **headers).response()
+
+
+def json_answer(
+    payload: dict[str, Any], status: int = 200, media_type: str = JSON, **headers: str
+) -> Answer:
     """``payload`` as JSON; a payload orjson refuses still leaves as a JSON GraphQL error."""
     try:
         body = orjson.dumps(payload, default=str)
@@ -262,7 +319,7 @@ def json_response(
                     {"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]}
                 ),
             )
-    return Response(body, status_code=status, media_type=media_type, headers=headers or None)
+    return Answer(body, status, media_type, headers)
 
 
 _INT64 = range(-(2**63), 2**64)

@@ -65,8 +65,8 @@ import importlib
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
@@ -396,6 +396,39 @@ class OperationTrace:
             self.recorder.operation_ended(self, time.time_ns())
 
 
+class _Operation:
+    """``Telemetry.operation``'s ``with`` block: the operation's span is the current one inside
+    it, fails with the type of an exception that leaves it, and ends with it. A class rather
+    than a generator: every request enters one."""
+
+    __slots__ = ("_op", "_token")
+
+    def __init__(self, op: OperationTrace) -> None:
+        self._op = op
+        self._token: Token[_Current | None] | None = None
+
+    def __enter__(self) -> OperationTrace:
+        op = self._op
+        if op.recorder is not None:
+            self._token = _CURRENT.set(_Current(op.recorder, op.context))
+        return op
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        op = self._op
+        try:
+            if kind is not None:
+                op.failed(kind.__name__)
+        finally:
+            if self._token is not None:
+                _CURRENT.reset(self._token)
+            op.finish()
+
+
 class Telemetry:
     """The gateway's tracer: spans for operations, loader batches, backend queries, audit writes.
 
@@ -448,12 +481,11 @@ class Telemetry:
             provider.add_span_processor(processor)
         return cls(provider, owned=True)
 
-    @contextlib.contextmanager
-    def operation(
-        self, headers: Mapping[str, str], *, parent: str | None = None
-    ) -> Iterator[OperationTrace]:
+    def operation(self, headers: Mapping[str, str], *, parent: str | None = None) -> _Operation:
         """The span of one request, in a new trace, linked to the caller's ``traceparent``.
 
+        ``headers`` are the request's, read by lower-cased name (the first value of a
+        repeated one: Starlette's ``Headers``, or the edge's ``request_headers``).
         ``parent`` is a trace context the gateway has verified (an upper gateway's,
         signed inside its delegation): the span continues that trace instead.
 
@@ -462,19 +494,7 @@ class Telemetry:
         span (locks, attribute checks, context attach and detach) cost a Q1 look-up about
         50 µs.
         """
-        op = self._begin(headers, parent)
-        token = None
-        if op.recorder is not None:
-            token = _CURRENT.set(_Current(op.recorder, op.context))
-        try:
-            yield op
-        except BaseException as exc:
-            op.failed(type(exc).__name__)
-            raise
-        finally:
-            if token is not None:
-                _CURRENT.reset(token)
-            op.finish()
+        return _Operation(self._begin(headers, parent))
 
     def _begin(self, headers: Mapping[str, str], parent: str | None) -> OperationTrace:
         upper: SpanContext | None = None
@@ -493,9 +513,11 @@ class Telemetry:
             context = trace.set_span_in_context(trace.NonRecordingSpan(upper), _NEW_TRACE)
         else:
             # A root whatever the caller sent (``_NEW_TRACE``): the caller's trace is a link.
-            caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
-            if caller.is_valid:
-                links = (Link(caller, _CALLER_LINK),)
+            # Without a ``traceparent`` there is none, and nothing to parse.
+            if "traceparent" in headers:
+                caller = trace.get_current_span(_PROPAGATOR.extract(headers)).get_span_context()
+                if caller.is_valid:
+                    links = (Link(caller, _CALLER_LINK),)
             trace_id = ids.generate_trace_id()
             context = _NEW_TRACE
         sampled = provider.sampler.should_sample(

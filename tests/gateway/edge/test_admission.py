@@ -19,6 +19,8 @@ import orjson
 import pytest
 import uvicorn
 
+from gateway.core.errors import RateLimited
+from gateway.edge.admission import Admission
 from gateway.edge.app import Gateway, create_app
 from gateway.edge.query_limits import Limits
 from tests.conftest import Seeded, gateway_settings, token
@@ -163,3 +165,17 @@ async def test_an_unauthenticated_request_is_refused_without_keeping_its_connect
     writer.close()
     assert status == 401
     assert headers["connection"] == "close"
+
+
+def test_a_place_is_given_back_however_its_block_ends() -> None:
+    admission = Admission(2)
+    with admission.pending("203.0.113.7"), admission.pending("203.0.113.7"):
+        with pytest.raises(RateLimited), admission.pending("203.0.113.7"):
+            pass
+        with admission.pending("198.51.100.1"):  # another address has places of its own
+            pass
+    with pytest.raises(ValueError, match="a failed token check"), admission.pending("203.0.113.7"):
+        raise ValueError("a failed token check")
+    with admission.pending("203.0.113.7"), admission.pending("203.0.113.7"):
+        pass  # both places back
+    assert admission._pending == {}

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.datastructures import Headers
 
-from gateway.edge.http import negotiate
+from gateway.edge.http import negotiate, request_headers
 from tests.client import GatewayClient, serve
 from tests.conftest import Seeded, gateway_settings, token
 from tests.gateway.edge.test_auth import jwk, new_rsa_key, rs256, write_jwks
@@ -300,3 +301,21 @@ async def test_graphiql_loads_the_whole_schema_in_development(seeded: Seeded) ->
     sdl = SDL_PATH.read_text(encoding="utf-8")
     snapshot = lexicographic_sort_schema(build_schema(sdl, assume_valid_sdl=True))
     assert print_schema(served) == print_schema(snapshot)
+
+
+def test_request_headers_keep_the_first_value_of_a_name_in_any_case() -> None:
+    raw = [
+        (b"authorization", b"Bearer first"),
+        (b"Authorization", b"Bearer second"),
+        (b"X-Matter-Code", b"OS-ENTERPRISE-OPENING"),
+        (b"x-label", "caf\u00e9".encode("latin-1")),
+    ]
+    headers = request_headers(raw)
+    assert headers == {
+        "authorization": "Bearer first",
+        "x-matter-code": "OS-ENTERPRISE-OPENING",
+        "x-label": "caf\u00e9",  # latin-1, as Starlette decodes a header value
+    }
+    # What Starlette's ``Headers`` gives for the lines a server sends (names lower-cased).
+    lowered = [(name.lower(), value) for name, value in raw]
+    assert dict(request_headers(lowered)) == {key: Headers(raw=lowered).get(key) for key in headers}

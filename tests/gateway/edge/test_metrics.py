@@ -113,6 +113,36 @@ def test_each_gateway_has_metrics_of_its_own() -> None:
     assert b'app="a"' not in second.render()[0]
 
 
+def test_masked_and_withheld_values_are_counted_and_clear_ones_are_not() -> None:
+    metrics = Metrics()
+    fields = [
+        {"field": "NaturalPerson.name", "owner": "SH", "decision": "CLEAR", "count": 3},
+        {"field": "NaturalPerson.phone", "owner": "SH", "decision": "MASKED", "count": 2},
+        {"field": "NaturalPerson.ethnicity", "owner": "AH", "decision": "WITHHELD", "count": 1},
+        {"field": "NaturalPerson.phone", "owner": "JS", "decision": "MASKED", "count": 0},
+    ]
+    for _ in range(2):
+        metrics.observe_request(app="a", operation="x", outcome="ok", seconds=0.01,
+                                resources=("naturalPerson",), fields=fields)  # fmt: skip
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics.render()[0].decode())
+        for sample in family.samples
+    }
+    policy = {
+        (dict(labels)["field"], dict(labels)["owner"], dict(labels)["decision"]): count
+        for (name, labels), count in samples.items()
+        if name == "deltagate_policy_fields_total"
+    }
+    assert policy == {
+        ("NaturalPerson.phone", "SH", "masked"): 4,
+        ("NaturalPerson.ethnicity", "AH", "withheld"): 2,
+    }
+    assert value(samples, "deltagate_requests_total", app="a", operation="x", outcome="ok") == 2
+    assert value(samples, "deltagate_resource_calls_total", app="a", resource="naturalPerson") == 2
+    assert value(samples, "deltagate_request_duration_seconds_count", operation="x") == 2
+
+
 @pytest.mark.slow
 def test_metrics_of_several_workers_add_up(seeded: Seeded, tmp_path: Path) -> None:
     metrics_dir = tmp_path / "metrics"

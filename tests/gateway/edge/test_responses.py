@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 import pytest
+from starlette.responses import Response
 
-from gateway.edge.responses import json_response
+from gateway.edge.responses import json_answer, json_response
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
 
@@ -94,3 +95,26 @@ def test_a_payload_orjson_cannot_write_still_leaves_as_json() -> None:
     assert response.status_code == 200
     body = orjson.loads(response.body)
     assert body["errors"][0]["extensions"] == {"code": "BATCH_TOO_LARGE", "found": str(10**300)}
+
+
+@pytest.mark.parametrize(
+    ("status", "media_type", "extra"),
+    [
+        (200, "application/graphql-response+json", {}),
+        (200, "application/json", {}),
+        (401, "application/json", {"WWW-Authenticate": "Bearer"}),
+        (429, "application/graphql-response+json", {"Retry-After": "1"}),
+    ],
+)
+def test_an_answer_writes_the_header_lines_starlette_wrote(
+    status: int, media_type: str, extra: dict[str, str]
+) -> None:
+    payload = {"errors": [{"message": "x", "extensions": {"code": "X"}}]}
+    answer = json_answer(payload, status, media_type, **extra)
+    starlette = Response(orjson.dumps(payload), status, extra or None, media_type)
+    assert answer.headers == starlette.raw_headers
+    assert (answer.status, answer.body) == (starlette.status_code, starlette.body)
+    answer.close_connection()
+    starlette.headers["Connection"] = "close"
+    assert answer.headers == starlette.raw_headers
+    assert answer.response().raw_headers == starlette.raw_headers

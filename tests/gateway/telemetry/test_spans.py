@@ -15,11 +15,11 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.core.errors import ConfigError
 from gateway.edge.app import Gateway
-from gateway.telemetry.spans import Telemetry
+from gateway.telemetry.spans import OperationTrace, Telemetry
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
 
@@ -390,3 +390,30 @@ def test_a_verified_parent_is_continued_and_a_malformed_one_is_not() -> None:
     [root] = traces.of(own.trace_id)
     assert root.parent is None
     traces.provider.shutdown()
+
+
+def test_an_exception_leaving_the_operation_marks_its_span_and_ends_it() -> None:
+    traces = Traces()
+    telemetry = Telemetry(traces.provider)
+    found: list[Any] = []
+
+    def operation() -> OperationTrace:
+        with telemetry.operation({}) as op:
+            with telemetry.span("inner", {"deltagate.kind": "test"}) as inner:
+                found.append(inner)  # the operation's span is the current one
+            raise TimeoutError
+        return op  # never reached
+
+    try:
+        with pytest.raises(TimeoutError):
+            operation()
+        [inner] = found
+        assert inner is not None
+        with telemetry.span("after", {}) as after:
+            assert after is None  # and is no longer, once its block is left
+    finally:
+        traces.provider.shutdown()
+    spans = {span.name: span for span in traces.exporter.get_finished_spans()}
+    assert spans["operation"].status.status_code is StatusCode.ERROR
+    assert spans["operation"].attributes["deltagate.error.code"] == "TimeoutError"
+    assert spans["inner"].parent.span_id == spans["operation"].context.span_id
