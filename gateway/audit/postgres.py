@@ -110,6 +110,14 @@ def _safe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _open(connection: PoolConnectionProxy) -> bool:
+    """Whether a connection the writer keeps is still its own and open."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back as it closed
+        return False
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
 
@@ -171,6 +179,8 @@ class PostgresAuditLog(AuditLog):
         self._max_batch = max_batch
         self._algorithm = algorithm
         self._pool: asyncpg.Pool | None = None
+        #: The writer's connection, taken from the pool and kept (None until its first batch).
+        self._connection: PoolConnectionProxy | None = None
         self._connecting: asyncio.Lock | None = None
         self._pending: list[tuple[AuditEvent, asyncio.Future[Receipt]]] = []
         self._wake = asyncio.Event()
@@ -213,6 +223,10 @@ class PostgresAuditLog(AuditLog):
             except Exception as exc:  # the events are stored; only their cover is missing
                 logger.error("audit checkpoint at close failed: %s", _safe(exc))
         pool, self._pool = self._pool, None
+        connection, self._connection = self._connection, None
+        if pool is not None and connection is not None:
+            with contextlib.suppress(TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await pool.release(connection, timeout=self._timeout)
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), self._timeout)
@@ -273,7 +287,12 @@ class PostgresAuditLog(AuditLog):
 
     async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
         pool = await self._get_pool()
-        async with asyncio.timeout(self._timeout), pool.acquire() as connection:
+        async with asyncio.timeout(self._timeout):
+            # The writer keeps its connection from batch to batch (taking one from the
+            # pool and giving it back cost about as much as the rest of a one-event batch).
+            connection = self._connection
+            if connection is None or not _open(connection):
+                connection = self._connection = await pool.acquire()
             try:
                 if self._head is None:
                     row = await connection.fetchrow(CHAIN_HEAD, self.chain)
@@ -287,6 +306,9 @@ class PostgresAuditLog(AuditLog):
                 # send every list again (ON CONFLICT keeps the stored ones as they are).
                 self._head = None
                 self._known.clear()
+                # And on another connection: this one may be broken, or busy still.
+                self._connection = None
+                await pool.release(connection)
                 raise
         self._head = (stored[-1].seq, stored[-1].hash)
         self._known.add(listed)
