@@ -112,11 +112,12 @@ class KnownSets:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One INSERT's arguments: the events' records (``events``: a list met before by
-    reference, one met for the first time inline), the lists to store (``lists``), their
-    digests (``new``), and the digests met for the first time (``seen``)."""
+    reference, one met for the first time inline), the lists to store (``lists``), both
+    JSON arrays in UTF-8, their digests (``new``), and the digests met for the first time
+    (``seen``)."""
 
-    events: str
-    lists: str
+    events: bytes
+    lists: bytes
     new: tuple[str, ...]
     seen: tuple[str, ...] = ()
 
@@ -147,8 +148,8 @@ def batch(stored: Sequence[StoredEvent], known: KnownSets) -> Batch:
         if state is not True and digest not in lists:
             lists[digest] = b'{"digest":"' + digest.encode() + b'","decisions":' + body + b"}"
     return Batch(
-        events=(b"[" + b",".join(records) + b"]").decode(),
-        lists=(b"[" + b",".join(lists.values()) + b"]").decode(),
+        events=b"[" + b",".join(records) + b"]",
+        lists=b"[" + b",".join(lists.values()) + b"]",
         new=tuple(lists),
         seen=tuple(seen),
     )

@@ -118,6 +118,24 @@ def _open(connection: PoolConnectionProxy) -> bool:
         return False
 
 
+def _jsonb_in(value: str | bytes) -> bytes:
+    """jsonb's binary form (a version byte, then the text) from text or UTF-8 bytes: the
+    writer's batches go as the bytes it built (a ``str`` of them cost a decode here and
+    an encode in asyncpg, every event; the matter names are Chinese, so not ASCII)."""
+    return b"\x01" + (value if isinstance(value, bytes) else value.encode())
+
+
+def _jsonb_out(data: bytes) -> str:
+    """jsonb read as text, as asyncpg reads it by default."""
+    return data[1:].decode()
+
+
+async def _jsonb_codec(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_jsonb_in, decoder=_jsonb_out, format="binary"
+    )
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
 
@@ -320,7 +338,9 @@ class PostgresAuditLog(AuditLog):
             object.__setattr__(event, "id", ids[event.seq])
         return stored
 
-    def _statement(self, stored: Sequence[StoredEvent]) -> tuple[str, list[str], Sequence[str]]:
+    def _statement(
+        self, stored: Sequence[StoredEvent]
+    ) -> tuple[str, Sequence[str | bytes], Sequence[str]]:
         """The INSERT of a linked batch, its arguments, and the digests of the lists it
         stores: the events with their lists by reference, the lists not known stored."""
         made = decision_sets.batch(stored, self._known)
@@ -458,6 +478,7 @@ class PostgresAuditLog(AuditLog):
                     min_size=1,
                     max_size=4,
                     reset=_keep_session,
+                    init=_jsonb_codec,
                     timeout=self._timeout,
                     server_settings={"application_name": "deltagate-audit"},
                 )
