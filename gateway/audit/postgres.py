@@ -243,7 +243,9 @@ class PostgresAuditLog(AuditLog):
         pool, self._pool = self._pool, None
         connection, self._connection = self._connection, None
         if pool is not None and connection is not None:
-            with contextlib.suppress(TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(
+                TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+            ):
                 await pool.release(connection, timeout=self._timeout)
         if pool is not None:
             try:

@@ -53,7 +53,9 @@ def _event(**changes: Any) -> AuditEvent:
 
 CASCADE = {
     "acting": "upper-gw",
-    "receipts": ({"seq": 4, "region": "SH", "hash": "cd" * 32, "gateway": "sh-1", "chain": "ff00"},),
+    "receipts": (
+        {"seq": 4, "region": "SH", "hash": "cd" * 32, "gateway": "sh-1", "chain": "ff00"},
+    ),
 }
 
 #: Hashes computed by the writer before it built the canonical form in parts.
@@ -92,7 +94,9 @@ def test_the_canonical_form_is_the_sorted_json_of_every_hashed_field(
     changes: dict[str, Any], chain: str
 ) -> None:
     event = _event(**changes)
-    whole = orjson.dumps(canonical_form(chain, 3, event, "sha256", PREV), option=orjson.OPT_SORT_KEYS)
+    whole = orjson.dumps(
+        canonical_form(chain, 3, event, "sha256", PREV), option=orjson.OPT_SORT_KEYS
+    )
     assert canonical(chain, 3, event, "sha256", PREV) == whole
 
 
