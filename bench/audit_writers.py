@@ -365,7 +365,7 @@ def _statement(layout: str, stored: list[Any], known: KnownSets) -> tuple[str, l
         made = batch_of(stored, known)
         known.saw(made.seen)
         known.add(made.new)  # as the writer does once its batch has committed
-        return INSERT, [made.events, made.lists]
+        return INSERT, [made.events.decode(), made.lists.decode()]
     return INLINE_INSERT, [(b"[" + b",".join(s.record for s in stored) + b"]").decode()]
 
 

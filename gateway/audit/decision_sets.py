@@ -43,9 +43,18 @@ def digest_of(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def list_json(decisions: Sequence[Mapping[str, Any]]) -> bytes:
+    """A decisions list's canonical bytes (as in its event's canonical form)."""
+    return orjson.dumps(list(decisions), option=orjson.OPT_SORT_KEYS)
+
+
 def list_digest(decisions: Sequence[Mapping[str, Any]]) -> str:
     """The digest of a decisions list (``verify`` recomputes it to name an edited list)."""
-    return digest_of(orjson.dumps(list(decisions), option=orjson.OPT_SORT_KEYS))
+    return digest_of(list_json(decisions))
+
+
+#: Where a record's list begins.
+_KEY = b'"decisions":'
 
 
 class KnownSets:
@@ -103,11 +112,12 @@ class KnownSets:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One INSERT's arguments: the events' records (``events``: a list met before by
-    reference, one met for the first time inline), the lists to store (``lists``), their
-    digests (``new``), and the digests met for the first time (``seen``)."""
+    reference, one met for the first time inline), the lists to store (``lists``), both
+    JSON arrays in UTF-8, their digests (``new``), and the digests met for the first time
+    (``seen``)."""
 
-    events: str
-    lists: str
+    events: bytes
+    lists: bytes
     new: tuple[str, ...]
     seen: tuple[str, ...] = ()
 
@@ -118,7 +128,7 @@ def batch(stored: Sequence[StoredEvent], known: KnownSets) -> Batch:
     lists: dict[str, bytes] = {}
     seen: dict[str, None] = {}
     for event in stored:
-        body = orjson.dumps(list(event.event.decisions), option=orjson.OPT_SORT_KEYS)
+        body = event.decisions_json or list_json(event.event.decisions)
         digest = digest_of(body)
         state = known.state(digest)
         if state is None and digest not in seen:
@@ -126,19 +136,20 @@ def batch(stored: Sequence[StoredEvent], known: KnownSets) -> Batch:
             records.append(event.record)
             continue
         # The record is the canonical form plus the hash: the list sits there under
-        # "decisions" exactly as dumped above; the reference takes its place.
-        inline = b'"decisions":' + body
-        at = event.record.find(inline)
-        if at < 0:  # not expected; an inline list is stored as it always was
-            records.append(event.record)
+        # "decisions" exactly as dumped above; the reference takes its place. The first
+        # '"decisions":' is the key (a quote inside a string is escaped).
+        at = event.record.find(_KEY)
+        end = at + len(_KEY) + len(body)
+        if at < 0 or not event.record.startswith(body, at + len(_KEY)):
+            records.append(event.record)  # not expected; inline, as it always was
             continue
         reference = b'"decisionSet":"' + digest.encode() + b'"'
-        records.append(event.record[:at] + reference + event.record[at + len(inline) :])
+        records.append(event.record[:at] + reference + event.record[end:])
         if state is not True and digest not in lists:
             lists[digest] = b'{"digest":"' + digest.encode() + b'","decisions":' + body + b"}"
     return Batch(
-        events=(b"[" + b",".join(records) + b"]").decode(),
-        lists=(b"[" + b",".join(lists.values()) + b"]").decode(),
+        events=b"[" + b",".join(records) + b"]",
+        lists=b"[" + b",".join(lists.values()) + b"]",
         new=tuple(lists),
         seen=tuple(seen),
     )

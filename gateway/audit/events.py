@@ -115,6 +115,8 @@ class StoredEvent:
             (empty for an event read back).
         decision_set: the digest of the stored list its decisions were read from
             (``gateway.audit.decision_sets``; not hashed), None if it carries them.
+        decisions_json: the decisions list's canonical bytes, as in ``record`` (the
+            writer's, for its digest; empty for an event read back).
     """
 
     chain: str
@@ -126,6 +128,7 @@ class StoredEvent:
     id: int = 0
     record: bytes = field(default=b"", repr=False, compare=False)
     decision_set: str | None = field(default=None, compare=False)
+    decisions_json: bytes = field(default=b"", repr=False, compare=False)
 
     def verify_hash(self) -> bool:
         """Whether the stored hash is the hash of the stored contents."""
@@ -148,12 +151,22 @@ def new_chain_name() -> str:
 def canonical(chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> bytes:
     """The bytes an event's hash is taken over: every stored field but the hash (and ``id``).
 
-    ``acting`` and ``receipts`` (the cascade's) are there only when set, and ``chain``
-    only outside the single chain of a log brought forward: an event written before
-    they existed hashes as it did then, so a log brought forward by ``deltagate audit
-    init`` still verifies. Setting either on such an event (or clearing it on another)
-    changes its hash all the same.
+    A JSON object of those fields, keys sorted, no whitespace (orjson with sorted
+    keys, as ``canonical_form`` builds it). ``acting`` and ``receipts`` (the cascade's)
+    are there only when set, and ``chain`` only outside the single chain of a log
+    brought forward: an event written before they existed hashes as it did then, so a
+    log brought forward by ``deltagate audit init`` still verifies. Setting either on
+    such an event (or clearing it on another) changes its hash all the same.
     """
+    head, decisions, tail = _parts(chain, seq, event, algorithm, prev_hash)
+    return head + decisions + tail
+
+
+def canonical_form(
+    chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash: str
+) -> dict[str, Any]:
+    """The object whose sorted-key JSON is an event's ``canonical`` form (its definition:
+    ``canonical`` builds the same bytes in parts, to dump the decisions list once)."""
     form: dict[str, Any] = {} if chain == LEGACY_CHAIN else {"chain": chain}
     form.update(
         {
@@ -179,7 +192,63 @@ def canonical(chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash
         form["acting"] = event.acting
     if event.receipts:
         form["receipts"] = list(event.receipts)
-    return orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
+    return form
+
+
+def _parts(
+    chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash: str
+) -> tuple[bytes, bytes, bytes]:
+    """The canonical form in three parts: what precedes the decisions list (up to and
+    including its key), the list (its sorted-key JSON, the bytes its digest is taken
+    over: ``decision_sets``), and what follows it.
+
+    The keys before ``decisions`` in sorted order (``acting``, ``at``, ``callerApp``,
+    ``callerRegion``, ``chain``) and those after it are dumped apart, each group in its
+    sorted order, and joined: the bytes of the whole object dumped with sorted keys
+    (``tests/gateway/audit/test_events.py`` holds them to ``canonical_form``).
+    """
+    head: dict[str, Any] = {} if event.acting is None else {"acting": event.acting}
+    head["at"] = utc_text(event.at)
+    head["callerApp"] = event.caller_app
+    head["callerRegion"] = event.caller_region
+    if chain != LEGACY_CHAIN:
+        head["chain"] = chain
+    tail: dict[str, Any] = {
+        "documentHash": event.document_hash,
+        "hashAlgorithm": algorithm,
+        "matterCode": event.matter_code,
+        "matterName": event.matter_name,
+        "operationName": event.operation_name,
+        "operationType": event.operation_type,
+        "policyVersion": event.policy_version,
+        "prevHash": prev_hash,
+    }
+    if event.receipts:
+        tail["receipts"] = list(event.receipts)
+    tail["roles"] = list(event.roles)
+    tail["seq"] = seq
+    tail["subjects"] = list(event.subjects)
+    tail["traceId"] = event.trace_id
+    # Both groups are built in sorted order; what they hold needs no sorting, but for
+    # the keys of the receipts (and of the decisions, dumped sorted).
+    first = orjson.dumps(head)
+    rest = orjson.dumps(tail, option=orjson.OPT_SORT_KEYS) if event.receipts else orjson.dumps(tail)
+    decisions = orjson.dumps(list(event.decisions), option=orjson.OPT_SORT_KEYS)
+    return first[:-1] + b',"decisions":', decisions, b"," + rest[1:]
+
+
+#: One hash object per algorithm, copied for each event: ``hashlib.new`` looks the
+#: algorithm up in OpenSSL on every call (for SM3 too: it is not among those hashlib keeps).
+_EMPTY: dict[str, hashlib._Hash] = {}
+
+
+def _digest(algorithm: str, body: bytes) -> str:
+    empty = _EMPTY.get(algorithm)
+    if empty is None:
+        empty = _EMPTY[algorithm] = hashlib.new(algorithm)
+    hasher = empty.copy()
+    hasher.update(body)
+    return hasher.hexdigest()
 
 
 def chain_hash(chain: str, seq: int, event: AuditEvent, algorithm: str, prev_hash: str) -> str:
@@ -188,7 +257,7 @@ def chain_hash(chain: str, seq: int, event: AuditEvent, algorithm: str, prev_has
     Raises:
         ValueError: the platform has no such algorithm (``sm3`` needs OpenSSL 1.1.1+).
     """
-    return hashlib.new(algorithm, canonical(chain, seq, event, algorithm, prev_hash)).hexdigest()
+    return _digest(algorithm, canonical(chain, seq, event, algorithm, prev_hash))
 
 
 def link(
@@ -203,14 +272,17 @@ def link(
     out = []
     for event in events:
         seq += 1
-        body = canonical(chain, seq, event, algorithm, prev)
-        digest = hashlib.new(algorithm, body).hexdigest()
+        head, decisions, tail = _parts(chain, seq, event, algorithm, prev)
+        body = head + decisions + tail
+        digest = _digest(algorithm, body)
         # The same object with the hash added ("hash" sorts last): what the INSERT reads.
-        # The chain's name is in it too ("chain" sorts first), also for the legacy chain.
+        # The chain's name is in it too, also for the legacy chain (first: jsonb keeps
+        # no order).
         if chain == LEGACY_CHAIN:
             body = b'{"chain":' + orjson.dumps(chain) + b"," + body[1:]
         record = body[:-1] + b',"hash":"' + digest.encode() + b'"}'
         out.append(StoredEvent(chain=chain, seq=seq, event=event, hash_algorithm=algorithm,
-                               prev_hash=prev, hash=digest, record=record))  # fmt: skip
+                               prev_hash=prev, hash=digest, record=record,
+                               decisions_json=decisions))  # fmt: skip
         prev = digest
     return out

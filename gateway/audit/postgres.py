@@ -44,7 +44,6 @@ import datetime as dt
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -111,6 +110,32 @@ def _safe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _open(connection: PoolConnectionProxy) -> bool:
+    """Whether a connection the writer keeps is still its own and open."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back as it closed
+        return False
+
+
+def _jsonb_in(value: str | bytes) -> bytes:
+    """jsonb's binary form (a version byte, then the text) from text or UTF-8 bytes: the
+    writer's batches go as the bytes it built (a ``str`` of them cost a decode here and
+    an encode in asyncpg, every event; the matter names are Chinese, so not ASCII)."""
+    return b"\x01" + (value if isinstance(value, bytes) else value.encode())
+
+
+def _jsonb_out(data: bytes) -> str:
+    """jsonb read as text, as asyncpg reads it by default."""
+    return data[1:].decode()
+
+
+async def _jsonb_codec(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_jsonb_in, decoder=_jsonb_out, format="binary"
+    )
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
 
@@ -172,6 +197,8 @@ class PostgresAuditLog(AuditLog):
         self._max_batch = max_batch
         self._algorithm = algorithm
         self._pool: asyncpg.Pool | None = None
+        #: The writer's connection, taken from the pool and kept (None until its first batch).
+        self._connection: PoolConnectionProxy | None = None
         self._connecting: asyncio.Lock | None = None
         self._pending: list[tuple[AuditEvent, asyncio.Future[Receipt]]] = []
         self._wake = asyncio.Event()
@@ -214,6 +241,12 @@ class PostgresAuditLog(AuditLog):
             except Exception as exc:  # the events are stored; only their cover is missing
                 logger.error("audit checkpoint at close failed: %s", _safe(exc))
         pool, self._pool = self._pool, None
+        connection, self._connection = self._connection, None
+        if pool is not None and connection is not None:
+            with contextlib.suppress(
+                TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+            ):
+                await pool.release(connection, timeout=self._timeout)
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), self._timeout)
@@ -274,7 +307,12 @@ class PostgresAuditLog(AuditLog):
 
     async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
         pool = await self._get_pool()
-        async with asyncio.timeout(self._timeout), pool.acquire() as connection:
+        async with asyncio.timeout(self._timeout):
+            # The writer keeps its connection from batch to batch (taking one from the
+            # pool and giving it back cost about as much as the rest of a one-event batch).
+            connection = self._connection
+            if connection is None or not _open(connection):
+                connection = self._connection = await pool.acquire()
             try:
                 if self._head is None:
                     row = await connection.fetchrow(CHAIN_HEAD, self.chain)
@@ -288,14 +326,23 @@ class PostgresAuditLog(AuditLog):
                 # send every list again (ON CONFLICT keeps the stored ones as they are).
                 self._head = None
                 self._known.clear()
+                # And on another connection: this one may be broken, or busy still.
+                self._connection = None
+                await pool.release(connection)
                 raise
         self._head = (stored[-1].seq, stored[-1].hash)
         self._known.add(listed)
         ids = {row["seq"]: row["id"] for row in rows}
         self._written_id = max(self._written_id, *ids.values())
-        return [replace(event, id=ids[event.seq]) for event in stored]
+        for event in stored:
+            # Numbered in place: these objects are this batch's own until returned (a
+            # ``dataclasses.replace`` per event cost more than the rest of its receipt).
+            object.__setattr__(event, "id", ids[event.seq])
+        return stored
 
-    def _statement(self, stored: Sequence[StoredEvent]) -> tuple[str, list[str], Sequence[str]]:
+    def _statement(
+        self, stored: Sequence[StoredEvent]
+    ) -> tuple[str, Sequence[str | bytes], Sequence[str]]:
         """The INSERT of a linked batch, its arguments, and the digests of the lists it
         stores: the events with their lists by reference, the lists not known stored."""
         made = decision_sets.batch(stored, self._known)
@@ -433,6 +480,7 @@ class PostgresAuditLog(AuditLog):
                     min_size=1,
                     max_size=4,
                     reset=_keep_session,
+                    init=_jsonb_codec,
                     timeout=self._timeout,
                     server_settings={"application_name": "deltagate-audit"},
                 )

@@ -89,3 +89,13 @@ async def test_writers_storing_the_same_new_list_at_once_keep_one(audit_dsn: str
     assert referring == 3
     report = await verify(audit_dsn)
     assert report.ok, report.lines()
+
+
+def test_a_string_that_looks_like_the_list_s_key_does_not_move_the_reference() -> None:
+    tricky = replace(event(2), caller_app='app-"decisions":[{"field":"x"}]', operation_name="a\\")
+    known = KnownSets()
+    known.add([list_digest(tricky.decisions)])
+    (record,) = orjson.loads(batch(link("c", [tricky], (0, GENESIS)), known).events)
+    assert (record["callerApp"], record["operationName"]) == (tricky.caller_app, "a\\")
+    assert record["decisionSet"] == list_digest(tricky.decisions)
+    assert "decisions" not in record
