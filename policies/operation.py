@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.errors import PolicyError
@@ -30,13 +31,28 @@ logger = logging.getLogger("deltagate.policies")
 DecisionKey = tuple[str, str, bool]
 #: What ``apply`` does to one row key: mask with the function, or withhold (None).
 _Change = tuple[str, MaskFunction | None]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Changes:
+    """What ``apply`` does to the rows of one type, owner and kind of subject, by row key:
+    mask with the function, or withhold (None); a key not listed is released as it is.
+
+    Compared and hashed as the object it is: one per masking plan (so per snapshot, who
+    asks, type, owner, kind of subject and selection), and a caller may key work of its
+    own that follows from it by it, for as long as it keeps it.
+    """
+
+    by_key: Mapping[str, MaskFunction | None]
+
+
 #: A masking plan: the changes, the decisions it counts (keys and decisions, in the order
 #: taken) and the changes by row key (``changes``).
 _Plan = tuple[
     tuple[_Change, ...],
     tuple[DecisionKey, ...],
     tuple[FieldDecision, ...],
-    Mapping[str, MaskFunction | None],
+    Changes,
 ]
 
 
@@ -84,7 +100,8 @@ class OperationPolicy:
         self._shared = shared
         # Work kept across operations: only that of this very snapshot.
         self._memo = memo if memo is not None and memo.snapshot is snapshot else None
-        # Who asks, as far as any decision can tell: the prefix of every memo key.
+        # Who asks, as far as any decision can tell: the prefix of every memo key. A rule
+        # that reads more of the caller (the citizen's own subject) must add it here too.
         self._who = (caller.region, role_matters, matter.code if matter is not None else None)
         self._decisions: dict[DecisionKey, FieldDecision] = {}
         self._counts: dict[DecisionKey, int] = {}
@@ -233,9 +250,8 @@ class OperationPolicy:
         row: Row,
         *,
         fields: Collection[str] | None = None,
-    ) -> Mapping[str, MaskFunction | None]:
-        """What ``apply`` does to ``row``, by row key: mask with the function, or withhold
-        (None); a key not listed is released as it is.
+    ) -> Changes:
+        """What ``apply`` does to ``row`` (``Changes``).
 
         The same for every row of the type, owner and kind of subject (``about_person``)
         that ``record`` saw, so a caller may keep it per (type, owner, kind). Call it only
@@ -413,7 +429,7 @@ class OperationPolicy:
         by_key: dict[str, MaskFunction | None] = {}
         for row_key, mask in changes:
             by_key[row_key] = None if row_key in by_key else mask
-        plan = (tuple(changes), tuple(keys), tuple(decisions), by_key)
+        plan = (tuple(changes), tuple(keys), tuple(decisions), Changes(by_key))
         self._plans[plan_key] = plan
         if memo is not None:
             memo.keep(memo.plans, (self._who, plan_key), plan)

@@ -34,7 +34,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from gateway.core.errors import SourceUnavailable
 from gateway.core.types import RegionCode, Row
 from policies.masks import MaskFunction
-from policies.operation import about_person
+from policies.operation import Changes, about_person
 from resolvers.context import GatewayContext
 from resolvers.links import Link as LinkField
 from resolvers.links import follow, home_unavailable, regions_for
@@ -67,6 +67,10 @@ _LINK = _Marker("LINK")
 #: the mask function; ``_LINK`` for a link), whether the value is copied as it is, the entry
 #: (a ``Scalar``, or a ``Link`` where the mask is ``_LINK``).
 _Step = tuple[str, str | None, "MaskFunction | _Marker | None", bool, Any]
+#: Rows a search's page masked already: copied as they are.
+_MASKED_ALREADY = Changes({})
+#: The most maskings an object plan keeps its steps for (a caller's kind, owner, subject).
+_VIEWS_KEPT = 64
 
 
 class DirectExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -425,13 +429,21 @@ class _Run:
         """How ``plan``'s entries are filled from raw rows of ``row``'s type, owner and kind
         of subject: each value masked or withheld as the policy masks such a row
         (``OperationPolicy.changes``, the plan ``record`` counted the row by). ``row`` None:
-        rows the policy masked already, copied as they are."""
-        changes: Any = {}
+        rows the policy masked already, copied as they are.
+
+        Kept with the object plan per ``Changes`` (an object per masking plan, held by the
+        key, so never mistaken for another), a few at most."""
+        changes = _MASKED_ALREADY
         if row is not None:
             ctx = self.ctx
             changes = ctx.policy.changes(
                 plan.type_name, row[OWNER], row, fields=ctx.loaders.fields_of(plan.type_name)
             )
+        views = plan.views
+        found: tuple[_Step, ...] | None = views.get(changes)
+        if found is not None:
+            return found
+        by_key = changes.by_key
         steps: list[_Step] = []
         for entry in plan.entries:
             if isinstance(entry, Link):
@@ -439,9 +451,12 @@ class _Run:
             elif entry.kind == "typename":
                 steps.append((entry.key, None, None, True, entry))
             else:
-                mask = changes.get(entry.row_key, _CLEAR)
+                mask = by_key.get(entry.row_key, _CLEAR)
                 steps.append((entry.key, entry.row_key, mask, entry.kind == "plain", entry))
-        return tuple(steps)
+        if len(views) >= _VIEWS_KEPT:
+            views.clear()
+        found = views[changes] = tuple(steps)
+        return found
 
     def scalar(self, entry: Scalar, value: Any, path: Path) -> Any:
         """A value (not None) as its type serialises it."""

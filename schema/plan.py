@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import (
     FieldNode,
@@ -94,10 +95,15 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class ObjectPlan:
-    """The selection on one object type, in response order."""
+    """The selection on one object type, in response order.
+
+    ``views``: how the entries are filled from rows under each masking of the type
+    (``schema.direct``), kept with the plan, which lives as long as its document's.
+    """
 
     type_name: str
     entries: tuple[Scalar | Link, ...]
+    views: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
