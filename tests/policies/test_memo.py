@@ -33,8 +33,14 @@ SELECTIONS = [None, frozenset({"name", "phone", "idNumber"}), frozenset({"househ
 
 
 def credit(n: int, subject_type: str) -> Row:
-    return {"id": f"R{n}", "subject_type": subject_type, "subject_id": "11010519491231002X",
-            "kind": "ADMIN_PENALTY", "document_number": f"罚{n}号", "decided_on": "2024-03-05"}  # fmt: skip
+    return {
+        "id": f"R{n}",
+        "subject_type": subject_type,
+        "subject_id": "11010519491231002X",
+        "kind": "ADMIN_PENALTY",
+        "document_number": f"罚{n}号",
+        "decided_on": "2024-03-05",
+    }
 
 
 def operation(policy: OperationPolicy, region: str, fields: frozenset[str] | None) -> Any:
@@ -46,7 +52,7 @@ def operation(policy: OperationPolicy, region: str, fields: frozenset[str] | Non
             "CreditRecord",
             region,
             [credit(1, "NATURAL_PERSON"), credit(2, "LEGAL_PERSON"), credit(3, "NATURAL_PERSON")],
-        ),  # fmt: skip
+        ),
         policy.allows("LegalPerson.legalRepresentative", region),
         policy.looks_up("NaturalPerson.idNumber", region),
         policy.names_owner("NaturalPerson", region),
