@@ -273,8 +273,9 @@ class OperationPolicy:
         memo = self._memo
         layout = None
         if memo is not None:
-            # The entries follow from the keys decided (and who asks): only counts differ.
-            layout_key = (self._who, include_clear, tuple(decisions))
+            # The entries follow from the set of keys decided (and who asks), in whatever
+            # order they were taken: only the counts differ from one operation to the next.
+            layout_key = (self._who, include_clear, frozenset(decisions))
             layout = memo.layouts.get(layout_key)
         if layout is None:
             layout = tuple(

@@ -34,11 +34,11 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from gateway.core.errors import SourceUnavailable
 from gateway.core.types import RegionCode, Row
 from policies.masks import MaskFunction
-from policies.operation import Changes, about_person
+from policies.operation import Changes
 from resolvers.context import GatewayContext
 from resolvers.links import Link as LinkField
 from resolvers.links import follow, home_unavailable, regions_for
-from resolvers.loaders import OWNER, LoadSpec
+from resolvers.loaders import OWNER, SUBJECT_TYPE, LoadSpec
 from resolvers.persons import lookup_region, per_region
 from resolvers.roots import Lookup, Search
 from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar
@@ -292,7 +292,9 @@ class _Run:
         wanted: dict[Read, dict[str, None]] = {}
         jobs = []
         for out, plan, row, path, raw in level:
-            view = (id(plan), row[OWNER], about_person(row)) if raw else id(plan)
+            # By the raw subject type, not the kind the policy makes of it: a partition at
+            # least as fine as the policy's, whatever its rule (``about_person``).
+            view = (id(plan), row[OWNER], row.get(SUBJECT_TYPE)) if raw else id(plan)
             steps = views.get(view)
             if steps is None:
                 steps = views[view] = self.steps(plan, row if raw else None)
