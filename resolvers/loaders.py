@@ -24,7 +24,10 @@ entity a level needs from one region in one round trip (``read_many``, through
 region together, one query per region instead of two. It also knows, from the
 operation's plan, which fields each read needs (``columns``): the fields the
 operation selects, and what the gateway itself reads of a row (``LoadSpec.needs``).
-The loaders, used where the fields are not known, read every field.
+The loaders, used where the fields are not known, read every field. Such an
+executor may also take the rows raw (``masked=False``): decided and counted by
+the policy as masking them would be, tagged as ever, and masked value by value
+as it copies them into the response, so a row is copied once, not twice.
 """
 
 from __future__ import annotations
