@@ -28,6 +28,7 @@ from bench.serving import serve
 from gateway.core.types import Caller, Row
 from gateway.edge.app import Gateway
 from policies import OperationPolicy, PolicyEngine
+from policies.operation import Changes
 
 
 class Unaudited(Gateway):
@@ -55,8 +56,32 @@ class Unrestricted(OperationPolicy):
     ) -> list[Row]:
         return list(rows)
 
+    def record(
+        self,
+        type_name: str,
+        owner_region: str,
+        rows: Sequence[Row],
+        *,
+        fields: Collection[str] | None = None,
+    ) -> None:
+        return None
+
+    def changes(
+        self,
+        type_name: str,
+        owner_region: str,
+        row: Row,
+        *,
+        fields: Collection[str] | None = None,
+    ) -> Changes:
+        return _NONE
+
     def summary(self, *, include_clear: bool = False) -> dict[str, Any]:
         return {"policyVersion": self.policy_version, "matter": self.matter_code, "fields": []}
+
+
+#: Nothing masked or withheld.
+_NONE = Changes({})
 
 
 class UnrestrictedEngine:

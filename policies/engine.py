@@ -29,6 +29,7 @@ from gateway.core.regions import RegionRegistry, shipped_regions
 from gateway.core.types import Caller
 from policies.decisions import FieldDecision
 from policies.masks import build_rules
+from policies.memo import DecisionMemo
 from policies.operation import OperationPolicy
 from policies.snapshot import FileSignature, PolicySnapshot, file_signature, load_snapshot
 
@@ -90,8 +91,10 @@ class PolicyEngine:
             positive size also keeps decisions across operations (keyed by the
             caller's region, roles and matter; emptied on every reload) for up to
             that many entries, so a steady stream of similar requests consults
-            Casbin almost never. Decisions depend only on those keys and the
-            files, so the answers are the same either way.
+            Casbin almost never; and, as many per table, what operations work out
+            of those decisions alike (``policies.memo``: masking plans, summary
+            layouts), kept for the snapshot in force only. Decisions depend only
+            on those keys and the files, so the answers are the same either way.
         clock: monotonic seconds (tests pass a fake).
         regions: the region registry: the owners policy lines may name, and the
             regions decisions are made for (default: the shipped four).
@@ -134,6 +137,7 @@ class PolicyEngine:
         # again, so no caller can fill this with codes of its choosing).
         self._begun: dict[tuple[tuple[str, ...], str | None], tuple[Any, Any]] = {}
         self._begun_for: PolicySnapshot | None = None
+        self._memo: DecisionMemo | None = None
 
     @classmethod
     def from_directory(
@@ -220,6 +224,7 @@ class PolicyEngine:
             matter=matter,
             role_matters=role_matters,
             shared=self._shared_cache(),
+            memo=self._memo_for(snap),
         )
 
     def reload_if_changed(self, *, force: bool = False) -> bool:
@@ -263,6 +268,7 @@ class PolicyEngine:
         self._error = self._error_at = None
         if self._shared is not None:
             self._shared = {}
+        self._memo = None  # the old snapshot's work: ``_memo_for`` starts the new one's
         logger.info("access policy version %s in force (was %s)", snap.version, previous)
         return True
 
@@ -279,6 +285,15 @@ class PolicyEngine:
                 on_status(self.status)
             await asyncio.sleep(max(self.reload_interval, 0.1))
             self.reload_if_changed()
+
+    def _memo_for(self, snap: PolicySnapshot) -> DecisionMemo | None:
+        """The memo of ``snap`` (a new one for a snapshot just put in force); None when
+        nothing is kept across operations."""
+        if not self._cache_size:
+            return None
+        if self._memo is None or self._memo.snapshot is not snap:
+            self._memo = DecisionMemo(snap, self._cache_size)
+        return self._memo
 
     def _shared_cache(self) -> dict[Any, FieldDecision] | None:
         if self._shared is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.errors import PolicyError
@@ -21,6 +22,7 @@ from policies.decisions import Decision, FieldDecision, evaluate
 from policies.grades import NATURAL_PERSON, snake_case
 from policies.masks import MaskFunction
 from policies.matters import Matter
+from policies.memo import DecisionMemo
 from policies.snapshot import PolicySnapshot
 
 logger = logging.getLogger("deltagate.policies")
@@ -29,7 +31,29 @@ logger = logging.getLogger("deltagate.policies")
 DecisionKey = tuple[str, str, bool]
 #: What ``apply`` does to one row key: mask with the function, or withhold (None).
 _Change = tuple[str, MaskFunction | None]
-_Plan = tuple[tuple[_Change, ...], tuple[DecisionKey, ...]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Changes:
+    """What ``apply`` does to the rows of one type, owner and kind of subject, by row key:
+    mask with the function, or withhold (None); a key not listed is released as it is.
+
+    Compared and hashed as the object it is: one per masking plan (so per snapshot, who
+    asks, type, owner, kind of subject and selection), and a caller may key work of its
+    own that follows from it by it, for as long as it keeps it.
+    """
+
+    by_key: Mapping[str, MaskFunction | None]
+
+
+#: A masking plan: the changes, the decisions it counts (keys and decisions, in the order
+#: taken) and the changes by row key (``changes``).
+_Plan = tuple[
+    tuple[_Change, ...],
+    tuple[DecisionKey, ...],
+    tuple[FieldDecision, ...],
+    Changes,
+]
 
 
 class OperationPolicy:
@@ -49,9 +73,11 @@ class OperationPolicy:
     __slots__ = (
         "_counts",
         "_decisions",
+        "_memo",
         "_plans",
         "_roles",
         "_shared",
+        "_who",
         "caller",
         "matter",
         "snapshot",
@@ -65,12 +91,18 @@ class OperationPolicy:
         matter: Matter | None,
         role_matters: tuple[tuple[str, str], ...],
         shared: MutableMapping[Any, FieldDecision] | None = None,
+        memo: DecisionMemo | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.caller = caller
         self.matter = matter
         self._roles = role_matters
         self._shared = shared
+        # Work kept across operations: only that of this very snapshot.
+        self._memo = memo if memo is not None and memo.snapshot is snapshot else None
+        # Who asks, as far as any decision can tell: the prefix of every memo key. A rule
+        # that reads more of the caller (the citizen's own subject) must add it here too.
+        self._who = (caller.region, role_matters, matter.code if matter is not None else None)
         self._decisions: dict[DecisionKey, FieldDecision] = {}
         self._counts: dict[DecisionKey, int] = {}
         self._plans: dict[tuple[Any, ...], _Plan] = {}
@@ -158,12 +190,9 @@ class OperationPolicy:
         """
         if not rows:
             return []
-        type_spec = self.snapshot.catalog.types.get(type_name)
-        if type_spec is None:
-            raise PolicyError(f"type {type_name} has no grades in the policy catalog")
         selected = None if fields is None else frozenset(fields)
-        if type_spec.natural_person_min_grade is None:
-            changes, keys = self._plan(type_name, owner_region, False, selected)
+        if self._type(type_name).natural_person_min_grade is None:
+            changes, keys, _, _ = self._plan(type_name, owner_region, False, selected)
             out = _run(changes, rows)
             self._count(keys, len(rows))
             return out
@@ -172,7 +201,7 @@ class OperationPolicy:
         seen = {False: 0, True: 0}
         out = []
         for row in rows:
-            about = row.get("subject_type") != "LEGAL_PERSON"
+            about = about_person(row)
             plan = plans.get(about)
             if plan is None:
                 plan = plans[about] = self._plan(type_name, owner_region, about, selected)
@@ -187,6 +216,51 @@ class OperationPolicy:
             self._count(plan[1], seen[about])
         return out
 
+    def record(
+        self,
+        type_name: str,
+        owner_region: str,
+        rows: Sequence[Row],
+        *,
+        fields: Collection[str] | None = None,
+    ) -> None:
+        """Decide and count for ``rows`` exactly what ``apply`` would, without copying them.
+
+        For an executor that masks each value as it copies it into the response
+        (``changes``): the rows stay raw, so nothing but that copy may read their
+        graded fields. Arguments and errors as ``apply``.
+        """
+        if not rows:
+            return
+        selected = None if fields is None else frozenset(fields)
+        if self._type(type_name).natural_person_min_grade is None:
+            self._count(self._plan(type_name, owner_region, False, selected)[1], len(rows))
+            return
+        seen: dict[bool, int] = {}  # in the order ``apply`` makes the plans
+        for row in rows:
+            about = about_person(row)
+            seen[about] = seen.get(about, 0) + 1
+        for about, count in seen.items():
+            self._count(self._plan(type_name, owner_region, about, selected)[1], count)
+
+    def changes(
+        self,
+        type_name: str,
+        owner_region: str,
+        row: Row,
+        *,
+        fields: Collection[str] | None = None,
+    ) -> Changes:
+        """What ``apply`` does to ``row`` (``Changes``).
+
+        The same for every row of the type, owner and kind of subject (``about_person``)
+        that ``record`` saw, so a caller may keep it per (type, owner, kind). Call it only
+        for rows ``record`` counted: it decides nothing they did not.
+        """
+        about = self._type(type_name).natural_person_min_grade is not None and about_person(row)
+        selected = None if fields is None else frozenset(fields)
+        return self._plan(type_name, owner_region, about, selected)[3]
+
     def summary(self, *, include_clear: bool = False) -> dict[str, Any]:
         """What this operation decided, JSON-ready, for the response's ``extensions``.
 
@@ -195,18 +269,27 @@ class OperationPolicy:
         (audit records want all). ``count`` is the number of rows (or, for link
         fields, parent records) the decision was applied to.
         """
-        entries = []
+        decisions = self._decisions
+        memo = self._memo
+        layout = None
+        if memo is not None:
+            # The entries follow from the set of keys decided (and who asks), in whatever
+            # order they were taken: only the counts differ from one operation to the next.
+            layout_key = (self._who, include_clear, frozenset(decisions))
+            layout = memo.layouts.get(layout_key)
+        if layout is None:
+            layout = tuple(
+                (key, _entry(key, decision))
+                for key, decision in sorted(decisions.items())
+                if include_clear or decision.decision is not Decision.CLEAR
+            )
+            if memo is not None:
+                memo.keep(memo.layouts, layout_key, layout)
         counts = self._counts
-        for key, decision in sorted(self._decisions.items()):
-            if decision.decision is Decision.CLEAR and not include_clear:
-                continue
-            entry = _entry(key, decision).copy()
-            entry["count"] = counts.get(key, 0)
-            entries.append(entry)
         return {
             "policyVersion": self.snapshot.version,
             "matter": self.matter_code,
-            "fields": entries,
+            "fields": [{**entry, "count": counts.get(key, 0)} for key, entry in layout],
         }
 
     def explained(self, summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,11 +324,21 @@ class OperationPolicy:
         """Whether the caller may be told that ``owner_region`` keeps a ``type_name`` record:
         only where it may see the type's ``owner_field`` of that region in clear. Not a
         decision of the operation (not counted or listed)."""
+        memo = self._memo
+        if memo is not None:
+            memo_key = (self._who, type_name, owner_region, about_person)
+            found = memo.owners.get(memo_key)
+            if found is not None:
+                return found
         type_spec = self.snapshot.catalog.types.get(type_name)
         if type_spec is None or type_spec.owner_field is None:
-            return False
-        key = (f"{type_name}.{type_spec.owner_field}", owner_region, about_person)
-        return self._decide(key, remember=False).decision is Decision.CLEAR
+            visible = False
+        else:
+            key = (f"{type_name}.{type_spec.owner_field}", owner_region, about_person)
+            visible = self._decide(key, remember=False).decision is Decision.CLEAR
+        if memo is not None:
+            memo.keep(memo.owners, memo_key, visible)
+        return visible
 
     def _owner_visible(self, entry: Mapping[str, Any]) -> bool:
         type_name = entry["field"].partition(".")[0]
@@ -281,6 +374,12 @@ class OperationPolicy:
             self._decisions[key] = found
         return found
 
+    def _type(self, type_name: str) -> Any:
+        type_spec = self.snapshot.catalog.types.get(type_name)
+        if type_spec is None:
+            raise PolicyError(f"type {type_name} has no grades in the policy catalog")
+        return type_spec
+
     def _plan(
         self, type_name: str, owner: str, about_person: bool, selected: frozenset[str] | None
     ) -> _Plan:
@@ -288,10 +387,24 @@ class OperationPolicy:
         plan = self._plans.get(plan_key)
         if plan is not None:
             return plan
+        memo = self._memo
+        if memo is not None:
+            kept: _Plan | None = memo.plans.get((self._who, plan_key))
+            if kept is not None:
+                plan = kept
+                # Made by an earlier operation of the same caller's kind: its decisions
+                # become this operation's, in the order they were taken.
+                taken = self._decisions
+                for key, decision in zip(plan[1], plan[2], strict=True):
+                    if key not in taken:
+                        taken[key] = decision
+                self._plans[plan_key] = plan
+                return plan
         specs = self.snapshot.catalog.types[type_name].fields
         masks: Mapping[str, MaskFunction] = self.snapshot.masks
         changes: list[_Change] = []
         keys: list[DecisionKey] = []
+        decisions: list[FieldDecision] = []
         for spec in specs.values():
             if spec.link:
                 continue  # followed or not through allows(); no value in the row
@@ -301,23 +414,38 @@ class OperationPolicy:
             key = (spec.coordinate, owner, about_person)
             decision = self._decide(key)
             keys.append(key)
+            decisions.append(decision)
             if decision.decision is Decision.MASKED and decision.rule is not None:
                 changes.append((spec.key, masks[decision.rule]))
             elif decision.decision is not Decision.CLEAR:
                 changes.append((spec.key, None))
         for name in sorted((selected or frozenset()) - specs.keys()):
             key = (f"{type_name}.{name}", owner, about_person)
-            self._decide(key)  # not in the catalog: withheld, and listed in the summary
+            # Not in the catalog: withheld, and listed in the summary.
+            decisions.append(self._decide(key))
             keys.append(key)
             changes.append((snake_case(name), None))
-        plan = (tuple(changes), tuple(keys))
+        # By row key, as running the changes in order leaves each key: a key listed twice
+        # (a catalog key, then an unknown field's, always withheld) ends withheld.
+        by_key: dict[str, MaskFunction | None] = {}
+        for row_key, mask in changes:
+            by_key[row_key] = None if row_key in by_key else mask
+        plan = (tuple(changes), tuple(keys), tuple(decisions), Changes(by_key))
         self._plans[plan_key] = plan
+        if memo is not None:
+            memo.keep(memo.plans, (self._who, plan_key), plan)
         return plan
 
     def _count(self, keys: Sequence[DecisionKey], rows: int) -> None:
         counts = self._counts
         for key in keys:
             counts[key] = counts.get(key, 0) + rows
+
+
+def about_person(row: Row) -> bool:
+    """Whether a record counts as about a natural person: anything but an enterprise's
+    record does (the safe side)."""
+    return row.get("subject_type") != "LEGAL_PERSON"
 
 
 def _run(changes: Sequence[_Change], rows: Sequence[Row]) -> list[Row]:

@@ -24,7 +24,10 @@ entity a level needs from one region in one round trip (``read_many``, through
 region together, one query per region instead of two. It also knows, from the
 operation's plan, which fields each read needs (``columns``): the fields the
 operation selects, and what the gateway itself reads of a row (``LoadSpec.needs``).
-The loaders, used where the fields are not known, read every field.
+The loaders, used where the fields are not known, read every field. Such an
+executor may also take the rows raw (``masked=False``): decided and counted by
+the policy as masking them would be, tagged as ever, and masked value by value
+as it copies them into the response, so a row is copied once, not twice.
 """
 
 from __future__ import annotations
@@ -286,12 +289,15 @@ class Loaders:
         region: RegionCode,
         reads: Sequence[tuple[LoadSpec, Sequence[str]]],
         columns: Mapping[LoadSpec, frozenset[str]] | None = None,
+        *,
+        masked: bool = True,
     ) -> list[list[list[Row]]]:
         """Read several specs' keys from one region now, in one round trip, without the loaders.
 
         Per read, its keys' rows, masked and grouped exactly as a loader's batch is.
         ``columns``: the fields to read per spec (``LoadSpec.columns``; every field for a
-        spec it does not list).
+        spec it does not list). ``masked=False``: the rows are decided and counted but
+        left raw (``shown``), for an executor that masks each value as it copies it.
         """
         out: list[list[list[Row]]] = [[] for _ in reads]
         source = self._source(region)
@@ -310,7 +316,7 @@ class Loaders:
             if span is not None:
                 span.set_attribute("deltagate.batch.rows", sum(len(rows) for rows in raw))
             for (index, spec, keys), rows in zip(asked, raw, strict=True):
-                out[index] = self.shown(spec, region, keys, rows)
+                out[index] = self.shown(spec, region, keys, rows, masked=masked)
             return out
 
     def span(
@@ -340,9 +346,21 @@ class Loaders:
         )
 
     def shown(
-        self, spec: LoadSpec, region: RegionCode, keys: Sequence[str], raw: list[Row]
+        self,
+        spec: LoadSpec,
+        region: RegionCode,
+        keys: Sequence[str],
+        raw: list[Row],
+        *,
+        masked: bool = True,
     ) -> list[list[Row]]:
-        """Tag, mask (the operation's policy, in bulk) and group a batch's rows by key."""
+        """Tag, mask (the operation's policy, in bulk) and group a batch's rows by key.
+
+        ``masked=False`` leaves the rows raw, tagged in place: decided and counted as
+        masking them would be (``OperationPolicy.record``), for an executor that masks
+        each value as it copies it into the response (``schema.direct``). Nothing else
+        may then read their graded fields; the private keys are set as ever.
+        """
         subjects = self.subjects
         subject = spec.subject or spec.identity
         for row in raw:
@@ -351,14 +369,18 @@ class Loaders:
             subjects[row[subject]] = None
             if spec.order is not None:
                 row[ORDER] = row.get(spec.order) or ""
-        shown = self.policy.apply(
-            spec.type_name, region, raw, fields=self.fields_of(spec.type_name)
-        )
+        fields = self.fields_of(spec.type_name)
+        if masked:
+            shown = self.policy.apply(spec.type_name, region, raw, fields=fields)
+        else:
+            self.policy.record(spec.type_name, region, raw, fields=fields)
+            shown = raw
         if spec.kind is not None:
             self._keep_kind(spec, spec.kind, region, raw, shown)
         groups: dict[str, list[Row]] = {key: [] for key in keys}
+        by = spec.by
         for original, row in zip(raw, shown, strict=True):
-            group = groups.get(original[spec.by])
+            group = groups.get(original[by])
             if group is not None:
                 group.append(row)
         return [groups[key] for key in keys]

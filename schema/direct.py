@@ -4,9 +4,11 @@ The gateway parses, limits and validates each distinct document once
 (``gateway.edge.documents``) and plans it there (``schema.plan``); this
 executor runs that plan. Each level of the response is one round: the keys
 every object on the level links to are gathered, read with one round trip per
-region (every entity the level needs from it in one statement), masked in bulk
-by the operation's policy, and copied into plain response dicts. No resolver
-call, resolve-info object, future or task per field or per key. An operation
+region (every entity the level needs from it in one statement), decided and counted
+in bulk by the operation's policy, and copied into plain response dicts, each
+value masked as it is copied: one copy of a row, not a masked row and then the
+response object. No resolver call, resolve-info object, future or task per
+field or per key. An operation
 without a plan runs on graphql-core's per-field executor, with the Strawberry
 resolvers.
 
@@ -31,16 +33,44 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.core.errors import SourceUnavailable
 from gateway.core.types import RegionCode, Row
+from policies.masks import MaskFunction
+from policies.operation import Changes
 from resolvers.context import GatewayContext
 from resolvers.links import Link as LinkField
 from resolvers.links import follow, home_unavailable, regions_for
-from resolvers.loaders import LoadSpec
+from resolvers.loaders import OWNER, SUBJECT_TYPE, LoadSpec
 from resolvers.persons import lookup_region, per_region
 from resolvers.roots import Lookup, Search
 from schema.plan import Link, ObjectPlan, OperationPlan, RootPlan, Scalar
 
 Read = tuple[LoadSpec, RegionCode]
-Level = list[tuple[dict[str, Any], ObjectPlan, Row, Path]]
+#: An object to fill: the response dict, its plan, its row, its path, and whether the row
+#: is raw (read here: masked as it is copied) or was masked already (a search's page).
+Level = list[tuple[dict[str, Any], ObjectPlan, Row, Path, bool]]
+
+
+class _Marker:
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+#: In a step, for a value released as it is, and for a link.
+_CLEAR = _Marker("CLEAR")
+_LINK = _Marker("LINK")
+#: How an object plan's entry is filled from rows of one kind (``_Run.steps``): response key,
+#: row key (None for a link or ``__typename``), the mask (``_CLEAR``, None to withhold, or
+#: the mask function; ``_LINK`` for a link), whether the value is copied as it is, the entry
+#: (a ``Scalar``, or a ``Link`` where the mask is ``_LINK``).
+_Step = tuple[str, str | None, "MaskFunction | _Marker | None", bool, Any]
+#: Rows a search's page masked already: copied as they are.
+_MASKED_ALREADY = Changes({})
+#: The most maskings an object plan keeps its steps for (a caller's kind, owner, subject).
+_VIEWS_KEPT = 64
 
 
 class DirectExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -130,6 +160,8 @@ class _Run:
         # Rows already read in this operation, as the loaders' cache would keep them.
         self.seen: dict[Read, dict[str, list[Row]]] = {}
         self.link_args: dict[int, dict[str, Any]] = {}
+        # The steps of each object plan, per (owner, kind of subject) of raw rows.
+        self.views: dict[Any, tuple[_Step, ...]] = {}
 
     # -- the levels ------------------------------------------------------------------------
 
@@ -208,7 +240,7 @@ class _Run:
                 data[root.key] = out
             else:
                 data[root.key][index] = out
-            level.append((out, root.child, rows[0], path))
+            level.append((out, root.child, rows[0], path, True))
         while level:
             level = await self.fill(level)
         return None if null_data else data
@@ -246,34 +278,52 @@ class _Run:
                         else:
                             node: dict[str, Any] = {}
                             edge[e.key] = node
-                            level.append((node, e.child, row, edge_path.add_key(e.key)))
+                            # Masked by the search already (``resolvers.enterprises``).
+                            level.append((node, e.child, row, edge_path.add_key(e.key), False))
                     edges.append(edge)
                 out[entry.key] = edges
         return out
 
     async def fill(self, level: Level) -> Level:
-        """Copy each object's scalars, read what all their links lead to, return the next level."""
+        """Copy each object's scalars (a raw row's masked as they are copied), read what all
+        their links lead to, return the next level."""
         ctx = self.ctx
+        views = self.views
         wanted: dict[Read, dict[str, None]] = {}
         jobs = []
-        for out, plan, row, path in level:
-            for entry in plan.entries:
-                if isinstance(entry, Scalar):
-                    out[entry.key] = self.scalar(entry, row, path)
+        for out, plan, row, path, raw in level:
+            # By the raw subject type, not the kind the policy makes of it: a partition at
+            # least as fine as the policy's, whatever its rule (``about_person``).
+            view = (id(plan), row[OWNER], row.get(SUBJECT_TYPE)) if raw else id(plan)
+            steps = views.get(view)
+            if steps is None:
+                steps = views[view] = self.steps(plan, row if raw else None)
+            for key, row_key, mask, plain, entry in steps:
+                if row_key is not None:
+                    value = row.get(row_key)
+                    if value is not None:
+                        if mask is not _CLEAR:
+                            value = None if mask is None else mask(value)  # type: ignore[operator]
+                        if not plain and value is not None:
+                            value = self.scalar(entry, value, path)
+                    out[key] = value
                     continue
-                out[entry.key] = None
+                if mask is not _LINK:  # __typename
+                    out[key] = entry.constant
+                    continue
+                out[key] = None
                 link = entry.follows
                 if link is None:  # only the parts of a search's page, which ``page`` builds
                     raise RuntimeError(f"{entry.field} is not a link")
-                key = follow(ctx, link, row)
-                if key is None:
+                target = follow(ctx, link, row)
+                if target is None:
                     continue
-                regions = regions_for(ctx, link, key)
+                regions = regions_for(ctx, link, target)
                 if not regions and not link.fan_out:
                     continue
                 for region in regions:
-                    wanted.setdefault((link.load, region), {})[key] = None
-                jobs.append((out, entry, link, key, regions, path.add_key(entry.key)))
+                    wanted.setdefault((link.load, region), {})[target] = None
+                jobs.append((out, entry, link, target, regions, path.add_key(key)))
         if not jobs:
             return []
         fetched = await self.read(wanted)
@@ -302,12 +352,12 @@ class _Run:
                 for index, child_row in enumerate(rows):
                     child: dict[str, Any] = {}
                     items.append(child)
-                    following.append((child, entry.child, child_row, path.add_key(index)))
+                    following.append((child, entry.child, child_row, path.add_key(index), True))
                 out[entry.key] = items
             elif found[0]:
                 child = {}
                 out[entry.key] = child
-                following.append((child, entry.child, found[0][0], path))
+                following.append((child, entry.child, found[0][0], path, True))
         return following
 
     @staticmethod
@@ -330,7 +380,9 @@ class _Run:
     ) -> dict[Read, dict[str, list[Row]] | Exception]:
         """The keys not read before in this operation: everything one region is asked for on
         this level in one round trip (``Loaders.read_many``), the regions concurrently, each
-        read selecting only the fields the plan needs."""
+        read selecting only the fields the plan needs. The rows stay raw (decided and counted
+        by the policy as they are read): ``fill`` masks each value it copies, and nothing
+        else here reads a graded field (links follow private keys and ``legal_rep_id``)."""
         by_region: dict[RegionCode, list[tuple[LoadSpec, list[str]]]] = {}
         for (spec, region), asked in wanted.items():
             seen = self.seen.setdefault((spec, region), {})
@@ -343,12 +395,19 @@ class _Run:
         results: list[Any]
         if len(regions) == 1:  # one region: awaited here, no task
             try:
-                results = [await loaders.read_many(regions[0], by_region[regions[0]], columns)]
+                results = [
+                    await loaders.read_many(
+                        regions[0], by_region[regions[0]], columns, masked=False
+                    )
+                ]
             except Exception as failed:
                 results = [failed]
         else:
             results = await asyncio.gather(
-                *(loaders.read_many(region, by_region[region], columns) for region in regions),
+                *(
+                    loaders.read_many(region, by_region[region], columns, masked=False)
+                    for region in regions
+                ),
                 return_exceptions=True,
             )
         outcome: dict[Read, dict[str, list[Row]] | Exception] = {}
@@ -368,12 +427,41 @@ class _Run:
 
     # -- values and errors -----------------------------------------------------------------
 
-    def scalar(self, entry: Scalar, row: Row, path: Path) -> Any:
-        if entry.kind == "typename":
-            return entry.constant
-        value = row.get(entry.row_key)
-        if value is None or entry.kind == "plain":
-            return value
+    def steps(self, plan: ObjectPlan, row: Row | None) -> tuple[_Step, ...]:
+        """How ``plan``'s entries are filled from raw rows of ``row``'s type, owner and kind
+        of subject: each value masked or withheld as the policy masks such a row
+        (``OperationPolicy.changes``, the plan ``record`` counted the row by). ``row`` None:
+        rows the policy masked already, copied as they are.
+
+        Kept with the object plan per ``Changes`` (an object per masking plan, held by the
+        key, so never mistaken for another), a few at most."""
+        changes = _MASKED_ALREADY
+        if row is not None:
+            ctx = self.ctx
+            changes = ctx.policy.changes(
+                plan.type_name, row[OWNER], row, fields=ctx.loaders.fields_of(plan.type_name)
+            )
+        views = plan.views
+        found: tuple[_Step, ...] | None = views.get(changes)
+        if found is not None:
+            return found
+        by_key = changes.by_key
+        steps: list[_Step] = []
+        for entry in plan.entries:
+            if isinstance(entry, Link):
+                steps.append((entry.key, None, _LINK, False, entry))
+            elif entry.kind == "typename":
+                steps.append((entry.key, None, None, True, entry))
+            else:
+                mask = by_key.get(entry.row_key, _CLEAR)
+                steps.append((entry.key, entry.row_key, mask, entry.kind == "plain", entry))
+        if len(views) >= _VIEWS_KEPT:
+            views.clear()
+        found = views[changes] = tuple(steps)
+        return found
+
+    def scalar(self, entry: Scalar, value: Any, path: Path) -> Any:
+        """A value (not None) as its type serialises it."""
         if entry.kind == "decimal":
             return str(value) if isinstance(value, Decimal) else value
         if entry.allowed is not None and value not in entry.allowed:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import (
     FieldNode,
@@ -94,10 +95,15 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class ObjectPlan:
-    """The selection on one object type, in response order."""
+    """The selection on one object type, in response order.
+
+    ``views``: how the entries are filled from rows under each masking of the type
+    (``schema.direct``), kept with the plan, which lives as long as its document's.
+    """
 
     type_name: str
     entries: tuple[Scalar | Link, ...]
+    views: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,8 @@ def plan_operation(
             child_type = get_named_type(field_def.type)
             if not isinstance(child_type, GraphQLObjectType):
                 raise Unsupported(name)
+            if isinstance(answer, Lookup) and child_type.name != answer.load.type_name:
+                raise Unsupported(name)  # rows are masked as their read's type (``schema.direct``)
             page = isinstance(answer, Search)
             child = _object_plan(schema, child_type, nodes, fragments, page=page)
             roots.append(RootPlan(key, name, field_def, tuple(nodes), child, answer))
@@ -249,6 +257,10 @@ def _object_plan(
         if isinstance(named, GraphQLObjectType):
             follows = links.LINKS.get(coordinate)
             if follows is not None:
+                if named.name != follows.load.type_name:
+                    # The direct executor masks a raw row by its plan's type: it must be the
+                    # type the row was read and counted as.
+                    raise Unsupported(coordinate)
                 child = _object_plan(schema, named, nodes, fragments)
             elif page:
                 # Within the page: the edges and page info; an edge's node is a row again.

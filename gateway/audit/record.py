@@ -25,9 +25,17 @@ def touches_audited_data(decisions: Iterable[Mapping[str, Any]]) -> bool:
     """Whether any decision of an operation's policy summary covers L2+ data it read."""
     for entry in decisions:
         grade = entry.get("grade")
-        if entry.get("count") and grade and int(grade.removeprefix("L")) >= AUDITED_FROM_GRADE:
-            return True
+        if entry.get("count") and grade:
+            audited = _AUDITED.get(grade)
+            if audited is None:
+                audited = int(grade.removeprefix("L")) >= AUDITED_FROM_GRADE
+            if audited:
+                return True
     return False
+
+
+#: The grades a summary names, worked out once (any other is worked out where it is met).
+_AUDITED = {f"L{grade}": grade >= AUDITED_FROM_GRADE for grade in range(1, 5)}
 
 
 def operation_event(
