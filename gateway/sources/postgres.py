@@ -261,7 +261,8 @@ class PostgresSource(Source):
             return []
         if columns is not None:
             sql = self._projected_sql(entity, field, columns)
-        return await self._query(entity, field, sql, len(keys), keys)
+        records = await self._records(entity, field, sql, len(keys), keys)
+        return [dict(record) for record in records]
 
     async def fetch_many(
         self,
@@ -288,7 +289,8 @@ class PostgresSource(Source):
                 if own is None
                 else self._projected_sql(entity, field, own)
             )
-            out[index] = await self._query(entity, field, sql, len(keys), keys)
+            records = await self._records(entity, field, sql, len(keys), keys)
+            out[index] = [dict(record) for record in records]
             return out
         if not asked:
             return out
@@ -349,7 +351,7 @@ class PostgresSource(Source):
             return []
         lower, upper = prefix_bounds(prefix)
         args = (lower, upper, *after, limit) if after is not None else (lower, upper, limit)
-        return await self._query(entity, field, sql, 1, *args)
+        return [dict(record) for record in await self._records(entity, field, sql, 1, *args)]
 
     async def ping(self) -> None:
         await self._records("ping", "", "SELECT 1", 0, observed=False)
@@ -358,9 +360,6 @@ class PostgresSource(Source):
         if entity not in ENTITY_FIELDS or field not in ENTITY_FIELDS[entity]:
             raise ValueError(f"unknown field {entity}.{field}")
         return []  # the region does not hold this entity
-
-    async def _query(self, entity: str, field: str, sql: str, keys: int, *args: Any) -> list[Row]:
-        return [dict(record) for record in await self._records(entity, field, sql, keys, *args)]
 
     async def _records(
         self, entity: str, field: str, sql: str, keys: int, *args: Any, observed: bool = True
