@@ -13,9 +13,9 @@ requests open the breaker for everyone.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.core.errors import SourceUnavailable
 from gateway.core.types import Row
@@ -81,7 +81,7 @@ class CircuitBreaker(Source):
         *,
         columns: Collection[str] | None = None,
     ) -> list[Row]:
-        return await self._call(lambda: self.source.fetch(entity, field, values, columns=columns))
+        return await self._call(self.source.fetch(entity, field, values, columns=columns))
 
     async def fetch_many(
         self,
@@ -89,7 +89,7 @@ class CircuitBreaker(Source):
         *,
         columns: Sequence[Collection[str] | None] | None = None,
     ) -> list[list[Row]]:
-        return await self._call(lambda: self.source.fetch_many(lookups, columns=columns))
+        return await self._call(self.source.fetch_many(lookups, columns=columns))
 
     async def search(
         self,
@@ -100,25 +100,36 @@ class CircuitBreaker(Source):
         after: tuple[str, str] | None,
         limit: int,
     ) -> list[Row]:
-        return await self._call(
-            lambda: self.source.search(entity, field, prefix, after=after, limit=limit)
-        )
+        return await self._call(self.source.search(entity, field, prefix, after=after, limit=limit))
 
     async def ping(self) -> None:
         # Readiness asks the backend itself, and a successful ping closes the breaker early.
-        await self._call(self.source.ping, probe=True)
+        await self._call(self.source.ping(), probe=True)
 
-    async def _call(self, call: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
+    async def _call(self, call: Coroutine[Any, Any, T], *, probe: bool = False) -> T:
+        """Await ``call`` (a call of the source, not yet started) unless the breaker refuses it."""
+        if self._opened_at is None:  # closed, the usual case: no trial to arrange
+            try:
+                result = await call
+            except SourceUnavailable:
+                self._consecutive += 1
+                if self._consecutive >= self.failures:
+                    self._opened_at = self._clock()
+                raise
+            self._consecutive = 0
+            self._opened_at = None  # a success closes it, whatever failed meanwhile
+            return result
         state = self.state
-        if state is BreakerState.OPEN and not probe:
-            raise SourceUnavailable(self.region, f"source for region {self.region} is unavailable")
-        if state is BreakerState.HALF_OPEN and self._trial_running and not probe:
+        if not probe and (
+            state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self._trial_running)
+        ):
+            call.close()  # never started: no warning that it was not awaited
             raise SourceUnavailable(self.region)
         trial = state is BreakerState.HALF_OPEN
         if trial:
             self._trial_running = True
         try:
-            result = await call()
+            result = await call
         except SourceUnavailable:
             self._consecutive += 1
             if trial or self._consecutive >= self.failures:

@@ -15,6 +15,21 @@ a statement selecting only those, compiled on first use for that (entity,
 field, columns) and kept, as are combined statements, in a bounded cache
 (``STATEMENT_CACHE``): the planned documents are few, but what callers send
 must not grow the gateway's memory without bound.
+
+Connections come from an asyncpg pool, but a look-up that went well does not
+give its connection back to it: the source keeps it for the next look-up
+(``_Kept``). asyncpg's acquire and release (a holder, a proxy, an inactivity
+timer, a shielded task per release and one more turn of the event loop) cost
+more of the gateway's CPU than the query on the connection itself did. Only
+a connection whose statement completed goes back to the kept ones; one whose
+statement failed, timed out or was cancelled goes back through asyncpg's
+release, which waits for the cancellation to be acknowledged (or terminates
+the connection) and rolls back a transaction, so no connection is reused
+mid-query. The kept ones go back to asyncpg's pool too when someone waits
+for a connection there, after ``KEEP_USES`` look-ups (so the pool's limit of
+queries per connection still applies) or ``KEEP_IDLE`` seconds unused (so
+the pool's idle lifetime still closes what a burst opened), and when the
+source closes.
 """
 
 from __future__ import annotations
@@ -34,6 +49,8 @@ from gateway.sources.base import QueryObserver, Source
 from gateway.sources.sql import SEARCH_KEYS, prefix_bounds
 
 if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
     from gateway.core.types import Row
     from gateway.sources.mapping import RegionMapping
 
@@ -76,6 +93,15 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing (see ``PostgresSource._create_pool``)."""
 
 
+def _usable(connection: PoolConnectionProxy) -> bool:
+    """Whether a kept connection is still open (asyncpg gives a connection that closed back
+    to its pool on its own, and the proxy then refuses every call)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class _Split:
     """How one look-up's rows are taken from a combined statement's records."""
 
@@ -96,6 +122,17 @@ def _frozen(columns: Collection[str] | None) -> frozenset[str] | None:
         return columns
     return frozenset(columns)
 
+
+#: Look-ups a kept connection serves before it goes back through asyncpg's pool, whose own
+#: bookkeeping (queries per connection) then applies.
+KEEP_USES = 1000
+#: Seconds a kept connection may go unused before it goes back to asyncpg's pool, whose
+#: idle lifetime then closes it.
+KEEP_IDLE = 60.0
+
+#: A kept connection: the connection, when it was last used (``time.perf_counter``), and
+#: how many look-ups it served since it was taken from the pool.
+_Kept = tuple["PoolConnectionProxy", float, int]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -177,6 +214,11 @@ class PostgresSource(Source):
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Future[asyncpg.Pool] | None = None
         self._closed = False
+        # Connections of ``_pool`` whose last statement completed, the last used on top.
+        self._kept: list[_Kept] = []
+        self._waiting = 0  # look-ups waiting for one of asyncpg's pool
+        self._trimming: asyncio.TimerHandle | None = None
+        self._handing_back: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         self._closed = False
@@ -191,7 +233,13 @@ class PostgresSource(Source):
             self._connecting.cancel()
             self._connecting = None
         pool, self._pool = self._pool, None
+        kept, self._kept = self._kept, []
+        if self._trimming is not None:
+            self._trimming.cancel()
+            self._trimming = None
         if pool is not None:
+            for connection, _, _ in kept:
+                self._hand_back(pool, connection)
             try:
                 await asyncio.wait_for(pool.close(), self._timeout)
             except (TimeoutError, *_BACKEND_ERRORS):
@@ -213,7 +261,8 @@ class PostgresSource(Source):
             return []
         if columns is not None:
             sql = self._projected_sql(entity, field, columns)
-        return await self._query(entity, field, sql, len(keys), keys)
+        records = await self._records(entity, field, sql, len(keys), keys)
+        return [dict(record) for record in records]
 
     async def fetch_many(
         self,
@@ -240,7 +289,8 @@ class PostgresSource(Source):
                 if own is None
                 else self._projected_sql(entity, field, own)
             )
-            out[index] = await self._query(entity, field, sql, len(keys), keys)
+            records = await self._records(entity, field, sql, len(keys), keys)
+            out[index] = [dict(record) for record in records]
             return out
         if not asked:
             return out
@@ -301,45 +351,119 @@ class PostgresSource(Source):
             return []
         lower, upper = prefix_bounds(prefix)
         args = (lower, upper, *after, limit) if after is not None else (lower, upper, limit)
-        return await self._query(entity, field, sql, 1, *args)
+        return [dict(record) for record in await self._records(entity, field, sql, 1, *args)]
 
     async def ping(self) -> None:
-        try:
-            async with asyncio.timeout(self._timeout):
-                pool = await self._get_pool()
-                await pool.fetchval("SELECT 1")
-        except _BACKEND_ERRORS as exc:
-            self._log_failure(exc, "ping", None)
-            raise SourceUnavailable(self.region) from None
+        await self._records("ping", "", "SELECT 1", 0, observed=False)
 
     def _unmapped(self, entity: str, field: str) -> list[Row]:
         if entity not in ENTITY_FIELDS or field not in ENTITY_FIELDS[entity]:
             raise ValueError(f"unknown field {entity}.{field}")
         return []  # the region does not hold this entity
 
-    async def _query(self, entity: str, field: str, sql: str, keys: int, *args: Any) -> list[Row]:
-        return [dict(record) for record in await self._records(entity, field, sql, keys, *args)]
-
     async def _records(
-        self, entity: str, field: str, sql: str, keys: int, *args: Any
+        self, entity: str, field: str, sql: str, keys: int, *args: Any, observed: bool = True
     ) -> list[asyncpg.Record]:
-        """One statement's records; the observer is told of it (``entity``, ``field``: what
-        it looked up, joined by ``+`` for several look-ups in one statement)."""
+        """One statement's records, within the source's timeout; the observer is told of it
+        (``entity``, ``field``: what it looked up, joined by ``+`` for several look-ups in
+        one statement)."""
         started = time.perf_counter()
+        pool = self._pool
+        connection = None
         try:
-            async with asyncio.timeout(self._timeout):
-                pool = await self._get_pool()
-                records = await pool.fetch(sql, *args)
+            try:
+                kept = self._kept
+                while kept:  # the usual case: a kept connection, asyncpg's timeout on the query
+                    connection, _, uses = kept.pop()
+                    if _usable(connection):
+                        records = await connection.fetch(sql, *args, timeout=self._timeout)
+                        break
+                    if pool is not None:  # closed under it: asyncpg's release cleans up
+                        self._hand_back(pool, connection)
+                    connection = None
+                else:  # none kept: one from asyncpg's pool, within the same time
+                    pool, connection, left = await self._acquire()
+                    uses = 0
+                    records = await connection.fetch(sql, *args, timeout=left)
+            except BaseException:
+                if connection is not None and pool is not None:
+                    # Failed, timed out or cancelled mid-query: asyncpg's release waits for
+                    # the cancellation (or terminates the connection) before reusing it.
+                    self._hand_back(pool, connection)
+                raise
         except _VALUE_ERRORS as exc:
-            self._log_failure(exc, f"{entity}.{field}", None)
+            self._log_failure(exc, f"{entity}.{field}" if field else entity, None)
             raise InvalidInput("a value in the request cannot match any record") from None
         except _BACKEND_ERRORS as exc:
-            self._log_failure(exc, f"{entity}.{field}", sql)
+            self._log_failure(exc, f"{entity}.{field}" if field else entity, sql)
             raise SourceUnavailable(self.region) from None
-        if self._observer is not None:
-            elapsed = time.perf_counter() - started
-            self._observer(self.region, entity, field, keys, len(records), elapsed)
+        ended = time.perf_counter()
+        self._keep(pool, connection, ended, uses + 1)
+        if observed and self._observer is not None:
+            self._observer(self.region, entity, field, keys, len(records), ended - started)
         return records
+
+    async def _acquire(self) -> tuple[asyncpg.Pool, PoolConnectionProxy, float]:
+        """A connection from asyncpg's pool (made first if need be) within the source's
+        timeout: the pool, the connection and the seconds left of the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        self._waiting += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                pool = await self._get_pool()
+                connection = await pool.acquire()
+        finally:
+            self._waiting -= 1
+        return pool, connection, max(deadline - loop.time(), 0.001)
+
+    def _keep(
+        self, pool: asyncpg.Pool | None, connection: PoolConnectionProxy, now: float, uses: int
+    ) -> None:
+        """Keep a connection whose statement completed for the next look-up, or hand it back
+        to asyncpg's pool (see the module's docstring)."""
+        if (
+            pool is not self._pool
+            or pool is None
+            or self._waiting
+            or uses >= KEEP_USES
+            or connection.is_in_transaction()
+        ):
+            if pool is not None:
+                self._hand_back(pool, connection)
+            return
+        self._kept.append((connection, now, uses))
+        if self._trimming is None:
+            self._trimming = asyncio.get_running_loop().call_later(KEEP_IDLE, self._trim)
+
+    def _trim(self) -> None:
+        """Hand the connections unused for ``KEEP_IDLE`` seconds back to asyncpg's pool."""
+        self._trimming = None
+        kept, pool = self._kept, self._pool
+        oldest = time.perf_counter() - KEEP_IDLE
+        count = 0
+        while count < len(kept) and kept[count][1] <= oldest:
+            count += 1
+        if pool is not None:
+            for connection, _, _ in kept[:count]:
+                self._hand_back(pool, connection)
+        del kept[:count]
+        if kept:
+            self._trimming = asyncio.get_running_loop().call_later(KEEP_IDLE, self._trim)
+
+    def _hand_back(self, pool: asyncpg.Pool, connection: PoolConnectionProxy) -> None:
+        """Give a connection back through asyncpg's release, in the background: after a
+        failure it may wait for the backend to acknowledge a cancellation (bounded by the
+        timeout; then the connection is terminated), and the caller need not wait for it."""
+        release = asyncio.ensure_future(pool.release(connection, timeout=self._timeout))
+        self._handing_back.add(release)
+        release.add_done_callback(self._handed_back)
+
+    def _handed_back(self, release: asyncio.Future[None]) -> None:
+        self._handing_back.discard(release)
+        if not release.cancelled() and release.exception() is not None:
+            # asyncpg terminated the connection (or its pool was closed): nothing to reuse.
+            logger.debug("source %s: a connection was not reusable", self.region)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -378,6 +502,8 @@ class PostgresSource(Source):
                     max_size=self._max_size,
                     reset=_keep_session,
                     timeout=self._timeout,
+                    # Bounds asyncpg's cancellation of a query that timed out, too.
+                    command_timeout=self._timeout,
                     server_settings={"application_name": "deltagate"},
                 )
         except _BACKEND_ERRORS as exc:
