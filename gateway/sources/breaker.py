@@ -108,26 +108,18 @@ class CircuitBreaker(Source):
 
     async def _call(self, call: Coroutine[Any, Any, T], *, probe: bool = False) -> T:
         """Await ``call`` (a call of the source, not yet started) unless the breaker refuses it."""
-        if self._opened_at is None:  # closed, the usual case: no trial to arrange
-            try:
-                result = await call
-            except SourceUnavailable:
-                self._consecutive += 1
-                if self._consecutive >= self.failures:
-                    self._opened_at = self._clock()
-                raise
-            self._consecutive = 0
-            self._opened_at = None  # a success closes it, whatever failed meanwhile
-            return result
-        state = self.state
-        if not probe and (
-            state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self._trial_running)
-        ):
-            call.close()  # never started: no warning that it was not awaited
-            raise SourceUnavailable(self.region)
-        trial = state is BreakerState.HALF_OPEN
-        if trial:
-            self._trial_running = True
+        trial = False
+        if self._opened_at is not None:  # open or half open (closed, the usual case, skips this)
+            state = self.state
+            if not probe and (
+                state is BreakerState.OPEN
+                or (state is BreakerState.HALF_OPEN and self._trial_running)
+            ):
+                call.close()  # never started: no warning that it was not awaited
+                raise SourceUnavailable(self.region)
+            trial = state is BreakerState.HALF_OPEN
+            if trial:
+                self._trial_running = True
         try:
             result = await call
         except SourceUnavailable:
@@ -139,5 +131,5 @@ class CircuitBreaker(Source):
             if trial:
                 self._trial_running = False
         self._consecutive = 0
-        self._opened_at = None
+        self._opened_at = None  # a success closes it, whatever failed meanwhile
         return result
