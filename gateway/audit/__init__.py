@@ -26,7 +26,16 @@ from gateway.audit.events import (
     AuditEvent,
     StoredEvent,
 )
-from gateway.audit.log import AuditLog, EventQuery, Receipt, WorkingHours, receipt_document, scan
+from gateway.audit.log import (
+    NOTHING_EXPECTED,
+    AuditLog,
+    EventQuery,
+    Expectation,
+    Receipt,
+    WorkingHours,
+    receipt_document,
+    scan,
+)
 from gateway.audit.postgres import (
     DATABASE,
     PostgresAuditLog,
@@ -45,12 +54,14 @@ __all__ = [
     "GENESIS",
     "HASH_ALGORITHM",
     "LEGACY_CHAIN",
+    "NOTHING_EXPECTED",
     "SECRET_VARIABLE",
     "AuditEvent",
     "AuditLog",
     "Break",
     "Checkpoint",
     "EventQuery",
+    "Expectation",
     "Head",
     "PostgresAuditLog",
     "Receipt",

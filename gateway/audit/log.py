@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
@@ -126,6 +127,28 @@ def receipt_document(receipt: Receipt, gateway: str) -> dict[str, Any]:
     return {"gateway": gateway, **receipt.as_json()}
 
 
+class Expectation:
+    """An operation that may append an event soon, announced to its log (``AuditLog.expect``).
+
+    ``settle`` says it is over: it is about to append, or will not. Settling twice is
+    settling once, so a ``finally`` may settle what was settled already.
+    """
+
+    __slots__ = ("_on_settle",)
+
+    def __init__(self, on_settle: Callable[[], None] | None) -> None:
+        self._on_settle = on_settle
+
+    def settle(self) -> None:
+        on_settle, self._on_settle = self._on_settle, None
+        if on_settle is not None:
+            on_settle()
+
+
+#: What a log that does not gather events returns for every announcement.
+NOTHING_EXPECTED = Expectation(None)
+
+
 class AuditLog(ABC):
     """The hash-chained audit log, wherever it is kept: one chain per writer.
 
@@ -156,6 +179,16 @@ class AuditLog(ABC):
             AuditUnavailable: the event was not stored (the caller must not
                 release the data it records), or the log is closed.
         """
+
+    def expect(self) -> Expectation:
+        """Announce an operation that may append an event once it has run.
+
+        A hint, never a promise: a writer that commits events in groups may wait a moment
+        for the events of operations still running rather than commit each alone, and
+        stops waiting as soon as every announced operation has settled. Nothing depends
+        on it for correctness; a log that does not gather ignores it.
+        """
+        return NOTHING_EXPECTED
 
     @abstractmethod
     async def read(self, query: EventQuery) -> list[StoredEvent]:

@@ -153,6 +153,7 @@ class GatewayParts:
                     settings.audit_checkpoint_secret, dev_mode=not settings.production
                 ),
                 checkpoint_interval=settings.audit_checkpoint_interval,
+                gather=settings.audit_gather,
             )
         else:
             logger.warning("no audit database is configured: data of grade L2+ will be refused")

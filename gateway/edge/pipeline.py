@@ -37,6 +37,7 @@ from typing import Any
 from starlette.types import Receive, Scope
 
 from gateway.audit import (
+    NOTHING_EXPECTED,
     AuditEvent,
     Receipt,
     operation_event,
@@ -188,23 +189,32 @@ class Gateway(GatewayParts):
             upper=self.upper,
             console=self.console,
         )  # fmt: skip
-        # What the gateway sources below need of this request: the caller to delegate,
-        # the trace to continue; they leave the lowers' audit receipts in it.
-        depth = depth_of(headers.get(_DEPTH))
-        with acting_for(CascadeRequest(caller, matter, trace.traceparent, depth=depth)) as cascade:
-            result = await self.schema.execute_prepared(
-                prepared.document,
-                variable_values=operation.variables,
-                context_value=context,
-                operation_name=operation.operation_name,
-                plan=prepared.plan,
-            )
-        # Every decision, clear ones too: the audit event records them all, the response
-        # lists the masked and withheld ones.
-        summary = policy.summary(include_clear=True)
-        if cascade.below:
-            # What a lower gateway masked or withheld was not released in clear here.
-            summary["fields"] = stricter(summary["fields"], cascade.below)
+        # The audit writer may wait a moment for this operation's event rather than commit
+        # the events before it each alone (group commit under load).
+        expectation = self.audit.expect() if self.audit is not None else NOTHING_EXPECTED
+        try:
+            # What the gateway sources below need of this request: the caller to delegate,
+            # the trace to continue; they leave the lowers' audit receipts in it.
+            depth = depth_of(headers.get(_DEPTH))
+            request = CascadeRequest(caller, matter, trace.traceparent, depth=depth)
+            with acting_for(request) as cascade:
+                result = await self.schema.execute_prepared(
+                    prepared.document,
+                    variable_values=operation.variables,
+                    context_value=context,
+                    operation_name=operation.operation_name,
+                    plan=prepared.plan,
+                )
+            # Every decision, clear ones too: the audit event records them all, the
+            # response lists the masked and withheld ones.
+            summary = policy.summary(include_clear=True)
+            if cascade.below:
+                # What a lower gateway masked or withheld was not released in clear here.
+                summary["fields"] = stricter(summary["fields"], cascade.below)
+        finally:
+            # Settled before the event is appended, with nothing awaited in between: the
+            # writer stops waiting for this operation and finds its event already queued.
+            expectation.settle()
         try:
             receipt = await self._audit(
                 trace, caller, policy, context, prepared, summary, cascade.receipts

@@ -69,6 +69,8 @@ Example ``gateway.toml``::
     dsn = "postgresql://gateway@db-audit/deltagate_audit"   # required in production
     timeout = 5.0                # seconds for one audit write or read
     checkpoint_interval = 5.0    # seconds between signed checkpoints of every chain's head
+    gather = 0.001               # most seconds a write waits for the events of operations
+                                 # still running, to commit them together (0: never waits)
 
     [tls]                        # serve HTTPS (deltagate serve); paths relative to this file
     cert = "server.pem"          # the server's certificate chain and its key
@@ -88,6 +90,7 @@ Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 (``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN``,
 ``DELTAGATE_AUDIT_CHECKPOINT_SECRET`` (signs the audit checkpoints; required in
 production with an audit database; ``deltagate audit verify`` needs the same),
+``DELTAGATE_AUDIT_GATHER`` (``audit.gather``),
 ``DELTAGATE_RATE_LIMIT_URL`` and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
 Secrets belong in the environment, not in the file.
 Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry.spans``).
@@ -415,6 +418,8 @@ class Settings:
         audit_checkpoint_secret: the HMAC secret of the audit checkpoints
             (``DELTAGATE_AUDIT_CHECKPOINT_SECRET``; the environment only).
         audit_checkpoint_interval: seconds between audit checkpoints.
+        audit_gather: most seconds the audit writer waits, before a write, for the events
+            of operations still running (group commit under load; 0 never waits).
         rate_limit_url: the shared store of the rate limits (Redis), so that every
             replica and worker draws on one bucket per app; None keeps the buckets
             in each process.
@@ -453,6 +458,7 @@ class Settings:
     audit_timeout: float = 5.0
     audit_checkpoint_secret: str | None = None
     audit_checkpoint_interval: float = 5.0
+    audit_gather: float = 0.001
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
     upper: SourceSettings | None = None
@@ -525,6 +531,8 @@ class Settings:
                 "production mode needs DELTAGATE_AUDIT_CHECKPOINT_SECRET (signs the audit"
                 " checkpoints)"
             )
+        if not 0 <= self.audit_gather <= 0.1:
+            raise ConfigError("audit.gather must be between 0 and 0.1 seconds")
         if not self.audit_checkpoint_interval > 0:
             raise ConfigError("audit.checkpoint_interval must be a positive number of seconds")
         if self.rate_limit_url is not None and not self.rate_limit_url.startswith(
@@ -591,6 +599,8 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
             changes[attr] = env[f"DELTAGATE_{name}"]
     if env.get("DELTAGATE_PORT"):
         changes["port"] = _int(env["DELTAGATE_PORT"], "DELTAGATE_PORT")
+    if env.get("DELTAGATE_AUDIT_GATHER"):
+        changes["audit_gather"] = _seconds(env["DELTAGATE_AUDIT_GATHER"], "DELTAGATE_AUDIT_GATHER")
     if env.get("DELTAGATE_BATCHING"):
         changes["batching"] = env["DELTAGATE_BATCHING"].lower() not in ("0", "false", "no", "off")
     if env.get("DELTAGATE_POLICY_DIR"):
@@ -646,7 +656,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     if isinstance(rate_limit_processes, bool) or not isinstance(rate_limit_processes, int):
         raise ConfigError("limits.rate_limit_processes must be an integer")
     operations = _section(raw, "operations", {"manifest"})
-    audit = _section(raw, "audit", {"dsn", "timeout", "checkpoint_interval"})
+    audit = _section(raw, "audit", {"dsn", "timeout", "checkpoint_interval", "gather"})
     delegation = _section(
         raw,
         "delegation",
@@ -691,6 +701,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         audit_checkpoint_interval=_number(
             audit.get("checkpoint_interval", 5.0), "audit.checkpoint_interval"
         ),
+        audit_gather=_number(audit.get("gather", 0.001), "audit.gather"),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
         upper=_upper_source(upper, base) if upper else None,
@@ -798,6 +809,13 @@ def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{where} must be a number, not {value!r}")
     return float(value)
+
+
+def _seconds(value: str, where: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{where} must be a number of seconds, not {value!r}") from None
 
 
 def _int(value: Any, where: str) -> int:

@@ -4,8 +4,10 @@ answer's own lines."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -16,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway.edge.app import GatewayApp, create_app
 from gateway.edge.auth import mint_token
+from gateway.edge.settings import Settings
 from tests.client import serve
 from tests.conftest import Seeded, gateway_settings, token
 
@@ -211,3 +214,62 @@ async def test_a_repeated_traceparent_links_only_the_first(seeded: Seeded) -> No
     assert spans[alone.json()["extensions"]["traceId"]].links == ()
     assert first not in spans  # linked, never adopted
     assert second not in spans
+
+
+# -- group commit: the audit writer waits for operations still running, never for ended ones ---
+
+OFFICER = token("JS", "joint_handling_officer", app="jh-js")
+HUKOU_MATTER = "JH-HUKOU-MIGRATION"
+PERSON = "query($i: ID!) { naturalPerson(idNumber: $i) { name } }"
+
+
+def gathering_settings(seeded: Seeded) -> Settings:
+    """Settings whose audit writer would wait far longer than a test may take (past the
+    bound an operator may set): a wait that should not happen hangs into ``asyncio.timeout``
+    instead of passing slowly."""
+    return replace(gateway_settings(seeded.dsn), audit_gather=30.0)
+
+
+async def test_operations_running_together_share_one_audit_commit(seeded: Seeded) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    people = [seeded.dataset.cross_region_person(region)["id_number"] for region in ("AH", "ZJ")]
+    try:
+        settings = gathering_settings(seeded)
+        async with serve(settings, tracer_provider=provider) as client:
+            async with asyncio.timeout(10):
+                bodies = await asyncio.gather(
+                    *(client.query(PERSON, {"i": person}, token=OFFICER, matter=HUKOU_MATTER)
+                      for person in people)
+                )  # fmt: skip
+    finally:
+        provider.shutdown()
+    assert all(body["data"]["naturalPerson"]["name"] for body in bodies)
+    writes = [s for s in exporter.get_finished_spans() if s.name == "audit.write"]
+    # The first event waited for the second operation instead of being committed alone.
+    assert [span.attributes["deltagate.audit.batch"] for span in writes] == [2, 2]
+
+
+async def test_an_operation_that_failed_is_not_waited_for(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = seeded.dataset.cross_region_person("AH")["id_number"]
+    async with serve(gathering_settings(seeded)) as client:
+        execute = client.gateway.schema.execute_prepared
+        calls = 0
+
+        async def failing_once(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("a bug in execution")
+            return await execute(*args, **kwargs)
+
+        monkeypatch.setattr(client.gateway.schema, "execute_prepared", failing_once)
+        async with asyncio.timeout(10):
+            failed = await client.post(PERSON, {"i": person}, token=OFFICER, matter=HUKOU_MATTER)
+            # Had the failed one stayed announced, this write would wait out the long gather.
+            body = await client.query(PERSON, {"i": person}, token=OFFICER, matter=HUKOU_MATTER)
+    assert failed.status_code == 500
+    assert body["data"]["naturalPerson"]["name"]

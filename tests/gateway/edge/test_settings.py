@@ -116,6 +116,29 @@ def test_a_wrong_checkpoint_interval_is_refused(tmp_path: Path, interval: str) -
         load_settings(write(tmp_path, text), env={"DELTAGATE_JWT_SECRET": SECRET})
 
 
+def test_the_audit_gather_wait_is_configured_and_the_environment_wins(tmp_path: Path) -> None:
+    text = "[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\n"
+    env = {"DELTAGATE_JWT_SECRET": SECRET}
+    assert load_settings(write(tmp_path, text), env=env).audit_gather == 0.001
+    assert load_settings(write(tmp_path, text + "gather = 0\n"), env=env).audit_gather == 0
+    env["DELTAGATE_AUDIT_GATHER"] = "0.002"
+    assert load_settings(write(tmp_path, text + "gather = 0\n"), env=env).audit_gather == 0.002
+
+
+@pytest.mark.parametrize(
+    ("line", "env"),
+    [("gather = -0.001", {}), ("gather = 1", {}), ("gather = 'soon'", {}),
+     ("", {"DELTAGATE_AUDIT_GATHER": "soon"}), ("", {"DELTAGATE_AUDIT_GATHER": "nan"})],
+)  # fmt: skip
+def test_a_wrong_audit_gather_wait_is_refused(
+    tmp_path: Path, line: str, env: dict[str, str]
+) -> None:
+    # A writer that waited seconds for events would hold every audited answer that long.
+    text = f"[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\n{line}\n"
+    with pytest.raises(ConfigError, match=r"audit\.gather|DELTAGATE_AUDIT_GATHER"):
+        load_settings(write(tmp_path, text), env={"DELTAGATE_JWT_SECRET": SECRET, **env})
+
+
 def test_the_maximum_token_lifetime_is_configured(tmp_path: Path) -> None:
     env = {"DELTAGATE_JWT_SECRET": SECRET}
     sources = '[sources.SH]\ndsn = "postgresql://gw@db-sh/x"\n'
