@@ -3,9 +3,11 @@
 The main benchmark runs each server as a process of its own behind HTTP, on a
 machine shared with PostgreSQL and the load generator, so its CPU per request
 moves with whatever else runs. This runs the gateway's ASGI app in this
-process (no HTTP server, no load generator), eight requests at a time, over
-an embedded PostgreSQL with a small seed, and prints the process's CPU per
-request (every thread: the span exporter and the audit writer included).
+process (no HTTP server, no load generator), eight requests at a time
+(``--concurrency``), over an embedded PostgreSQL with a small seed, and prints
+the process's CPU per request (every thread: the span exporter and the audit
+writer included), PostgreSQL's (the server and its backends) and the
+requests' latency.
 Under ``valgrind --tool=callgrind`` the instruction count is repeatable
 whatever the machine's load: run it for two request counts and divide the
 difference (startup and warm-up cancel out)::
@@ -30,6 +32,7 @@ import io
 import os
 import pstats
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,7 @@ import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from bench.servers import cpu_seconds, spent
 from bench.workload import OPERATIONS
 from gateway.audit import create_database, database_dsn
 from gateway.core.types import DELTA_REGIONS
@@ -90,6 +94,7 @@ async def _run(args: argparse.Namespace, collector_port: int | None) -> None:
             mask_secret=MASK_SECRET,
             sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
             audit_dsn=database_dsn(dsn),
+            audit_gather=args.gather if args.gather is not None else Settings.audit_gather,
             rate_limits=False,
             # As deployed (production): no console, so no span store; --spans keeps them.
             console=ConsoleSettings(keep_spans=args.spans),
@@ -110,7 +115,7 @@ async def _run(args: argparse.Namespace, collector_port: int | None) -> None:
         ]
         if caller.matter:
             headers.append((b"x-matter-code", caller.matter.encode()))
-        await _serve(app, headers, bodies, args)
+        await _serve(app, headers, bodies, args, server.pid())
     finally:
         if provider is not None:
             provider.shutdown()
@@ -118,7 +123,7 @@ async def _run(args: argparse.Namespace, collector_port: int | None) -> None:
 
 
 async def _serve(
-    app: Any, headers: list[tuple[bytes, bytes]], bodies: list[bytes], args: Any
+    app: Any, headers: list[tuple[bytes, bytes]], bodies: list[bytes], args: Any, postmaster: int
 ) -> None:
     async def one(body: bytes) -> dict[str, Any]:
         scope = {
@@ -163,21 +168,30 @@ async def _serve(
             await one(body)
         numbers = iter(range(args.requests))
 
+        latencies: list[float] = []
+
         async def worker() -> None:
             for n in numbers:
+                started = time.perf_counter()
                 await one(bodies[n % len(bodies)])
+                latencies.append(time.perf_counter() - started)
 
         profile = cProfile.Profile(time.thread_time_ns, 1e-9) if args.profile else None
+        database = cpu_seconds([postmaster], with_children=True)
         wall, cpu = time.perf_counter(), time.process_time()
         if profile is not None:
             profile.enable()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         if profile is not None:
             profile.disable()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        database_cpu = spent(database, cpu_seconds([postmaster], with_children=True))
         print(
             f"{args.operation}: {args.requests} requests, {args.requests / wall:.0f} req/s,"
-            f" CPU {1000 * cpu / args.requests:.3f} ms/request (this process, every thread)"
+            f" CPU {1000 * cpu / args.requests:.3f} ms/request (this process, every thread),"
+            f" PostgreSQL {1000 * database_cpu / args.requests:.3f} ms/request,"
+            f" latency p50 {1000 * statistics.median(latencies):.2f} ms"
+            f" p99 {1000 * statistics.quantiles(latencies, n=100)[98]:.2f} ms"
         )
         if profile is not None:
             text = io.StringIO()
@@ -201,6 +215,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--floor", action="store_true", help="the floor (bench.floor) in place of the gateway"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=CONCURRENCY, help="requests at a time (default 8)"
+    )
+    parser.add_argument(
+        "--gather", type=float, help="the audit writer's audit.gather, in seconds (default 0.001)"
     )
     parser.add_argument(
         "--data-dir",
