@@ -194,6 +194,8 @@ async def _serve(
             f" p99 {1000 * statistics.quantiles(latencies, n=100)[98]:.2f} ms"
         )
         if profile is not None:
+            if os.environ.get("PROFILE_OUT"):
+                profile.dump_stats(os.environ["PROFILE_OUT"])
             text = io.StringIO()
             pstats.Stats(profile, stream=text).sort_stats(
                 os.environ.get("SORT", "cumulative")

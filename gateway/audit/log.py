@@ -185,8 +185,8 @@ class AuditLog(ABC):
 
         A hint, never a promise: a writer that commits events in groups may wait a moment
         for the events of operations still running rather than commit each alone, and
-        stops waiting as soon as every announced operation has settled. Nothing depends
-        on it for correctness; a log that does not gather ignores it.
+        stops waiting as soon as every operation announced before the wait has settled.
+        Nothing depends on it for correctness; a log that does not gather ignores it.
         """
         return NOTHING_EXPECTED
 

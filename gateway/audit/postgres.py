@@ -16,8 +16,9 @@ commit's fixed cost (most of it the WAL flush) is paid per batch, and at a
 moderate load a batch would hold one to four events; so while operations
 announced to the log (``expect``) are still running, the writer waits up to
 ``gather`` seconds for their events before it writes, and stops waiting as
-soon as every one of them has settled. With no other operation running, an
-event never waits: an idle gateway writes each at once. Each
+soon as every one of them has settled (one that starts during the wait is
+not waited for). With no other operation running, an event never waits: an
+idle gateway writes each at once. Each
 writer appends to a chain of its own, named at random when it is made, and
 keeps that chain's head in memory: it never reads another writer's head nor
 waits for one, and one INSERT (one round trip, its own transaction) stores a
@@ -50,6 +51,7 @@ import datetime as dt
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -224,6 +226,10 @@ class PostgresAuditLog(AuditLog):
         self._gather = gather
         #: Operations announced (``expect``) and not settled yet.
         self._expected = 0
+        #: Counts the writer's waits; an operation announced during a wait is not waited for.
+        self._round = 0
+        #: Of the operations running when the current wait began, those not settled yet.
+        self._awaited = 0
         #: Set while the writer waits for their events; done when it should stop waiting.
         self._gathering: asyncio.Future[None] | None = None
         self._closed = False
@@ -289,12 +295,14 @@ class PostgresAuditLog(AuditLog):
         if not self._gather:
             return NOTHING_EXPECTED
         self._expected += 1
-        return Expectation(self._settled)
+        return Expectation(partial(self._settled, self._round))
 
-    def _settled(self) -> None:
+    def _settled(self, announced_in: int) -> None:
         self._expected -= 1
-        if not self._expected and self._gathering is not None:
-            _release(self._gathering)
+        if self._gathering is not None and announced_in < self._round:
+            self._awaited -= 1
+            if not self._awaited:
+                _release(self._gathering)
 
     async def append(self, event: AuditEvent) -> Receipt:
         """Store ``event``; returns once it is committed.
@@ -347,13 +355,17 @@ class PostgresAuditLog(AuditLog):
                     future.set_result(Receipt(event, len(batch)))
 
     async def _gather_events(self) -> None:
-        """Wait up to ``gather`` seconds for the announced operations still running.
+        """Wait up to ``gather`` seconds for the announced operations running now.
 
         Waiting trades a moment of the waiting events' latency for one commit instead of
         several: when the gateway's and the database's CPUs are busy (the only time
         operations overlap much), the commits saved are worth more than the wait.
         """
         loop = asyncio.get_running_loop()
+        # Only for the operations running now: one that starts during the wait is a whole
+        # operation away from its event, and at a steady load there always is one.
+        self._round += 1
+        self._awaited = self._expected
         gathering = self._gathering = loop.create_future()
         timer = loop.call_later(self._gather, _release, gathering)
         try:

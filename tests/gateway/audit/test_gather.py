@@ -69,6 +69,25 @@ async def test_an_operation_that_ends_without_an_event_stops_the_wait(
     assert receipt.batch == 1
 
 
+async def test_an_operation_that_starts_during_the_wait_is_not_waited_for(
+    gathering: PostgresAuditLog,
+) -> None:
+    running = gathering.expect()
+    first = asyncio.create_task(gathering.append(event(1)))
+    await asyncio.sleep(0.1)
+    later = gathering.expect()  # a whole operation away from its event
+    running.settle()
+    async with asyncio.timeout(PROMPT):
+        assert (await first).batch == 1
+    # It is waited for by the next write, as one running when that write began.
+    second = asyncio.create_task(gathering.append(event(2)))
+    await asyncio.sleep(0.1)
+    assert not second.done()
+    later.settle()
+    async with asyncio.timeout(PROMPT):
+        assert (await second).seq == 2
+
+
 async def test_the_wait_is_bounded_when_an_operation_never_settles(audit_dsn: str) -> None:
     log = PostgresAuditLog(audit_dsn, timeout=5.0, gather=0.05)
     try:
