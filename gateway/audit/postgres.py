@@ -19,11 +19,15 @@ announced to the log (``expect``) are still running, the writer waits up to
 soon as every one of them has settled (one that starts during the wait is
 not waited for). With no other operation running, an event never waits: an
 idle gateway writes each at once. Each
-writer appends to a chain of its own, named at random when it is made, and
-keeps that chain's head in memory: it never reads another writer's head nor
-waits for one, and one INSERT (one round trip, its own transaction) stores a
-batch. The database still refuses a batch that does not follow the chain's
-stored head (``sql.SCHEMA``).
+writer appends to chains of its own (``chains``), named at random when it is
+made, and keeps each chain's head in memory: it never reads another chain's
+head nor waits for one, and one INSERT (one round trip, its own transaction)
+stores a batch. Each chain has a connection and a writing task of its own, so
+that while one batch's commit waits for the disk (a WAL flush: milliseconds
+on a slow disk, far more than the rest of a batch) the next batch goes out on
+another chain, and PostgreSQL flushes the commits in flight together. The
+database still refuses a batch that does not follow its chain's stored head
+(``sql.SCHEMA``).
 
 Each event's decisions list goes by reference (``gateway.audit.decision_sets``):
 inline the first time the writer meets it, then stored with the next event that
@@ -51,6 +55,7 @@ import datetime as dt
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -157,6 +162,19 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset that sends nothing: no session state is kept (as in ``gateway.sources``)."""
 
 
+@dataclass(slots=True, eq=False)
+class _Chain:
+    """One of a writer's chains: its head (None when unknown, after a failed commit), the
+    decision lists it knows to be stored (their bodies are not sent again), its kept
+    connection and the task writing to it."""
+
+    name: str
+    head: tuple[int, str] | None = (0, GENESIS)
+    known: decision_sets.KnownSets = field(default_factory=decision_sets.KnownSets)
+    connection: PoolConnectionProxy | None = None
+    task: asyncio.Task[None] | None = None
+
+
 class PostgresAuditLog(AuditLog):
     """The audit log in its own PostgreSQL database.
 
@@ -176,6 +194,8 @@ class PostgresAuditLog(AuditLog):
         checkpoint_interval: seconds between checkpoints.
         gather: most seconds the writer waits, before a write, for the events of
             operations announced with ``expect`` and still running (0: never waits).
+        chains: how many chains this writer appends to, each on a connection of its
+            own: how many INSERTs it may have in flight at once.
 
     Example::
 
@@ -198,15 +218,16 @@ class PostgresAuditLog(AuditLog):
         checkpoint_secret: bytes = DEVELOPMENT_SECRET,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         gather: float = GATHER,
+        chains: int = 1,
     ) -> None:
         self._dsn = dsn
         self._secret = checkpoint_secret
         self._interval = checkpoint_interval
-        #: This writer's chain, and its head: None when unknown (after a failed commit).
-        self.chain = new_chain_name()
-        self._head: tuple[int, str] | None = (0, GENESIS)
-        #: The decision lists this writer knows to be stored (their bodies are not sent).
-        self._known = decision_sets.KnownSets()
+        if chains < 1:
+            raise ValueError("an audit log writes to one chain at least")
+        self._chains = [_Chain(new_chain_name()) for _ in range(chains)]
+        #: The names of this writer's chains.
+        self.chains = tuple(chain.name for chain in self._chains)
         #: The greatest ``id`` this writer stored, and the greatest a checkpoint covers.
         self._written_id = 0
         self._covered_id = 0
@@ -217,12 +238,9 @@ class PostgresAuditLog(AuditLog):
         self._max_batch = max_batch
         self._algorithm = algorithm
         self._pool: asyncpg.Pool | None = None
-        #: The writer's connection, taken from the pool and kept (None until its first batch).
-        self._connection: PoolConnectionProxy | None = None
         self._connecting: asyncio.Lock | None = None
         self._pending: list[tuple[AuditEvent, asyncio.Future[Receipt]]] = []
         self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
         self._gather = gather
         #: Operations announced (``expect``) and not settled yet.
         self._expected = 0
@@ -235,6 +253,11 @@ class PostgresAuditLog(AuditLog):
         self._closed = False
         #: Why the last attempt to connect failed, for ``/readyz`` (None once connected).
         self.problem: str | None = None
+
+    @property
+    def chain(self) -> str:
+        """This writer's first chain (its only one, unless made with more)."""
+        return self._chains[0].name
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -251,13 +274,14 @@ class PostgresAuditLog(AuditLog):
         self._closed = True
         if self._gathering is not None:
             _release(self._gathering)
-        if self._writer is not None:
+        writers = [chain.task for chain in self._chains if chain.task is not None]
+        if writers:
             self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._writer), self._timeout * 2)
-            except TimeoutError:
-                self._writer.cancel()
-            self._writer = None
+            _, left = await asyncio.wait(writers, timeout=self._timeout * 2)
+            for task in left:
+                task.cancel()
+            for chain in self._chains:
+                chain.task = None
         self._fail(self._pending, "the gateway is shutting down")
         self._pending = []
         if self._checkpointer is not None:
@@ -272,12 +296,13 @@ class PostgresAuditLog(AuditLog):
             except Exception as exc:  # the events are stored; only their cover is missing
                 logger.error("audit checkpoint at close failed: %s", _safe(exc))
         pool, self._pool = self._pool, None
-        connection, self._connection = self._connection, None
-        if pool is not None and connection is not None:
-            with contextlib.suppress(
-                TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError
-            ):
-                await pool.release(connection, timeout=self._timeout)
+        for chain in self._chains:
+            connection, chain.connection = chain.connection, None
+            if pool is not None and connection is not None:
+                with contextlib.suppress(
+                    TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+                ):
+                    await pool.release(connection, timeout=self._timeout)
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), self._timeout)
@@ -321,8 +346,11 @@ class PostgresAuditLog(AuditLog):
             _release(self._gathering)
         if self._on_queue is not None:
             self._on_queue(len(self._pending))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="deltagate-audit-writer")
+        for chain in self._chains:
+            if chain.task is None or chain.task.done():
+                chain.task = asyncio.create_task(
+                    self._write_loop(chain), name=f"deltagate-audit-writer-{chain.name}"
+                )
         if self._checkpointer is None or self._checkpointer.done():
             self._checkpointer = asyncio.create_task(
                 self._checkpoint_loop(), name="deltagate-audit-checkpoints"
@@ -330,10 +358,14 @@ class PostgresAuditLog(AuditLog):
         self._wake.set()
         return await future
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, chain: _Chain) -> None:
+        """Write batches to ``chain`` while the log is open; each chain has a loop of its
+        own, so that a batch can be sent while another one's commit is in flight."""
         while True:
-            if not self._pending:
-                if self._closed:
+            # While another loop gathers, the events waiting are that loop's to take.
+            if not self._pending or self._gathering is not None:
+                if self._closed and not self._pending:
+                    self._wake.set()  # the other loops see it too, and end
                     return
                 self._wake.clear()
                 await self._wake.wait()
@@ -342,10 +374,12 @@ class PostgresAuditLog(AuditLog):
                 await self._gather_events()
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            if self._pending:
+                self._wake.set()  # more than one batch waits: another chain takes the rest
             if self._on_queue is not None:
                 self._on_queue(len(self._pending))
             try:
-                stored = await self._insert([event for event, _ in batch])
+                stored = await self._insert(chain, [event for event, _ in batch])
             except Exception as exc:  # every failure refuses the batch; the loop goes on
                 logger.error("audit write of %d events failed: %s", len(batch), _safe(exc))
                 self._fail(batch, "the audit log cannot be written")
@@ -374,33 +408,33 @@ class PostgresAuditLog(AuditLog):
             timer.cancel()
             self._gathering = None
 
-    async def _insert(self, events: list[AuditEvent]) -> list[StoredEvent]:
+    async def _insert(self, chain: _Chain, events: list[AuditEvent]) -> list[StoredEvent]:
         pool = await self._get_pool()
         async with asyncio.timeout(self._timeout):
-            # The writer keeps its connection from batch to batch (taking one from the
+            # Each chain keeps its connection from batch to batch (taking one from the
             # pool and giving it back cost about as much as the rest of a one-event batch).
-            connection = self._connection
+            connection = chain.connection
             if connection is None or not _open(connection):
-                connection = self._connection = await pool.acquire()
+                connection = chain.connection = await pool.acquire()
             try:
-                if self._head is None:
-                    row = await connection.fetchrow(CHAIN_HEAD, self.chain)
-                    self._head = (row["seq"], row["hash"]) if row else (0, GENESIS)
-                stored = link(self.chain, events, self._head, self._algorithm)
-                sql, args, listed = self._statement(stored)
+                if chain.head is None:
+                    row = await connection.fetchrow(CHAIN_HEAD, chain.name)
+                    chain.head = (row["seq"], row["hash"]) if row else (0, GENESIS)
+                stored = link(chain.name, events, chain.head, self._algorithm)
+                sql, args, listed = self._statement(stored, chain.known)
                 # One statement, its own transaction: it returns once committed.
                 rows = await connection.fetch(sql, *args)
             except BaseException:
                 # Committed or not? Read the chain's head again before the next batch, and
                 # send every list again (ON CONFLICT keeps the stored ones as they are).
-                self._head = None
-                self._known.clear()
+                chain.head = None
+                chain.known.clear()
                 # And on another connection: this one may be broken, or busy still.
-                self._connection = None
+                chain.connection = None
                 await pool.release(connection)
                 raise
-        self._head = (stored[-1].seq, stored[-1].hash)
-        self._known.add(listed)
+        chain.head = (stored[-1].seq, stored[-1].hash)
+        chain.known.add(listed)
         ids = {row["seq"]: row["id"] for row in rows}
         self._written_id = max(self._written_id, *ids.values())
         for event in stored:
@@ -409,13 +443,14 @@ class PostgresAuditLog(AuditLog):
             object.__setattr__(event, "id", ids[event.seq])
         return stored
 
+    @staticmethod
     def _statement(
-        self, stored: Sequence[StoredEvent]
+        stored: Sequence[StoredEvent], known: decision_sets.KnownSets
     ) -> tuple[str, Sequence[str | bytes], Sequence[str]]:
         """The INSERT of a linked batch, its arguments, and the digests of the lists it
         stores: the events with their lists by reference, the lists not known stored."""
-        made = decision_sets.batch(stored, self._known)
-        self._known.saw(made.seen)
+        made = decision_sets.batch(stored, known)
+        known.saw(made.seen)
         return INSERT, [made.events, made.lists], made.new
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -547,7 +582,8 @@ class PostgresAuditLog(AuditLog):
                 pool = await asyncpg.create_pool(
                     self._dsn,
                     min_size=1,
-                    max_size=4,
+                    # A connection per chain, kept, and room for reads and checkpoints.
+                    max_size=len(self._chains) + 3,
                     reset=_keep_session,
                     init=_jsonb_codec,
                     timeout=self._timeout,

@@ -154,6 +154,7 @@ class GatewayParts:
                 ),
                 checkpoint_interval=settings.audit_checkpoint_interval,
                 gather=settings.audit_gather,
+                chains=settings.audit_chains,
             )
         else:
             logger.warning("no audit database is configured: data of grade L2+ will be refused")

@@ -71,6 +71,8 @@ Example ``gateway.toml``::
     checkpoint_interval = 5.0    # seconds between signed checkpoints of every chain's head
     gather = 0.001               # most seconds a write waits for the events of operations
                                  # still running, to commit them together (0: never waits)
+    chains = 2                   # chains each worker appends to, a connection each: how
+                                 # many commits it may have in flight at once
 
     [tls]                        # serve HTTPS (deltagate serve); paths relative to this file
     cert = "server.pem"          # the server's certificate chain and its key
@@ -90,7 +92,7 @@ Environment (wins over the file): ``DELTAGATE_MODE``, ``DELTAGATE_HOST``,
 (``0`` for one query per key, a benchmark baseline), ``DELTAGATE_AUDIT_DSN``,
 ``DELTAGATE_AUDIT_CHECKPOINT_SECRET`` (signs the audit checkpoints; required in
 production with an audit database; ``deltagate audit verify`` needs the same),
-``DELTAGATE_AUDIT_GATHER`` (``audit.gather``),
+``DELTAGATE_AUDIT_GATHER`` and ``DELTAGATE_AUDIT_CHAINS`` (``audit.gather``, ``audit.chains``),
 ``DELTAGATE_RATE_LIMIT_URL`` and ``DELTAGATE_DSN_<REGION>`` (e.g. ``DELTAGATE_DSN_SH``).
 Secrets belong in the environment, not in the file.
 Tracing is configured with the standard ``OTEL_*`` variables (``gateway.telemetry.spans``).
@@ -420,6 +422,8 @@ class Settings:
         audit_checkpoint_interval: seconds between audit checkpoints.
         audit_gather: most seconds the audit writer waits, before a write, for the events
             of operations still running (group commit under load; 0 never waits).
+        audit_chains: chains each worker process appends to, each on a connection of its
+            own, so that a batch is sent while another's commit waits for the disk.
         rate_limit_url: the shared store of the rate limits (Redis), so that every
             replica and worker draws on one bucket per app; None keeps the buckets
             in each process.
@@ -459,6 +463,7 @@ class Settings:
     audit_checkpoint_secret: str | None = None
     audit_checkpoint_interval: float = 5.0
     audit_gather: float = 0.001
+    audit_chains: int = 2
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
     upper: SourceSettings | None = None
@@ -531,6 +536,8 @@ class Settings:
                 "production mode needs DELTAGATE_AUDIT_CHECKPOINT_SECRET (signs the audit"
                 " checkpoints)"
             )
+        if not 1 <= self.audit_chains <= 16:
+            raise ConfigError("audit.chains must be between 1 and 16")
         if not 0 <= self.audit_gather <= 0.1:
             raise ConfigError("audit.gather must be between 0 and 0.1 seconds")
         if not self.audit_checkpoint_interval > 0:
@@ -601,6 +608,8 @@ def apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         changes["port"] = _int(env["DELTAGATE_PORT"], "DELTAGATE_PORT")
     if env.get("DELTAGATE_AUDIT_GATHER"):
         changes["audit_gather"] = _seconds(env["DELTAGATE_AUDIT_GATHER"], "DELTAGATE_AUDIT_GATHER")
+    if env.get("DELTAGATE_AUDIT_CHAINS"):
+        changes["audit_chains"] = _int(env["DELTAGATE_AUDIT_CHAINS"], "DELTAGATE_AUDIT_CHAINS")
     if env.get("DELTAGATE_BATCHING"):
         changes["batching"] = env["DELTAGATE_BATCHING"].lower() not in ("0", "false", "no", "off")
     if env.get("DELTAGATE_POLICY_DIR"):
@@ -656,7 +665,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
     if isinstance(rate_limit_processes, bool) or not isinstance(rate_limit_processes, int):
         raise ConfigError("limits.rate_limit_processes must be an integer")
     operations = _section(raw, "operations", {"manifest"})
-    audit = _section(raw, "audit", {"dsn", "timeout", "checkpoint_interval", "gather"})
+    audit = _section(raw, "audit", {"dsn", "timeout", "checkpoint_interval", "gather", "chains"})
     delegation = _section(
         raw,
         "delegation",
@@ -702,6 +711,7 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
             audit.get("checkpoint_interval", 5.0), "audit.checkpoint_interval"
         ),
         audit_gather=_number(audit.get("gather", 0.001), "audit.gather"),
+        audit_chains=_int(audit.get("chains", 2), "audit.chains"),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
         upper=_upper_source(upper, base) if upper else None,

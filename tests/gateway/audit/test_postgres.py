@@ -181,7 +181,7 @@ async def test_a_writer_whose_commit_failed_finds_its_place_again(
 ) -> None:
     await store.append(event(1))
     # A commit whose outcome the writer could not know: the head it kept is stale.
-    store._head = None  # what a broken link during COMMIT leaves
+    store._chains[0].head = None  # what a broken link during COMMIT leaves
     receipt = await store.append(event(2))
     assert receipt.seq == 2
     assert (await verify(audit_dsn)).ok

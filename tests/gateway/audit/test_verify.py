@@ -137,8 +137,8 @@ async def test_rewriting_a_chains_tail_a_checkpoint_covered_is_reported(
     # A tamperer removes event 3 and writes a different event 3, correctly hashed and linked:
     # the chain holds, but its head is not the one the checkpoint signed.
     writer = PostgresAuditLog(log, checkpoint_secret=SECRET)
-    writer.chain = chains[0]
-    writer._head = None  # it reads the chain's head from the database
+    writer._chains[0].name = chains[0]
+    writer._chains[0].head = None  # it reads the chain's head from the database
     await superuser_sql(log, "DELETE FROM audit_event WHERE chain = $1 AND seq = 3", chains[0])
     try:
         await writer.append(event(99, app="someone-else"))
