@@ -19,7 +19,7 @@ outside a batch gets a ``query`` span.
 
 No span per field: the stock Strawberry extension opens one per resolver,
 which costs more than the work it measures. Every span, the operation's
-included, is made by ``SpanRecorder`` as a finished ``ReadableSpan`` handed
+included, is made by ``SpanRecorder`` as a ``FinishedSpan`` (a finished ``ReadableSpan``) handed
 straight to the provider's span processors; the provider's sampler and id
 generator decide and number the operation's span as they would an SDK span.
 The SDK's live span (locks, bounded attributes, context attach and detach)
@@ -73,7 +73,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -188,18 +188,18 @@ class SpanRecorder:
         """Record the operation's own span: a root (the caller's trace as a link), or the child
         of an upper gateway's span."""
         self._processor.on_end(
-            ReadableSpan(
+            FinishedSpan(
                 op.name,
                 op.context,
                 op.parent,
                 self._resource,
-                op.attributes,
-                links=op.links,
-                kind=SpanKind.SERVER,
-                status=op.status,
-                start_time=op.start,
-                end_time=end,
-                instrumentation_scope=self._scope,
+                op.attributes or {},
+                SpanKind.SERVER,
+                op.status,
+                op.start,
+                end,
+                self._scope,
+                op.links,
             )
         )
 
@@ -349,7 +349,7 @@ class OperationTrace:
                 {
                     "deltagate.caller.app": caller.app,
                     "deltagate.caller.region": caller.region,
-                    "deltagate.caller.roles": list(caller.roles),
+                    "deltagate.caller.roles": caller.roles,  # a tuple: its encoding is kept
                     "deltagate.matter.code": matter or "",
                 }
             )
