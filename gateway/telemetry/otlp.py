@@ -31,7 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 from gateway.core.errors import ConfigError
 
@@ -59,9 +59,17 @@ _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 
 
+#: One-byte varints (0 to 127), as bytes: most lengths and small numbers.
+_SMALL = tuple(bytes((n,)) for n in range(0x80))
+
+
 def _varint(value: int) -> bytes:
     if 0 <= value < 0x80:
-        return bytes((value,))
+        return _SMALL[value]
+    if 0 < value < 0x200000:  # two or three bytes: lengths, counts, times in µs
+        if value < 0x4000:
+            return bytes((value & 0x7F | 0x80, value >> 7))
+        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
     value &= 0xFFFFFFFFFFFFFFFF  # negative int64: two's complement, ten bytes
     out = bytearray()
     while value >= 0x80:
@@ -73,7 +81,8 @@ def _varint(value: int) -> bytes:
 
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    size = len(payload)
+    return _varint(number << 3 | 2) + (_SMALL[size] if size < 0x80 else _varint(size)) + payload
 
 
 def _string(number: int, text: str | None) -> bytes:
@@ -114,17 +123,18 @@ def _status(status: Status) -> bytes:
 
 
 class FinishedSpan(ReadableSpan):
-    """A span made already ended, with no events or links (``telemetry.SpanRecorder``'s).
+    """A span made already ended, with no events (``telemetry.SpanRecorder``'s).
 
     It keeps its fields at hand as well, so the encoder writes it without going
-    through ``ReadableSpan``'s properties, which copy on every read.
+    through ``ReadableSpan``'s properties, which copy on every read. ``parent``:
+    None for a root.
     """
 
     def __init__(
         self,
         name: str,
         context: SpanContext,
-        parent: SpanContext,
+        parent: SpanContext | None,
         resource: Resource,
         attributes: dict[str, Any],
         kind: SpanKind,
@@ -132,13 +142,14 @@ class FinishedSpan(ReadableSpan):
         start: int,
         end: int,
         scope: InstrumentationScope | None,
+        links: tuple[Link, ...] = (),
     ) -> None:
         super().__init__(
-            name, context, parent, resource, attributes,
+            name, context, parent, resource, attributes, links=links,
             kind=kind, status=status, start_time=start, end_time=end,
             instrumentation_scope=scope,
         )  # fmt: skip
-        self.fields = (name, context, parent, attributes, kind, status, start, end)
+        self.fields = (name, context, parent, attributes, kind, status, start, end, links)
 
 
 class _Encoder:
@@ -151,6 +162,9 @@ class _Encoder:
         # Keyed by the field number the pair is written as (span, event, link, resource),
         # and by type: True == 1 == 1.0, but each encodes differently.
         self._attributes: dict[tuple[int, str, type, Any], bytes] = {}
+        # A key as field 1 of its ``KeyValue``, for the values not kept whole (large whole
+        # numbers: ids, counts and times vary from span to span).
+        self._keys: dict[str, bytes] = {}
         self._names: dict[str, bytes] = {}
 
     def attributes(self, number: int, attributes: Mapping[str, Any] | None) -> bytes:
@@ -158,11 +172,28 @@ class _Encoder:
             return b""
         cache = self._attributes
         parts = []
+        tag = _varint(number << 3 | 2)
         for key, value in attributes.items():
+            kind = type(value)
+            # A large number (an id, a count of µs, a time) varies from span to span: kept, it
+            # only churns the cache, so it is written directly after its kept key. A small
+            # number recurs (a region's rows, a status code): kept whole like text.
+            if kind is int and not 0 <= value < 0x80:
+                head = self._keys.get(key)
+                if head is None:
+                    if len(self._keys) >= _CACHE_LIMIT:
+                        self._keys.clear()
+                    head = self._keys[key] = _string(1, key)
+                body = b"\x18" + _varint(value)  # AnyValue.int_value: at most eleven bytes
+                # KeyValue: the key, then the value (field 2).
+                pair = head + b"\x12" + _SMALL[len(body)] + body
+                size = len(pair)
+                parts.append(tag + (_SMALL[size] if size < 0x80 else _varint(size)) + pair)
+                continue
             try:
-                entry = (number, key, type(value), value)
+                entry = (number, key, kind, value)
                 encoded = cache.get(entry)
-            except TypeError:  # a list value: not hashable, not kept
+            except TypeError:  # a value that cannot be hashed: not kept
                 entry, encoded = None, None
             if encoded is None:
                 try:
@@ -187,7 +218,7 @@ class _Encoder:
         return encoded
 
     def finished(self, span: FinishedSpan) -> bytes:
-        name, context, parent, attributes, kind, status, start, end = span.fields
+        name, context, parent, attributes, kind, status, start, end, links = span.fields
         encoded_name = self.name(name)
         state = context.trace_state
         return b"".join(
@@ -197,8 +228,7 @@ class _Encoder:
                 b"\x12\x08",
                 context.span_id.to_bytes(8, "big"),
                 _string(3, ",".join(f"{k}={v}" for k, v in state.items())) if state else b"",
-                b"\x22\x08",
-                parent.span_id.to_bytes(8, "big"),
+                b"" if parent is None else b"\x22\x08" + parent.span_id.to_bytes(8, "big"),
                 encoded_name,
                 _KINDS[kind],
                 b"\x39",
@@ -206,14 +236,31 @@ class _Encoder:
                 b"\x41",
                 _pack_fixed64(end),
                 self.attributes(9, attributes),
+                self._links(links) if links else b"",
                 _UNSET_STATUS
                 if status.status_code is StatusCode.UNSET and not status.description
                 else _field(
                     15, _string(2, status.description) + _uint(3, status.status_code.value)
                 ),
-                _REMOTE_PARENT if parent.is_remote else _LOCAL_PARENT,
+                _REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT,
             )
         )
+
+    def _links(self, links: Sequence[Link]) -> bytes:
+        parts = []
+        for link in links:
+            linked = link.context
+            parts.append(
+                _field(
+                    13,
+                    b"\x0a\x10" + linked.trace_id.to_bytes(16, "big")
+                    + b"\x12\x08" + linked.span_id.to_bytes(8, "big")
+                    + self.attributes(4, link.attributes)
+                    + _uint(5, link.dropped_attributes)
+                    + (_REMOTE_LINK if linked.is_remote else _LOCAL_LINK),
+                )
+            )  # fmt: skip
+        return b"".join(parts)
 
     def span(self, span: ReadableSpan) -> bytes:
         if type(span) is FinishedSpan:
@@ -251,18 +298,7 @@ class _Encoder:
                 )
             )
         parts.append(_uint(12, span.dropped_events))
-        for link in span.links:
-            linked = link.context
-            parts.append(
-                _field(
-                    13,
-                    b"\x0a\x10" + linked.trace_id.to_bytes(16, "big")
-                    + b"\x12\x08" + linked.span_id.to_bytes(8, "big")
-                    + self.attributes(4, link.attributes)
-                    + _uint(5, link.dropped_attributes)
-                    + (_REMOTE_LINK if linked.is_remote else _LOCAL_LINK),
-                )
-            )  # fmt: skip
+        parts.append(self._links(span.links))
         parts.append(_uint(14, span.dropped_links))
         status = span.status
         if status.description or status.status_code.value:

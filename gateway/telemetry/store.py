@@ -102,7 +102,7 @@ def _row(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
     # read there, not through ``ReadableSpan``'s properties, which copy on every read.
     fields = getattr(span, "fields", None)
     if fields is not None:
-        name, context, parent, attributes, _kind, status, start, end = fields
+        name, context, parent, attributes, _kind, status, start, end, _links = fields
     else:
         name, context, parent = span.name, span.context, span.parent
         attributes, status, start, end = (
@@ -124,10 +124,9 @@ def _row(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
         "name": name,
         "start_ns": start or 0,
         "end_ns": end or start or 0,
-        "attributes": {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in (attributes or {}).items()
-        },
+        # orjson writes a tuple as a list, so the recorder's own dict goes as it is: a span's
+        # attributes are not changed once it has ended.
+        "attributes": attributes if type(attributes) is dict else dict(attributes or {}),
         "status": state,
     }
 

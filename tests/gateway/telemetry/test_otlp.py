@@ -18,8 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TraceState, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from gateway.telemetry.otlp import OtlpHttpSpanExporter, _Encoder, encode_spans
-from gateway.telemetry.spans import SpanRecorder
+from gateway.core.types import Caller
+from gateway.telemetry.otlp import FinishedSpan, OtlpHttpSpanExporter, _Encoder, encode_spans
+from gateway.telemetry.spans import SpanRecorder, Telemetry
 
 
 def spans_of_every_shape() -> list[ReadableSpan]:
@@ -72,12 +73,33 @@ def spans_of_every_shape() -> list[ReadableSpan]:
         pass
     with tracer.start_as_current_span("stated", context=remote) as stated:
         stated.set_status(Status(StatusCode.OK))
+    # The gateway's own operation spans: a root linked to the caller's trace (its roles a
+    # tuple), and one continuing an upper gateway's trace; whole numbers at every width the
+    # encoder writes its own way (one, two, three and ten bytes, and the edges between).
+    telemetry = Telemetry(provider)
+    caller = Caller(app="app-1", region="SH", roles=("one_stop_app", "auditor"))
+    widths = [0, 127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**40, 2**63 - 1, -1, -(2**63)]
+    traceparent = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    with telemetry.operation(traceparent) as operation:
+        operation.caller(caller, "M-1")
+        operation.operation("Lookup", "query", "ab" * 32)
+        operation.audited(2**40)
+        assert operation.recorder is not None
+        with operation.recorder.span("batch enterprise", {"deltagate.region": "SH"}) as batch:
+            batch.set_attributes({f"n{i}": n for i, n in enumerate(widths)})
+    upper = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with telemetry.operation({}, parent=upper) as delegated:
+        delegated.caller(caller, None)
+        delegated.failed("FORBIDDEN")
     return list(exporter.get_finished_spans())
 
 
 def test_the_encoder_writes_what_the_sdk_encoder_writes() -> None:
     spans = spans_of_every_shape()
-    assert len(spans) == 7
+    assert len(spans) == 10
+    # The gateway's own spans, the operation's with its link too, take the encoder's short way.
+    operations = [s for s in spans if s.kind is SpanKind.SERVER and type(s) is FinishedSpan]
+    assert [len(s.links) for s in operations] == [1, 0]
     ours = ExportTraceServiceRequest.FromString(encode_spans(spans))
     theirs = ExportTraceServiceRequest.FromString(sdk_encode(spans).SerializeToString())
     assert ours == theirs

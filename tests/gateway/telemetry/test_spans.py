@@ -417,3 +417,30 @@ def test_an_exception_leaving_the_operation_marks_its_span_and_ends_it() -> None
     assert spans["operation"].status.status_code is StatusCode.ERROR
     assert spans["operation"].attributes["deltagate.error.code"] == "TimeoutError"
     assert spans["inner"].parent.span_id == spans["operation"].context.span_id
+
+
+def test_the_default_sampler_is_decided_as_when_it_is_asked() -> None:
+    """A new root under the default sampler (decided without calling it) is sampled with
+    nothing added, as when the same sampler is asked; a caller's ``traceparent``, sampled
+    or not, changes nothing."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, ParentBased
+
+    shortcut, asked = Traces(), Traces()
+    asked.provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))  # not the default's object
+    asked.provider.add_span_processor(SimpleSpanProcessor(asked.exporter))
+    assert shortcut.provider.sampler is DEFAULT_ON
+    try:
+        for headers in ({}, {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-00"}):
+            made = []
+            for traces in (shortcut, asked):
+                with Telemetry(traces.provider).operation(headers) as op:
+                    pass
+                assert op.recorder is not None
+                [span] = traces.of(op.trace_id)
+                made.append((op.context.trace_flags, op.context.trace_state, span.attributes,
+                             len(span.links)))  # fmt: skip
+            assert made[0] == made[1]
+            assert made[0][0].sampled
+    finally:
+        shortcut.provider.shutdown()
+        asked.provider.shutdown()
