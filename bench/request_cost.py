@@ -95,6 +95,7 @@ async def _run(args: argparse.Namespace, collector_port: int | None) -> None:
             sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
             audit_dsn=database_dsn(dsn),
             audit_gather=args.gather if args.gather is not None else Settings.audit_gather,
+            audit_chains=args.chains if args.chains is not None else Settings.audit_chains,
             rate_limits=False,
             # As deployed (production): no console, so no span store; --spans keeps them.
             console=ConsoleSettings(keep_spans=args.spans),
@@ -222,7 +223,10 @@ def main() -> None:
         "--concurrency", type=int, default=CONCURRENCY, help="requests at a time (default 8)"
     )
     parser.add_argument(
-        "--gather", type=float, help="the audit writer's audit.gather, in seconds (default 0.001)"
+        "--gather", type=float, help="the audit writer's audit.gather, in seconds (default 0)"
+    )
+    parser.add_argument(
+        "--chains", type=int, help="the audit writer's audit.chains per worker (default 1)"
     )
     parser.add_argument(
         "--data-dir",

@@ -13,19 +13,20 @@ committed. While one INSERT is in flight, the events that arrive wait for the
 next, which takes them all (group commit): at low load an event waits for
 nothing but its own write, under load one commit serves many requests. A
 commit's fixed cost (most of it the WAL flush) is paid per batch, and at a
-moderate load a batch would hold one to four events; so while operations
-announced to the log (``expect``) are still running, the writer waits up to
-``gather`` seconds for their events before it writes, and stops waiting as
-soon as every one of them has settled (one that starts during the wait is
-not waited for). With no other operation running, an event never waits: an
-idle gateway writes each at once. Each
-writer appends to chains of its own (``chains``), named at random when it is
-made, and keeps each chain's head in memory: it never reads another chain's
-head nor waits for one, and one INSERT (one round trip, its own transaction)
-stores a batch. Each chain has a connection and a writing task of its own, so
-that while one batch's commit waits for the disk (a WAL flush: milliseconds
-on a slow disk, far more than the rest of a batch) the next batch goes out on
-another chain, and PostgreSQL flushes the commits in flight together. The
+moderate load a batch would hold one to four events; so, if asked to
+(``gather``, none by default), while operations announced to the log
+(``expect``) are still running, the writer waits up to ``gather`` seconds for
+their events before it writes, and stops waiting as soon as every one of them
+has settled (one that starts during the wait is not waited for). With no
+other operation running, an event never waits: an idle gateway writes each at
+once. Each writer appends to chains of its own (``chains``, one by default),
+named at random when it is made, and keeps each chain's head in memory: it
+never reads another chain's head nor waits for one, and one INSERT (one round
+trip, its own transaction) stores a batch. Each chain has a connection and a
+writing task of its own, so that, with more than one, while one batch's commit
+waits for the disk (a WAL flush: milliseconds on a slow disk, far more than the
+rest of a batch) the next batch goes out on another chain, and PostgreSQL
+flushes the commits in flight together. The
 database still refuses a batch that does not follow its chain's stored head
 (``sql.SCHEMA``).
 
@@ -113,9 +114,12 @@ logger = logging.getLogger("deltagate.audit")
 #: Seconds between checkpoints, unless configured.
 CHECKPOINT_INTERVAL = 5.0
 
-#: Most seconds the writer waits for announced operations' events, unless configured:
+#: Most seconds the writer waits for announced operations' events, unless configured: none.
+#: Waiting saves PostgreSQL commits but holds every audited answer while the others
+#: finish; where the disk flushes in well under a millisecond, as on the benchmark's
+#: machine, that cost more throughput than it saved (bench/README.md, fifth round).
 #: uvloop's timers count whole milliseconds (a shorter wait ends on the loop's next turn).
-GATHER = 0.001
+GATHER = 0.0
 
 
 def _release(gathering: asyncio.Future[None]) -> None:

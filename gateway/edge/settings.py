@@ -70,9 +70,11 @@ Example ``gateway.toml``::
     timeout = 5.0                # seconds for one audit write or read
     checkpoint_interval = 5.0    # seconds between signed checkpoints of every chain's head
     gather = 0.001               # most seconds a write waits for the events of operations
-                                 # still running, to commit them together (0: never waits)
+                                 # still running, to commit them together (0, the default:
+                                 # never waits; worth it where the CPU is the limit)
     chains = 2                   # chains each worker appends to, a connection each: how
-                                 # many commits it may have in flight at once
+                                 # many commits it may have in flight at once (1, the
+                                 # default; more where a commit waits milliseconds)
 
     [tls]                        # serve HTTPS (deltagate serve); paths relative to this file
     cert = "server.pem"          # the server's certificate chain and its key
@@ -462,8 +464,8 @@ class Settings:
     audit_timeout: float = 5.0
     audit_checkpoint_secret: str | None = None
     audit_checkpoint_interval: float = 5.0
-    audit_gather: float = 0.001
-    audit_chains: int = 2
+    audit_gather: float = 0.0
+    audit_chains: int = 1
     regions: RegionRegistry = field(default_factory=shipped_regions)
     delegation: DelegationSettings | None = None
     upper: SourceSettings | None = None
@@ -710,8 +712,8 @@ def _from_table(raw: Mapping[str, Any], base: Path) -> Settings:
         audit_checkpoint_interval=_number(
             audit.get("checkpoint_interval", 5.0), "audit.checkpoint_interval"
         ),
-        audit_gather=_number(audit.get("gather", 0.001), "audit.gather"),
-        audit_chains=_int(audit.get("chains", 2), "audit.chains"),
+        audit_gather=_number(audit.get("gather", 0.0), "audit.gather"),
+        audit_chains=_int(audit.get("chains", 1), "audit.chains"),
         regions=regions,
         delegation=DelegationSettings.from_table(delegation, base) if delegation else None,
         upper=_upper_source(upper, base) if upper else None,

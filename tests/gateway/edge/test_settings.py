@@ -119,19 +119,19 @@ def test_a_wrong_checkpoint_interval_is_refused(tmp_path: Path, interval: str) -
 def test_the_audit_gather_wait_is_configured_and_the_environment_wins(tmp_path: Path) -> None:
     text = "[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\n"
     env = {"DELTAGATE_JWT_SECRET": SECRET}
-    assert load_settings(write(tmp_path, text), env=env).audit_gather == 0.001
-    assert load_settings(write(tmp_path, text + "gather = 0\n"), env=env).audit_gather == 0
+    assert load_settings(write(tmp_path, text), env=env).audit_gather == 0
+    assert load_settings(write(tmp_path, text + "gather = 0.001\n"), env=env).audit_gather == 0.001
     env["DELTAGATE_AUDIT_GATHER"] = "0.002"
-    assert load_settings(write(tmp_path, text + "gather = 0\n"), env=env).audit_gather == 0.002
+    assert load_settings(write(tmp_path, text + "gather = 0.001\n"), env=env).audit_gather == 0.002
 
 
 def test_the_audit_chains_per_worker_are_configured(tmp_path: Path) -> None:
     text = "[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\n"
     env = {"DELTAGATE_JWT_SECRET": SECRET}
-    assert load_settings(write(tmp_path, text), env=env).audit_chains == 2
-    assert load_settings(write(tmp_path, text + "chains = 1\n"), env=env).audit_chains == 1
+    assert load_settings(write(tmp_path, text), env=env).audit_chains == 1
+    assert load_settings(write(tmp_path, text + "chains = 2\n"), env=env).audit_chains == 2
     env["DELTAGATE_AUDIT_CHAINS"] = "4"
-    assert load_settings(write(tmp_path, text + "chains = 1\n"), env=env).audit_chains == 4
+    assert load_settings(write(tmp_path, text + "chains = 2\n"), env=env).audit_chains == 4
     for wrong in ("0", "17", "'two'"):
         with pytest.raises(ConfigError, match=r"audit\.chains"):
             load_settings(
