@@ -124,6 +124,10 @@ class GatewayContext:
             return frozenset()
         return self._selection.get(type_name, frozenset())
 
+    def close(self) -> None:
+        """The operation has been answered: break the references back to this context."""
+        self.loaders.close()
+
     def unavailable(self, path: Any, error: SourceUnavailable) -> None:
         """Record that the field at ``path`` lacks what ``error``'s region keeps."""
         self.errors.append((path.as_list() if hasattr(path, "as_list") else list(path), error))

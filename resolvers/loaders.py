@@ -230,6 +230,11 @@ class Loaders:
         self.scheduler = BatchScheduler()
         self._loaders: dict[tuple[LoadSpec, RegionCode], DataLoader] = {}
 
+    def close(self) -> None:
+        """Let go of the request's loaders, so that what they hold is freed as the request ends."""
+        self._loaders.clear()
+        self.fields_of = _selects_nothing
+
     def get(self, spec: LoadSpec, region: RegionCode) -> DataLoader | None:
         """The loader of ``spec`` rows kept by ``region``; None if no source serves it."""
         loader = self._loaders.get((spec, region))
@@ -410,6 +415,10 @@ class Loaders:
                 decision = self.policy.decide(coordinate, region, subject_type=subject)
                 clear[about] = decision.decision is Decision.CLEAR
             row[KIND] = original.get(kind) if clear[about] else None
+
+
+def _selects_nothing(type_name: str) -> frozenset[str]:
+    return frozenset()
 
 
 def _batch(

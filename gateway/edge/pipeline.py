@@ -189,78 +189,84 @@ class Gateway(GatewayParts):
             upper=self.upper,
             console=self.console,
         )  # fmt: skip
-        # The audit writer may wait a moment for this operation's event rather than commit
-        # the events before it each alone (group commit under load).
-        expectation = self.audit.expect() if self.audit is not None else NOTHING_EXPECTED
         try:
-            # What the gateway sources below need of this request: the caller to delegate,
-            # the trace to continue; they leave the lowers' audit receipts in it.
-            depth = depth_of(headers.get(_DEPTH))
-            request = CascadeRequest(caller, matter, trace.traceparent, depth=depth)
-            with acting_for(request) as cascade:
-                result = await self.schema.execute_prepared(
-                    prepared.document,
-                    variable_values=operation.variables,
-                    context_value=context,
-                    operation_name=operation.operation_name,
-                    plan=prepared.plan,
+            # The audit writer may wait a moment for this operation's event rather than commit
+            # the events before it each alone (group commit under load).
+            expectation = self.audit.expect() if self.audit is not None else NOTHING_EXPECTED
+            try:
+                # What the gateway sources below need of this request: the caller to delegate,
+                # the trace to continue; they leave the lowers' audit receipts in it.
+                depth = depth_of(headers.get(_DEPTH))
+                request = CascadeRequest(caller, matter, trace.traceparent, depth=depth)
+                with acting_for(request) as cascade:
+                    result = await self.schema.execute_prepared(
+                        prepared.document,
+                        variable_values=operation.variables,
+                        context_value=context,
+                        operation_name=operation.operation_name,
+                        plan=prepared.plan,
+                    )
+                # Every decision, clear ones too: the audit event records them all, the
+                # response lists the masked and withheld ones.
+                summary = policy.summary(include_clear=True)
+                if cascade.below:
+                    # What a lower gateway masked or withheld was not released in clear here.
+                    summary["fields"] = stricter(summary["fields"], cascade.below)
+            finally:
+                # Settled before the event is appended, with nothing awaited in between: the
+                # writer stops waiting for this operation and finds its event already queued.
+                expectation.settle()
+            try:
+                receipt = await self._audit(
+                    trace, caller, policy, context, prepared, summary, cascade.receipts
                 )
-            # Every decision, clear ones too: the audit event records them all, the
-            # response lists the masked and withheld ones.
-            summary = policy.summary(include_clear=True)
-            if cascade.below:
-                # What a lower gateway masked or withheld was not released in clear here.
-                summary["fields"] = stricter(summary["fields"], cascade.below)
+            except AuditUnavailable as error:
+                # Fail closed: without its audit event, none of the operation's data leaves.
+                logger.error("audit event not written; response refused (trace %s)", trace_id)
+                seen.outcome = error.code
+                trace.failed(error.code)
+                return refusal(error, media_type, trace_id=trace_id)
+            payload: dict[str, Any] = {}
+            status = 200
+            errors: list[dict[str, Any]] = []
+            if result.errors or context.errors:
+                errors = operation_errors(
+                    result.errors or (),
+                    context.errors,
+                    trace_id=trace_id,
+                    hide_schema=self.settings.production,  # variables that do not coerce
+                )
+                payload["errors"] = errors
+                trace.failed(errors[0]["extensions"]["code"])
+            # No data and no error at a path: the variables did not coerce, so nothing executed
+            # (a request error: no ``data`` key, answered as a document that does not validate).
+            if result.data is not None or any(error.path for error in result.errors or ()):
+                payload["data"] = result.data
+                seen.resources = prepared.root_fields
+            else:
+                status = refusal_of(InvalidDocument).status_for(media_type)
+            shown = policy.explained(summary)
+            payload["extensions"] = {
+                "policy": shown,
+                "backendQueries": context.loaders.batches,
+                **context.extensions,
+                "traceId": trace_id,
+            }
+            if receipt is not None and caller.acting is not None and self.settings.delegation:
+                # For the acting gateway's own event. Only a trusted upper is told: the
+                # numbers would show any caller how many audited operations this gateway serves.
+                payload["extensions"]["auditReceipt"] = receipt_document(
+                    receipt, self.settings.delegation.id
+                )
+            seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
+            # Metrics are the operator's: they keep the owners the caller's view leaves out.
+            seen.fields = summary["fields"]
+            return json_answer(payload, status, media_type)
         finally:
-            # Settled before the event is appended, with nothing awaited in between: the
-            # writer stops waiting for this operation and finds its event already queued.
-            expectation.settle()
-        try:
-            receipt = await self._audit(
-                trace, caller, policy, context, prepared, summary, cascade.receipts
-            )
-        except AuditUnavailable as error:
-            # Fail closed: without its audit event, none of the operation's data leaves.
-            logger.error("audit event not written; response refused (trace %s)", trace_id)
-            seen.outcome = error.code
-            trace.failed(error.code)
-            return refusal(error, media_type, trace_id=trace_id)
-        payload: dict[str, Any] = {}
-        status = 200
-        errors: list[dict[str, Any]] = []
-        if result.errors or context.errors:
-            errors = operation_errors(
-                result.errors or (),
-                context.errors,
-                trace_id=trace_id,
-                hide_schema=self.settings.production,  # variables that do not coerce
-            )
-            payload["errors"] = errors
-            trace.failed(errors[0]["extensions"]["code"])
-        # No data and no error at a path: the variables did not coerce, so nothing executed
-        # (a request error: no ``data`` key, answered as a document that does not validate).
-        if result.data is not None or any(error.path for error in result.errors or ()):
-            payload["data"] = result.data
-            seen.resources = prepared.root_fields
-        else:
-            status = refusal_of(InvalidDocument).status_for(media_type)
-        shown = policy.explained(summary)
-        payload["extensions"] = {
-            "policy": shown,
-            "backendQueries": context.loaders.batches,
-            **context.extensions,
-            "traceId": trace_id,
-        }
-        if receipt is not None and caller.acting is not None and self.settings.delegation:
-            # For the acting gateway's own event. Only a trusted upper is told: the
-            # numbers would show any caller how many audited operations this gateway serves.
-            payload["extensions"]["auditReceipt"] = receipt_document(
-                receipt, self.settings.delegation.id
-            )
-        seen.outcome = errors[0]["extensions"]["code"] if errors else "ok"
-        # Metrics are the operator's: they keep the owners the caller's view leaves out.
-        seen.fields = summary["fields"]
-        return json_answer(payload, status, media_type)
+            # The loaders refer back to the context (and it to them): broken here, the
+            # request's rows and objects are freed as it ends, by reference counting, not
+            # left for the collector, whose passes over them stalled every request in flight.
+            context.close()
 
     async def _prepare(
         self, app: str, query: str, variables: Mapping[str, Any] | None, name: str | None
