@@ -116,22 +116,26 @@ def test_a_wrong_checkpoint_interval_is_refused(tmp_path: Path, interval: str) -
         load_settings(write(tmp_path, text), env={"DELTAGATE_JWT_SECRET": SECRET})
 
 
-def test_the_audit_gather_wait_is_configured_and_the_environment_wins(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "default", "in_file", "in_env"),
+    [("gather", 0, "0.001", "0.002"), ("chains", 1, "2", "4")],
+)
+def test_the_audit_writer_is_configured_and_the_environment_wins(
+    tmp_path: Path, key: str, default: float, in_file: str, in_env: str
+) -> None:
     text = "[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\n"
     env = {"DELTAGATE_JWT_SECRET": SECRET}
-    assert load_settings(write(tmp_path, text), env=env).audit_gather == 0
-    assert load_settings(write(tmp_path, text + "gather = 0.001\n"), env=env).audit_gather == 0.001
-    env["DELTAGATE_AUDIT_GATHER"] = "0.002"
-    assert load_settings(write(tmp_path, text + "gather = 0.001\n"), env=env).audit_gather == 0.002
+    field = f"audit_{key}"
+    assert getattr(load_settings(write(tmp_path, text), env=env), field) == default
+    configured = load_settings(write(tmp_path, text + f"{key} = {in_file}\n"), env=env)
+    assert getattr(configured, field) == float(in_file)
+    env[f"DELTAGATE_AUDIT_{key.upper()}"] = in_env
+    overridden = load_settings(write(tmp_path, text + f"{key} = {in_file}\n"), env=env)
+    assert getattr(overridden, field) == float(in_env)
 
 
-def test_the_audit_chains_per_worker_are_configured(tmp_path: Path) -> None:
+def test_wrong_audit_chains_are_refused(tmp_path: Path) -> None:
     text = "[sources.SH]\ndsn = 'postgresql://x/y'\n[audit]\n"
-    env = {"DELTAGATE_JWT_SECRET": SECRET}
-    assert load_settings(write(tmp_path, text), env=env).audit_chains == 1
-    assert load_settings(write(tmp_path, text + "chains = 2\n"), env=env).audit_chains == 2
-    env["DELTAGATE_AUDIT_CHAINS"] = "4"
-    assert load_settings(write(tmp_path, text + "chains = 2\n"), env=env).audit_chains == 4
     for wrong in ("0", "17", "'two'"):
         with pytest.raises(ConfigError, match=r"audit\.chains"):
             load_settings(
