@@ -94,8 +94,8 @@ async def _run(args: argparse.Namespace, collector_port: int | None) -> None:
             mask_secret=MASK_SECRET,
             sources=local_sources({r: region_dsn(dsn, r) for r in DELTA_REGIONS}),
             audit_dsn=database_dsn(dsn),
-            audit_gather=args.gather if args.gather is not None else Settings.audit_gather,
-            audit_chains=args.chains if args.chains is not None else Settings.audit_chains,
+            audit_gather=args.gather,
+            audit_chains=args.chains,
             rate_limits=False,
             # As deployed (production): no console, so no span store; --spans keeps them.
             console=ConsoleSettings(keep_spans=args.spans),
@@ -223,10 +223,16 @@ def main() -> None:
         "--concurrency", type=int, default=CONCURRENCY, help="requests at a time (default 8)"
     )
     parser.add_argument(
-        "--gather", type=float, help="the audit writer's audit.gather, in seconds (default 0)"
+        "--gather",
+        type=float,
+        default=Settings.audit_gather,
+        help="the audit writer's audit.gather, in seconds (default: the gateway's)",
     )
     parser.add_argument(
-        "--chains", type=int, help="the audit writer's audit.chains per worker (default 1)"
+        "--chains",
+        type=int,
+        default=Settings.audit_chains,
+        help="the audit writer's audit.chains per worker (default: the gateway's)",
     )
     parser.add_argument(
         "--data-dir",

@@ -26,9 +26,8 @@ trip, its own transaction) stores a batch. Each chain has a connection and a
 writing task of its own, so that, with more than one, while one batch's commit
 waits for the disk (a WAL flush: milliseconds on a slow disk, far more than the
 rest of a batch) the next batch goes out on another chain, and PostgreSQL
-flushes the commits in flight together. The
-database still refuses a batch that does not follow its chain's stored head
-(``sql.SCHEMA``).
+flushes the commits in flight together. The database still refuses a batch
+that does not follow its chain's stored head (``sql.SCHEMA``).
 
 Each event's decisions list goes by reference (``gateway.audit.decision_sets``):
 inline the first time the writer meets it, then stored with the next event that

@@ -15,13 +15,23 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.audit import EventQuery, PostgresAuditLog, verify
+from gateway.audit import EventQuery, Expectation, PostgresAuditLog, Receipt, verify
 from tests.gateway.audit.conftest import event
 
 #: Far longer than any test waits: a writer that waits this long fails the test.
 LONG = 30.0
 #: What a test allows for a write that should not wait.
 PROMPT = 5.0
+
+
+async def held_write(
+    log: PostgresAuditLog, seq: int, settle_after: float = 0.1
+) -> tuple[Expectation, asyncio.Task[Receipt]]:
+    """An operation announced, then another's event appended and held for it a moment."""
+    running = log.expect()
+    write = asyncio.create_task(log.append(event(seq)))
+    await asyncio.sleep(settle_after)
+    return running, write
 
 
 @pytest.fixture
@@ -42,9 +52,7 @@ async def test_with_no_operation_running_an_event_is_written_at_once(
 async def test_a_write_waits_for_the_event_of_an_operation_still_running(
     gathering: PostgresAuditLog, audit_dsn: str
 ) -> None:
-    running = gathering.expect()
-    first = asyncio.create_task(gathering.append(event(1)))
-    await asyncio.sleep(0.2)
+    running, first = await held_write(gathering, 1, settle_after=0.2)
     assert not first.done()  # held for the operation still running
 
     running.settle()  # as the pipeline does, right before that operation appends
@@ -60,9 +68,7 @@ async def test_a_write_waits_for_the_event_of_an_operation_still_running(
 async def test_an_operation_that_ends_without_an_event_stops_the_wait(
     gathering: PostgresAuditLog,
 ) -> None:
-    running = gathering.expect()
-    first = asyncio.create_task(gathering.append(event(1)))
-    await asyncio.sleep(0.1)
+    running, first = await held_write(gathering, 1)
     running.settle()  # refused, failed or touched no L2+ data: no event comes
     async with asyncio.timeout(PROMPT):
         receipt = await first
@@ -72,9 +78,7 @@ async def test_an_operation_that_ends_without_an_event_stops_the_wait(
 async def test_an_operation_that_starts_during_the_wait_is_not_waited_for(
     gathering: PostgresAuditLog,
 ) -> None:
-    running = gathering.expect()
-    first = asyncio.create_task(gathering.append(event(1)))
-    await asyncio.sleep(0.1)
+    running, first = await held_write(gathering, 1)
     later = gathering.expect()  # a whole operation away from its event
     running.settle()
     async with asyncio.timeout(PROMPT):
